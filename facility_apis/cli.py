@@ -1,0 +1,157 @@
+"""``facility-apis``: list facilities, show schemas, validate credentials, dry-run a submission,
+and run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .core.errors import FacilityError, ValidationFailed
+from .core.interface import Allocation, Facility, FollowupRequest, Target
+from .core.operations import perform
+from .core.registry import default_registry
+from .core.transport import Transport
+
+EXIT_INVALID = 2
+
+
+def _read_json(path: str, what: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        document = json.loads(text)
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read {what} file {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"error: {what} file {path} is not JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(document, dict):
+        raise SystemExit(f"error: {what} file {path} must hold a JSON object")
+    return document
+
+
+def _facility(name: str, base_url: str | None = None) -> Facility:
+    cls = default_registry().get(name)
+    return cls({"base_url": base_url} if base_url else None)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for cls in default_registry().all():
+        implemented = [op for op, yes in cls.implements().items() if yes]
+        rows.append({"name": cls.name, "title": cls.title, "kind": cls.kind.value, "implements": implemented})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['name']:<16} {row['kind']:<18} {row['title']}  [{', '.join(row['implements'])}]")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    facility = _facility(args.name)
+    schema = {"altdata": facility.altdata_schema, "request": facility.request_schema, "ui": facility.ui_schema}[args.which]()
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    facility = _facility(args.name)
+    errors: list[str] = []
+    try:
+        facility.validate_altdata(_read_json(args.altdata, "altdata"))
+    except ValidationFailed as exc:
+        errors += [f"altdata {error}" for error in exc.errors]
+    if args.payload:
+        try:
+            facility.validate_payload(_read_json(args.payload, "payload"))
+        except ValidationFailed as exc:
+            errors += [f"payload {error}" for error in exc.errors]
+    for line in errors:
+        print(line)
+    if not errors:
+        print("valid")
+    return EXIT_INVALID if errors else 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    facility = _facility(args.name, args.base_url)
+    altdata = _read_json(args.altdata, "altdata")
+    payload = _read_json(args.payload, "payload") if args.payload else {}
+    with Transport(secrets=facility.secrets(altdata)) as transport:
+        try:
+            target = Target(args.target_id, args.ra, args.dec)
+            altdata = facility.validate_altdata(altdata)
+            request = FollowupRequest(None, target, Allocation(None, altdata), facility.validate_payload(payload))
+        except ValidationFailed as exc:
+            for error in exc.errors:
+                print(f"{exc.what} {error}")
+            return EXIT_INVALID
+        if args.dry_run:
+            print(transport.render(facility.prepare(request)), end="")
+            return 0
+        outcome = perform(facility, "submit", request, transport)
+    print(outcome.status)
+    if outcome.remote_id:
+        print(f"remote id: {outcome.remote_id}")
+    return 0 if outcome.remote_id else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(rows=args.rows, run_time=args.run_time)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facility-apis", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", help="list the registered facilities")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(run=cmd_list)
+
+    schema = commands.add_parser("schema", help="print a facility's JSON schema")
+    schema.add_argument("name")
+    which = schema.add_mutually_exclusive_group()
+    which.add_argument("--altdata", dest="which", action="store_const", const="altdata", help="allocation credentials (default)")
+    which.add_argument("--request", dest="which", action="store_const", const="request", help="follow-up request form")
+    which.add_argument("--ui", dest="which", action="store_const", const="ui", help="the request form's uiSchema")
+    schema.set_defaults(run=cmd_schema, which="altdata")
+
+    validate = commands.add_parser("validate", help="check altdata (and a payload); exit 2 when invalid")
+    validate.add_argument("name")
+    validate.add_argument("--altdata", required=True, metavar="FILE", help="JSON file ('-' for stdin)")
+    validate.add_argument("--payload", metavar="FILE", help="JSON file of a request payload")
+    validate.set_defaults(run=cmd_validate)
+
+    submit = commands.add_parser("submit", help="submit one request (or show it with --dry-run)")
+    submit.add_argument("name")
+    submit.add_argument("--ra", type=float, required=True, help="degrees")
+    submit.add_argument("--dec", type=float, required=True, help="degrees")
+    submit.add_argument("--target-id", default="target", help="the source's name")
+    submit.add_argument("--altdata", required=True, metavar="FILE")
+    submit.add_argument("--payload", metavar="FILE")
+    submit.add_argument("--base-url", help="the facility's service URL (overrides the default)")
+    submit.add_argument("--dry-run", action="store_true", help="print the exact HTTP request, secrets masked, and send nothing")
+    submit.set_defaults(run=cmd_submit)
+
+    demo = commands.add_parser("demo", help="run ATLAS against the local emulator and SkyPortal stub")
+    demo.add_argument("--rows", type=int, default=40, help="points in the emulated result file")
+    demo.add_argument("--run-time", type=float, default=1.0, help="seconds each emulated task runs")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except FacilityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

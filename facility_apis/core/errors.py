@@ -1,0 +1,87 @@
+"""Typed errors: each carries what a status message needs, and never a secret value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FacilityError(Exception):
+    """Base of every error raised by facility_apis."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One failing field: its JSON path (``$.start_date``) and the rule it broke."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ValidationFailed(FacilityError):
+    """Input did not match a schema; ``errors`` lists every failing field."""
+
+    what = "input"
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = list(errors)
+        super().__init__(f"invalid {self.what}: " + "; ".join(str(e) for e in self.errors))
+
+    @classmethod
+    def single(cls, path: str, message: str) -> ValidationFailed:
+        """An error about one field."""
+        return cls([FieldError(path, message)])
+
+
+class AltdataError(ValidationFailed):
+    """Allocation credentials (altdata) are invalid."""
+
+    what = "altdata"
+
+
+class PayloadError(ValidationFailed):
+    """A follow-up request payload is invalid."""
+
+    what = "payload"
+
+
+class Throttled(FacilityError):
+    """The remote service asked us to wait ``wait`` seconds before calling again."""
+
+    def __init__(self, wait: float, message: str = ""):
+        self.wait = wait
+        super().__init__(message or f"throttled; retry in {wait:g} s")
+
+
+class FacilityUnavailable(FacilityError):
+    """The remote service could not be reached, or answered with a transient server error.
+
+    ``sent`` tells whether the request may have reached the service (a timeout after sending):
+    such a submission must not be repeated blindly.
+    """
+
+    def __init__(self, message: str, *, sent: bool = False):
+        self.sent = sent
+        super().__init__(message)
+
+
+class RemoteError(FacilityError):
+    """The remote service answered, but not with what the protocol promises."""
+
+    def __init__(self, message: str, *, http_status: int | None = None):
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class UnknownFacility(FacilityError, LookupError):
+    """No facility is registered under that name."""
+
+
+class DuplicateFacility(FacilityError):
+    """Two facilities claim the same registry name."""
+
+
+class NotImplementedOperation(FacilityError):
+    """The facility does not implement that operation."""

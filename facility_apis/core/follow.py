@@ -1,0 +1,64 @@
+"""Follow one request from submission to a terminal state, reporting every status change.
+
+The simple, single-request driver behind ``facility-apis demo`` and the end-to-end tests. (The
+gateway does the same for many requests at once, with persistence.) Sleeping lives here, never in
+a facility.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+from .interface import Facility, FollowupRequest
+from .operations import perform
+from .outcome import Outcome, State
+from .skyportal_client import SkyPortalClient
+from .transport import Transport
+
+Reporter = Callable[[Outcome], None]
+
+
+def follow(
+    facility: Facility,
+    request: FollowupRequest,
+    transport: Transport,
+    *,
+    skyportal: SkyPortalClient | None = None,
+    report: Reporter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    max_calls: int = 1000,
+) -> Outcome:
+    """Submit ``request`` (retrying after throttles) and poll it until it is terminal.
+
+    Each new status is passed to ``report`` and, with ``skyportal``, posted to ``/api/facility``;
+    photometry is delivered with ``PUT /api/photometry`` before the status that announces it.
+    Stops after ``max_calls`` facility calls, returning the last outcome.
+    """
+    last_status: str | None = None
+
+    def publish(outcome: Outcome) -> None:
+        nonlocal last_status
+        if outcome.photometry is not None and len(outcome.photometry) and skyportal is not None:
+            allocation = request.allocation
+            body = outcome.photometry.to_skyportal(request.target.id, allocation.instrument_id or 0, allocation.group_ids)
+            skyportal.put_photometry(body)
+        if outcome.status != last_status:
+            last_status = outcome.status
+            if report:
+                report(outcome)
+            if skyportal is not None and request.id is not None:
+                skyportal.post_status(request.id, outcome.status)
+
+    outcome = Outcome(State.PENDING)
+    for _ in range(max_calls):
+        operation = "submit" if request.remote_id is None else "get"
+        outcome = perform(facility, operation, request, transport)
+        publish(outcome)
+        if outcome.remote_id:
+            request = dataclasses.replace(request, remote_id=outcome.remote_id)
+        if outcome.state.terminal or outcome.poll_after is None:
+            break
+        sleep(outcome.poll_after)
+    return outcome

@@ -1,0 +1,97 @@
+"""The normalised lifecycle of a follow-up request and the ``Outcome`` every operation returns."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .photometry import Photometry
+    from .transport import Transaction
+
+
+class State(str, enum.Enum):
+    """Where a follow-up request stands. ``detail`` in the Outcome says why, in words."""
+
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    THROTTLED = "throttled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    NO_DATA = "no_data"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    DELETED = "deleted"
+
+    @property
+    def terminal(self) -> bool:
+        """No further call to the facility can change this state."""
+        return self in TERMINAL
+
+    @property
+    def active(self) -> bool:
+        """The facility holds the request: it should be followed (polled)."""
+        return self in (State.SUBMITTED, State.QUEUED, State.RUNNING)
+
+
+TERMINAL = frozenset({State.COMPLETED, State.NO_DATA, State.REJECTED, State.CANCELED, State.DELETED})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a facility operation produced.
+
+    ``poll_after`` is the number of seconds the caller should wait before the next call (a
+    throttle's wait, or the facility's advised polling interval); ``None`` when nothing is due.
+    """
+
+    state: State
+    detail: str = ""
+    remote_id: str | None = None
+    poll_after: float | None = None
+    photometry: Photometry | None = None
+    transactions: tuple[Transaction, ...] = field(default=(), repr=False)
+
+    @property
+    def status(self) -> str:
+        """The SkyPortal ``FollowupRequest.status`` text for this outcome.
+
+        Keeps SkyPortal's words so its rules keep working: ``submitted``, ``rejected: ...`` and
+        ``failed to submit: ...`` (both resubmittable in SkyPortal), ``deleted``.
+        """
+        return skyportal_status(self.state, self.detail, submitted=self.remote_id is not None)
+
+    def with_transactions(self, transactions: tuple[Transaction, ...]) -> Outcome:
+        return replace(self, transactions=transactions)
+
+
+_PREFIX = {
+    State.PENDING: "pending submission",
+    State.SUBMITTED: "submitted",
+    State.QUEUED: "queued",
+    State.RUNNING: "running",
+    State.COMPLETED: "complete",
+    State.NO_DATA: "complete: no data",
+    State.REJECTED: "rejected",
+    State.THROTTLED: "throttled",
+    State.FAILED: "failed",
+    State.CANCELED: "canceled",
+    State.DELETED: "deleted",
+}
+
+
+def skyportal_status(state: State, detail: str = "", *, submitted: bool = False) -> str:
+    """Derive SkyPortal's status string from a state and its detail.
+
+    A throttle or failure before the facility accepted the request reads ``failed to submit: ...``
+    so that SkyPortal lets the observer submit again; a failure while following an accepted
+    request reads ``failed: ...``.
+    """
+    if state in (State.THROTTLED, State.FAILED) and not submitted:
+        prefix = "failed to submit"
+    else:
+        prefix = _PREFIX[state]
+    return f"{prefix}: {detail}" if detail else prefix

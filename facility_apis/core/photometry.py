@@ -1,0 +1,63 @@
+"""Photometry in SkyPortal's magnitude space, held column-wise (cheap for large results)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+
+@dataclass(frozen=True)
+class Photometry:
+    """Points of one target: ``mag``/``magerr`` are ``None`` for a non-detection, whose
+    ``limiting_mag`` is then the upper limit. ``notes`` say what was left out and why."""
+
+    mjd: list[float]
+    mag: list[float | None]
+    magerr: list[float | None]
+    limiting_mag: list[float]
+    filter: list[str]
+    ra: list[float | None] | None = None
+    dec: list[float | None] | None = None
+    magsys: str = "ab"
+    origin: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        lengths = {len(column) for column in self._columns().values()}
+        if len(lengths) > 1:
+            raise ValueError(f"photometry columns differ in length: {sorted(lengths)}")
+
+    def _columns(self) -> dict[str, list[Any]]:
+        columns = {
+            "mjd": self.mjd,
+            "mag": self.mag,
+            "magerr": self.magerr,
+            "limiting_mag": self.limiting_mag,
+            "filter": self.filter,
+        }
+        if self.ra is not None and self.dec is not None:
+            columns |= {"ra": self.ra, "dec": self.dec}
+        return columns
+
+    def __len__(self) -> int:
+        return len(self.mjd)
+
+    @property
+    def detections(self) -> int:
+        return sum(1 for mag in self.mag if mag is not None)
+
+    def summary(self) -> str:
+        """e.g. ``"120 points (35 detections, 85 upper limits)"``."""
+        total, detected = len(self), self.detections
+        return f"{total} points ({detected} detections, {total - detected} upper limits)"
+
+    def to_skyportal(self, obj_id: str, instrument_id: int, group_ids: Iterable[int] = ()) -> dict[str, Any]:
+        """The body of SkyPortal's ``PUT /api/photometry`` (magnitude space)."""
+        body: dict[str, Any] = {"obj_id": obj_id, "instrument_id": instrument_id, "magsys": self.magsys}
+        if self.origin:
+            body["origin"] = self.origin
+        groups = sorted(set(group_ids))
+        if groups:
+            body["group_ids"] = groups
+        body |= {name: list(values) for name, values in self._columns().items()}
+        return body

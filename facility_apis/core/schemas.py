@@ -1,0 +1,181 @@
+"""Loading and validating the draft-07 schema documents shipped in ``facility_apis/schemas``."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from importlib import resources
+from typing import Any, Iterable
+
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import ValidationError
+
+from .errors import FieldError, ValidationFailed
+
+DRAFT7 = "http://json-schema.org/draft-07/schema#"
+FORMAT_CHECKER = Draft7Validator.FORMAT_CHECKER
+
+
+def schema_root():
+    """The folder holding the schema documents (inside the installed package)."""
+    return resources.files("facility_apis") / "schemas"
+
+
+@functools.cache
+def _read(name: str) -> dict[str, Any]:
+    path = schema_root().joinpath(*f"{name}.json".split("/"))
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_document(name: str) -> dict[str, Any]:
+    """A fresh copy of a shipped JSON document that is not a schema (e.g. a uiSchema)."""
+    return copy.deepcopy(_read(name))
+
+
+@functools.cache
+def _load(name: str) -> dict[str, Any]:
+    document = _read(name)
+    if document.get("$schema") != DRAFT7:
+        raise ValueError(f"schema {name!r} must declare $schema {DRAFT7!r}")
+    Draft7Validator.check_schema(document)
+    return document
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """A fresh copy of schema ``name`` (e.g. ``"atlas/altdata"``), checked to be valid draft-07."""
+    return copy.deepcopy(_load(name))
+
+
+def available_schemas() -> list[str]:
+    """Every shipped schema name, sorted."""
+    names = []
+    root = schema_root()
+    for entry in root.iterdir():
+        if entry.is_dir():
+            names += [f"{entry.name}/{f.name[:-5]}" for f in entry.iterdir() if f.name.endswith(".json")]
+        elif entry.name.endswith(".json"):
+            names.append(entry.name[:-5])
+    return sorted(names)
+
+
+def secret_fields(schema: dict[str, Any]) -> set[str]:
+    """Names of the properties marked ``writeOnly`` anywhere in an object schema (branches too)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, sub in (node.get("properties") or {}).items():
+                if isinstance(sub, dict) and sub.get("writeOnly"):
+                    found.add(key)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return found
+
+
+def _quoted(message: str, position: int = 0) -> str:
+    """The ``position``-th single-quoted name in a jsonschema message."""
+    parts = message.split("'")
+    return parts[1 + 2 * position] if len(parts) > 1 + 2 * position else ""
+
+
+def _child(path: str, name: str) -> str:
+    return f"{path}.{name}" if name else path
+
+
+def _json_path(error: ValidationError) -> str:
+    """The JSON path of the field at fault (the missing or extra property itself, not its parent)."""
+    if error.validator in ("required", "additionalProperties", "dependencies"):
+        return _child(error.json_path, _quoted(error.message))
+    return error.json_path
+
+
+_RULES = {
+    "type": "must be of type {}",
+    "pattern": "must match the pattern {!r}",
+    "minLength": "must be at least {} characters long",
+    "maxLength": "must be at most {} characters long",
+    "format": "must be a valid {}",
+    "enum": "must be one of {}",
+    "const": "must be {!r}",
+    "minimum": "must be at least {}",
+    "maximum": "must be at most {}",
+    "exclusiveMinimum": "must be greater than {}",
+    "exclusiveMaximum": "must be less than {}",
+}
+
+
+def _rule(error: ValidationError) -> str:
+    """The broken rule in words. The offending value is never quoted: it may be a secret."""
+    if error.validator == "required":
+        return "is required"
+    if error.validator == "additionalProperties":
+        return "is not an allowed property"
+    if error.validator == "dependencies":
+        return f"is required when {_quoted(error.message, 1)} is given"
+    template = _RULES.get(str(error.validator))
+    return template.format(error.validator_value) if template else f"breaks the rule {error.validator!r}"
+
+
+def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
+    """Expand ``oneOf``/``anyOf`` failures to the errors of the branch the instance chose.
+
+    A branch is chosen when its discriminating ``enum``/``const`` keywords all matched; without
+    a chosen branch the combinator error itself is reported.
+    """
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        yield error
+        return
+    by_branch: dict[int, list[ValidationError]] = {}
+    for sub in error.context:
+        by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
+    branches = error.validator_value
+    chosen = [
+        index
+        for index, errors in by_branch.items()
+        if not any(e.validator in ("enum", "const") for e in errors) and _has_discriminator(branches[index])
+    ]
+    if len(chosen) == 1:
+        for sub in by_branch[chosen[0]]:
+            yield from _leaf_errors(sub)
+    else:
+        yield error
+
+
+def _has_discriminator(branch: dict[str, Any]) -> bool:
+    return any(
+        isinstance(sub, dict) and ("enum" in sub or "const" in sub)
+        for sub in (branch.get("properties") or {}).values()
+    )
+
+
+def field_errors(schema: dict[str, Any], instance: Any) -> list[FieldError]:
+    """Every way ``instance`` breaks ``schema`` (draft-07, formats checked), one per field."""
+    validator = Draft7Validator(schema, format_checker=FORMAT_CHECKER)
+    seen: dict[str, FieldError] = {}
+    for error in validator.iter_errors(instance):
+        for leaf in _leaf_errors(error):
+            path = _json_path(leaf)
+            seen.setdefault(path, FieldError(path, _rule(leaf)))
+    return sorted(seen.values(), key=lambda e: e.path)
+
+
+def validate(schema: dict[str, Any], instance: Any, error_class: type[ValidationFailed]) -> None:
+    """Raise ``error_class`` listing every failing field, or return quietly."""
+    errors = field_errors(schema, instance)
+    if errors:
+        raise error_class(errors)
+
+
+def apply_defaults(schema: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``instance`` with the top-level ``default`` of each missing property filled in."""
+    filled = dict(instance)
+    for key, sub in (schema.get("properties") or {}).items():
+        if key not in filled and isinstance(sub, dict) and "default" in sub:
+            filled[key] = copy.deepcopy(sub["default"])
+    return filled

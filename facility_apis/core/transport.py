@@ -1,0 +1,291 @@
+"""The one way a facility talks to the network.
+
+One ``requests.Session`` per transport; explicit timeouts; retries only where repeating cannot
+hurt; 429 raised as ``Throttled`` with the wait the service asked for; every call recorded as a
+redacted ``Transaction``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Iterable, Iterator, Mapping
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.retry import Retry
+
+from .. import __version__
+from .errors import FacilityUnavailable, Throttled
+from .redact import Redactor, get_logger
+
+log = get_logger(__name__)
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+DEFAULT_WAIT = 10.0
+BODY_LIMIT = 16_384
+USER_AGENT = f"facility_apis/{__version__} python-requests/{requests.__version__}"
+
+_WAIT_IN_BODY = re.compile(r"available in (\d+(?:\.\d+)?) (second|minute)s?\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One HTTP exchange, already redacted: safe to store, log or show."""
+
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: str | None
+    status: int | None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str | None = None
+    elapsed: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, in SkyPortal's FacilityTransaction ``request``/``response`` split."""
+        return {
+            "request": {"method": self.method, "url": self.url, "headers": self.request_headers, "body": self.request_body},
+            "response": {
+                "status_code": self.status,
+                "headers": self.response_headers,
+                "content": self.response_body,
+                "elapsed": self.elapsed,
+                "error": self.error,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class HTTPCall:
+    """A request built but not sent: what ``prepare`` returns and ``--dry-run`` prints."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    json: Any = None
+
+
+def throttle_wait(response: requests.Response, *, fallback: float = DEFAULT_WAIT, cap: float = 3600.0) -> float:
+    """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP date), else the body's
+    "available in N second(s)/minute(s)", else ``fallback``; never more than ``cap``."""
+    header = response.headers.get("Retry-After", "").strip()
+    wait: float | None = None
+    if header:
+        try:
+            wait = float(header)
+        except ValueError:
+            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+                wait = parsedate_to_datetime(header).timestamp() - time.time()
+    if wait is None:
+        match = _WAIT_IN_BODY.search(response.text or "")
+        if match:
+            wait = float(match.group(1)) * (60 if match.group(2).lower() == "minute" else 1)
+    if wait is None or not math.isfinite(wait):
+        wait = fallback
+    return min(max(wait, 0.0), cap)
+
+
+def _body_text(body: Any) -> str | None:
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    return str(body)
+
+
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= BODY_LIMIT:
+        return text
+    return f"{text[:BODY_LIMIT]}… ({len(text)} characters in all)"
+
+
+class Transport:
+    """HTTP for facilities: shared session, safe retries, throttling, redacted records.
+
+    Parameters
+    ----------
+    timeout:
+        ``(connect, read)`` seconds for every call.
+    retries:
+        How many times an idempotent call (GET, HEAD, DELETE, PUT) is repeated after a connection
+        error or a 502/503/504. A POST is repeated only when the connection could not be opened.
+    backoff:
+        Backoff factor in seconds (doubling per attempt); ``Retry-After`` is honoured up to
+        ``max_wait``.
+    secrets:
+        Values to mask in every record; more can be added with ``add_secrets``.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_wait: float = 300.0,
+        secrets: Iterable[str] = (),
+        proxies: Mapping[str, str] | None = None,
+    ):
+        self.timeout = timeout
+        self.max_wait = max_wait
+        self.redactor = Redactor(secrets)
+        self._records: list[list[Transaction]] = []
+        self.session = requests.Session()
+        # No .netrc or environment overrides: an Authorization header we set must be the one sent.
+        self.session.trust_env = False
+        self.session.verify = True
+        if proxies:
+            self.session.proxies.update(proxies)
+        self.session.headers["User-Agent"] = USER_AGENT
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            allowed_methods=IDEMPOTENT,
+            status_forcelist=TRANSIENT_STATUSES,
+            backoff_factor=backoff,
+            backoff_max=max_wait,
+            respect_retry_after_header=True,
+            retry_after_max=int(max_wait),
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Mask these values too in everything recorded from now on."""
+        self.redactor.add(secrets)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[Transaction]]:
+        """Collect the transactions made inside the block (nested blocks each get theirs)."""
+        records: list[Transaction] = []
+        self._records.append(records)
+        try:
+            yield records
+        finally:
+            self._records.remove(records)
+
+    def send(self, call: HTTPCall) -> requests.Response:
+        """Send a prepared ``HTTPCall`` (see ``request``)."""
+        return self.request(call.method, call.url, headers=call.headers, params=call.params, data=call.data, json=call.json)
+
+    def render(self, call: HTTPCall) -> str:
+        """The exact HTTP request ``call`` would send, as text, with secrets masked."""
+        prepared = self._prepare(call.method, call.url, headers=call.headers, params=call.params, data=call.data, json=call.json)
+        lines = [f"{prepared.method} {self.redactor.text(prepared.url or '')}"]
+        lines += [f"{name}: {value}" for name, value in sorted(self.redactor.headers(prepared.headers).items())]
+        body = _body_text(prepared.body)
+        return "\n".join(lines) + ("\n\n" + self.redactor.text(body) if body else "") + "\n"
+
+    def _prepare(self, method: str, url: str, **parts: Any) -> requests.PreparedRequest:
+        parts["headers"] = dict(parts.get("headers") or {})
+        return self.session.prepare_request(requests.Request(method.upper(), url, **parts))
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        json: Any = None,
+    ) -> requests.Response:
+        """Send one request; raise ``Throttled`` on 429 and ``FacilityUnavailable`` when the
+        service cannot be reached or stays in a transient error. Other answers are returned."""
+        method = method.upper()
+        prepared = self._prepare(method, url, headers=headers, params=params, data=data, json=json)
+        started = time.monotonic()
+        try:
+            response = self.session.send(prepared, timeout=self.timeout)
+        except requests.RequestException as exc:
+            elapsed = time.monotonic() - started
+            error = self._unavailable(method, exc)
+            self._record(prepared, None, elapsed, str(error))
+            raise error from None
+        elapsed = time.monotonic() - started
+        self._record(prepared, response, elapsed, None)
+        if response.status_code == 429:
+            wait = throttle_wait(response, cap=self.max_wait)
+            raise Throttled(wait, f"throttled by {self._host(url)}; retry in {wait:g} s")
+        if response.status_code in TRANSIENT_STATUSES:
+            raise FacilityUnavailable(
+                f"{self._host(url)} answered HTTP {response.status_code} (temporarily unavailable)",
+                sent=method not in IDEMPOTENT,
+            )
+        return response
+
+    def _unavailable(self, method: str, exc: requests.RequestException) -> FacilityUnavailable:
+        """Classify a transport failure: could the request have reached the service?"""
+        reason = exc.__context__ or exc
+        never_sent = isinstance(exc, requests.ConnectTimeout) or any(
+            isinstance(cause, (NewConnectionError, ConnectTimeoutError)) for cause in _chain(exc)
+        )
+        host = self._host(exc.request.url if exc.request is not None else "")
+        if isinstance(exc, requests.ReadTimeout):
+            text = f"no answer from {host} within {self.timeout[1]:g} s"
+        elif never_sent:
+            text = f"could not connect to {host}"
+        else:
+            text = f"connection to {host} failed: {type(reason).__name__}"
+        if not never_sent and method not in IDEMPOTENT:
+            text += "; the request may have reached the facility and was not sent again"
+        return FacilityUnavailable(self.redactor.text(text), sent=not never_sent)
+
+    @staticmethod
+    def _host(url: str) -> str:
+        return requests.utils.urlparse(url).netloc or "the facility"
+
+    def _record(self, prepared: requests.PreparedRequest, response: requests.Response | None, elapsed: float, error: str | None) -> None:
+        redact = self.redactor
+        transaction = Transaction(
+            method=prepared.method or "",
+            url=redact.text(prepared.url or ""),
+            request_headers=redact.headers(prepared.headers),
+            request_body=_clip(redact.text(b) if (b := _body_text(prepared.body)) is not None else None),
+            status=response.status_code if response is not None else None,
+            response_headers=redact.headers(response.headers) if response is not None else {},
+            response_body=_clip(redact.text(response.text)) if response is not None else None,
+            elapsed=round(elapsed, 6),
+            error=redact.text(error) if error else None,
+        )
+        log.debug("%s %s -> %s in %.3f s", transaction.method, transaction.url, transaction.status or transaction.error, elapsed)
+        for records in self._records:
+            records.append(transaction)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes/contexts and the ``reason`` of urllib3 wrappers."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        stack += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]

@@ -1,0 +1,227 @@
+"""ATLAS forced photometry: queue a task, follow it, fetch and convert its result file.
+
+Protocol (the service's API guide): ``POST <base>/queue/`` (form-encoded, ``Authorization: Token``)
+answers 201 with the task, whose ``url`` we keep as the remote id; ``GET <task url>`` shows it
+queued (no ``starttimestamp``), running, or finished (``finishtimestamp``) with ``result_url`` or,
+terminally, with ``error_msg`` only. ``DELETE <task url>`` cancels a queued or running task and
+deletes the result files of a finished one, so results are fetched before any delete.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import requests
+
+from ...core.errors import AltdataError, PayloadError, RemoteError
+from ...core.interface import Facility, FollowupRequest, Kind
+from ...core.outcome import Outcome, State
+from ...core.timeutil import iso_date, to_mjd, utcnow
+from ...core.transport import HTTPCall, Transport
+from .results import parse_results
+
+DEFAULT_BASE_URL = "https://fallingstar-data.com/forcedphot"
+DEFAULT_POLL_INTERVAL = 30.0
+LOOPBACK_HOSTS = {"localhost"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _drf_errors(response: requests.Response) -> str:
+    """DRF's error body (``{"field": ["msg"]}``, ``{"detail": "msg"}``) as one line of text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or "").strip()[:300] or f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        parts = []
+        for field, messages in body.items():
+            messages = messages if isinstance(messages, list) else [messages]
+            text = " ".join(str(m) for m in messages)
+            parts.append(text if field in ("detail", "non_field_errors") else f"{field}: {text}")
+        return "; ".join(parts)
+    return str(body)[:300]
+
+
+class ATLASFacility(Facility):
+    """ATLAS forced photometry.
+
+    Configuration (deployment-wide, per allocation ``base_url`` wins): ``base_url`` (default the
+    public service) and ``poll_interval`` (seconds between polls of a queued or running task).
+    """
+
+    name: ClassVar[str] = "atlas"
+    title: ClassVar[str] = "ATLAS forced photometry"
+    kind: ClassVar[Kind] = Kind.FORCED_PHOTOMETRY
+    setup_url: ClassVar[str] = "https://fallingstar-data.com/forcedphot/apiguide/"
+    alias_lookup: ClassVar[dict[str, str]] = {"snr_threshold": "SNR threshold"}
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def request_defaults(self) -> dict[str, Any]:
+        today = utcnow()
+        return {"start_date": iso_date(today - timedelta(days=30)), "end_date": iso_date(today)}
+
+    def check_altdata(self, altdata: dict[str, Any]) -> None:
+        url = altdata.get("base_url")
+        if url and urlsplit(url).scheme == "http" and not _is_loopback(urlsplit(url).hostname or ""):
+            raise AltdataError.single("$.base_url", "must use https (plain http is allowed only for a loopback address)")
+
+    def check_payload(self, payload: dict[str, Any]) -> None:
+        mjd_min, mjd_max = self._mjd_range(payload)
+        if mjd_min <= 0:
+            raise PayloadError.single("$.start_date", "must be after 1858-11-17 (MJD > 0)")
+        if mjd_max <= mjd_min:
+            raise PayloadError.single("$.end_date", "must not be before start_date")
+
+    @staticmethod
+    def _mjd_range(payload: dict[str, Any]) -> tuple[float, float]:
+        """MJD bounds: from 00:00 UTC of the start date to 24:00 UTC of the (inclusive) end date."""
+        return to_mjd(payload["start_date"]), to_mjd(payload["end_date"]) + 1.0
+
+    # -- the remote calls ----------------------------------------------------------------------
+
+    def base_url(self, altdata: dict[str, Any]) -> str:
+        return (altdata.get("base_url") or self.config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+
+    @property
+    def poll_interval(self) -> float:
+        return float(self.config.get("poll_interval", DEFAULT_POLL_INTERVAL))
+
+    def _headers(self, altdata: dict[str, Any]) -> dict[str, str]:
+        return {"Authorization": f"Token {altdata['api_token']}", "Accept": "application/json"}
+
+    def _headers_for(self, url: str, altdata: dict[str, Any]) -> dict[str, str]:
+        """Send the token only to the service's own host (result URLs are absolute)."""
+        if urlsplit(url).netloc == urlsplit(self.base_url(altdata)).netloc:
+            return self._headers(altdata)
+        return {"Accept": "application/json"}
+
+    def prepare(self, request: FollowupRequest) -> HTTPCall:
+        payload, altdata = request.payload, request.allocation.altdata
+        mjd_min, mjd_max = self._mjd_range(dict(payload))
+        form: dict[str, Any] = {
+            "ra": request.target.ra,
+            "dec": request.target.dec,
+            "mjd_min": round(mjd_min, 6),
+            "mjd_max": round(mjd_max, 6),
+            "use_reduced": bool(payload.get("use_reduced", False)),
+            "send_email": False,
+        }
+        for key in ("radec_epoch_year", "propermotion_ra", "propermotion_dec"):
+            if payload.get(key) is not None:
+                form[key] = payload[key]
+        return HTTPCall(
+            "POST",
+            f"{self.base_url(dict(altdata))}/queue/",
+            headers=self._headers(dict(altdata)),
+            data={key: _form_value(value) for key, value in form.items()},
+        )
+
+    def submit(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        response = transport.send(self.prepare(request))
+        if response.status_code == 201:
+            task_url = self._task_url(response)
+            if task_url is None:
+                return Outcome(
+                    State.FAILED,
+                    "ATLAS accepted the task (HTTP 201) but its answer names no task URL; "
+                    "check the ATLAS queue before submitting again",
+                )
+            return Outcome(State.SUBMITTED, f"ATLAS task {task_url.rstrip('/').rsplit('/', 1)[-1]}", remote_id=task_url, poll_after=self.poll_interval)
+        reason = _drf_errors(response)
+        if response.status_code in (401, 403):
+            return Outcome(State.FAILED, f"ATLAS refused the credentials (HTTP {response.status_code}: {reason})")
+        if 400 <= response.status_code < 500:
+            return Outcome(State.REJECTED, reason)
+        return Outcome(State.FAILED, f"ATLAS answered HTTP {response.status_code}: {reason}")
+
+    @staticmethod
+    def _task_url(response: requests.Response) -> str | None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        url = body.get("url") if isinstance(body, dict) else None
+        return url or response.headers.get("Location") or None
+
+    def _fetch_task(self, request: FollowupRequest, transport: Transport) -> dict[str, Any] | None:
+        """The task's JSON, or ``None`` when ATLAS no longer has it."""
+        altdata = dict(request.allocation.altdata)
+        response = transport.request("GET", request.remote_id, headers=self._headers_for(request.remote_id, altdata))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RemoteError(f"ATLAS answered HTTP {response.status_code} for the task: {_drf_errors(response)}", http_status=response.status_code)
+        try:
+            task = response.json()
+        except ValueError:
+            raise RemoteError("ATLAS sent a task description that is not JSON") from None
+        if not isinstance(task, dict):
+            raise RemoteError("ATLAS sent a task description that is not a JSON object")
+        return task
+
+    def _fetch_results(self, request: FollowupRequest, task: dict[str, Any], transport: Transport):
+        altdata = dict(request.allocation.altdata)
+        url = task["result_url"]
+        response = transport.request("GET", url, headers=self._headers_for(url, altdata))
+        if response.status_code != 200:
+            raise RemoteError(f"ATLAS answered HTTP {response.status_code} for the result file", http_status=response.status_code)
+        return parse_results(response.text, snr_threshold=float(request.payload.get("snr_threshold", 3.0)))
+
+    def get(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        if not request.remote_id:
+            return Outcome(State.PENDING, "not submitted to ATLAS yet")
+        task = self._fetch_task(request, transport)
+        remote_id = request.remote_id
+        if task is None:
+            return Outcome(State.CANCELED, "the task no longer exists at ATLAS (deleted, or purged after it finished)", remote_id=remote_id)
+        if task.get("finishtimestamp"):
+            if task.get("result_url"):
+                photometry = self._fetch_results(request, task, transport)
+                detail = "; ".join((photometry.summary(), *photometry.notes))
+                state = State.COMPLETED if len(photometry) else State.NO_DATA
+                return Outcome(state, detail, remote_id=remote_id, photometry=photometry)
+            return Outcome(State.NO_DATA, task.get("error_msg") or "ATLAS finished the task without a result", remote_id=remote_id)
+        if task.get("starttimestamp"):
+            return Outcome(State.RUNNING, f"started at {task['starttimestamp']}", remote_id=remote_id, poll_after=self.poll_interval)
+        position = task.get("queuepos")
+        where = f"position {position} in the ATLAS queue" if position is not None else "waiting in the ATLAS queue"
+        return Outcome(State.QUEUED, where, remote_id=remote_id, poll_after=self.poll_interval)
+
+    def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        if not request.remote_id:
+            return Outcome(State.DELETED, "nothing had been sent to ATLAS")
+        task = self._fetch_task(request, transport)
+        if task is None:
+            return Outcome(State.DELETED, "the task was already gone at ATLAS", remote_id=request.remote_id)
+        photometry = None
+        if task.get("finishtimestamp") and task.get("result_url"):
+            photometry = self._fetch_results(request, task, transport)
+        altdata = dict(request.allocation.altdata)
+        response = transport.request("DELETE", request.remote_id, headers=self._headers_for(request.remote_id, altdata))
+        if response.status_code not in (200, 202, 204, 404):
+            raise RemoteError(f"ATLAS refused to delete the task (HTTP {response.status_code}: {_drf_errors(response)})", http_status=response.status_code)
+        if photometry is not None:
+            detail = f"task deleted at ATLAS after its results were fetched: {photometry.summary()}"
+        elif task.get("finishtimestamp"):
+            detail = "finished task deleted at ATLAS"
+        else:
+            detail = "task canceled at ATLAS"
+        return Outcome(State.DELETED, detail, remote_id=request.remote_id, photometry=photometry)
