@@ -1,0 +1,152 @@
+"""Schema loading and validation: draft-07, formats, dependencies/oneOf enforced, no value echoed."""
+
+import json
+
+import pytest
+from jsonschema import Draft7Validator
+
+from facility_apis.core.errors import AltdataError, PayloadError
+from facility_apis.core.schemas import (
+    DRAFT7,
+    FORMAT_CHECKER,
+    apply_defaults,
+    available_schemas,
+    field_errors,
+    load_document,
+    load_schema,
+    schema_root,
+    secret_fields,
+    validate,
+)
+
+BRANCHED = {
+    "$schema": DRAFT7,
+    "type": "object",
+    "properties": {"mode": {"type": "string", "enum": ["imaging", "spectroscopy"]}},
+    "required": ["mode"],
+    "dependencies": {
+        "mode": {
+            "oneOf": [
+                {
+                    "properties": {"mode": {"enum": ["imaging"]}, "filters": {"type": "array", "minItems": 1}},
+                    "required": ["filters"],
+                },
+                {
+                    "properties": {"mode": {"enum": ["spectroscopy"]}, "exposure": {"type": "number", "minimum": 1}},
+                    "required": ["exposure"],
+                },
+            ]
+        }
+    },
+}
+
+
+def test_every_shipped_schema_is_draft07_and_valid():
+    names = available_schemas()
+    assert "atlas/altdata" in names and "atlas/request" in names and "facility_message" in names
+    for name in names:
+        if name.endswith("/ui"):
+            continue
+        schema = load_schema(name)
+        assert schema["$schema"] == DRAFT7
+        Draft7Validator.check_schema(schema)
+
+
+def test_repo_root_schemas_folder_is_the_package_copy():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "schemas"
+    assert root.resolve() == Path(str(schema_root())).resolve()
+
+
+def test_load_schema_returns_independent_copies():
+    first = load_schema("atlas/altdata")
+    first["properties"]["api_token"]["title"] = "changed"
+    assert load_schema("atlas/altdata")["properties"]["api_token"]["title"] != "changed"
+
+
+def test_schema_without_draft07_is_refused(tmp_path, monkeypatch):
+    from facility_apis.core import schemas
+
+    (tmp_path / "odd.json").write_text(json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema"}))
+    monkeypatch.setattr(schemas, "schema_root", lambda: tmp_path)
+    schemas._read.cache_clear()
+    schemas._load.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="draft-07"):
+            schemas.load_schema("odd")
+    finally:
+        schemas._read.cache_clear()
+        schemas._load.cache_clear()
+
+
+def test_ui_document_is_not_a_schema_but_loads():
+    assert "ui:order" in load_document("atlas/ui")
+
+
+def test_secret_fields_come_from_writeonly_including_branches():
+    schema = {
+        "properties": {"token": {"type": "string", "writeOnly": True}, "user": {"type": "string"}},
+        "dependencies": {"user": {"oneOf": [{"properties": {"password": {"writeOnly": True}}}]}},
+    }
+    assert secret_fields(schema) == {"token", "password"}
+    assert secret_fields(load_schema("atlas/altdata")) == {"api_token"}
+
+
+def test_dependencies_oneof_are_enforced_and_report_the_chosen_branch():
+    errors = field_errors(BRANCHED, {"mode": "imaging"})
+    assert [str(e) for e in errors] == ["$.filters: is required"]
+    errors = field_errors(BRANCHED, {"mode": "spectroscopy", "exposure": 0})
+    assert [str(e) for e in errors] == ["$.exposure: must be at least 1"]
+    assert field_errors(BRANCHED, {"mode": "imaging", "filters": ["g"]}) == []
+
+
+def test_property_dependencies_name_the_missing_field():
+    schema = {"$schema": DRAFT7, "type": "object", "dependencies": {"a": ["b"]}}
+    assert [str(e) for e in field_errors(schema, {"a": 1})] == ["$.b: is required when a is given"]
+
+
+def test_formats_are_checked():
+    # The form (ajv-formats) checks these in the browser; the server must be at least as strict.
+    assert {"date", "date-time", "email", "uri"} <= set(FORMAT_CHECKER.checkers)
+    schema = {"$schema": DRAFT7, "properties": {"d": {"type": "string", "format": "date"}, "t": {"type": "string", "format": "date-time"}}}
+    paths = {e.path for e in field_errors(schema, {"d": "2026-02-30", "t": "yesterday"})}
+    assert paths == {"$.d", "$.t"}
+
+
+def test_one_message_per_field_every_field_reported():
+    errors = field_errors(load_schema("atlas/request"), {"start_date": 5, "extra": 1})
+    assert [e.path for e in errors] == ["$.end_date", "$.extra", "$.start_date"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["hunter2-super-secret", "x" * 300],
+)
+def test_errors_never_echo_the_value(value):
+    schema = {
+        "$schema": DRAFT7,
+        "properties": {
+            "token": {"type": "string", "writeOnly": True, "maxLength": 100, "pattern": "^[a-f0-9]+$"},
+            "n": {"type": "integer"},
+            "kind": {"enum": ["a", "b"]},
+        },
+    }
+    with pytest.raises(AltdataError) as caught:
+        validate(schema, {"token": value, "n": value, "kind": value}, AltdataError)
+    assert value not in str(caught.value)
+    assert {e.path for e in caught.value.errors} == {"$.token", "$.n", "$.kind"}
+
+
+def test_validate_raises_the_given_error_class_with_all_errors():
+    with pytest.raises(PayloadError) as caught:
+        validate(load_schema("atlas/request"), {}, PayloadError)
+    assert str(caught.value) == "invalid payload: $.end_date: is required; $.start_date: is required"
+
+
+def test_apply_defaults_fills_only_missing_top_level_properties():
+    schema = {"properties": {"a": {"default": [1]}, "b": {"default": 2}, "c": {}}}
+    filled = apply_defaults(schema, {"b": 5})
+    assert filled == {"a": [1], "b": 5}
+    filled["a"].append(9)
+    assert schema["properties"]["a"]["default"] == [1]
