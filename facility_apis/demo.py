@@ -31,7 +31,7 @@ def run_demo(*, rows: int = 40, run_time: float = 1.0, poll_interval: float = 0.
         out(f"[{time.monotonic() - started:6.2f} s] {outcome.status}")
 
     with (
-        ATLASEmulator(tokens={ATLAS_TOKEN: "demo"}, queue_time=poll_interval, run_time=run_time, rows=rows) as atlas,
+        ATLASEmulator(tokens={ATLAS_TOKEN: "demo"}, queue_time=2.5 * poll_interval, run_time=run_time, rows=rows) as atlas,
         SkyPortalStub(tokens={SKYPORTAL_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal,
     ):
         skyportal.add_source(OBJ_ID, RA, DEC)

@@ -59,6 +59,15 @@ def _drf_errors(response: requests.Response) -> str:
     return str(body)[:300]
 
 
+def _queue_place(position: Any) -> str:
+    """ATLAS counts ``queuepos`` from 0 (next to run); say it in words."""
+    if not isinstance(position, int) or position < 0:
+        return "waiting in the ATLAS queue"
+    if position == 0:
+        return "next in the ATLAS queue"
+    return f"{position} task{'s' if position > 1 else ''} ahead in the ATLAS queue"
+
+
 class ATLASFacility(Facility):
     """ATLAS forced photometry.
 
@@ -201,8 +210,7 @@ class ATLASFacility(Facility):
             return Outcome(State.NO_DATA, task.get("error_msg") or "ATLAS finished the task without a result", remote_id=remote_id)
         if task.get("starttimestamp"):
             return Outcome(State.RUNNING, f"started at {task['starttimestamp']}", remote_id=remote_id, poll_after=self.poll_interval)
-        position = task.get("queuepos")
-        where = f"position {position} in the ATLAS queue" if position is not None else "waiting in the ATLAS queue"
+        where = _queue_place(task.get("queuepos"))
         return Outcome(State.QUEUED, where, remote_id=remote_id, poll_after=self.poll_interval)
 
     def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:

@@ -1,0 +1,307 @@
+"""A SkyPortal stand-in on loopback that answers ``/api/facility``, ``/api/photometry`` and
+``/api/sources/<obj_id>`` the way SkyPortal 1.4.0 does (texts, statuses and envelope included).
+
+Tokens carry ACLs; a facility message needs ``Post from <ListenerClassName>`` on the token. A
+repeated ``POST`` of stored photometry is an error while ``PUT`` is idempotent, as in SkyPortal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import jsonschema
+import tornado.web
+from tornado.httputil import responses
+
+from ..core.listener import FacilityMessageListener, Listener
+from .server import LoopbackHandler, LoopbackServer
+
+VERSION = "1.4.0"
+ZERO_POINT = 23.9
+DETECTION_SIGMA = 5.0
+SYSTEM_ADMIN = "System admin"
+MAG_FIELDS = {"mjd", "mag", "magerr", "limiting_mag", "magsys", "filter"}
+OPTIONAL_FIELDS = {"origin", "ra", "dec", "ra_unc", "dec_unc", "alert_id", "assignment_id", "altdata"}
+LIST_FIELDS = {"group_ids", "stream_ids"}
+KNOWN_FIELDS = {"obj_id", "instrument_id"} | MAG_FIELDS | OPTIONAL_FIELDS | LIST_FIELDS
+MAGSYSTEMS = {"ab", "vega"}
+
+
+class Refused(Exception):
+    """SkyPortal answers ``{"status": "error", "message": ...}`` with ``status``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class _Request:
+    listener: str
+    obj_id: str
+    instrument_id: int
+    statuses: list[str] = field(default_factory=list)
+
+
+def _mag_space_error(errors: dict[str, list[str]]) -> Refused:
+    return Refused(f'Invalid input format: Tried to parse data in mag space, got: "{errors}."')
+
+
+def _points(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict per point, scalars broadcast to the length of the list columns."""
+    errors = {name: ["Unknown field."] for name in body if name not in KNOWN_FIELDS}
+    errors |= {name: ["Missing data for required field."] for name in ({"obj_id", "instrument_id"} | MAG_FIELDS) - set(body)}
+    if errors:
+        raise _mag_space_error(errors)
+    columns = {name: value for name, value in body.items() if name not in LIST_FIELDS}
+    lengths = {len(value) for value in columns.values() if isinstance(value, list)}
+    if len(lengths) > 1:
+        raise Refused('Unable to coerce passed JSON to a series of packets. Error was: "All arrays must be of the same length"')
+    count = lengths.pop() if lengths else 1
+    points = [{name: value[i] if isinstance(value, list) else value for name, value in columns.items()} for i in range(count)]
+    for point in points:
+        _check_point(point)
+    return points
+
+
+def _check_point(point: dict[str, Any]) -> None:
+    def number(name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _mag_space_error({name: ["Not a valid number."]})
+
+    number("mjd", point["mjd"])
+    number("limiting_mag", point["limiting_mag"])
+    if (point["mag"] is None) != (point["magerr"] is None):
+        raise Refused("Photometry points must have both mag and magerr, or neither.")
+    if point["mag"] is not None:
+        number("mag", point["mag"])
+        number("magerr", point["magerr"])
+    if str(point["magsys"]).lower() not in MAGSYSTEMS:
+        raise _mag_space_error({"magsys": [f"Invalid magsys {point['magsys']!r}."]})
+
+
+def _flux(point: dict[str, Any]) -> tuple[float | None, float]:
+    """Flux and flux error (zero point 23.9) as SkyPortal stores a magnitude-space point."""
+    if point["mag"] is None:
+        return None, 10 ** (-0.4 * (point["limiting_mag"] - ZERO_POINT)) / DETECTION_SIGMA
+    flux = 10 ** (-0.4 * (point["mag"] - ZERO_POINT))
+    return flux, point["magerr"] * flux * math.log(10) / 2.5
+
+
+def _dedup_key(point: dict[str, Any]) -> tuple[Any, ...]:
+    flux, fluxerr = _flux(point)
+    rounded = None if flux is None else round(flux, 9)
+    return (point["obj_id"], int(point["instrument_id"]), point.get("origin"), round(point["mjd"], 9), rounded, round(fluxerr, 9))
+
+
+class SkyPortalStub(LoopbackServer):
+    """SkyPortal for facility tests: tokens with ACLs, follow-up requests, sources, photometry.
+
+    ``tokens`` maps each token to its ACLs (``"System admin"`` grants all); ``listeners`` maps
+    listener class names to :class:`~facility_apis.core.listener.Listener` classes.
+    """
+
+    def __init__(
+        self,
+        *,
+        tokens: dict[str, Iterable[str]] | None = None,
+        listeners: dict[str, type[Listener]] | None = None,
+    ) -> None:
+        super().__init__()
+        default_acl = FacilityMessageListener.get_acl_id()
+        self.tokens = {token: set(acls) for token, acls in (tokens if tokens is not None else {"skyportal-token": {default_acl}}).items()}
+        self.listeners = dict(listeners or {"FacilityMessageListener": FacilityMessageListener})
+        self._lock = threading.Lock()
+        self._requests_by_id: dict[int, _Request] = {}
+        self._instruments: dict[int, tuple[str, set[str]]] = {}
+        self._sources: dict[str, dict[str, Any]] = {}
+        self._points: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._point_ids = itertools.count(1)
+
+    def routes(self) -> list[Any]:
+        return [
+            (r"/api/facility", FacilityHandler),
+            (r"/api/photometry", PhotometryHandler),
+            (r"/api/sources/([^/]+)", SourceHandler),
+        ]
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def add_source(self, obj_id: str, ra: float, dec: float) -> None:
+        with self._lock:
+            self._sources[obj_id] = {"id": obj_id, "ra": ra, "dec": dec}
+
+    def add_instrument(self, instrument_id: int, filters: Iterable[str], name: str = "ATLAS") -> None:
+        with self._lock:
+            self._instruments[instrument_id] = (name, set(filters))
+
+    def add_request(
+        self,
+        followup_request_id: int,
+        *,
+        listener: str = "FacilityMessageListener",
+        obj_id: str = "ZTF21aaaaaaa",
+        instrument_id: int = 1,
+        instrument_filters: Iterable[str] = ("atlasc", "atlaso"),
+        instrument_name: str = "ATLAS",
+    ) -> None:
+        """A follow-up request on ``obj_id``; (re)defines its instrument with ``instrument_filters``."""
+        self.add_instrument(instrument_id, instrument_filters, instrument_name)
+        with self._lock:
+            self._requests_by_id[followup_request_id] = _Request(listener, obj_id, instrument_id)
+
+    # -- what the stub received -------------------------------------------------------------
+
+    def statuses(self, followup_request_id: int) -> list[str]:
+        """Every status accepted for a request, oldest first."""
+        with self._lock:
+            request = self._requests_by_id.get(followup_request_id)
+            return list(request.statuses) if request else []
+
+    def photometry(self, obj_id: str) -> list[dict[str, Any]]:
+        """The stored points of an object, by id."""
+        with self._lock:
+            return sorted((dict(p) for p in self._points.values() if p["obj_id"] == obj_id), key=lambda p: p["id"])
+
+    # -- the API ----------------------------------------------------------------------------
+
+    def acls(self, authorization: str | None) -> set[str]:
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if not token:
+            raise Refused("Authentication required: send 'Authorization: token <token>'.", 401)
+        if scheme.lower() != "token" or token.strip() not in self.tokens:
+            raise Refused("Invalid token.", 401)
+        return self.tokens[token.strip()]
+
+    def facility_message(self, data: Any, acls: set[str]) -> None:
+        """Apply a ``POST /api/facility`` message (SkyPortal's checks, in its order)."""
+        if not isinstance(data, dict) or "followup_request_id" not in data:
+            raise Refused('Missing required key "followup_request_id".')
+        try:
+            request_id = int(data["followup_request_id"])
+        except (TypeError, ValueError):
+            raise Refused("Invalid followup_request_id.") from None
+        with self._lock:
+            request = self._requests_by_id.get(request_id)
+        if request is None:
+            raise Refused(f"Cannot find FollowupRequest with ID: {request_id}")
+        listener = self.listeners.get(request.listener)
+        if listener is None:
+            raise Refused(f"The instrument of FollowupRequest {request_id} has no listener {request.listener}.")
+        if SYSTEM_ADMIN not in acls and listener.get_acl_id() not in acls:
+            raise Refused("Insufficient permissions.")
+        try:
+            jsonschema.validate(data, listener.complete_schema())
+        except jsonschema.ValidationError as exc:  # uncaught in SkyPortal: a 500
+            raise Refused(str(exc), 500) from None
+        with self._lock:
+            request.statuses.append(data["new_status"])
+
+    def store_photometry(self, body: Any, *, idempotent: bool) -> dict[str, Any]:
+        """Store points of a ``POST`` (duplicates refused) or ``PUT`` (duplicates reused)."""
+        if not isinstance(body, dict):
+            raise Refused("Invalid input format: expected a JSON object.")
+        points = _points(body)
+        upload_id = str(uuid.uuid4())
+        with self._lock:
+            for point in points:
+                if not self._known_object(point["obj_id"]):
+                    raise Refused(f"Invalid object ID: {point['obj_id']}")
+                instrument = self._instruments.get(point["instrument_id"])
+                if instrument is None:
+                    raise Refused(f"Invalid instrument ID: {point['instrument_id']}")
+                if point["filter"] not in instrument[1]:
+                    raise Refused(f"Instrument {instrument[0]} has no filter {point['filter']}.")
+            keys = [_dedup_key(point) for point in points]
+            existing = [self._points[key]["id"] for key in keys if key in self._points]
+            if existing and not idempotent:
+                raise Refused(f"The following photometry already exists in the database: {existing}.")
+            ids = []
+            for key, point in zip(keys, points):
+                if key not in self._points:
+                    flux, fluxerr = _flux(point)
+                    stored = point | {"id": next(self._point_ids), "flux": flux, "fluxerr": fluxerr, "upload_id": upload_id}
+                    self._points[key] = stored | {"group_ids": body.get("group_ids", [])}
+                ids.append(self._points[key]["id"])
+        return {"ids": ids, "upload_id": upload_id}
+
+    def _known_object(self, obj_id: str) -> bool:
+        return obj_id in self._sources or any(r.obj_id == obj_id for r in self._requests_by_id.values())
+
+    def source(self, obj_id: str) -> dict[str, Any]:
+        with self._lock:
+            source = self._sources.get(obj_id)
+        if source is None:
+            raise Refused(f"Source {obj_id} not found")
+        return dict(source)
+
+
+class _SkyPortalHandler(LoopbackHandler):
+    """Token authentication and SkyPortal's JSON envelope."""
+
+    acls: set[str]
+
+    @property
+    def skyportal(self) -> SkyPortalStub:
+        return self.server  # type: ignore[return-value]
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        try:
+            self.acls = self.skyportal.acls(self.request.headers.get("Authorization"))
+        except Refused as exc:
+            self.error(exc)
+            raise tornado.web.Finish() from None
+
+    def body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise Refused("Malformed JSON data") from None
+
+    def success(self, data: Any) -> None:
+        self.send_json({"status": "success", "data": data, "version": VERSION})
+
+    def error(self, exc: Refused) -> None:
+        self.send_json({"status": "error", "message": str(exc), "data": {}, "version": VERSION}, exc.status)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.error(Refused(responses.get(status_code, "Error"), status_code))
+
+
+class FacilityHandler(_SkyPortalHandler):
+    def post(self) -> None:
+        try:
+            self.skyportal.facility_message(self.body(), self.acls)
+        except Refused as exc:
+            return self.error(exc)
+        self.success({})
+
+
+class PhotometryHandler(_SkyPortalHandler):
+    def _store(self, idempotent: bool) -> None:
+        try:
+            data = self.skyportal.store_photometry(self.body(), idempotent=idempotent)
+        except Refused as exc:
+            return self.error(exc)
+        self.success(data)
+
+    def post(self) -> None:
+        self._store(idempotent=False)
+
+    def put(self) -> None:
+        self._store(idempotent=True)
+
+
+class SourceHandler(_SkyPortalHandler):
+    def get(self, obj_id: str) -> None:
+        try:
+            self.success(self.skyportal.source(obj_id))
+        except Refused as exc:
+            self.error(exc)
