@@ -89,3 +89,19 @@ def test_perform_maps_bad_altdata_and_payload_without_calling_out():
     bad_payload = perform(atlas, "submit", request_for({"api_token": SECRET}, {"start_date": "2026-01-05", "end_date": "2026-01-01"}), Transport())
     assert bad_payload.status == "rejected: invalid payload: $.end_date: must not be before start_date"
     assert len(responses.calls) == 0
+
+
+class Echo(Broken):
+    name = "echo"
+
+    def submit(self, request, transport):
+        from facility_apis.core.outcome import Outcome
+
+        return Outcome(State.REJECTED, "x" * 495 + request.allocation.altdata["token"] + "y" * 100)
+
+
+def test_details_are_masked_before_they_are_clipped():
+    outcome = perform(Echo(), "submit", request_for({"token": SECRET}), Transport())
+    assert len(outcome.detail) == 500
+    assert SECRET[:3] not in outcome.detail.replace("x", "")
+    assert outcome.detail.startswith("x" * 495 + "***")

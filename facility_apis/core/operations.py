@@ -27,6 +27,12 @@ log = get_logger(__name__)
 
 #: Seconds before following up again after a transient failure, when nothing better is known.
 RETRY_AFTER_FAILURE = 60.0
+#: Longest detail kept in an outcome (remote error bodies can be whole HTML pages).
+DETAIL_LIMIT = 500
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
 
 
 def perform(facility: Facility, operation: str, request: FollowupRequest, transport: Transport) -> Outcome:
@@ -62,6 +68,7 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
             outcome = Outcome(State.FAILED, detail, remote_id=request.remote_id)
     return dataclasses.replace(
         outcome,
-        detail=transport.redactor.text(outcome.detail),
+        # Mask first, then clip: clipping first could cut a secret and leave half of it unmasked.
+        detail=_clip(transport.redactor.text(outcome.detail)),
         transactions=tuple(transactions),
     )

@@ -37,6 +37,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+PLAIN_HTTP_RULE = "plain http is allowed only for a loopback address"
+
+
+def _safe_for_token(url: str) -> bool:
+    """A token may travel to ``url``: https, or plain http to this machine only."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname or ""))
+
+
 def _form_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -48,7 +57,7 @@ def _drf_errors(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return (response.text or "").strip()[:300] or f"HTTP {response.status_code}"
+        return (response.text or "").strip() or f"HTTP {response.status_code}"
     if isinstance(body, dict):
         parts = []
         for field, messages in body.items():
@@ -56,7 +65,7 @@ def _drf_errors(response: requests.Response) -> str:
             text = " ".join(str(m) for m in messages)
             parts.append(text if field in ("detail", "non_field_errors") else f"{field}: {text}")
         return "; ".join(parts)
-    return str(body)[:300]
+    return str(body)
 
 
 def _queue_place(position: Any) -> str:
@@ -87,10 +96,14 @@ class ATLASFacility(Facility):
         today = utcnow()
         return {"start_date": iso_date(today - timedelta(days=30)), "end_date": iso_date(today)}
 
+    def __init__(self, config: dict[str, Any] | None = None):
+        super().__init__(config)
+        if self.config.get("base_url") and not _safe_for_token(self.config["base_url"]):
+            raise ValueError(f"configured ATLAS base_url must use https ({PLAIN_HTTP_RULE})")
+
     def check_altdata(self, altdata: dict[str, Any]) -> None:
-        url = altdata.get("base_url")
-        if url and urlsplit(url).scheme == "http" and not _is_loopback(urlsplit(url).hostname or ""):
-            raise AltdataError.single("$.base_url", "must use https (plain http is allowed only for a loopback address)")
+        if altdata.get("base_url") and not _safe_for_token(altdata["base_url"]):
+            raise AltdataError.single("$.base_url", f"must use https ({PLAIN_HTTP_RULE})")
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         mjd_min, mjd_max = self._mjd_range(payload)
@@ -117,8 +130,10 @@ class ATLASFacility(Facility):
         return {"Authorization": f"Token {altdata['api_token']}", "Accept": "application/json"}
 
     def _headers_for(self, url: str, altdata: dict[str, Any]) -> dict[str, str]:
-        """Send the token only to the service's own host (result URLs are absolute)."""
-        if urlsplit(url).netloc == urlsplit(self.base_url(altdata)).netloc:
+        """Send the token only to the service itself, over the same scheme and host, never in
+        clear over the network (task and result URLs are absolute, built by the server)."""
+        same_origin = urlsplit(url)[:2] == urlsplit(self.base_url(altdata))[:2]
+        if same_origin and _safe_for_token(url):
             return self._headers(altdata)
         return {"Accept": "application/json"}
 
