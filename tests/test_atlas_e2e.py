@@ -50,7 +50,7 @@ def test_throttled_then_submitted_queued_running_completed_with_photometry():
     assert outcome.state is State.COMPLETED
     assert [o.state for o in reported] == [State.THROTTLED, State.SUBMITTED, State.QUEUED, State.RUNNING, State.COMPLETED]
     assert statuses == [o.status for o in reported]
-    assert statuses[0].startswith("failed to submit: throttled") and statuses[1].startswith("submitted: ATLAS task")
+    assert statuses[0].startswith("failed to submit: rate limit reached") and statuses[1].startswith("submitted: ATLAS task")
     assert statuses[-1].startswith("complete: 30 points")
     assert sleeps[0] == 1  # the Retry-After of the throttle was honoured
 
@@ -117,6 +117,6 @@ def test_demo_runs_and_reports_every_stage():
     lines = []
     assert run_demo(rows=12, run_time=0.3, poll_interval=0.2, out=lines.append) == 0
     text = "\n".join(lines)
-    for stage in ("failed to submit: throttled", "submitted: ATLAS task 1", "queued:", "running:", "complete: 12 points"):
+    for stage in ("failed to submit: rate limit reached", "submitted: ATLAS task 1", "queued:", "running:", "complete: 12 points"):
         assert stage in text
     assert lines[-1] == "SkyPortal received 5 status messages and 12 photometry points"

@@ -17,6 +17,7 @@ import requests
 import responses
 from responses import matchers, registries
 
+from facility_apis.core.errors import ConfigurationError
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import RETRY_AFTER_FAILURE, perform
 from facility_apis.core.outcome import Outcome, State
@@ -265,7 +266,7 @@ def test_submit_throttled_with_retry_after_header(run, rsps):
     assert outcome.state is State.THROTTLED
     assert outcome.poll_after == 7
     assert outcome.remote_id is None
-    assert outcome.status == "failed to submit: throttled by fallingstar-data.com; retry in 7 s"
+    assert outcome.status == "failed to submit: rate limit reached at fallingstar-data.com; retry in 7 s"
     assert len(rsps.calls) == 1
 
 
@@ -275,7 +276,7 @@ def test_submit_throttled_wait_from_drf_body(run, rsps, wording, wait):
     outcome = run("submit")
     assert outcome.state is State.THROTTLED
     assert outcome.poll_after == wait
-    assert outcome.status == f"failed to submit: throttled by fallingstar-data.com; retry in {wait} s"
+    assert outcome.status == f"failed to submit: rate limit reached at fallingstar-data.com; retry in {wait} s"
 
 
 def test_submit_over_the_queued_task_cap_is_rejected_with_atlas_reason(run, rsps):
@@ -579,7 +580,7 @@ def test_get_finished_uses_the_requested_snr_threshold(run, rsps):
     rsps.get(TASK, json=task_json(**FINISHED, result_url=RESULT))
     rsps.get(RESULT, body=fixture_text("result_pa_deg.txt"))
     outcome = run("get", following(dict(PAYLOAD, snr_threshold=50)))
-    assert outcome.status == "complete: 5 points (1 detections, 4 upper limits)"
+    assert outcome.status == "complete: 5 points (1 detection, 4 upper limits)"
 
 
 def test_get_finished_with_notes_reports_them(run, rsps):
@@ -611,7 +612,7 @@ def test_token_is_sent_to_the_result_url_of_a_custom_base_url(run, rsps):
     rsps.get(task, json=task_json(**FINISHED, url=task, result_url=result), match=[matchers.header_matcher(AUTH_HEADERS)])
     rsps.get(result, body=fixture_text("result_no_pa_deg.txt"), match=[matchers.header_matcher(AUTH_HEADERS)])
     outcome = run("get", make_request(remote_id=task, altdata={"api_token": TOKEN, "base_url": base}))
-    assert outcome.status == "complete: 4 points (3 detections, 1 upper limits)"
+    assert outcome.status == "complete: 4 points (3 detections, 1 upper limit)"
 
 
 @pytest.mark.parametrize("which", ["result_url", "task_url"])
@@ -727,7 +728,7 @@ def test_get_throttled(run, rsps):
     outcome = run("get", following())
     assert outcome.state is State.THROTTLED
     assert outcome.poll_after == 12
-    assert outcome.status == "throttled: throttled by fallingstar-data.com; retry in 12 s"
+    assert outcome.status == "throttled: rate limit reached at fallingstar-data.com; retry in 12 s"
 
 
 def test_get_missing_result_file_fails_and_retries_later(run, rsps):
@@ -849,7 +850,7 @@ def test_recorded_transactions_mask_the_token(run, rsps):
 
 @pytest.mark.parametrize("url", ["http://atlas.example.org/forcedphot", "ftp://127.0.0.1/x"])
 def test_configured_base_url_must_not_send_the_token_in_clear(url):
-    with pytest.raises(ValueError, match="must use https"):
+    with pytest.raises(ConfigurationError, match="must use https"):
         ATLASFacility({"base_url": url})
 
 

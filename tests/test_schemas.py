@@ -69,7 +69,7 @@ def test_schema_without_draft07_is_refused(tmp_path, monkeypatch):
     from facility_apis.core import schemas
 
     (tmp_path / "odd.json").write_text(json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema"}))
-    monkeypatch.setattr(schemas, "schema_root", lambda: tmp_path)
+    monkeypatch.setattr(schemas, "schema_root", lambda package: tmp_path)
     schemas._read.cache_clear()
     schemas._load.cache_clear()
     try:

@@ -204,3 +204,26 @@ def test_get_read_timeout_is_retried():
 def test_answer_within_timeout_is_returned():
     with silent_server(respond_after=0.1) as (url, _), Transport(timeout=(1.0, 2.0)) as transport:
         assert transport.request("GET", url).text == "ok"
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
+@responses.activate
+def test_429_with_retry_after_is_not_slept_through_on_idempotent_calls(method):
+    # urllib3 would retry (and sleep) on a 429 carrying Retry-After; the caller must decide instead.
+    responses.add(method, URL, status=429, headers={"Retry-After": "30"})
+    responses.add(method, URL, status=200)
+    started = time.monotonic()
+    with fast_transport() as transport, pytest.raises(Throttled) as caught:
+        transport.request(method, URL)
+    assert caught.value.wait == 30
+    assert len(responses.calls) == 1
+    assert time.monotonic() - started < 1
+
+
+@responses.activate(registry=registries.OrderedRegistry)
+def test_503_with_retry_after_is_still_retried_on_get():
+    responses.get(URL, status=503, headers={"Retry-After": "0"})
+    responses.get(URL, body="ok")
+    with fast_transport() as transport:
+        assert transport.request("GET", URL).text == "ok"
+    assert len(responses.calls) == 2

@@ -75,6 +75,10 @@ class RemoteError(FacilityError):
         super().__init__(message)
 
 
+class ConfigurationError(FacilityError, ValueError):
+    """A deployment setting (not an allocation's altdata) is unusable."""
+
+
 class UnknownFacility(FacilityError, LookupError):
     """No facility is registered under that name."""
 

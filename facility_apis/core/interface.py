@@ -81,6 +81,8 @@ class Facility:
     priority_order: ClassVar[str] = "asc"
     alias_lookup: ClassVar[dict[str, str]] = {}
     setup_url: ClassVar[str] = ""
+    #: The package whose ``schemas/<name>/`` folder holds this facility's documents.
+    schema_package: ClassVar[str] = "facility_apis"
 
     def __init__(self, config: Mapping[str, Any] | None = None):
         self.config = dict(config or {})
@@ -89,11 +91,11 @@ class Facility:
 
     @classmethod
     def altdata_schema(cls) -> dict[str, Any]:
-        return load_schema(f"{cls.name}/altdata")
+        return load_schema(f"{cls.name}/altdata", cls.schema_package)
 
     def request_schema(self) -> dict[str, Any]:
         """The request form, with time-relative defaults computed now."""
-        schema = load_schema(f"{self.name}/request")
+        schema = load_schema(f"{self.name}/request", self.schema_package)
         for key, value in self.request_defaults().items():
             schema["properties"][key]["default"] = value
         return schema
@@ -105,7 +107,7 @@ class Facility:
     @classmethod
     def ui_schema(cls) -> dict[str, Any]:
         name = f"{cls.name}/ui"
-        return load_document(name) if name in available_schemas() else {}
+        return load_document(name, cls.schema_package) if name in available_schemas(cls.schema_package) else {}
 
     @classmethod
     def secret_fields(cls) -> set[str]:

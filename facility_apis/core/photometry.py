@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 @dataclass(frozen=True)
 class Photometry:
     """Points of one target: ``mag``/``magerr`` are ``None`` for a non-detection, whose
@@ -49,7 +53,7 @@ class Photometry:
     def summary(self) -> str:
         """e.g. ``"120 points (35 detections, 85 upper limits)"``."""
         total, detected = len(self), self.detections
-        return f"{total} points ({detected} detections, {total - detected} upper limits)"
+        return f"{_count(total, 'point')} ({_count(detected, 'detection')}, {_count(total - detected, 'upper limit')})"
 
     def to_skyportal(self, obj_id: str, instrument_id: int, group_ids: Iterable[int] = ()) -> dict[str, Any]:
         """The body of SkyPortal's ``PUT /api/photometry`` (magnitude space)."""

@@ -17,40 +17,44 @@ DRAFT7 = "http://json-schema.org/draft-07/schema#"
 FORMAT_CHECKER = Draft7Validator.FORMAT_CHECKER
 
 
-def schema_root():
-    """The folder holding the schema documents (inside the installed package)."""
-    return resources.files("facility_apis") / "schemas"
+PACKAGE = "facility_apis"
+
+
+def schema_root(package: str = PACKAGE):
+    """The ``schemas`` folder inside an installed package (ours by default)."""
+    return resources.files(package) / "schemas"
 
 
 @functools.cache
-def _read(name: str) -> dict[str, Any]:
-    path = schema_root().joinpath(*f"{name}.json".split("/"))
+def _read(name: str, package: str) -> dict[str, Any]:
+    path = schema_root(package).joinpath(*f"{name}.json".split("/"))
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_document(name: str) -> dict[str, Any]:
+def load_document(name: str, package: str = PACKAGE) -> dict[str, Any]:
     """A fresh copy of a shipped JSON document that is not a schema (e.g. a uiSchema)."""
-    return copy.deepcopy(_read(name))
+    return copy.deepcopy(_read(name, package))
 
 
 @functools.cache
-def _load(name: str) -> dict[str, Any]:
-    document = _read(name)
+def _load(name: str, package: str) -> dict[str, Any]:
+    document = _read(name, package)
     if document.get("$schema") != DRAFT7:
         raise ValueError(f"schema {name!r} must declare $schema {DRAFT7!r}")
     Draft7Validator.check_schema(document)
     return document
 
 
-def load_schema(name: str) -> dict[str, Any]:
-    """A fresh copy of schema ``name`` (e.g. ``"atlas/altdata"``), checked to be valid draft-07."""
-    return copy.deepcopy(_load(name))
+def load_schema(name: str, package: str = PACKAGE) -> dict[str, Any]:
+    """A fresh copy of schema ``name`` (e.g. ``"atlas/altdata"``) from ``package``'s ``schemas``
+    folder, checked to be valid draft-07."""
+    return copy.deepcopy(_load(name, package))
 
 
-def available_schemas() -> list[str]:
-    """Every shipped schema name, sorted."""
+def available_schemas(package: str = PACKAGE) -> list[str]:
+    """Every schema document name shipped in ``package``, sorted."""
     names = []
-    root = schema_root()
+    root = schema_root(package)
     for entry in root.iterdir():
         if entry.is_dir():
             names += [f"{entry.name}/{f.name[:-5]}" for f in entry.iterdir() if f.name.endswith(".json")]

@@ -109,6 +109,14 @@ def _clip(text: str | None) -> str | None:
     return f"{text[:BODY_LIMIT]}… ({len(text)} characters in all)"
 
 
+class _Retry(Retry):
+    """urllib3's retry policy, except that a 429 (or 413) with ``Retry-After`` is not retried
+    inside the call: it surfaces as ``Throttled`` so the caller schedules the wait instead of a
+    worker sleeping through it. ``Retry-After`` on a 503 is still honoured."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset({503})
+
+
 class Transport:
     """HTTP for facilities: shared session, safe retries, throttling, redacted records.
 
@@ -147,7 +155,7 @@ class Transport:
         if proxies:
             self.session.proxies.update(proxies)
         self.session.headers["User-Agent"] = USER_AGENT
-        retry = Retry(
+        retry = _Retry(
             total=retries,
             connect=retries,
             read=retries,
@@ -230,7 +238,7 @@ class Transport:
         self._record(prepared, response, elapsed, None)
         if response.status_code == 429:
             wait = throttle_wait(response, cap=self.max_wait)
-            raise Throttled(wait, f"throttled by {self._host(url)}; retry in {wait:g} s")
+            raise Throttled(wait, f"rate limit reached at {self._host(url)}; retry in {wait:g} s")
         if response.status_code in TRANSIENT_STATUSES:
             raise FacilityUnavailable(
                 f"{self._host(url)} answered HTTP {response.status_code} (temporarily unavailable)",

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ...core.errors import AltdataError, PayloadError, RemoteError
+from ...core.errors import AltdataError, ConfigurationError, PayloadError, RemoteError
 from ...core.interface import Facility, FollowupRequest, Kind
 from ...core.outcome import Outcome, State
 from ...core.timeutil import iso_date, to_mjd, utcnow
@@ -99,7 +99,7 @@ class ATLASFacility(Facility):
     def __init__(self, config: dict[str, Any] | None = None):
         super().__init__(config)
         if self.config.get("base_url") and not _safe_for_token(self.config["base_url"]):
-            raise ValueError(f"configured ATLAS base_url must use https ({PLAIN_HTTP_RULE})")
+            raise ConfigurationError(f"configured ATLAS base_url must use https ({PLAIN_HTTP_RULE})")
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         if altdata.get("base_url") and not _safe_for_token(altdata["base_url"]):
