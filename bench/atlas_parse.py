@@ -1,0 +1,201 @@
+"""ATLAS result parsing benchmark: ``parse_results`` against ``pandas.read_csv``.
+
+Writes a deterministic (seeded) ATLAS forced photometry result file — by default 100,000 rows with
+the columns of a current ATLAS file (``###MJD m dm uJy duJy F err chi/N RA Dec x y maj min phi
+apfit mag5sig PA_DEG Sky Obs``), a mix of ``c``/``o`` points, many low-SNR points, negative fluxes
+and a few ``NaN`` — to a temporary file, then times, in this one process and interleaved round by
+round:
+
+- ours:   read the file + ``facility_apis.facilities.atlas.results.parse_results(text)``, i.e. read,
+          parse and conversion to SkyPortal photometry (detections, upper limits, filters);
+- pandas: ``pandas.read_csv(path, sep=r"\\s+")`` — reading only, no conversion at all.
+
+It prints the median (and best) of each, the ratio ours/pandas (target ≤ 1.0: ours no slower),
+and the peak traced memory (``tracemalloc``) of one read + parse of ours. Timing is reported, never
+enforced: the exit status is 0 whatever the ratio. Without pandas it says so and exits 0.
+
+Usage: python bench/atlas_parse.py [--quick] [--rows N] [--repeat N] [--seed S] [--keep FILE]
+                                   [--json-out FILE] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+
+TARGET_RATIO = 1.0
+HEADER = (
+    "###MJD", "m", "dm", "uJy", "duJy", "F", "err", "chi/N", "RA", "Dec", "x", "y",
+    "maj", "min", "phi", "apfit", "mag5sig", "PA_DEG", "Sky", "Obs",
+)  # fmt: skip
+
+
+def generate(rows: int, seed: int = 20240601) -> str:
+    """The text of a realistic ATLAS result file of ``rows`` measurements (deterministic)."""
+    rng = random.Random(seed)
+    ra0, dec0 = 150.123456, -20.654321
+    true_ujy = {"c": 220.0, "o": 170.0}  # a faint transient: many points are low SNR
+    lines = ["  ".join(HEADER)]
+    mjd = 57230.0
+    for n in range(rows):
+        mjd += rng.uniform(0.0005, 0.02) if n % 4 else rng.uniform(0.3, 2.5)  # 4 exposures a visit
+        band = "o" if rng.random() < 0.6 else "c"
+        sky = rng.gauss(19.8 if band == "o" else 20.3, 0.5)
+        mag5sig = sky - rng.uniform(0.9, 1.6)
+        duJy = max(1, round(10 ** (-0.4 * (mag5sig - 23.9)) / 5.0 * rng.uniform(0.9, 1.1)))
+        uJy = round(rng.gauss(true_ujy[band] if rng.random() < 0.5 else 0.0, duJy))
+        if rng.random() < 0.02:  # outliers / bad subtractions
+            uJy = round(rng.gauss(0, 20 * duJy))
+        if uJy != 0:
+            # ATLAS convention: a negative flux gets a negative magnitude of |flux|.
+            m = math.copysign(-2.5 * math.log10(abs(uJy)) + 23.9, uJy)
+            dm = min(9.999, 1.0857 * duJy / abs(uJy))
+        else:
+            m, dm = float("nan"), float("nan")
+        chi_n = abs(rng.gauss(1.2, 0.6)) if rng.random() > 0.01 else rng.uniform(10, 200)
+        ra = ra0 + rng.gauss(0, 1e-5)
+        dec = dec0 + rng.gauss(0, 1e-5)
+        x, y = rng.uniform(0, 10560), rng.uniform(0, 10560)
+        maj = rng.uniform(1.6, 4.5)
+        mn = maj * rng.uniform(0.8, 1.0)
+        phi = rng.uniform(-90, 90)
+        apfit = rng.uniform(-0.6, -0.3)
+        pa = rng.uniform(-180, 180)
+        camera = "01a" if band == "o" and rng.random() < 0.5 else "02a"
+        obs = f"{camera}{int(mjd)}{band}{rng.randrange(10000):04d}{band}"
+        values = [
+            f"{mjd:.6f}", f"{m:.3f}", f"{dm:.3f}", f"{uJy:d}", f"{duJy:d}", band, "0", f"{chi_n:.2f}",
+            f"{ra:.5f}", f"{dec:.5f}", f"{x:.2f}", f"{y:.2f}", f"{maj:.2f}", f"{mn:.2f}", f"{phi:.1f}",
+            f"{apfit:.3f}", f"{mag5sig:.2f}", f"{pa:.2f}", f"{sky:.2f}", obs,
+        ]  # fmt: skip
+        values = ["NaN" if value == "nan" else value for value in values]  # ATLAS spells it NaN
+        r = rng.random()
+        if r < 0.001:  # a few NaN where ATLAS writes them: limits, or the whole flux fit
+            values[16] = "NaN"
+        elif r < 0.002:
+            values[1] = values[2] = values[3] = "NaN"
+        lines.append(" ".join(values))
+    return "\n".join(lines) + "\n"
+
+
+def _timed(function) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=None, help="rows in the generated file (default 100000)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed runs of each (default 7)")
+    parser.add_argument("--quick", action="store_true", help="10,000 rows, 3 runs (smoke test)")
+    parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--keep", help="write the generated file here and keep it")
+    parser.add_argument("--json-out", help="also write the figures to this JSON file")
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of one read + parse")
+    args = parser.parse_args(argv)
+    rows = args.rows or (10_000 if args.quick else 100_000)
+    repeat = args.repeat or (3 if args.quick else 7)
+
+    try:
+        import pandas
+    except ImportError:
+        print("pandas is not installed (pip install -e '.[bench]'): ATLAS parse benchmark skipped")
+        return 0
+    from facility_apis.facilities.atlas.results import parse_results
+
+    text = generate(rows, args.seed)
+    if args.keep:
+        path, cleanup = args.keep, False
+    else:
+        handle, path = tempfile.mkstemp(prefix="atlas-bench-", suffix=".txt")
+        os.close(handle)
+        cleanup = True
+    try:
+        with open(path, "w", encoding="ascii") as out:
+            out.write(text)
+        size_mb = os.path.getsize(path) / 1e6
+        del text
+
+        def ours():
+            with open(path, encoding="ascii") as source:
+                return parse_results(source.read())
+
+        def theirs():
+            return pandas.read_csv(path, sep=r"\s+")
+
+        # Warm-up (and sanity): both read every row.
+        photometry, frame = ours(), theirs()
+        if len(frame) != rows:
+            raise SystemExit(f"pandas read {len(frame)} rows of {rows}")
+        del frame
+
+        times: dict[str, list[float]] = {"ours": [], "pandas": []}
+        for _ in range(repeat):  # interleaved rounds
+            times["ours"].append(_timed(ours))
+            times["pandas"].append(_timed(theirs))
+
+        gc.collect()
+        tracemalloc.start()
+        ours()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        ratio = medians["ours"] / medians["pandas"]
+        met = ratio <= TARGET_RATIO
+        print(
+            f"ATLAS parse: {rows:,} rows, {size_mb:.1f} MB, median of {repeat} runs "
+            f"(Python {sys.version.split()[0]}, pandas {pandas.__version__})"
+        )
+        print(f"  result: {photometry.summary()}; notes: {list(photometry.notes)}")
+        for name, label in (("ours", "read + parse_results (read, parse, convert)"), ("pandas", "pandas.read_csv(sep=r'\\s+') (read only)")):
+            values = times[name]
+            print(f"  {name:<7}{medians[name] * 1e3:9.1f} ms   (best {min(values) * 1e3:.1f}, max {max(values) * 1e3:.1f})   {label}")
+        print(f"ratio ours/pandas: {ratio:.2f}  (target ≤ {TARGET_RATIO} (ours no slower))  {'MET' if met else 'MISSED'}")
+        print(f"  peak traced memory of read + parse_results: {peak / 1e6:.1f} MB ({peak / rows:.0f} B/row; file {size_mb:.1f} MB)")
+
+        if args.profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.runcall(ours)
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(12)
+
+        if args.json_out:
+            with open(args.json_out, "w", encoding="utf-8") as handle:
+                json.dump(
+                    {
+                        "benchmark": "atlas_parse",
+                        "rows": rows,
+                        "repeat": repeat,
+                        "median_ms": {name: value * 1e3 for name, value in medians.items()},
+                        "best_ms": {name: min(values) * 1e3 for name, values in times.items()},
+                        "ratio": ratio,
+                        "ratio_name": "ours/pandas",
+                        "target": f"≤ {TARGET_RATIO}",
+                        "target_met": met,
+                        "peak_memory_mb": peak / 1e6,
+                    },
+                    handle,
+                    indent=2,
+                )
+    finally:
+        if cleanup:
+            os.unlink(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Run every benchmark in ``bench/`` and print a summary table of ratios against their baselines.
+
+Each benchmark runs as its own process (its full output is shown first), so one cannot warm the
+other up. Exit status: non-zero when a benchmark fails (e.g. ``import facility_apis`` imported a
+facility module); missed timing targets are reported, not failed.
+
+Usage: python bench/run_all.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = (
+    # script, label of the measured figure, label of its baseline, keys in median_ms
+    ("import_time.py", "import core", "import requests, jsonschema", ("core", "baseline")),
+    ("atlas_parse.py", "ATLAS read+parse_results", "pandas.read_csv", ("ours", "pandas")),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and rows (smoke test)")
+    args = parser.parse_args(argv)
+
+    rows = []
+    status = 0
+    with tempfile.TemporaryDirectory(prefix="fa-bench-") as scratch:
+        for script, ours_label, base_label, (ours_key, base_key) in BENCHMARKS:
+            out = os.path.join(scratch, script + ".json")
+            command = [sys.executable, str(HERE / script), "--json-out", out] + (["--quick"] if args.quick else [])
+            print(f"$ {' '.join(command[1:2] + command[4:])}", flush=True)
+            code = subprocess.call(command)
+            print(flush=True)
+            if code != 0:
+                status = status or code
+            if not os.path.exists(out):  # skipped (e.g. no pandas) or failed before reporting
+                rows.append((script, ours_label, base_label, "-", "-", "-", "-", "skipped" if code == 0 else f"FAILED ({code})"))
+                continue
+            with open(out, encoding="utf-8") as handle:
+                figures = json.load(handle)
+            medians = figures["median_ms"]
+            verdict = "met" if figures["target_met"] else "MISSED"
+            if code != 0:
+                verdict += f", FAILED ({code})"
+            rows.append(
+                (
+                    script,
+                    ours_label,
+                    base_label,
+                    f"{medians[ours_key]:.1f}",
+                    f"{medians[base_key]:.1f}",
+                    f"{figures['ratio']:.2f}",
+                    figures["target"],
+                    verdict,
+                )
+            )
+
+    header = ("benchmark", "measured", "baseline", "ms", "baseline ms", "ratio", "target", "result")
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    print("summary (medians; ratio = measured / baseline, same run)" + (" [--quick]" if args.quick else ""))
+    for row in (header, *rows):
+        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
