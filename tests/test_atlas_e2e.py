@@ -120,3 +120,34 @@ def test_demo_runs_and_reports_every_stage():
     for stage in ("failed to submit: rate limit reached", "submitted: ATLAS task 1", "queued:", "running:", "complete: 12 points"):
         assert stage in text
     assert lines[-1] == "SkyPortal received 5 status messages and 12 photometry points"
+
+
+def test_faults_while_following_are_survived_and_reported():
+    import time
+
+    with (
+        ATLASEmulator(tokens={ATLAS_TOKEN: "observer"}, queue_time=0.3, rows=8) as atlas,
+        SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal,
+    ):
+        task_path = "/forcedphot/queue/1/"
+        atlas.faults.add("drop", path_prefix=task_path, method="GET")  # retried inside the transport
+        atlas.faults.add("status", path_prefix=task_path, method="GET", status=500, body="<html>oops</html>")
+        atlas.faults.add("malformed", path_prefix=task_path, method="GET")
+        skyportal.add_source(OBJ, RA, DEC)
+        skyportal.add_request(7, obj_id=OBJ, instrument_id=3)
+        facility = ATLASFacility({"base_url": atlas.base_url, "poll_interval": 0.1})
+        request = FollowupRequest(7, Target(OBJ, RA, DEC), Allocation(1, {"api_token": ATLAS_TOKEN}, instrument_id=3), {})
+        waits = []
+        with Transport(secrets=[ATLAS_TOKEN], backoff=0) as transport:
+            client = SkyPortalClient(skyportal.url, SP_TOKEN, transport)
+            outcome = follow(facility, request, transport, skyportal=client, sleep=lambda s: (waits.append(s), time.sleep(min(s, 0.1))))
+        statuses = skyportal.statuses(7)
+        assert len(atlas.faults) == 0
+
+    assert outcome.state is State.COMPLETED
+    assert statuses[0] == "submitted: ATLAS task 1"
+    assert "failed: ATLAS answered HTTP 500 for the task: <html>oops</html>" in statuses
+    assert "failed: ATLAS sent a task description that is not JSON" in statuses
+    assert statuses[-1].startswith("complete: 8 points")
+    assert 60.0 in waits  # a failed poll is retried after a pause, not in a busy loop
+    assert ATLAS_TOKEN not in repr(statuses)

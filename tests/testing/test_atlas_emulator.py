@@ -12,7 +12,6 @@ import requests
 
 from facility_apis.testing import ATLASEmulator, LoopbackServer
 from facility_apis.testing.atlas import mjd_of
-from facility_apis.testing.fixtures import atlas_emulator  # noqa: F401  (the shipped fixture)
 
 HEADERS = {"Authorization": "Token test-token", "Accept": "application/json"}
 TARGET = {"ra": 44.0, "dec": 22.0, "mjd_min": 59248.0, "mjd_max": 59300.0}

@@ -8,7 +8,6 @@ import requests
 
 from facility_apis.core.listener import Listener
 from facility_apis.testing import SkyPortalStub
-from facility_apis.testing.fixtures import skyportal_stub  # noqa: F401  (the shipped fixture)
 
 AUTH = {"Authorization": "token skyportal-token"}
 OBJ = "ZTF21aaaaaaa"
