@@ -151,3 +151,17 @@ def test_faults_while_following_are_survived_and_reported():
     assert statuses[-1].startswith("complete: 8 points")
     assert 60.0 in waits  # a failed poll is retried after a pause, not in a busy loop
     assert ATLAS_TOKEN not in repr(statuses)
+
+
+def test_photometry_needs_the_instrument_to_be_known():
+    import pytest
+
+    from facility_apis.core.errors import FacilityError
+
+    with ATLASEmulator(tokens={ATLAS_TOKEN: "observer"}, rows=3) as atlas, SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal:
+        skyportal.add_request(8, obj_id=OBJ)
+        facility = ATLASFacility({"base_url": atlas.base_url, "poll_interval": 0.05})
+        request = FollowupRequest(8, Target(OBJ, RA, DEC), Allocation(1, {"api_token": ATLAS_TOKEN}), {})
+        with Transport() as transport, pytest.raises(FacilityError, match="names no instrument_id"):
+            follow(facility, request, transport, skyportal=SkyPortalClient(skyportal.url, SP_TOKEN, transport))
+        assert skyportal.photometry(OBJ) == []

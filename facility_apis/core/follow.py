@@ -11,6 +11,7 @@ import dataclasses
 import time
 from typing import Callable
 
+from .errors import FacilityError
 from .interface import Facility, FollowupRequest
 from .operations import perform
 from .outcome import Outcome, State
@@ -34,7 +35,8 @@ def follow(
 
     Each new status is passed to ``report`` and, with ``skyportal``, posted to ``/api/facility``;
     photometry is delivered with ``PUT /api/photometry`` before the status that announces it.
-    Stops after ``max_calls`` facility calls, returning the last outcome.
+    Stops after ``max_calls`` facility calls, returning the last outcome. An error from SkyPortal
+    propagates: this driver keeps nothing to deliver later (the gateway's outbox does).
     """
     last_status: str | None = None
 
@@ -42,8 +44,9 @@ def follow(
         nonlocal last_status
         if outcome.photometry is not None and len(outcome.photometry) and skyportal is not None:
             allocation = request.allocation
-            body = outcome.photometry.to_skyportal(request.target.id, allocation.instrument_id or 0, allocation.group_ids)
-            skyportal.put_photometry(body)
+            if allocation.instrument_id is None:
+                raise FacilityError("the allocation names no instrument_id: SkyPortal cannot take its photometry")
+            skyportal.put_photometry(outcome.photometry.to_skyportal(request.target.id, allocation.instrument_id, allocation.group_ids))
         if outcome.status != last_status:
             last_status = outcome.status
             if report:

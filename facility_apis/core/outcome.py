@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -63,9 +63,6 @@ class Outcome:
         ``failed to submit: ...`` (both resubmittable in SkyPortal), ``deleted``.
         """
         return skyportal_status(self.state, self.detail, submitted=self.remote_id is not None)
-
-    def with_transactions(self, transactions: tuple[Transaction, ...]) -> Outcome:
-        return replace(self, transactions=transactions)
 
 
 _PREFIX = {

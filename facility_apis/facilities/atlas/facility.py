@@ -219,9 +219,10 @@ class ATLASFacility(Facility):
         if task.get("finishtimestamp"):
             if task.get("result_url"):
                 photometry = self._fetch_results(request, task, transport)
+                if not len(photometry):
+                    return Outcome(State.NO_DATA, "; ".join(photometry.notes), remote_id=remote_id, photometry=photometry)
                 detail = "; ".join((photometry.summary(), *photometry.notes))
-                state = State.COMPLETED if len(photometry) else State.NO_DATA
-                return Outcome(state, detail, remote_id=remote_id, photometry=photometry)
+                return Outcome(State.COMPLETED, detail, remote_id=remote_id, photometry=photometry)
             return Outcome(State.NO_DATA, task.get("error_msg") or "ATLAS finished the task without a result", remote_id=remote_id)
         if task.get("starttimestamp"):
             return Outcome(State.RUNNING, f"started at {task['starttimestamp']}", remote_id=remote_id, poll_after=self.poll_interval)
