@@ -105,3 +105,10 @@ def test_details_are_masked_before_they_are_clipped():
     assert len(outcome.detail) == 500
     assert SECRET[:3] not in outcome.detail.replace("x", "")
     assert outcome.detail.startswith("x" * 495 + "***")
+
+
+@pytest.mark.parametrize("altdata", ["not a mapping", ["api_token"], None])
+def test_perform_with_altdata_that_is_not_an_object(altdata):
+    outcome = perform(get_facility("atlas")(), "submit", request_for(altdata), Transport())
+    assert outcome.state is State.FAILED
+    assert outcome.status.startswith("failed to submit: invalid altdata:")

@@ -116,6 +116,8 @@ class Facility:
     @classmethod
     def secrets(cls, altdata: Mapping[str, Any]) -> list[str]:
         """The secret values in ``altdata``: what every record must mask."""
+        if not isinstance(altdata, Mapping):
+            return []
         return [str(altdata[key]) for key in cls.secret_fields() if altdata.get(key) not in (None, "")]
 
     # -- validation ----------------------------------------------------------------------------
