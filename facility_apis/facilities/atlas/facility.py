@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -119,23 +119,27 @@ class ATLASFacility(Facility):
 
     # -- the remote calls ----------------------------------------------------------------------
 
-    def base_url(self, altdata: dict[str, Any]) -> str:
+    def base_url(self, altdata: Mapping[str, Any]) -> str:
         return (altdata.get("base_url") or self.config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
 
     @property
     def poll_interval(self) -> float:
         return float(self.config.get("poll_interval", DEFAULT_POLL_INTERVAL))
 
-    def _headers(self, altdata: dict[str, Any]) -> dict[str, str]:
+    def _headers(self, altdata: Mapping[str, Any]) -> dict[str, str]:
         return {"Authorization": f"Token {altdata['api_token']}", "Accept": "application/json"}
 
-    def _headers_for(self, url: str, altdata: dict[str, Any]) -> dict[str, str]:
+    def _headers_for(self, url: str, altdata: Mapping[str, Any]) -> dict[str, str]:
         """Send the token only to the service itself, over the same scheme and host, never in
         clear over the network (task and result URLs are absolute, built by the server)."""
         same_origin = urlsplit(url)[:2] == urlsplit(self.base_url(altdata))[:2]
         if same_origin and _safe_for_token(url):
             return self._headers(altdata)
         return {"Accept": "application/json"}
+
+    def _send(self, transport: Transport, method: str, url: str, request: FollowupRequest) -> requests.Response:
+        """A call to a URL the service gave us (task, result), with the token only where it may go."""
+        return transport.request(method, url, headers=self._headers_for(url, request.allocation.altdata))
 
     def prepare(self, request: FollowupRequest) -> HTTPCall:
         payload, altdata = request.payload, request.allocation.altdata
@@ -153,8 +157,8 @@ class ATLASFacility(Facility):
                 form[key] = payload[key]
         return HTTPCall(
             "POST",
-            f"{self.base_url(dict(altdata))}/queue/",
-            headers=self._headers(dict(altdata)),
+            f"{self.base_url(altdata)}/queue/",
+            headers=self._headers(altdata),
             data={key: _form_value(value) for key, value in form.items()},
         )
 
@@ -187,8 +191,7 @@ class ATLASFacility(Facility):
 
     def _fetch_task(self, request: FollowupRequest, transport: Transport) -> dict[str, Any] | None:
         """The task's JSON, or ``None`` when ATLAS no longer has it."""
-        altdata = dict(request.allocation.altdata)
-        response = transport.request("GET", request.remote_id, headers=self._headers_for(request.remote_id, altdata))
+        response = self._send(transport, "GET", request.remote_id, request)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -202,9 +205,7 @@ class ATLASFacility(Facility):
         return task
 
     def _fetch_results(self, request: FollowupRequest, task: dict[str, Any], transport: Transport):
-        altdata = dict(request.allocation.altdata)
-        url = task["result_url"]
-        response = transport.request("GET", url, headers=self._headers_for(url, altdata))
+        response = self._send(transport, "GET", task["result_url"], request)
         if response.status_code != 200:
             raise RemoteError(f"ATLAS answered HTTP {response.status_code} for the result file", http_status=response.status_code)
         return parse_results(response.text, snr_threshold=float(request.payload.get("snr_threshold", 3.0)))
@@ -238,8 +239,7 @@ class ATLASFacility(Facility):
         photometry = None
         if task.get("finishtimestamp") and task.get("result_url"):
             photometry = self._fetch_results(request, task, transport)
-        altdata = dict(request.allocation.altdata)
-        response = transport.request("DELETE", request.remote_id, headers=self._headers_for(request.remote_id, altdata))
+        response = self._send(transport, "DELETE", request.remote_id, request)
         if response.status_code not in (200, 202, 204, 404):
             raise RemoteError(f"ATLAS refused to delete the task (HTTP {response.status_code}: {_drf_errors(response)})", http_status=response.status_code)
         if photometry is not None:
