@@ -55,7 +55,8 @@ class Allocation:
 class FollowupRequest:
     """An observer's request: what to observe, on which allocation, with which form payload.
 
-    ``remote_id`` is the facility's handle once submitted (e.g. the ATLAS task URL).
+    ``remote_id`` is the facility's handle once submitted (e.g. the ATLAS task URL);
+    ``callback_url``, when the caller can receive one, is where the facility may announce changes.
     """
 
     id: int | None
@@ -64,6 +65,7 @@ class FollowupRequest:
     payload: Mapping[str, Any] = field(default_factory=dict)
     requester: str | None = None
     remote_id: str | None = None
+    callback_url: str | None = None
 
 
 class Facility:

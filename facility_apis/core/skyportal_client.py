@@ -37,11 +37,12 @@ class SkyPortalClient:
         self.transport = transport or Transport()
         self.transport.add_secrets([token])
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Any:
         response = self.transport.request(
             method,
             f"{self.base_url}{path}",
             headers={"Authorization": f"token {self._token}", "Accept": "application/json"},
+            params=params,
             json=body,
         )
         try:
@@ -71,3 +72,9 @@ class SkyPortalClient:
     def get_source(self, obj_id: str) -> dict[str, Any]:
         """A source (``id``, ``ra``, ``dec``, ...) from ``GET /api/sources/<obj_id>``."""
         return self._call("GET", f"/api/sources/{requests.utils.quote(obj_id, safe='')}") or {}
+
+    def followup_requests(self, obj_id: str) -> list[dict[str, Any]]:
+        """The follow-up requests on a source (``GET /api/followup_request?sourceID=``)."""
+        data = self._call("GET", "/api/followup_request", params={"sourceID": obj_id}) or {}
+        found = data.get("followup_requests", []) if isinstance(data, dict) else data
+        return [entry for entry in found if isinstance(entry, dict)]

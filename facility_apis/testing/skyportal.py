@@ -46,7 +46,13 @@ class _Request:
     listener: str
     obj_id: str
     instrument_id: int
+    allocation_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
     statuses: list[str] = field(default_factory=list)
+
+    def as_dict(self, request_id: int) -> dict[str, Any]:
+        status = self.statuses[-1] if self.statuses else "pending submission"
+        return {"id": request_id, "obj_id": self.obj_id, "allocation_id": self.allocation_id, "payload": self.payload, "status": status}
 
 
 def _mag_space_error(errors: dict[str, list[str]]) -> Refused:
@@ -100,6 +106,11 @@ def _dedup_key(point: dict[str, Any]) -> tuple[Any, ...]:
     return (point["obj_id"], int(point["instrument_id"]), point.get("origin"), round(point["mjd"], 9), rounded, round(fluxerr, 9))
 
 
+class SEDMListener(FacilityMessageListener):
+    """SkyPortal's stock listener (the only one it ships): ``followup_request_id`` and
+    ``new_status``, nothing else; the gateway's statuses reach an unchanged SkyPortal through it."""
+
+
 class SkyPortalStub(LoopbackServer):
     """SkyPortal for facility tests: tokens with ACLs, follow-up requests, sources, photometry.
 
@@ -116,7 +127,7 @@ class SkyPortalStub(LoopbackServer):
         super().__init__()
         default_acl = FacilityMessageListener.get_acl_id()
         self.tokens = {token: set(acls) for token, acls in (tokens if tokens is not None else {"skyportal-token": {default_acl}}).items()}
-        self.listeners = dict(listeners or {"FacilityMessageListener": FacilityMessageListener})
+        self.listeners = dict(listeners or {"FacilityMessageListener": FacilityMessageListener, "SEDMListener": SEDMListener})
         self._lock = threading.Lock()
         self._requests_by_id: dict[int, _Request] = {}
         self._instruments: dict[int, tuple[str, set[str]]] = {}
@@ -129,6 +140,7 @@ class SkyPortalStub(LoopbackServer):
             (r"/api/facility", FacilityHandler),
             (r"/api/photometry", PhotometryHandler),
             (r"/api/sources/([^/]+)", SourceHandler),
+            (r"/api/followup_request", FollowupRequestListHandler),
         ]
 
     # -- set-up -----------------------------------------------------------------------------
@@ -150,11 +162,13 @@ class SkyPortalStub(LoopbackServer):
         instrument_id: int = 1,
         instrument_filters: Iterable[str] = ("atlasc", "atlaso"),
         instrument_name: str = "ATLAS",
+        allocation_id: int | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> None:
         """A follow-up request on ``obj_id``; (re)defines its instrument with ``instrument_filters``."""
         self.add_instrument(instrument_id, instrument_filters, instrument_name)
         with self._lock:
-            self._requests_by_id[followup_request_id] = _Request(listener, obj_id, instrument_id)
+            self._requests_by_id[followup_request_id] = _Request(listener, obj_id, instrument_id, allocation_id, dict(payload or {}))
 
     # -- what the stub received -------------------------------------------------------------
 
@@ -234,6 +248,12 @@ class SkyPortalStub(LoopbackServer):
     def _known_object(self, obj_id: str) -> bool:
         return obj_id in self._sources or any(r.obj_id == obj_id for r in self._requests_by_id.values())
 
+    def followup_requests(self, obj_id: str | None) -> dict[str, Any]:
+        """``GET /api/followup_request?sourceID=``: the requests on a source, oldest first."""
+        with self._lock:
+            found = [r.as_dict(i) for i, r in sorted(self._requests_by_id.items()) if obj_id is None or r.obj_id == obj_id]
+        return {"followup_requests": found, "totalMatches": len(found)}
+
     def source(self, obj_id: str) -> dict[str, Any]:
         with self._lock:
             source = self._sources.get(obj_id)
@@ -305,3 +325,8 @@ class SourceHandler(_SkyPortalHandler):
             self.success(self.skyportal.source(obj_id))
         except Refused as exc:
             self.error(exc)
+
+
+class FollowupRequestListHandler(_SkyPortalHandler):
+    def get(self) -> None:
+        self.success(self.skyportal.followup_requests(self.get_query_argument("sourceID", None)))

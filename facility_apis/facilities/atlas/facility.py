@@ -155,6 +155,8 @@ class ATLASFacility(Facility):
         for key in ("radec_epoch_year", "propermotion_ra", "propermotion_dec"):
             if payload.get(key) is not None:
                 form[key] = payload[key]
+        if request.callback_url:
+            form["callback_url"] = request.callback_url  # a hint only: polling stays the source of truth
         return HTTPCall(
             "POST",
             f"{self.base_url(altdata)}/queue/",

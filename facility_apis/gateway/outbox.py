@@ -1,0 +1,163 @@
+"""Delivers the outbox to SkyPortal until each message is acknowledged.
+
+Statuses go to ``POST /api/facility``, photometry to ``PUT /api/photometry`` (idempotent in
+SkyPortal). Messages of one request leave in the order they were written, one at a time, so a
+status never overtakes the photometry it announces; different requests are delivered
+concurrently. A message SkyPortal refuses for good (a 4xx other than 401/403/429) is kept as dead,
+with SkyPortal's reason, for the admin; everything else is retried with doubling waits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..core.errors import FacilityError, FacilityUnavailable, Throttled
+from ..core.redact import get_logger
+from ..core.skyportal_client import SkyPortalClient, SkyPortalError
+from ..core.transport import Transport
+from .store import Delivery, Store
+
+log = get_logger(__name__)
+
+#: SkyPortal answers that a later attempt may turn into a success.
+RETRYABLE_STATUSES = frozenset({401, 403, 408, 429}) | frozenset(range(500, 600))
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    concurrency: int = 8
+    batch: int = 64
+    lease: float = 120.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    idle: float = 1.0
+
+    def backoff(self, attempts: int) -> float:
+        return min(self.backoff_cap, self.backoff_base * 2 ** max(attempts - 1, 0))
+
+
+class Unresolved(FacilityError):
+    """SkyPortal does not (yet) show the follow-up request this message belongs to."""
+
+
+def _same_request(skyportal_payload: Any, gateway_payload: dict[str, Any]) -> bool:
+    """SkyPortal keeps the payload as the observer sent it; the gateway keeps it with the form's
+    defaults filled in. They match when every field SkyPortal has is the same here."""
+    return isinstance(skyportal_payload, dict) and all(gateway_payload.get(key) == value for key, value in skyportal_payload.items())
+
+
+class Deliverer:
+    """Works through the outbox; ``run_until_empty()`` for tests and benches."""
+
+    def __init__(self, store: Store, client_factory: Callable[[], SkyPortalClient], *, settings: DeliverySettings | None = None, name: str | None = None):
+        self.store = store
+        self.settings = settings or DeliverySettings()
+        self.name = name or f"outbox:{uuid.uuid4().hex[:8]}"
+        self._client_factory = client_factory
+        self._local = threading.local()
+        self._clients: list[SkyPortalClient] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="outbox")
+        self._stop = threading.Event()
+
+    @classmethod
+    def for_skyportal(cls, store: Store, url: str, token: str, **options: Any) -> Deliverer:
+        return cls(store, lambda: SkyPortalClient(url, token, Transport(retries=0, timeout=(5.0, 30.0))), **options)
+
+    def _client(self) -> SkyPortalClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._client_factory()
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    # -- one message -------------------------------------------------------------------------
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Send one message and record the result; never raises."""
+        try:
+            client = self._client()
+            if delivery.kind == "photometry":
+                client.put_photometry(delivery.body)
+            else:
+                followup_request_id = delivery.followup_request_id or self._resolve(client, delivery)
+                client.post_status(followup_request_id, delivery.body["new_status"])
+        except Throttled as exc:
+            self._retry(delivery, str(exc), exc.wait)
+        except (FacilityUnavailable, Unresolved) as exc:
+            self._retry(delivery, str(exc))
+        except SkyPortalError as exc:
+            if exc.http_status in RETRYABLE_STATUSES:
+                self._retry(delivery, str(exc))
+            else:
+                log.error("outbox %s: SkyPortal refused it for good: %s", delivery.id, exc)
+                self.store.retry_delivery(delivery, str(exc), time.time(), dead=True)
+        except Exception as exc:
+            log.exception("outbox %s: delivery failed", delivery.id)
+            self._retry(delivery, f"{type(exc).__name__}: {exc}")
+        else:
+            self.store.delivered(delivery)
+
+    def _retry(self, delivery: Delivery, error: str, wait: float | None = None) -> None:
+        wait = self.settings.backoff(delivery.attempts + 1) if wait is None else wait
+        self.store.retry_delivery(delivery, error, time.time() + wait)
+
+    def _resolve(self, client: SkyPortalClient, delivery: Delivery) -> int:
+        """Find SkyPortal's id of a request that arrived through GENERIC forwarding (whose body
+        carries no id): the oldest request on the same source, allocation and payload that no
+        other gateway request has taken. SkyPortal may not have committed it yet: then later."""
+        candidates = [
+            entry
+            for entry in client.followup_requests(delivery.obj_id)
+            if entry.get("allocation_id") == delivery.allocation_id and isinstance(entry.get("id"), int) and _same_request(entry.get("payload"), delivery.payload)
+        ]
+        taken = self.store.claimed_followup_ids([entry["id"] for entry in candidates])
+        free = sorted(entry["id"] for entry in candidates if entry["id"] not in taken)
+        if not free:
+            raise Unresolved(f"SkyPortal shows no follow-up request on {delivery.obj_id} for allocation {delivery.allocation_id} yet")
+        self.store.set_followup_request_id(delivery.request_id, free[0])
+        return free[0]
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Deliver one batch; return how many messages were attempted."""
+        deliveries = self.store.claim_deliveries(self.name, self.settings.batch, self.settings.lease)
+        for _ in self._pool.map(self.deliver, deliveries):
+            pass
+        return len(deliveries)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                attempted = self.run_once()
+            except Exception:
+                log.exception("outbox: claiming failed; retrying")
+                attempted = 0
+            if not attempted:
+                self._stop.wait(self.settings.idle)
+
+    def run_until_empty(self, timeout: float = 60.0) -> bool:
+        """Deliver until nothing is owed; False if ``timeout`` came first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.run_once():
+                if not self.store.metrics()["outbox_backlog"]:
+                    return True
+                time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.stop()
+        self._pool.shutdown(wait=True)
+        for client in self._clients:
+            client.transport.close()

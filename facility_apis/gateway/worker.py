@@ -1,0 +1,196 @@
+"""The worker: claims due requests, calls their facilities concurrently, records the outcomes.
+
+One dispatcher thread claims as many due jobs as there are free slots and hands them to a bounded
+thread pool; each facility has its own gate (concurrency, spacing), and a throttle pauses its
+account for exactly the wait the facility asked for. Sleeping happens here, never in a facility.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..core.interface import Facility
+from ..core.operations import perform
+from ..core.outcome import Outcome, State
+from ..core.redact import get_logger
+from ..core.registry import Registry, default_registry
+from ..core.transport import Transport
+from .pacing import FacilityLimit, Gate, Pauses
+from .store import Job, Store
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """``concurrency`` facility calls in flight in all; ``limits`` per facility (else
+    ``default_limit``); a claimed job is held for ``lease`` seconds, which must exceed the longest
+    call; with nothing due, the database is asked again after at most ``idle`` seconds."""
+
+    concurrency: int = 32
+    default_limit: FacilityLimit = FacilityLimit()
+    limits: Mapping[str, FacilityLimit] = field(default_factory=dict)
+    lease: float = 300.0
+    idle: float = 1.0
+    timeout: tuple[float, float] = (5.0, 30.0)
+
+
+def worker_name() -> str:
+    """A name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+CallbackURL = Callable[[int], str]
+
+
+class Worker:
+    """Follows the store's requests until ``stop()``; ``run_until_idle()`` for tests and benches."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        registry: Registry | None = None,
+        facility_config: Mapping[str, Mapping[str, Any]] | None = None,
+        settings: WorkerSettings | None = None,
+        callback_url: CallbackURL | None = None,
+        name: str | None = None,
+    ):
+        self.store = store
+        self.registry = registry or default_registry()
+        self.facility_config = dict(facility_config or {})
+        self.settings = settings or WorkerSettings()
+        self.callback_url = callback_url
+        self.name = name or worker_name()
+        self._facilities: dict[str, Facility] = {}
+        self._gates: dict[str, Gate] = {}
+        self._pauses = Pauses()
+        self._local = threading.local()
+        self._transports: list[Transport] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="facility-call")
+        self._in_flight: set[Future] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def facility(self, name: str) -> Facility:
+        with self._lock:
+            if name not in self._facilities:
+                self._facilities[name] = self.registry.get(name)(self.facility_config.get(name))
+                self._gates[name] = Gate(self.settings.limits.get(name, self.settings.default_limit))
+            return self._facilities[name]
+
+    def _transport(self) -> Transport:
+        transport = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = Transport(timeout=self.settings.timeout, retries=1)
+            self._local.transport = transport
+            with self._lock:
+                self._transports.append(transport)
+        return transport
+
+    # -- one job -----------------------------------------------------------------------------
+
+    def _run(self, job: Job) -> None:
+        try:
+            facility = self.facility(job.facility)
+            outcome = self._call(facility, job)
+            if outcome is None:
+                return
+            if outcome.state is State.THROTTLED and outcome.poll_after:
+                self._pauses.pause((job.facility, job.request.allocation.id), time.time() + outcome.poll_after)
+            if not self.store.record(job, outcome, can_poll=facility.implements()["get"]):
+                log.warning("request %s: lease lost while calling %s; its result was dropped", job.request_id, job.facility)
+        except Exception:  # the lease expires and another attempt follows
+            log.exception("request %s: the worker failed to handle %s", job.request_id, job.operation)
+        finally:
+            self._wake.set()
+
+    def _call(self, facility: Facility, job: Job) -> Outcome | None:
+        if job.interrupted:
+            self.store.abandon(job, f"a worker stopped while submitting; the request may have reached {facility.title} and was not sent again")
+            return None
+        request = job.request
+        if job.operation == "submit":
+            if self.callback_url is not None:
+                request = dataclasses.replace(request, callback_url=self.callback_url(job.request_id))
+            if not self.store.begin_submit(job):
+                return None
+        with self._gates[job.facility].slot():
+            return perform(facility, job.operation, request, self._transport())
+
+    # -- dispatching -------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Claim what is due and start it; return the number of jobs started."""
+        free = self.settings.concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        started = 0
+        now = time.time()
+        for job in self.store.claim(self.name, free, self.settings.lease, now):
+            paused = self._pauses.until((job.facility, job.request.allocation.id), now)
+            if paused is not None:
+                self.store.defer(job, paused)
+                continue
+            self.facility(job.facility)
+            future = self._pool.submit(self._run, job)
+            self._in_flight.add(future)
+            future.add_done_callback(self._in_flight.discard)
+            started += 1
+        return started
+
+    def _idle_wait(self) -> float:
+        next_due = self.store.next_due()
+        if next_due is None:
+            return self.settings.idle
+        return min(self.settings.idle, max(0.0, next_due - time.time()))
+
+    def run(self) -> None:
+        """Dispatch until ``stop()``; in-flight calls finish before it returns."""
+        while not self._stop.is_set():
+            try:
+                started = self.run_once()
+            except Exception:
+                log.exception("worker %s: claiming failed; retrying", self.name)
+                started = 0
+            if started == 0 or len(self._in_flight) >= self.settings.concurrency:
+                self._wake.clear()
+                self._wake.wait(self._idle_wait() if len(self._in_flight) < self.settings.concurrency else self.settings.idle)
+        self._drain_in_flight()
+
+    def run_until_idle(self, timeout: float = 60.0) -> bool:
+        """Work until no request owes a facility call; False if ``timeout`` came first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            started = self.run_once()
+            if not started and not self._in_flight and self.store.next_due() is None:
+                return True
+            self._wake.clear()
+            if not started:
+                self._wake.wait(min(self._idle_wait() or 0.001, max(0.0, deadline - time.monotonic())))
+        return False
+
+    def _drain_in_flight(self) -> None:
+        for future in list(self._in_flight):
+            future.result()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def close(self) -> None:
+        self.stop()
+        self._pool.shutdown(wait=True)
+        for transport in self._transports:
+            transport.close()
