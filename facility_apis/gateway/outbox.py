@@ -62,6 +62,7 @@ class Deliverer:
         self._local = threading.local()
         self._clients: list[SkyPortalClient] = []
         self._lock = threading.Lock()
+        self._resolving = threading.Lock()
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="outbox")
         self._stop = threading.Event()
 
@@ -110,19 +111,27 @@ class Deliverer:
 
     def _resolve(self, client: SkyPortalClient, delivery: Delivery) -> int:
         """Find SkyPortal's id of a request that arrived through GENERIC forwarding (whose body
-        carries no id): the oldest request on the same source, allocation and payload that no
-        other gateway request has taken. SkyPortal may not have committed it yet: then later."""
-        candidates = [
+        carries no id). SkyPortal's requests on the same source and allocation that no gateway
+        request holds are paired, oldest with oldest, with the gateway's unlinked ones of the
+        same payload. SkyPortal may not have committed its request yet: then, later."""
+        entries = [
             entry
             for entry in client.followup_requests(delivery.obj_id)
-            if entry.get("allocation_id") == delivery.allocation_id and isinstance(entry.get("id"), int) and _same_request(entry.get("payload"), delivery.payload)
+            if entry.get("allocation_id") == delivery.allocation_id and isinstance(entry.get("id"), int)
         ]
-        taken = self.store.claimed_followup_ids([entry["id"] for entry in candidates])
-        free = sorted(entry["id"] for entry in candidates if entry["id"] not in taken)
-        if not free:
-            raise Unresolved(f"SkyPortal shows no follow-up request on {delivery.obj_id} for allocation {delivery.allocation_id} yet")
-        self.store.set_followup_request_id(delivery.request_id, free[0])
-        return free[0]
+        with self._resolving:  # one resolution at a time, so two requests never take one id
+            taken = self.store.claimed_followup_ids([entry["id"] for entry in entries])
+            free = sorted((entry for entry in entries if entry["id"] not in taken), key=lambda entry: entry["id"])
+            for request_id, payload in self.store.unresolved_requests(delivery.obj_id, delivery.allocation_id):
+                match = next((entry for entry in free if _same_request(entry.get("payload"), payload)), None)
+                if match is None:
+                    continue
+                free.remove(match)
+                self.store.set_followup_request_id(request_id, match["id"])
+            linked = self.store.followup_request_id(delivery.request_id)
+        if linked is not None:
+            return linked
+        raise Unresolved(f"SkyPortal shows no follow-up request on {delivery.obj_id} for allocation {delivery.allocation_id} yet")
 
     # -- the loop ----------------------------------------------------------------------------
 

@@ -62,14 +62,15 @@ def next_step(
     if retrying:
         failures = failures if state is State.THROTTLED else failures + 1
         wait = outcome.poll_after if state is State.THROTTLED else schedule.backoff(failures)
-        due = now + (wait or schedule.default_poll)
+        due = now + (schedule.default_poll if wait is None else wait)
         if operation == "submit":
             reason = "throttled" if state is State.THROTTLED else "facility unavailable"
             step = Step(State.PENDING, f"pending submission: {reason}, will retry", detail, operation, due, failures)
         else:
             step = Step(previous_state, previous_status, detail, operation, due, failures)
     elif state.active and can_poll:
-        step = Step(state, outcome.status, detail, "get", now + (outcome.poll_after or schedule.default_poll), 0)
+        poll_after = schedule.default_poll if outcome.poll_after is None else outcome.poll_after
+        step = Step(state, outcome.status, detail, "get", now + poll_after, 0)
     else:
         step = Step(state, outcome.status, detail, None, None, 0)
     if step.next_poll_at is not None and step.next_poll_at >= give_up_at:

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy import Engine, create_engine, event, func, inspect, or_, select, update
@@ -82,7 +82,6 @@ class Delivery:
     followup_request_id: int | None
     obj_id: str
     allocation_id: int
-    payload: dict[str, Any] = field(repr=False)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -359,9 +358,28 @@ class Store:
             )
             return result.rowcount == 1
 
-    def set_followup_request_id(self, request_id: int, followup_request_id: int) -> None:
+    def set_followup_request_id(self, request_id: int, followup_request_id: int) -> bool:
+        """Link a request to SkyPortal's id unless another request holds that id; False if so."""
+        taken = select(RequestRow.id).where(RequestRow.followup_request_id == followup_request_id).exists()
         with self.session() as session:
-            session.execute(update(RequestRow).where(RequestRow.id == request_id).values(followup_request_id=followup_request_id))
+            result = session.execute(
+                update(RequestRow).where(RequestRow.id == request_id, ~taken).values(followup_request_id=followup_request_id).execution_options(synchronize_session=False)
+            )
+            return result.rowcount == 1
+
+    def followup_request_id(self, request_id: int) -> int | None:
+        with self.session() as session:
+            return session.scalar(select(RequestRow.followup_request_id).where(RequestRow.id == request_id))
+
+    def unresolved_requests(self, obj_id: str, allocation_id: int) -> list[tuple[int, dict[str, Any]]]:
+        """``(id, payload)`` of requests on this source and allocation with no SkyPortal id, oldest first."""
+        with self.session() as session:
+            rows = session.execute(
+                select(RequestRow.id, RequestRow.payload)
+                .where(RequestRow.obj_id == obj_id, RequestRow.allocation_id == allocation_id, RequestRow.followup_request_id.is_(None))
+                .order_by(RequestRow.id)
+            ).all()
+        return [(row.id, row.payload) for row in rows]
 
     def claimed_followup_ids(self, candidates: Sequence[int]) -> set[int]:
         """Which of these SkyPortal request ids already belong to a gateway request."""
@@ -530,7 +548,7 @@ class Store:
             session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
             rows = session.execute(select(OutboxRow, RequestRow).join(RequestRow, OutboxRow.request_id == RequestRow.id).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id)).all()
             return [
-                Delivery(o.id, o.request_id, o.kind, o.body, o.attempts, r.followup_request_id, r.obj_id, r.allocation_id, r.payload)
+                Delivery(o.id, o.request_id, o.kind, o.body, o.attempts, r.followup_request_id, r.obj_id, r.allocation_id)
                 for o, r in rows
             ]
 
