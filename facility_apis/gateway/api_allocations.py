@@ -1,0 +1,65 @@
+"""``/api/allocations``: store an allocation's credentials (validated, encrypted), check them,
+show an allocation without them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.errors import AltdataError, FieldError
+from ..core.interface import Kind
+from .api_base import ApiError, BaseHandler, parse_id, schema_errors, under
+from .store import NotFound
+
+FIELDS = ("pi", "proposal_id", "instrument_id", "instrument_name", "filters", "group_ids")
+
+
+class AllocationBody(BaseHandler):
+    """Validation shared by storing and checking an allocation."""
+
+    def checked_allocation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """``(facility, validated altdata, other fields)``, or a 400 listing every failing field."""
+        body = self.json_body()
+        errors = schema_errors("allocation", body)
+        facility, altdata = body.get("facility"), body.get("altdata")
+        cleaned: dict[str, Any] = {}
+        registry = self.gateway.registry
+        if isinstance(facility, str) and facility and facility not in registry:
+            errors.append(FieldError("facility", f"is not a known facility (known: {', '.join(registry.names())})"))
+        elif isinstance(facility, str) and facility:
+            instance = self.gateway.facility(facility)
+            if isinstance(altdata, dict):
+                try:
+                    cleaned = instance.validate_altdata(altdata)
+                except AltdataError as exc:
+                    errors += under("altdata", exc.errors)
+            if instance.kind is Kind.FORCED_PHOTOMETRY and body.get("instrument_id") is None:
+                errors.append(FieldError("instrument_id", "is required for a forced photometry facility (SkyPortal stores photometry under an instrument)"))
+        if errors:
+            raise ApiError.invalid("allocation", sorted(set(errors), key=lambda e: e.path))
+        return facility, cleaned, {name: body[name] for name in FIELDS if name in body}
+
+
+class AllocationHandler(AllocationBody):
+    """``PUT`` creates or replaces one of the caller's allocations; ``GET`` shows it."""
+
+    async def get(self, allocation_id: str) -> None:
+        number = parse_id(allocation_id, "allocation")
+        self.success(await self.blocking(self.gateway.store.allocation_summary, number, self.client_id))
+
+    async def put(self, allocation_id: str) -> None:
+        number = parse_id(allocation_id, "allocation")
+        facility, altdata, fields = self.checked_allocation()
+        store = self.gateway.store
+        try:
+            await self.blocking(store.put_allocation, self.client_id, number, facility, altdata, **fields)
+        except NotFound:  # put_allocation refuses only another client's allocation
+            raise ApiError(403, f"allocation {number} belongs to another client") from None
+        self.success(await self.blocking(store.allocation_summary, number, self.client_id))
+
+
+class AllocationValidateHandler(AllocationBody):
+    """``POST``: would this allocation be accepted? Nothing is stored."""
+
+    async def post(self) -> None:
+        self.checked_allocation()
+        self.success({"valid": True})

@@ -1,0 +1,140 @@
+"""``/api/followup_request``: accept (direct or SkyPortal GENERIC body), list, show and cancel
+follow-up requests; ``/api/callbacks``: a facility's signed nudge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.errors import FacilityError, FieldError, PayloadError
+from ..core.interface import Target
+from ..core.redact import redact_everywhere
+from ..core.skyportal_client import SkyPortalError
+from .api_base import ApiError, BaseHandler, parse_id, schema_errors, under
+
+#: SkyPortal statuses meaning "no such source" rather than "SkyPortal is failing".
+UNKNOWN_SOURCE_STATUSES = frozenset({400, 404})
+
+
+def _callback_text(request_id: int) -> str:
+    return f"callback:{request_id}"
+
+
+class FollowupRequestsHandler(BaseHandler):
+    """``POST`` accepts a request on one of the caller's allocations; ``GET`` lists the caller's."""
+
+    async def get(self) -> None:
+        self.success({"requests": await self.blocking(self.gateway.store.list_requests, self.client_id)})
+
+    async def post(self) -> None:
+        body = self.json_body()
+        allocation_id, target, payload, ignored = await self._checked(body)
+        if not isinstance(target, Target):
+            target = await self._resolve(body["obj_id"])
+        followup_request_id = body.get("followup_request_id")
+        request_id = await self.blocking(
+            self.gateway.store.add_request,
+            allocation_id,
+            target,
+            payload,
+            owner_id=self.client_id,
+            followup_request_id=None if followup_request_id is None else int(followup_request_id),
+            requester=body.get("requester"),
+        )
+        self.success({"id": request_id, "state": "pending", "ignored": ignored})
+
+    async def _checked(self, body: dict[str, Any]) -> tuple[int, Target | None, dict[str, Any], list[str]]:
+        """``(allocation id, target or None for a GENERIC body, validated payload, ignored
+        payload keys)``: a 404 for another client's allocation, else a 400 listing every failing
+        field. A GENERIC body carries GENERIC's own form (observation_choices, exposure_time,
+        ...): only the fields the facility's form defines are kept, and the others are named."""
+        errors = schema_errors("followup_request", body)
+        target, obj_id, payload = body.get("target"), body.get("obj_id"), body.get("payload")
+        ignored: list[str] = []
+        if target is None and obj_id is None:
+            errors.append(FieldError("target", "is required (or obj_id, to take the coordinates from SkyPortal)"))
+        elif isinstance(target, dict) and obj_id is not None and target.get("id") != obj_id:
+            errors.append(FieldError("obj_id", "must equal target.id when both are given"))
+        if "allocation_id" not in {e.path for e in errors}:
+            # Cross-allocation access is refused (404) before anything else is said about the body.
+            summary = await self.blocking(self.gateway.store.allocation_summary, int(body["allocation_id"]), self.client_id)
+            facility = self.gateway.facility(summary["facility"])
+            if isinstance(payload, dict) and target is None:
+                known = facility.request_schema().get("properties", {})
+                ignored = sorted(key for key in payload if key not in known)
+                payload = {key: value for key, value in payload.items() if key in known}
+            if isinstance(payload, dict):
+                try:
+                    payload = facility.validate_payload(payload)
+                except PayloadError as exc:
+                    errors += under("payload", exc.errors)
+        if isinstance(target, dict) and not any(e.path.startswith("target") for e in errors):
+            try:
+                target = Target(target["id"], float(target["ra"]), float(target["dec"]))
+            except PayloadError as exc:
+                errors += under("target", exc.errors)
+        if errors:
+            raise ApiError.invalid("follow-up request", sorted(set(errors), key=lambda e: e.path))
+        return int(body["allocation_id"]), target, payload, ignored
+
+    async def _resolve(self, obj_id: str) -> Target:
+        """The target of a GENERIC body: its coordinates, as SkyPortal has them."""
+        skyportal = self.gateway.skyportal
+        if skyportal is None:
+            raise ApiError.invalid("follow-up request", [FieldError("target", "is required: this gateway has no SkyPortal to look obj_id up in")])
+        try:
+            source = await self.blocking(skyportal.get_source, obj_id)
+        except SkyPortalError as exc:
+            if exc.http_status in UNKNOWN_SOURCE_STATUSES:
+                raise ApiError.invalid("follow-up request", [FieldError("target", "is required: SkyPortal does not know the source obj_id")]) from None
+            raise ApiError(502, f"SkyPortal could not give the source's coordinates: {redact_everywhere(str(exc))}") from None
+        except FacilityError as exc:
+            raise ApiError(502, f"SkyPortal could not give the source's coordinates: {redact_everywhere(str(exc))}") from None
+        ra, dec = source.get("ra"), source.get("dec")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (ra, dec)):
+            raise ApiError(502, "SkyPortal gave no coordinates for the source")
+        try:
+            return Target(obj_id, float(ra), float(dec))
+        except PayloadError as exc:
+            raise ApiError.invalid("follow-up request", under("target", exc.errors)) from None
+
+
+class FollowupRequestHandler(BaseHandler):
+    """``GET`` shows one of the caller's requests; ``DELETE`` cancels it (SkyPortal GENERIC's
+    delete sends ``DELETE <endpoint>/<id>``)."""
+
+    async def get(self, request_id: str) -> None:
+        number = parse_id(request_id, "follow-up request")
+        self.success(await self.blocking(self.gateway.store.request_view, number, self.client_id))
+
+    async def delete(self, request_id: str) -> None:
+        number = parse_id(request_id, "follow-up request")
+        store = self.gateway.store
+        view = await self.blocking(store.request_view, number, self.client_id)
+        can_delete = self.gateway.facility_class(view["facility"]).implements()["delete"]
+        state = await self.blocking(store.cancel, number, self.client_id, can_delete=can_delete)
+        self.success({"id": number, "state": state})
+
+
+class CallbackHandler(BaseHandler):
+    """``POST /api/callbacks/<request id>/<signature>``: a facility says a request changed.
+
+    No token (a facility cannot send ours): the signature in the URL authenticates. The body is
+    not trusted for anything; the request is only made due for its next poll now.
+    """
+
+    auth_required = False
+
+    async def post(self, request_id: str, signature: str) -> None:
+        number = int(request_id) if request_id.isascii() and request_id.isdigit() and len(request_id) < 20 else 0
+        if number < 1 or not signature.isascii() or not self.gateway.box.verify(_callback_text(number), signature):
+            raise ApiError(404, "no such callback")
+        polled = await self.blocking(self.gateway.store.poke, number)
+        self.success({"id": number, "poll_due": polled})
+
+    def log_path(self) -> str:
+        return self.request.path.rsplit("/", 1)[0] + "/***"
+
+
+def callback_path(box: Any, request_id: int) -> str:
+    """The URL path (below the gateway's base URL) a facility may call about ``request_id``."""
+    return f"/api/callbacks/{request_id}/{box.sign(_callback_text(request_id))}"

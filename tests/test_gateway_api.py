@@ -1,0 +1,556 @@
+"""The gateway's HTTP API, served on 127.0.0.1: auth, envelope, validation (every field at once,
+nothing stored), cross-client isolation, SkyPortal GENERIC bodies, cancel, callbacks, health,
+and no secret in any answer or at rest."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+import tornado.httpserver
+import tornado.netutil
+
+from facility_apis.core.interface import Target
+from facility_apis.core.registry import Registry
+from facility_apis.core.skyportal_client import SkyPortalClient
+from facility_apis.core.transport import Transport
+from facility_apis.gateway.api import MAX_BODY_BYTES, callback_path, make_app
+from facility_apis.gateway.crypto import SecretBox, generate_key
+from facility_apis.gateway.store import Store
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SECRET = "SECRET-TOKEN-123"
+PAYLOAD = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
+ALLOCATION = {"facility": "atlas", "altdata": {"api_token": SECRET}, "instrument_id": 7, "pi": "A. Observer", "filters": ["atlasc", "atlaso"], "group_ids": [1]}
+TARGET = {"id": "ZTF21aaaaaaa", "ra": 150.1, "dec": 2.2}
+
+
+class Served:
+    """A tornado application on a free 127.0.0.1 port, served from its own thread."""
+
+    def __init__(self, app):
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(app, sockets),), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+
+    async def _serve(self, app, sockets):
+        server = tornado.httpserver.HTTPServer(app, max_body_size=4 * MAX_BODY_BYTES)
+        server.add_sockets(sockets)
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self._ready.set()
+        await self._stop.wait()
+        server.stop()
+        await server.close_all_connections()
+
+    def close(self):
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def store(backend, tmp_path):
+    box = SecretBox(generate_key())
+    if backend == "sqlite":
+        store = Store(f"sqlite:///{tmp_path}/g.db", box)
+        yield store
+        store.close()
+        return
+    schema = f"gw_api_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    store = Store(POSTGRES_URL, box, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield store
+    finally:
+        store.close()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def serve(store):
+    """``serve(**make_app options)`` -> base URL; everything is stopped after the test."""
+    executor = ThreadPoolExecutor(4, thread_name_prefix="gateway-executor")
+    servers = []
+
+    def start(**options):
+        servers.append(Served(make_app(store, executor=executor, **options)))
+        return servers[-1].url
+
+    yield start
+    for server in servers:
+        server.close()
+    executor.shutdown()
+
+
+class Client:
+    """An API caller: ``client.put(path, json=...)`` with its token; records every answer."""
+
+    seen: list[str] = []
+
+    def __init__(self, url: str, token: str | None, scheme: str = "token"):
+        self.url, self.token, self.scheme = url, token, scheme
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    def __call__(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if self.token is not None:
+            headers.setdefault("Authorization", f"{self.scheme} {self.token}")
+        response = self.session.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+        Client.seen.append(response.text)
+        return response
+
+    def __getattr__(self, method: str):
+        return lambda path, **kwargs: self(method.upper(), path, **kwargs)
+
+
+@pytest.fixture
+def api(store, serve):
+    """Clients A and B of one gateway (no SkyPortal), and the anonymous caller."""
+    url = serve()
+    return Client(url, store.add_client("a")), Client(url, store.add_client("b")), Client(url, None)
+
+
+def error(response, status):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == "error" and "Traceback" not in body["message"]
+    return body["message"], body["data"]["errors"]
+
+
+def ok(response):
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "success"
+    return body["data"]
+
+
+def allocation_of(a, allocation_id=1, **changes):
+    return ok(a.put(f"/api/allocations/{allocation_id}", json={**ALLOCATION, **changes}))
+
+
+def request_on(a, allocation_id=1, **changes):
+    return ok(a.post("/api/followup_request", json={"allocation_id": allocation_id, "target": TARGET, "payload": PAYLOAD, **changes}))
+
+
+# -- auth ------------------------------------------------------------------------------------
+
+
+def test_missing_token_is_401_with_challenge(api):
+    _, _, anonymous = api
+    response = anonymous.get("/api/health")
+    message, _ = error(response, 401)
+    assert message == "authentication required: send 'Authorization: token <token>'"
+    assert response.headers["WWW-Authenticate"].startswith("Token ")
+
+
+@pytest.mark.parametrize("header", ["token not-a-token", "Bearer not-a-token", "Basic dXNlcjpwdw==", "token", "token "])
+def test_wrong_token_is_401(api, header):
+    _, _, anonymous = api
+    message, _ = error(anonymous.get("/api/health", headers={"Authorization": header}), 401)
+    assert "token" in message and "not-a-token" not in message
+
+
+def test_bearer_scheme_is_accepted(api, store):
+    a, _, _ = api
+    assert ok(Client(a.url, a.token, "Bearer").get("/api/health"))["due"] == 0
+
+
+def test_every_route_but_the_callback_needs_a_token(api):
+    _, _, anonymous = api
+    for method, path in [("PUT", "/api/allocations/1"), ("GET", "/api/allocations/1"), ("POST", "/api/allocations/validate"),
+                         ("POST", "/api/followup_request"), ("GET", "/api/followup_request"), ("GET", "/api/followup_request/1"),
+                         ("DELETE", "/api/followup_request/1"), ("GET", "/api/health"), ("GET", "/")]:
+        assert anonymous(method, path, json={}).status_code == 401, (method, path)
+
+
+def test_unknown_route_and_method_answer_in_the_envelope(api):
+    a, _, _ = api
+    assert error(a.get("/api/nothing"), 404)[0] == "no such API route: /api/nothing"
+    assert error(a.patch("/api/health"), 405)[0] == "Method Not Allowed"
+
+
+def test_unexpected_failure_is_a_500_without_traceback(api, store, monkeypatch, caplog):
+    a, _, _ = api
+    monkeypatch.setattr(store, "metrics", lambda: 1 / 0)
+    with caplog.at_level(logging.ERROR, logger="facility_apis.gateway.api"):
+        message, errors = error(a.get("/api/health"), 500)
+    assert message == "internal error (see the gateway's log)" and errors == []
+    assert "ZeroDivisionError" in caplog.text
+
+
+def test_store_calls_run_on_the_executor(api, store, monkeypatch):
+    a, _, _ = api
+    threads = []
+    for name in ("authenticate", "metrics"):
+        method = getattr(store, name)
+        monkeypatch.setattr(store, name, lambda *args, _method=method, **kwargs: threads.append(threading.current_thread().name) or _method(*args, **kwargs))
+    ok(a.get("/api/health"))
+    assert len(threads) == 2 and all(name.startswith("gateway-executor") for name in threads)
+
+
+def test_allocation_of_an_uninstalled_facility_is_a_500(store, serve):
+    a = Client(serve(registry=Registry({}, group=None)), store.add_client("a"))
+    store.put_allocation(store.authenticate(a.token), 1, "atlas", {"api_token": SECRET}, instrument_id=7)
+    message, _ = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": PAYLOAD}), 500)
+    assert message == "facility 'atlas' is not installed in this gateway"
+    assert store.list_requests() == []
+
+
+# -- allocations -----------------------------------------------------------------------------
+
+
+def test_put_allocation_stores_it_and_answers_the_summary_only(api, store):
+    a, _, _ = api
+    summary = allocation_of(a, 5)
+    assert summary == {"id": 5, "facility": "atlas", "pi": "A. Observer", "proposal_id": None, "instrument_id": 7,
+                       "instrument_name": None, "filters": ["atlasc", "atlaso"], "group_ids": [1]}
+    assert ok(a.get("/api/allocations/5")) == summary
+    facility, allocation = store.allocation(5)
+    assert facility == "atlas" and allocation.altdata == {"api_token": SECRET}
+
+
+def test_allocation_without_api_token_is_refused_and_not_stored(api, store):
+    a, _, _ = api
+    message, errors = error(a.put("/api/allocations/1", json={**ALLOCATION, "altdata": {}}), 400)
+    assert errors == ["altdata.api_token: is required"]
+    assert message == "invalid allocation: altdata.api_token: is required"
+    assert error(a.get("/api/allocations/1"), 404)[0] == "no allocation 1"
+
+
+def test_allocation_errors_are_listed_at_once(api):
+    a, _, _ = api
+    body = {"facility": "atlas", "altdata": {"api_token": "", "base_url": "not a url"}, "instrument_id": "7",
+            "filters": "atlasc", "group_ids": [1, "2"], "colour": "red"}
+    _, errors = error(a.put("/api/allocations/1", json=body), 400)
+    assert errors == [
+        "altdata.api_token: is required",
+        "altdata.base_url: must be a valid uri",
+        "colour: is not an allowed property",
+        "filters: must be of type array",
+        "group_ids[1]: must be of type integer",
+        "instrument_id: must be of type integer",
+    ]
+    body = {**ALLOCATION, "altdata": {"api_token": SECRET, "base_url": "http://example.org/x"}}
+    _, errors = error(a.put("/api/allocations/1", json=body), 400)
+    assert errors == ["altdata.base_url: must use https (plain http is allowed only for a loopback address)"]
+
+
+def test_unknown_facility_lists_the_known_ones(api):
+    a, _, _ = api
+    _, errors = error(a.put("/api/allocations/1", json={"facility": "hubble", "altdata": {}}), 400)
+    assert errors == ["facility: is not a known facility (known: atlas)"]
+    _, errors = error(a.put("/api/allocations/1", json={"altdata": []}), 400)
+    assert errors == ["altdata: must be of type object", "facility: is required"]
+
+
+def test_forced_photometry_allocation_needs_an_instrument(api):
+    a, _, _ = api
+    body = {key: value for key, value in ALLOCATION.items() if key != "instrument_id"}
+    _, errors = error(a.put("/api/allocations/1", json=body), 400)
+    assert errors == ["instrument_id: is required for a forced photometry facility (SkyPortal stores photometry under an instrument)"]
+
+
+def test_validate_stores_nothing(api, store):
+    a, _, _ = api
+    assert ok(a.post("/api/allocations/validate", json=ALLOCATION)) == {"valid": True}
+    _, errors = error(a.post("/api/allocations/validate", json={**ALLOCATION, "altdata": {"token": SECRET}}), 400)
+    assert errors == ["altdata.api_token: is required", "altdata.token: is not an allowed property"]
+    assert error(a.get("/api/allocations/1"), 404)[1] == []
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [(b"{not json", "the body is not JSON"), (b'{"ra": NaN}', "the body is not JSON"), (b"\xff\xfe", "the body is not JSON"),
+     (b"[1, 2]", "the body must be a JSON object"), (b"", "the body is not JSON")],
+)
+def test_unreadable_bodies(api, body, message):
+    a, _, _ = api
+    assert error(a.put("/api/allocations/1", data=body), 400)[0] == message
+    assert error(a.post("/api/followup_request", data=body), 400)[0] == message
+
+
+def test_body_size_is_limited(api):
+    a, _, _ = api
+    assert error(a.post("/api/followup_request", data=b"x" * (MAX_BODY_BYTES + 1)), 413)[0] == f"the body is larger than {MAX_BODY_BYTES} bytes"
+
+
+# -- follow-up requests ----------------------------------------------------------------------
+
+
+def test_direct_request_is_accepted_and_shown(api, store):
+    a, _, _ = api
+    allocation_of(a)
+    created = request_on(a, followup_request_id=42, requester="observer")
+    assert created == {"id": created["id"], "state": "pending", "ignored": []}
+    view = ok(a.get(f"/api/followup_request/{created['id']}"))
+    assert (view["obj_id"], view["ra"], view["dec"], view["followup_request_id"], view["requester"]) == ("ZTF21aaaaaaa", 150.1, 2.2, 42, "observer")
+    assert view["payload"]["snr_threshold"] == 3  # defaults filled in by the facility
+    assert [h["state"] for h in view["history"]] == ["pending"]
+    assert ok(a.get("/api/followup_request")) == {"requests": store.list_requests()}
+
+
+def test_request_body_errors_are_listed_at_once_and_nothing_stored(api, store):
+    a, _, _ = api
+    allocation_of(a)
+    body = {"allocation_id": "1", "target": {"id": 5, "ra": "150"}, "payload": [], "priority": 1}
+    message, errors = error(a.post("/api/followup_request", json=body), 400)
+    assert errors == [
+        "allocation_id: must be of type integer",
+        "payload: must be of type object",
+        "priority: is not an allowed property",
+        "target.dec: is required",
+        "target.id: must be of type string",
+        "target.ra: must be of type number",
+    ]
+    assert message.startswith("invalid follow-up request: allocation_id: must be of type integer; ")
+    _, errors = error(a.post("/api/followup_request", json={"payload": PAYLOAD}), 400)
+    assert errors == ["allocation_id: is required", "target: is required (or obj_id, to take the coordinates from SkyPortal)"]
+    assert store.list_requests() == []
+
+
+def test_bad_payload_values_are_named(api, store):
+    a, _, _ = api
+    allocation_of(a)
+    payload = {"start_date": "yesterday", "end_date": "2026-10-31", "snr_threshold": 0, "colour": "red", "propermotion_ra": 1.0}
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": {**TARGET, "ra": 400}, "payload": payload}), 400)
+    assert errors == [
+        "payload.colour: is not an allowed property",
+        "payload.propermotion_dec: is required when propermotion_ra is given",
+        "payload.radec_epoch_year: is required when propermotion_ra is given",
+        "payload.snr_threshold: must be greater than 0",
+        "payload.start_date: must be a valid date",
+        "target.ra: must be less than 360",
+    ]
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": {**PAYLOAD, "end_date": "2026-09-01"}}), 400)
+    assert errors == ["payload.end_date: must not be before start_date"]
+    assert store.list_requests() == []
+
+
+@pytest.mark.parametrize("ra, dec, expected", [(360, 0, "target.ra: must be less than 360"), (-0.5, 0, "target.ra: must be at least 0"),
+                                               (10, 90.5, "target.dec: must be at most 90")])
+def test_coordinates_out_of_range(api, store, ra, dec, expected):
+    a, _, _ = api
+    allocation_of(a)
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": {**TARGET, "ra": ra, "dec": dec}, "payload": PAYLOAD}), 400)
+    assert errors == [expected]
+    assert store.list_requests() == []
+
+
+def test_obj_id_must_match_target(api):
+    a, _, _ = api
+    allocation_of(a)
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "obj_id": "other", "payload": PAYLOAD}), 400)
+    assert errors == ["obj_id: must equal target.id when both are given"]
+
+
+def test_generic_body_without_skyportal_needs_a_target(api, store):
+    a, _, _ = api
+    allocation_of(a)
+    _, errors = error(a.post("/api/followup_request", json={"obj_id": "ZTF21aaaaaaa", "allocation_id": 1, "payload": PAYLOAD}), 400)
+    assert errors == ["target: is required: this gateway has no SkyPortal to look obj_id up in"]
+    assert store.list_requests() == []
+
+
+# -- clients do not see each other's allocations and requests --------------------------------
+
+
+def test_cross_client_access_is_refused(api, store):
+    a, b, _ = api
+    allocation_of(a)
+    request_id = request_on(a)["id"]
+    message, _ = error(b.put("/api/allocations/1", json=ALLOCATION), 403)
+    assert message == "allocation 1 belongs to another client"
+    assert store.allocation(1)[1].instrument_id == 7 and store.allocation_summary(1, store.authenticate(a.token))["pi"] == "A. Observer"
+    assert error(b.get("/api/allocations/1"), 404)[0] == "no allocation 1"
+    assert error(b.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": PAYLOAD}), 404)[0] == "no allocation 1"
+    assert error(b.get(f"/api/followup_request/{request_id}"), 404)[0] == f"no follow-up request {request_id}"
+    assert error(b.delete(f"/api/followup_request/{request_id}"), 404)[0] == f"no follow-up request {request_id}"
+    assert ok(b.get("/api/followup_request")) == {"requests": []}
+    assert ok(a.get(f"/api/followup_request/{request_id}"))["state"] == "pending"
+    assert len(store.list_requests()) == 1
+
+
+@pytest.mark.parametrize("path", ["/api/allocations/0", "/api/allocations/abc", "/api/allocations/99999999999", "/api/followup_request/99999999999"])
+def test_ids_that_cannot_exist_are_not_found(api, path):
+    a, _, _ = api
+    error(a.get(path), 404)
+
+
+# -- SkyPortal's GENERIC forwarding body -----------------------------------------------------
+
+
+@pytest.fixture
+def generic(store, serve, skyportal_stub):
+    """(client of a gateway that resolves sources in the SkyPortal stub, the stub)."""
+    skyportal = SkyPortalClient(skyportal_stub.url, "skyportal-token", Transport(retries=0, timeout=(2, 5)))
+    a = Client(serve(skyportal=skyportal), store.add_client("a"))
+    allocation_of(a)
+    return a, skyportal_stub
+
+
+def test_generic_body_takes_coordinates_from_skyportal(generic, store):
+    a, stub = generic
+    stub.add_source("ZTF22abcdefg", 210.5, -12.25)
+    created = ok(a.post("/api/followup_request", json={"obj_id": "ZTF22abcdefg", "allocation_id": 1, "payload": PAYLOAD}))
+    assert created == {"id": created["id"], "state": "pending", "ignored": []}
+    view = store.request_view(created["id"])
+    assert (view["obj_id"], view["ra"], view["dec"], view["allocation_id"]) == ("ZTF22abcdefg", 210.5, -12.25, 1)
+    assert [r.path for r in stub.requests] == ["/api/sources/ZTF22abcdefg"]
+    # GENERIC's delete reads data.id from this answer and sends DELETE <endpoint>/<id>.
+    assert ok(a.delete(f"/api/followup_request/{created['id']}")) == {"id": created["id"], "state": "deleted"}
+
+
+def test_generic_form_fields_the_facility_does_not_define_are_named_and_dropped(generic, store):
+    a, stub = generic
+    stub.add_source("ZTF22abcdefg", 210.5, -12.25)
+    generic_form = {**PAYLOAD, "observation_choices": ["o"], "exposure_time": 300.0, "priority": 1}
+    created = ok(a.post("/api/followup_request", json={"obj_id": "ZTF22abcdefg", "allocation_id": 1, "payload": generic_form}))
+    assert created["ignored"] == ["exposure_time", "observation_choices", "priority"]
+    stored = store.request_view(created["id"])["payload"]
+    assert not {"observation_choices", "exposure_time", "priority"} & set(stored) and all(stored[k] == v for k, v in PAYLOAD.items())
+    # A direct body names its facility's own form: an unknown field there is an error.
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": {"id": "x", "ra": 1.0, "dec": 1.0}, "payload": generic_form}), 400)
+    assert any(e.startswith("payload") and "not an allowed property" in e for e in errors)
+
+
+def test_generic_body_with_unknown_source_is_400(generic, store):
+    a, _ = generic
+    _, errors = error(a.post("/api/followup_request", json={"obj_id": "ZTF00nothing", "allocation_id": 1, "payload": PAYLOAD}), 400)
+    assert errors == ["target: is required: SkyPortal does not know the source obj_id"]
+    assert store.list_requests() == []
+
+
+def test_generic_body_with_skyportal_down_is_502(generic, store):
+    a, stub = generic
+    stub.down("503")
+    message, _ = error(a.post("/api/followup_request", json={"obj_id": "ZTF22abcdefg", "allocation_id": 1, "payload": PAYLOAD}), 502)
+    assert message.startswith("SkyPortal could not give the source's coordinates: ") and "skyportal-token" not in message
+    stub.down("drop")
+    message, _ = error(a.post("/api/followup_request", json={"obj_id": "ZTF22abcdefg", "allocation_id": 1, "payload": PAYLOAD}), 502)
+    assert "connection" in message or "connect" in message
+    assert store.list_requests() == []
+
+
+def test_generic_body_with_bad_payload_does_not_ask_skyportal(generic):
+    a, stub = generic
+    stub.add_source("ZTF22abcdefg", 210.5, -12.25)
+    _, errors = error(a.post("/api/followup_request", json={"obj_id": "ZTF22abcdefg", "allocation_id": 1, "payload": {"snr_threshold": -1}}), 400)
+    assert errors == ["payload.snr_threshold: must be greater than 0"]
+    assert stub.requests == []
+
+
+# -- cancel, callback, health ----------------------------------------------------------------
+
+
+def test_cancel_a_pending_request_then_again(api, store):
+    a, _, _ = api
+    allocation_of(a)
+    request_id = request_on(a)["id"]
+    assert ok(a.delete(f"/api/followup_request/{request_id}")) == {"id": request_id, "state": "deleted"}
+    assert store.request_view(request_id)["state"] == "deleted"
+    message, _ = error(a.delete(f"/api/followup_request/{request_id}"), 409)
+    assert message == f"follow-up request {request_id} is already 'deleted'"
+
+
+def test_cancel_a_submitted_request_makes_a_delete_due(api, store):
+    a, _, _ = api
+    allocation_of(a)
+    owner = store.authenticate(a.token)
+    request_id = store.add_request(1, Target(**TARGET), PAYLOAD, owner_id=owner, remote_id="https://atlas.example/queue/1/", now=time.time() + 3600)
+    assert ok(a.delete(f"/api/followup_request/{request_id}")) == {"id": request_id, "state": "submitted"}
+    assert store.request_view(request_id)["next_operation"] == "delete"
+
+
+def test_signed_callback_makes_the_request_due_now(api, store):
+    a, _, anonymous = api
+    allocation_of(a)
+    owner = store.authenticate(a.token)
+    later = time.time() + 3600
+    request_id = store.add_request(1, Target(**TARGET), PAYLOAD, owner_id=owner, remote_id="https://atlas.example/queue/1/", now=later)
+    path = callback_path(store.box, request_id)
+    assert path.startswith(f"/api/callbacks/{request_id}/")
+    signature = path.rsplit("/", 1)[1]
+    for wrong in [f"/api/callbacks/{request_id}/{'0' * 32}", f"/api/callbacks/{request_id + 1}/{signature}", f"/api/callbacks/x/{signature}",
+                  f"/api/callbacks/{request_id}/{signature[:-1]}", f"/api/callbacks/{request_id}/%C3%A9"]:
+        assert error(anonymous.post(wrong, json={"task_id": 1}), 404) == ("no such callback", [])
+    assert store.request_view(request_id)["next_poll_at"] == pytest.approx(later)
+    before = time.time()
+    assert ok(anonymous.post(path, json={"task_id": 1, "task_url": "https://elsewhere.example/"})) == {"id": request_id, "poll_due": True}
+    view = store.request_view(request_id)
+    assert before - 1 <= view["next_poll_at"] <= time.time()
+    assert view["remote_id"] == "https://atlas.example/queue/1/"  # the body is not trusted
+
+
+def test_health_reports_the_queue(api, store):
+    a, _, _ = api
+    allocation_of(a)
+    request_on(a)
+    metrics = ok(a.get("/api/health"))
+    assert set(metrics) == {"requests", "due", "oldest_due_seconds", "outbox_backlog", "outbox_oldest_seconds", "outbox_dead"}
+    assert metrics["requests"] == {"atlas": {"pending": 1}} and metrics["due"] == 1
+
+
+def test_index_page_lists_the_callers_requests(api):
+    a, b, _ = api
+    allocation_of(a)
+    request_on(a, target={**TARGET, "id": "<b>ZTF</b>"})
+    page = a.get("/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "&lt;b&gt;ZTF&lt;/b&gt;" in page.text and "<b>ZTF" not in page.text
+    assert "ZTF" not in b.get("/").text
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_no_secret_in_any_answer_log_or_file(api, store, tmp_path, caplog):
+    a, b, anonymous = api
+    Client.seen.clear()
+    with caplog.at_level(logging.DEBUG):
+        allocation_of(a, altdata={"api_token": SECRET, "base_url": "https://forced.example/"})
+        a.put("/api/allocations/1", json={**ALLOCATION, "altdata": {"api_token": SECRET, "base_url": f"ftp://{SECRET}"}})
+        a.put("/api/allocations/2", json={**ALLOCATION, "altdata": {"api_token": 5, "extra": SECRET}})
+        a.post("/api/allocations/validate", json={**ALLOCATION, "facility": SECRET})
+        b.put("/api/allocations/1", json=ALLOCATION)
+        a.get("/api/allocations/1")
+        request_id = request_on(a)["id"]
+        a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": {"start_date": SECRET}})
+        a.get("/api/followup_request")
+        a.get(f"/api/followup_request/{request_id}")
+        anonymous.post(callback_path(store.box, request_id))
+        a.get("/api/health")
+        a.get("/")
+        a.delete(f"/api/followup_request/{request_id}")
+        anonymous.get("/api/health", headers={"Authorization": f"token {SECRET}"})
+    assert len(Client.seen) == 15
+    for text in Client.seen:
+        assert SECRET not in text and a.token not in text and b.token not in text
+    server_log = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("urllib3"))  # urllib3: the test's client
+    assert SECRET not in server_log and a.token not in server_log and "/api/callbacks/1/***" in server_log
+    assert callback_path(store.box, request_id).rsplit("/", 1)[1] not in server_log
+    store.close()
+    files = [path for path in Path(tmp_path).glob("g.db*")]
+    assert any(path.name == "g.db" for path in files)
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path.name
