@@ -1,5 +1,5 @@
 """``facility-apis``: list facilities, show schemas, validate credentials, dry-run a submission,
-and run the demo."""
+run the gateway (serve, worker, client, keygen), and run the demo."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .core.interface import Allocation, Facility, FollowupRequest, Target
 from .core.operations import perform
 from .core.registry import default_registry
 from .core.transport import Transport
+from .gateway.commands import add_commands as add_gateway_commands
 
 EXIT_INVALID = 2
 
@@ -101,7 +102,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(rows=args.rows, run_time=args.run_time)
+    return run_demo(rows=args.rows, run_time=args.run_time, data_dir=args.data_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,9 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--dry-run", action="store_true", help="print the exact HTTP request, secrets masked, and send nothing")
     submit.set_defaults(run=cmd_submit)
 
-    demo = commands.add_parser("demo", help="run ATLAS against the local emulator and SkyPortal stub")
+    add_gateway_commands(commands)
+
+    demo = commands.add_parser("demo", help="run the gateway with ATLAS against the local emulator and SkyPortal stub")
     demo.add_argument("--rows", type=int, default=40, help="points in the emulated result file")
     demo.add_argument("--run-time", type=float, default=1.0, help="seconds each emulated task runs")
+    demo.add_argument("--data-dir", type=Path, help="where the demo keeps its database and key file (default: the user data dir)")
     demo.set_defaults(run=cmd_demo)
     return parser
 

@@ -113,13 +113,18 @@ def test_no_secret_reaches_skyportal_or_the_records():
         assert SP_TOKEN not in repr([t.as_dict() for t in o.transactions])
 
 
-def test_demo_runs_and_reports_every_stage():
+def test_demo_runs_through_the_gateway_and_reports_every_stage(tmp_path):
     lines = []
-    assert run_demo(rows=12, run_time=0.3, poll_interval=0.2, out=lines.append) == 0
+    assert run_demo(rows=12, run_time=0.3, poll_interval=0.2, data_dir=tmp_path, out=lines.append) == 0
     text = "\n".join(lines)
-    for stage in ("failed to submit: rate limit reached", "submitted: ATLAS task 1", "queued:", "running:", "complete: 12 points"):
-        assert stage in text
+    stages = ("pending submission: throttled, will retry", "submitted: ATLAS task 1", "queued:", "running:", "complete: 12 points")
+    positions = [text.index(f"SkyPortal status: {stage}") for stage in stages]
+    assert positions == sorted(positions)
     assert lines[-1] == "SkyPortal received 5 status messages and 12 photometry points"
+    # The embedded default: SQLite in the data dir, and a key file only its owner can read.
+    assert (tmp_path / "demo.db").exists()
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert b"demo-atlas-token" not in (tmp_path / "demo.db").read_bytes()
 
 
 def test_faults_while_following_are_survived_and_reported():

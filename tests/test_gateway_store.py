@@ -12,9 +12,11 @@ from facility_apis.core.outcome import Outcome, State
 from facility_apis.core.photometry import Photometry
 from facility_apis.gateway.crypto import SealError, SecretBox, generate_key
 from facility_apis.gateway.models import AllocationRow, Meta
+from facility_apis.gateway.policy import Schedule
 from facility_apis.gateway.store import Conflict, NotFound, Store
 
 SECRET = "atlas-secret-token-5c7e21"
+FAST_TEST = Schedule(default_poll=0.05, backoff_base=0.05, horizon=86400.0)
 
 
 def _allocation(store: Store, allocation_id: int = 7, owner: str = "alice") -> int:
@@ -62,7 +64,7 @@ def test_altdata_is_sealed_and_opens_only_with_its_key_and_row(gateway_store, da
     with pytest.raises(SealError, match="do not open"):
         SecretBox(generate_key()).open(sealed, "allocation:7")
     with pytest.raises(SealError, match="allocation:8"):  # copied onto another row, it does not open
-        gateway_store._box.open(sealed, "allocation:8")
+        gateway_store.box.open(sealed, "allocation:8")
     with pytest.raises(NotFound):
         gateway_store.allocation(7, owner_id=owner + 1000)
 
@@ -115,12 +117,63 @@ def test_an_interrupted_submission_is_flagged_not_resent(gateway_store):
     _allocation(gateway_store)
     request_id = _request(gateway_store, now=1000.0)
     job = gateway_store.claim("w1", 10, lease=30, now=1000.0)[0]
-    assert gateway_store.begin_submit(job, now=1000.0)
+    assert gateway_store.start(job, lease=30, now=1000.0)
+    assert gateway_store.claim("w2", 10, lease=30, now=1029.0) == []
     (again,) = gateway_store.claim("w2", 10, lease=30, now=1031.0)  # w1 died after sending
     assert again.interrupted
     assert gateway_store.abandon(again, "a worker stopped while submitting")
     view = gateway_store.request_view(request_id)
     assert (view["state"], view["status"], view["next_operation"]) == ("failed", "failed: a worker stopped while submitting", None)
+
+
+def test_a_lease_renewed_as_the_call_leaves_is_kept_and_a_lost_one_refuses(gateway_store):
+    _allocation(gateway_store)
+    _request(gateway_store, remote_id="t/1", now=1000.0)
+    job = gateway_store.claim("w1", 10, lease=30, now=1000.0)[0]
+    assert gateway_store.start(job, lease=30, now=1025.0)  # waited 25 s for a slot
+    assert gateway_store.claim("w2", 10, lease=30, now=1040.0) == []
+    (stolen,) = gateway_store.claim("w2", 10, lease=30, now=1056.0)
+    assert not gateway_store.start(job, lease=30, now=1056.0) and stolen.lease_owner == "w2"
+
+
+def test_one_allocation_that_does_not_open_does_not_stall_the_others(database, secret_key):
+    url, options = database
+    store = Store(url, SecretBox(secret_key), schedule=FAST_TEST, **options)
+    owner = _allocation(store)
+    store.put_allocation(owner, 8, "atlas", {"api_token": "other-token-123"})
+    broken = store.add_request(7, Target("a", 1.0, 1.0), {}, now=1000.0)
+    fine = store.add_request(8, Target("b", 1.0, 1.0), {}, now=1001.0)
+    with store.session() as session:  # altered at rest
+        row = session.get(AllocationRow, 7)
+        row.sealed_altdata = row.sealed_altdata[:-4] + ("AAAA" if not row.sealed_altdata.endswith("AAAA") else "BBBB")
+    assert [job.request_id for job in store.claim("w", 10, 30, now=1002.0)] == [fine]
+    view = store.request_view(broken)
+    assert (view["state"], view["next_operation"]) == ("failed", None)
+    assert view["status"] == "failed: stored credentials of allocation:7 do not open with this key (wrong key, or altered data)"
+    store.close()
+
+
+def test_a_database_with_foreign_tables_of_the_same_names_is_refused(tmp_path, secret_key):
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'skyportal.db'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE allocations (id INTEGER PRIMARY KEY, _altdata TEXT)")
+    engine.dispose()
+    with pytest.raises(ConfigurationError, match=r"tables named like the gateway's \(allocations\)"):
+        Store(f"sqlite:///{tmp_path / 'skyportal.db'}", SecretBox(secret_key))
+
+
+def test_the_sqlite_file_is_private_and_dead_messages_can_be_requeued(tmp_path, secret_key):
+    store = Store(f"sqlite:///{tmp_path / 'private.db'}", SecretBox(secret_key))
+    assert (tmp_path / "private.db").stat().st_mode & 0o777 == 0o600
+    _allocation(store)
+    _request(store)
+    store.record(_claim_one(store), Outcome(State.SUBMITTED, remote_id="t/1", poll_after=60), can_poll=True)
+    (delivery,) = store.claim_deliveries("o", 10, 30)
+    store.retry_delivery(delivery, "Insufficient permissions.", at=0.0, dead=True)
+    assert store.claim_deliveries("o", 10, 30) == [] and store.metrics()["outbox_dead"] == 1
+    assert store.requeue_dead() == 1
+    assert [d.id for d in store.claim_deliveries("o", 10, 30)] == [delivery.id]
+    store.close()
 
 
 def test_claim_takes_due_jobs_oldest_first_and_only_due_ones(gateway_store):
@@ -183,7 +236,7 @@ def test_a_failed_delivery_waits_and_blocks_later_messages_of_its_request(gatewa
 def test_cancel_before_submission_ends_at_once_and_after_is_a_conflict(gateway_store):
     _allocation(gateway_store)
     request_id = _request(gateway_store)
-    assert gateway_store.cancel(request_id, can_delete=True) == "canceled"
+    assert gateway_store.cancel(request_id, can_delete=True) == "deleted"
     view = gateway_store.request_view(request_id)
     assert (view["status"], view["next_operation"]) == ("deleted", None)
     with pytest.raises(Conflict, match="already 'deleted'"):
@@ -195,9 +248,30 @@ def test_cancel_of_a_held_request_wins_over_a_poll_in_flight(gateway_store):
     request_id = _request(gateway_store, remote_id="t/1")
     job = _claim_one(gateway_store)
     assert gateway_store.cancel(request_id, can_delete=True) == "submitted"
-    gateway_store.record(job, Outcome(State.RUNNING, remote_id="t/1", poll_after=60), can_poll=True)
+    gateway_store.record(job, Outcome(State.RUNNING, remote_id="t/1", poll_after=60), can_poll=True, can_delete=True)
     view = gateway_store.request_view(request_id)
     assert view["next_operation"] == "delete" and view["next_poll_at"] <= view["history"][-1]["at"] + 1
+
+
+@pytest.mark.parametrize(
+    ("outcome", "can_delete", "operation", "status"),
+    [
+        (Outcome(State.SUBMITTED, "task 9", remote_id="t/9", poll_after=60), True, "delete", "submitted: task 9"),
+        (Outcome(State.SUBMITTED, "task 9", remote_id="t/9", poll_after=60), False, None, "deleted"),
+        (Outcome(State.THROTTLED, "rate limit", poll_after=5), True, None, "deleted"),
+        (Outcome(State.COMPLETED, "done", remote_id="t/9"), True, None, "complete: done"),
+    ],
+)
+def test_a_cancel_during_a_submission_is_carried_out_when_it_lands(gateway_store, outcome, can_delete, operation, status):
+    _allocation(gateway_store)
+    request_id = _request(gateway_store)
+    job = _claim_one(gateway_store)
+    assert gateway_store.cancel(request_id, can_delete=can_delete) == "pending"  # the submission is out
+    with pytest.raises(Conflict):
+        gateway_store.cancel(request_id, can_delete=can_delete)
+    gateway_store.record(job, outcome, can_poll=True, can_delete=can_delete)
+    view = gateway_store.request_view(request_id)
+    assert (view["next_operation"], view["status"]) == (operation, status)
 
 
 def test_requests_of_other_clients_are_not_found(gateway_store):

@@ -233,8 +233,6 @@ def test_two_workers_on_postgresql_never_poll_one_job_at_once(postgres_schema, p
 
     monkeypatch.setattr(ATLASFacility, "get", tracked_get)
     workers = [make_worker(store, atlas, concurrency=8) for store in stores]
-    for index, worker in enumerate(workers):
-        worker._pool._thread_name_prefix = f"worker{index}"
     threads = [threading.Thread(target=worker.run) for worker in workers]
     for thread in threads:
         thread.start()
@@ -254,5 +252,5 @@ def test_two_workers_on_postgresql_never_poll_one_job_at_once(postgres_schema, p
         store.close()
     assert metrics["requests"] == {"atlas": {"completed": len(ids)}}
     assert overlaps == []
-    by_worker = {prefix: sum(n for name, n in calls.items() if name.startswith(prefix)) for prefix in ("worker0", "worker1")}
+    by_worker = {w.name: sum(n for name, n in calls.items() if name.startswith(f"call:{w.name}")) for w in workers}
     assert all(count > 0 for count in by_worker.values()), by_worker

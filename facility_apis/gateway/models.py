@@ -88,6 +88,8 @@ class RequestRow(Base):
     #: Set just before a submission leaves; a claim that finds it set knows a worker died while
     #: submitting, and never sends the request a second time.
     submitting_since: Mapped[float | None]
+    #: The client asked for a cancel while a call was out: it is carried out when that call lands.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float]
     updated_at: Mapped[float]
 

@@ -3,8 +3,9 @@
 Statuses go to ``POST /api/facility``, photometry to ``PUT /api/photometry`` (idempotent in
 SkyPortal). Messages of one request leave in the order they were written, one at a time, so a
 status never overtakes the photometry it announces; different requests are delivered
-concurrently. A message SkyPortal refuses for good (a 4xx other than 401/403/429) is kept as dead,
-with SkyPortal's reason, for the admin; everything else is retried with doubling waits.
+concurrently. A message SkyPortal refuses for good (a 4xx other than 401, 403, 408 and 429) is
+kept as dead, with SkyPortal's reason, for the admin (``facility-apis outbox requeue`` sends dead
+messages again once the cause is fixed); everything else is retried with doubling waits.
 """
 
 from __future__ import annotations
@@ -46,9 +47,12 @@ class Unresolved(FacilityError):
 
 
 def _same_request(skyportal_payload: Any, gateway_payload: dict[str, Any]) -> bool:
-    """SkyPortal keeps the payload as the observer sent it; the gateway keeps it with the form's
-    defaults filled in. They match when every field SkyPortal has is the same here."""
-    return isinstance(skyportal_payload, dict) and all(gateway_payload.get(key) == value for key, value in skyportal_payload.items())
+    """SkyPortal keeps the payload as the observer sent it; the gateway keeps the fields its
+    facility's form defines, with defaults filled in. They match when every field both have is
+    the same."""
+    if not isinstance(skyportal_payload, dict):
+        return False
+    return all(skyportal_payload[key] == gateway_payload[key] for key in skyportal_payload.keys() & gateway_payload.keys())
 
 
 class Deliverer:
@@ -97,13 +101,18 @@ class Deliverer:
             if exc.http_status in RETRYABLE_STATUSES:
                 self._retry(delivery, str(exc))
             else:
-                log.error("outbox %s: SkyPortal refused it for good: %s", delivery.id, exc)
-                self.store.retry_delivery(delivery, str(exc), time.time(), dead=True)
+                self._dead(delivery, str(exc))
+        except FacilityError as exc:  # e.g. a status that fails the listener schema: no retry helps
+            self._dead(delivery, str(exc))
         except Exception as exc:
             log.exception("outbox %s: delivery failed", delivery.id)
             self._retry(delivery, f"{type(exc).__name__}: {exc}")
         else:
             self.store.delivered(delivery)
+
+    def _dead(self, delivery: Delivery, error: str) -> None:
+        log.error("outbox %s: given up: %s", delivery.id, error)
+        self.store.retry_delivery(delivery, error, time.time(), dead=True)
 
     def _retry(self, delivery: Delivery, error: str, wait: float | None = None) -> None:
         wait = self.settings.backoff(delivery.attempts + 1) if wait is None else wait

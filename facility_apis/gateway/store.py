@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..core.errors import ConfigurationError, FacilityError
 from ..core.interface import Allocation, FollowupRequest, Target
 from ..core.outcome import Outcome, State
-from .crypto import SecretBox
+from .crypto import SealError, SecretBox
 from .models import (
     SCHEMA_VERSION,
     AllocationRow,
@@ -84,6 +85,12 @@ class Delivery:
     allocation_id: int
 
 
+def _private_file(path: str | None) -> None:
+    """Create the SQLite file readable by its owner only (its -wal and -shm files follow its mode)."""
+    if path and path != ":memory:" and not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -106,11 +113,17 @@ class Store:
     def __init__(self, database_url: str, box: SecretBox, *, schedule: Schedule | None = None, create: bool = True, **engine_options: Any):
         self.engine = create_engine(database_url, **engine_options)
         if self.engine.dialect.name == "sqlite":
+            _private_file(self.engine.url.database)
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._box = box
         self.schedule = schedule or Schedule()
         self._check_schema(create)
+
+    @property
+    def box(self) -> SecretBox:
+        """The key holder: it seals altdata and signs the URLs the gateway hands out."""
+        return self._box
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -125,7 +138,14 @@ class Store:
 
     def _check_schema(self, create: bool) -> None:
         """Create the tables in an empty database; refuse a database of another schema version."""
-        if not inspect(self.engine).has_table(Meta.__tablename__):
+        tables = set(inspect(self.engine).get_table_names())
+        if Meta.__tablename__ not in tables:
+            foreign = tables & set(Base.metadata.tables)
+            if foreign:
+                raise ConfigurationError(
+                    f"the database already has tables named like the gateway's ({', '.join(sorted(foreign))}) but is not a gateway "
+                    "database: give the gateway a database of its own"
+                )
             if not create:
                 raise ConfigurationError("the database holds no gateway tables; start `facility-apis serve` once to create them")
             Base.metadata.create_all(self.engine)
@@ -330,22 +350,29 @@ class Store:
     def cancel(self, request_id: int, owner_id: int | None = None, *, can_delete: bool, now: float | None = None) -> str:
         """Ask for a request to be cancelled; return its state afterwards.
 
-        Not yet submitted: cancelled at once. Held by the facility: a ``delete`` call is due now
-        (it wins over a poll in flight). Already finished: ``Conflict``.
+        A call in flight (a submission, say) lands first and the cancel follows it. Then: not
+        held by the facility, or a facility that cannot delete: deleted here at once. Held: a
+        ``delete`` call is due now. Already finished: ``Conflict``.
         """
         now = time.time() if now is None else now
         with self.session() as session:
             row = self._owned_request(session, request_id, owner_id)
             state = State(row.state)
-            if state.terminal or (row.operation is None and state is not State.PENDING):
+            if state.terminal or row.cancel_requested or (row.operation is None and state is not State.PENDING):
                 raise Conflict(f"follow-up request {request_id} is already {row.status!r}")
-            if row.remote_id is None or not can_delete:
-                self._change(session, row, State.CANCELED, "deleted", "cancelled before the facility held it" if row.remote_id is None else "", now)
-                row.operation, row.next_poll_at = None, None
-            else:
-                row.operation, row.next_poll_at = "delete", now
+            row.cancel_requested = True
+            if row.lease_owner is None or (row.lease_expires or 0.0) < now:
+                self._carry_out_cancel(session, row, can_delete, now)
             row.updated_at = now
             return row.state
+
+    def _carry_out_cancel(self, session: Session, row: RequestRow, can_delete: bool, now: float) -> None:
+        if row.remote_id is not None and can_delete:
+            row.operation, row.next_poll_at = "delete", now
+            return
+        detail = "cancelled before the facility held it" if row.remote_id is None else "cancelled here; the facility offers no way to delete it"
+        self._change(session, row, State.DELETED, "deleted", detail, now)
+        row.operation = row.next_poll_at = None
 
     def poke(self, request_id: int, now: float | None = None) -> bool:
         """Make a followed request due now (a facility callback said it changed)."""
@@ -407,10 +434,19 @@ class Store:
                 return []
             session.execute(update(RequestRow).where(RequestRow.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
             rows = session.scalars(select(RequestRow).where(RequestRow.id.in_(ids))).all()
-            allocations: dict[int, Allocation] = {}
+            allocations: dict[int, Allocation | SealError] = {}
             for row in rows:
                 if row.allocation_id not in allocations:
-                    allocations[row.allocation_id] = self._allocation(session.get(AllocationRow, row.allocation_id))
+                    try:
+                        allocations[row.allocation_id] = self._allocation(session.get(AllocationRow, row.allocation_id))
+                    except SealError as exc:
+                        allocations[row.allocation_id] = exc
+                if isinstance(allocations[row.allocation_id], SealError):
+                    # One allocation's unreadable credentials must not stall everyone else's requests.
+                    detail = str(allocations[row.allocation_id])
+                    self._change(session, row, State.FAILED, f"failed: {detail}", detail, now)
+                    row.operation = row.next_poll_at = row.lease_owner = row.lease_expires = None
+                    continue
                 request = FollowupRequest(
                     row.id,
                     Target(row.obj_id, row.ra, row.dec),
@@ -433,13 +469,16 @@ class Store:
         with self.session() as session:
             session.execute(update(RequestRow).where(RequestRow.id == job.request_id, RequestRow.lease_owner == job.lease_owner).values(**values))
 
-    def begin_submit(self, job: Job, now: float | None = None) -> bool:
-        """Mark a submission as leaving (committed before it is sent); False if the lease was lost."""
+    def start(self, job: Job, lease: float, now: float | None = None) -> bool:
+        """The facility call is about to leave: renew the lease from now and, for a submission,
+        mark it (committed before it is sent). False if the lease was lost meanwhile."""
+        now = time.time() if now is None else now
+        values: dict[str, Any] = {"lease_expires": now + lease}
+        if job.operation == "submit":
+            values["submitting_since"] = now
         with self.session() as session:
             result = session.execute(
-                update(RequestRow)
-                .where(RequestRow.id == job.request_id, RequestRow.lease_owner == job.lease_owner)
-                .values(submitting_since=time.time() if now is None else now)
+                update(RequestRow).where(RequestRow.id == job.request_id, RequestRow.lease_owner == job.lease_owner).values(**values)
             )
             return result.rowcount == 1
 
@@ -448,7 +487,7 @@ class Store:
         with self.session() as session:
             return session.scalar(select(func.min(RequestRow.next_poll_at)))
 
-    def record(self, job: Job, outcome: Outcome, *, can_poll: bool, now: float | None = None) -> bool:
+    def record(self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, now: float | None = None) -> bool:
         """Apply an outcome: state, history, transactions and outbox in one transaction.
 
         Returns False (and writes nothing) when the lease was lost meanwhile: another worker
@@ -483,11 +522,9 @@ class Store:
             if outcome.remote_id:
                 row.remote_id = outcome.remote_id
             self._change(session, row, step.state, step.status, step.detail, now)
-            if job.operation != "delete" and row.operation == "delete":
-                step_operation, step_due = "delete", now  # a cancel arrived while this call was out
-            else:
-                step_operation, step_due = step.operation, step.next_poll_at
-            row.operation, row.next_poll_at = step_operation, step_due
+            row.operation, row.next_poll_at = step.operation, step.next_poll_at
+            if row.cancel_requested and job.operation != "delete" and step.operation is not None:
+                self._carry_out_cancel(session, row, can_delete, now)  # asked while this call was out
             row.failures = step.failures
             row.attempts += 1
             row.lease_owner = row.lease_expires = row.submitting_since = None
@@ -568,6 +605,14 @@ class Store:
                 .where(OutboxRow.id == delivery.id)
                 .values(next_attempt_at=at, attempts=OutboxRow.attempts + 1, dead=dead, last_error=error[:1000], lease_owner=None, lease_expires=None)
             )
+
+    def requeue_dead(self, now: float | None = None) -> int:
+        """Try every dead message again (after the cause, e.g. a missing ACL, was fixed)."""
+        with self.session() as session:
+            result = session.execute(
+                update(OutboxRow).where(OutboxRow.dead.is_(True), OutboxRow.delivered_at.is_(None)).values(dead=False, next_attempt_at=time.time() if now is None else now)
+            )
+            return result.rowcount
 
     # -- health ------------------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ class Worker:
         self._local = threading.local()
         self._transports: list[Transport] = []
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="facility-call")
+        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix=f"call:{self.name}")
         self._in_flight: set[Future] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -109,7 +109,8 @@ class Worker:
                 return
             if outcome.state is State.THROTTLED and outcome.poll_after:
                 self._pauses.pause((job.facility, job.request.allocation.id), time.time() + outcome.poll_after)
-            if not self.store.record(job, outcome, can_poll=facility.implements()["get"]):
+            implemented = facility.implements()
+            if not self.store.record(job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"]):
                 log.warning("request %s: lease lost while calling %s; its result was dropped", job.request_id, job.facility)
         except Exception:  # the lease expires and another attempt follows
             log.exception("request %s: the worker failed to handle %s", job.request_id, job.operation)
@@ -121,12 +122,14 @@ class Worker:
             self.store.abandon(job, f"a worker stopped while submitting; the request may have reached {facility.title} and was not sent again")
             return None
         request = job.request
-        if job.operation == "submit":
-            if self.callback_url is not None:
-                request = dataclasses.replace(request, callback_url=self.callback_url(job.request_id))
-            if not self.store.begin_submit(job):
-                return None
+        if job.operation == "submit" and self.callback_url is not None:
+            request = dataclasses.replace(request, callback_url=self.callback_url(job.request_id))
+        queued = time.monotonic()
         with self._gates[job.facility].slot():
+            # A submission is marked before it leaves; a long wait for a slot renews the lease.
+            waited = time.monotonic() - queued
+            if (job.operation == "submit" or waited > self.settings.lease / 4) and not self.store.start(job, self.settings.lease):
+                return None
             return perform(facility, job.operation, request, self._transport())
 
     # -- dispatching -------------------------------------------------------------------------

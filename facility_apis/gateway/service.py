@@ -1,0 +1,76 @@
+"""Assembles the gateway from its configuration: store, worker, outbox deliverer, HTTP API."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..core.redact import get_logger
+from ..core.registry import Registry, default_registry
+from ..core.skyportal_client import SkyPortalClient
+from ..core.transport import Transport
+from .config import GatewayConfig
+from .crypto import SecretBox
+from .outbox import Deliverer
+from .store import Store
+from .worker import Worker
+
+log = get_logger(__name__)
+
+
+class Gateway:
+    """One gateway process. ``start_background()`` runs the worker and the deliverer in threads;
+    ``app()`` is the tornado application to listen with."""
+
+    def __init__(self, config: GatewayConfig, *, registry: Registry | None = None, **store_options: Any):
+        self.config = config
+        self.registry = registry or default_registry()
+        self.box = SecretBox(config.secret_key)
+        self.store = Store(config.database_url, self.box, schedule=config.schedule, **store_options)
+        self.worker = Worker(
+            self.store,
+            registry=self.registry,
+            facility_config=config.facility_config(),
+            settings=config.worker,
+            callback_url=self._callback_url if config.public_url else None,
+        )
+        self.deliverer = Deliverer.for_skyportal(self.store, config.skyportal_url, config.skyportal_token) if config.skyportal_url else None
+        self._threads: list[threading.Thread] = []
+
+    def _callback_url(self, request_id: int) -> str:
+        from .api import callback_path
+
+        return self.config.public_url.rstrip("/") + callback_path(self.box, request_id)
+
+    def skyportal_client(self) -> SkyPortalClient | None:
+        if not self.config.skyportal_url:
+            return None
+        return SkyPortalClient(self.config.skyportal_url, self.config.skyportal_token, Transport(retries=1))
+
+    def app(self):
+        from .api import make_app
+
+        return make_app(self.store, registry=self.registry, skyportal=self.skyportal_client(), facility_config=self.config.facility_config(), box=self.box)
+
+    def start_background(self, *, worker: bool = True, deliverer: bool = True) -> None:
+        """Run the worker and the outbox deliverer in daemon threads until ``close()``."""
+        if worker:
+            self._threads.append(threading.Thread(target=self.worker.run, name="gateway-worker", daemon=True))
+        if deliverer:
+            if self.deliverer is None:
+                log.warning("no SkyPortal configured: statuses stay in the outbox until one is")
+            else:
+                self._threads.append(threading.Thread(target=self.deliverer.run, name="gateway-outbox", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def close(self) -> None:
+        self.worker.stop()
+        if self.deliverer is not None:
+            self.deliverer.stop()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        self.worker.close()
+        if self.deliverer is not None:
+            self.deliverer.close()
+        self.store.close()

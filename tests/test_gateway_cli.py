@@ -1,0 +1,105 @@
+"""The gateway's verbs and configuration: keys, clients, refusing to start without a key, the
+config file's errors, and ``serve`` answering over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from facility_apis.cli import main
+from facility_apis.core.errors import ConfigurationError
+from facility_apis.gateway.config import GatewayConfig
+from facility_apis.gateway.crypto import KEY_ENV, generate_key
+
+
+@pytest.fixture
+def key_env(monkeypatch, secret_key):
+    monkeypatch.setenv(KEY_ENV, secret_key)
+    return secret_key
+
+
+def test_keygen_prints_a_usable_key(capsys):
+    assert main(["keygen"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert GatewayConfig.load(database_url="sqlite://", environ={KEY_ENV: key}).secret_key == key
+
+
+def test_the_gateway_refuses_to_start_without_a_key(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    assert main(["client", "add", "someone", "--data-dir", str(tmp_path)]) == 1
+    assert "no encryption key for allocation credentials: set FACILITY_APIS_SECRET_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "gateway.db").exists()
+    with pytest.raises(ConfigurationError, match="must decode to 32 bytes"):
+        GatewayConfig.load(database_url="sqlite://", environ={KEY_ENV: "c2hvcnQ="})
+
+
+def test_client_add_prints_a_token_that_authenticates(tmp_path, capsys, key_env):
+    assert main(["client", "add", "skyportal-prod", "--data-dir", str(tmp_path)]) == 0
+    token = capsys.readouterr().out.strip()
+    from facility_apis.gateway.service import Gateway
+
+    gateway = Gateway(GatewayConfig.load(data_dir=tmp_path))
+    try:
+        assert gateway.store.authenticate(token) is not None
+    finally:
+        gateway.close()
+    assert main(["client", "add", "skyportal-prod", "--data-dir", str(tmp_path)]) == 1
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_config_file_errors_name_the_field(tmp_path):
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps({"worker": {"concurrency": 0}, "facilities": {"atlas": {"min_interval": "fast"}}, "colour": "blue"}))
+    with pytest.raises(ConfigurationError) as caught:
+        GatewayConfig.load(path, environ={KEY_ENV: generate_key()})
+    message = str(caught.value)
+    assert "worker.concurrency" in message and "facilities.atlas.min_interval" in message and "colour" in message
+    path.write_text("{not json")
+    with pytest.raises(ConfigurationError, match="is not JSON"):
+        GatewayConfig.load(path, environ={KEY_ENV: generate_key()})
+
+
+def test_config_file_values_and_secrets_from_the_environment(tmp_path):
+    path = tmp_path / "gateway.json"
+    path.write_text(
+        json.dumps(
+            {
+                "database_url": "postgresql+psycopg://gw:pw-8812@db.example.org/gateway",
+                "skyportal": {"url": "https://skyportal.example.org"},
+                "facilities": {"atlas": {"base_url": "https://atlas.example.org/forcedphot", "concurrency": 4, "min_interval": 0.2}},
+                "worker": {"concurrency": 16, "horizon_hours": 24},
+                "listen": {"port": 9000},
+            }
+        )
+    )
+    with pytest.raises(ConfigurationError, match="skyportal.url is set but no token"):
+        GatewayConfig.load(path, environ={KEY_ENV: generate_key()})
+    config = GatewayConfig.load(path, environ={KEY_ENV: generate_key(), "FACILITY_APIS_SKYPORTAL_TOKEN": "sp-token-991"})
+    assert config.facility_config() == {"atlas": {"base_url": "https://atlas.example.org/forcedphot"}}
+    assert (config.worker.concurrency, config.worker.limits["atlas"].concurrency, config.worker.limits["atlas"].min_interval) == (16, 4, 0.2)
+    assert (config.schedule.horizon, config.port, config.skyportal_token) == (86400.0, 9000, "sp-token-991")
+    assert "pw-8812" not in repr(config) and "sp-token-991" not in repr(config)
+
+
+def test_serve_answers_health_with_a_client_token(tmp_path, key_env):
+    env = dict(os.environ, **{KEY_ENV: key_env})
+    data = ["--data-dir", str(tmp_path)]
+    token = subprocess.run([sys.executable, "-m", "facility_apis", "client", "add", "ops", *data], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    process = subprocess.Popen([sys.executable, "-m", "facility_apis", "serve", *data, "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("gateway listening on http://127.0.0.1:"), process.stderr.read()
+        url = line.split()[-1]
+        assert requests.get(f"{url}/api/health", timeout=5).status_code == 401
+        health = requests.get(f"{url}/api/health", headers={"Authorization": f"token {token}"}, timeout=5).json()
+        assert health["status"] == "success" and health["data"]["outbox_backlog"] == 0
+    finally:
+        process.terminate()
+        started = time.monotonic()
+        assert process.wait(20) == 0 and time.monotonic() - started < 20
