@@ -1,0 +1,259 @@
+"""SkyPortal-compatible classes over the core facilities.
+
+SkyPortal calls ``await Class.submit(request, session, **kwargs)`` (and ``get``, ``update``,
+``delete``) with its own ORM objects, reads the form schemas as class attributes and asks
+``implements()`` and ``frontend_render_info()`` what to offer. :func:`make_api_class` builds such a
+class for one registered facility, defining only the operations it supports.
+
+An operation re-reads the request through the models seam (``models.py``), builds the core value
+objects (``snapshot.py``), runs the facility through ``perform()`` in a worker thread (or hands the
+submission to the gateway, ``handoff.py``), then writes ``request.status`` and one
+``FacilityTransaction`` per HTTP exchange (already redacted) and adds them to the session.
+SkyPortal's handler commits, as it does for its own facilities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from ..core.errors import FacilityError, PayloadError
+from ..core.interface import OPERATIONS, Facility, FollowupRequest, Kind
+from ..core.operations import perform
+from ..core.outcome import Outcome, State, skyportal_status
+from ..core.redact import Redactor
+from ..core.transport import Transport
+from . import handoff
+from .handoff import Result
+from .models import get_models
+from .settings import current_settings
+from .snapshot import GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, core_request, field, recorded
+
+#: The keys of SkyPortal's ``implements()``.
+SKYPORTAL_METHODS = (
+    "update", "delete", "get", "submit", "send", "remove", "retrieve", "queued", "remove_queue", "prepare_payload",
+    "send_skymap", "queued_skymap", "remove_skymap", "retrieve_log", "update_status", "validate_altdata",
+)
+
+
+def _for_skyportal(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A form as SkyPortal's UI receives it: no ``$id`` (the browser's validator caches schemas by
+    id), and room for the ``request_type`` marker SkyPortal's UI adds to forced-photometry payloads."""
+    if schema is None:
+        return None
+    schema.pop("$id", None)
+    if schema.get("additionalProperties") is False:
+        schema.setdefault("properties", {})[REQUEST_TYPE] = {"type": "string", "enum": ["forced_photometry", "triggered"]}
+    return schema
+
+
+class _FacilityType(type):
+    """Class-level properties: SkyPortal reads these attributes when it renders or validates a
+    form, so computing them on access keeps time-relative defaults (e.g. "today") fresh."""
+
+    @property
+    def form_json_schema(cls) -> dict[str, Any] | None:
+        return cls.custom_json_schema(None, None)
+
+    @property
+    def form_json_schema_forced_photometry(cls) -> dict[str, Any] | None:
+        return cls._form(None) if cls.facility_class.kind is Kind.FORCED_PHOTOMETRY else None
+
+    @property
+    def form_json_schema_altdata(cls) -> dict[str, Any]:
+        schema = cls.facility_class.altdata_schema()
+        schema.pop("$id", None)
+        return schema
+
+    @property
+    def ui_json_schema(cls) -> dict[str, Any]:
+        ui = cls.facility_class.ui_schema()
+        ui[REQUEST_TYPE] = {"ui:widget": "hidden"}
+        order = ui.get("ui:order")
+        if isinstance(order, list) and "*" not in order and REQUEST_TYPE not in order:
+            order.append(REQUEST_TYPE)
+        return ui
+
+    @property
+    def alias_lookup(cls) -> dict[str, str]:
+        return dict(cls.facility_class.alias_lookup)
+
+    @property
+    def priorityOrder(cls) -> str:  # noqa: N802 - SkyPortal's attribute name
+        return cls.facility_class.priority_order
+
+
+class SkyPortalFacility(metaclass=_FacilityType):
+    """Base of the SkyPortal classes; ``facility_class`` is the core facility they run."""
+
+    facility_class: ClassVar[type[Facility]]
+    form_json_schema_config: ClassVar[dict[str, Any] | None] = None
+
+    # -- what SkyPortal asks before calling ----------------------------------------------------
+
+    @classmethod
+    def facility(cls) -> Facility:
+        """The core facility, configured with the deployment's settings."""
+        return cls.facility_class(current_settings().facility_config(cls.facility_class.name))
+
+    @classmethod
+    def hands_off(cls) -> bool:
+        """Whether this deployment hands submissions of this facility to the gateway."""
+        return current_settings().hands_off(cls.facility_class.name)
+
+    @classmethod
+    def implements(cls) -> dict[str, bool]:
+        """SkyPortal's capability table. With the gateway, it follows the requests (no ``get``
+        or ``update`` here) and cancels them (``delete``)."""
+        core = cls.facility_class.implements()
+        table = dict.fromkeys(SKYPORTAL_METHODS, False)
+        if cls.hands_off():
+            table.update(submit=core["submit"], delete=core["submit"])
+        else:
+            table.update({op: core[op] for op in OPERATIONS})
+        table["validate_altdata"] = True
+        return table
+
+    @classmethod
+    def validate_altdata(cls, altdata: Any, **kwargs: Any) -> dict[str, Any]:
+        """Check allocation credentials against the facility's schema; returns them without blank
+        values. Raises ``AltdataError`` naming every failing field (never a value)."""
+        return cls.facility().validate_altdata(altdata)
+
+    @classmethod
+    def _form(cls, instrument: Any) -> dict[str, Any] | None:
+        """The request form (defaults computed now), narrowed to ``instrument`` when the facility
+        has an ``instrument_form(schema, name=..., filters=...)`` hook."""
+        facility = cls.facility()
+        schema = facility.request_schema()
+        hook = getattr(facility, "instrument_form", None)
+        if hook is not None and instrument is not None:
+            schema = hook(schema, name=field(instrument, "name"), filters=tuple(field(instrument, "filters") or ()))
+        return _for_skyportal(schema)
+
+    @classmethod
+    def custom_json_schema(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any] | None:
+        """The regular request form for ``instrument``; ``None`` for a forced-photometry facility,
+        whose form is ``form_json_schema_forced_photometry`` (SkyPortal then validates with that)."""
+        return None if cls.facility_class.kind is Kind.FORCED_PHOTOMETRY else cls._form(instrument)
+
+    @classmethod
+    def frontend_render_info(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any]:
+        """What SkyPortal's UI reads to offer operations and render forms."""
+        forced = cls.facility_class.kind is Kind.FORCED_PHOTOMETRY
+        form = cls._form(instrument)
+        return {
+            "methodsImplemented": cls.implements(),
+            "formSchema": None if forced else form,
+            "formSchemaForcedPhotometry": form if forced else None,
+            "formSchemaAltdata": cls.form_json_schema_altdata,
+            "formSchemaConfig": cls.form_json_schema_config,
+            "uiSchema": cls.ui_json_schema,
+            "aliasLookup": cls.alias_lookup,
+            "priorityOrder": cls.priorityOrder,
+        }
+
+    # -- running an operation --------------------------------------------------------------------
+
+    @classmethod
+    def _direct(cls, operation: str, request: FollowupRequest) -> Result:
+        """Run the core facility (blocking: called in a worker thread)."""
+        if operation == "get" and request.remote_id is None:
+            return Result(None)  # nothing to follow here (not submitted, or the gateway follows it)
+        if operation == "delete" and not cls.facility_class.implements()["delete"]:
+            return Result("deleted")  # the facility cannot cancel: SkyPortal's local deletion
+        with Transport() as transport:
+            outcome = perform(cls.facility(), operation, request, transport)
+        tags = {REMOTE_ID: outcome.remote_id} if outcome.remote_id else {}
+        if operation == "delete" and outcome.state not in (State.DELETED, State.CANCELED):
+            return Result(None, outcome.transactions, tags, outcome.photometry, error=f"could not delete: {outcome.detail}")
+        return Result(outcome.status, outcome.transactions, tags, outcome.photometry)
+
+    @classmethod
+    async def _perform(cls, operation: str, request: Any) -> tuple[FollowupRequest | None, Result]:
+        """Run the operation in a worker thread: here, or through the gateway."""
+        try:
+            core = core_request(request, remote_id=None if operation == "submit" else recorded(request, REMOTE_ID))
+        except PayloadError as exc:  # coordinates SkyPortal holds but no facility can use
+            if operation != "submit":
+                raise FacilityError(str(exc)) from None
+            return None, Result(Outcome(State.REJECTED, str(exc)).status)
+        settings, gateway_id = current_settings(), recorded(request, GATEWAY_ID)
+        if operation == "submit" and cls.hands_off():
+            return core, await asyncio.to_thread(handoff.hand_off, cls.facility(), core, settings)
+        if operation == "delete" and gateway_id is not None:
+            secrets = cls.facility_class.secrets(core.allocation.altdata)
+            return core, await asyncio.to_thread(handoff.cancel, gateway_id, settings, secrets)
+        return core, await asyncio.to_thread(cls._direct, operation, core)
+
+    @classmethod
+    async def _run(cls, operation: str, request: Any, session: Any, options: dict[str, Any]) -> None:
+        models = get_models()
+        request = await models.reload(session, request)
+        # Read before anything can commit: a committed async object cannot be lazy-loaded.
+        initiator_id, obj_key, request_id = request.last_modified_by_id, getattr(request.obj, "internal_key", None), request.id
+        core, result = await cls._perform(operation, request)
+        if core is not None and result.photometry is not None and len(result.photometry):
+            result = await cls._store_photometry(models, session, request, core, result)
+        for transaction in result.transactions:
+            record = transaction.as_dict()
+            record["response"].update(result.tags)
+            session.add(models.transaction(request=record["request"], response=record["response"], followup_request=request, initiator_id=initiator_id))
+        if result.error:
+            raise FacilityError(result.error)
+        if result.status is not None:
+            request.status = result.status
+        models.refresh(
+            obj_key=obj_key,
+            request_id=request_id,
+            user_id=initiator_id,
+            refresh_source=bool(options.get("refresh_source")),
+            refresh_requests=bool(options.get("refresh_requests")),
+        )
+
+    @classmethod
+    async def _store_photometry(cls, models: Any, session: Any, request: Any, core: FollowupRequest, result: Result) -> Result:
+        """Store the photometry in SkyPortal (as its own ATLAS does, repeated points updated);
+        when that fails, say so in the status instead of the facility's."""
+        allocation = core.allocation
+        try:
+            if allocation.instrument_id is None:
+                raise FacilityError("the allocation names no instrument")
+            body = result.photometry.to_skyportal(core.target.id, allocation.instrument_id, allocation.group_ids)
+            await models.store_photometry(session, request, body)
+        except Exception as exc:  # SkyPortal's error must not lose the transactions
+            detail = Redactor(cls.facility_class.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal: {exc}")
+            return Result(skyportal_status(State.FAILED, detail, submitted=True), result.transactions, result.tags, None, result.error)
+        return result
+
+
+_DOCS = {
+    "submit": "Submit the follow-up request (or hand it to the gateway); sets its status.",
+    "get": "Follow the submitted request; stores its photometry in SkyPortal when it is complete.",
+    "update": "Send the request's changed payload to the facility.",
+    "delete": "Cancel the request at the facility (or the gateway) and mark it deleted.",
+}
+
+
+def _operation(operation: str) -> classmethod:
+    async def method(cls, request: Any, session: Any, **kwargs: Any) -> None:
+        await cls._run(operation, request, session, kwargs)
+
+    method.__name__ = method.__qualname__ = operation
+    method.__doc__ = _DOCS[operation] + " SkyPortal's caller commits the session."
+    return classmethod(method)
+
+
+def make_api_class(class_name: str, facility_class: type[Facility], *, module: str = __name__) -> type[SkyPortalFacility]:
+    """A SkyPortal class named ``class_name`` running ``facility_class``. It defines only the
+    operations the facility implements, plus ``delete`` for any facility that submits (a request
+    handed to the gateway is canceled there)."""
+    core = facility_class.implements()
+    operations = [op for op in OPERATIONS if core[op] or (op == "delete" and core["submit"])]
+    namespace: dict[str, Any] = {op: _operation(op) for op in operations}
+    namespace |= {
+        "facility_class": facility_class,
+        "__module__": module,
+        "__doc__": f"SkyPortal's {class_name}: {facility_class.title}, run by facility_apis ({facility_class.name}).",
+    }
+    return _FacilityType(class_name, (SkyPortalFacility,), namespace)

@@ -1,0 +1,106 @@
+"""The seam to SkyPortal's database: its models are imported when a call needs them, never at
+import time, and tests swap in fakes with :func:`use_models`.
+
+Everything the SkyPortal classes do to SkyPortal's database goes through one ``SkyPortalModels``
+object: load a follow-up request with the relationships the classes read, make a
+``FacilityTransaction``, store photometry, push the browser refresh. Each session call works with
+an ``AsyncSession`` (awaited) or a plain ``Session``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from typing import Any, Iterator
+
+
+async def resolve(value: Any) -> Any:
+    """``value``, awaited if it is awaitable (an ``AsyncSession`` call) and as is otherwise."""
+    return await value if inspect.isawaitable(value) else value
+
+
+class SkyPortalModels:
+    """SkyPortal's own models (``skyportal.models``), imported at call time."""
+
+    async def reload(self, session: Any, request: Any) -> Any:
+        """``request`` re-selected with its allocation (and instrument), object, requester and
+        transactions eagerly loaded: an ``AsyncSession`` cannot lazy-load them later."""
+        from sqlalchemy import select
+        from sqlalchemy.orm import selectinload
+
+        from skyportal.models import Allocation, FollowupRequest
+
+        statement = (
+            select(FollowupRequest)
+            .where(FollowupRequest.id == request.id)
+            .options(
+                selectinload(FollowupRequest.allocation).selectinload(Allocation.instrument),
+                selectinload(FollowupRequest.obj),
+                selectinload(FollowupRequest.requester),
+                selectinload(FollowupRequest.transactions),
+            )
+        )
+        loaded = await resolve(session.scalar(statement))
+        return request if loaded is None else loaded
+
+    async def load_request(self, session: Any, request_id: int) -> Any:
+        """The follow-up request ``request_id`` (SkyPortal's handler has checked access to it)."""
+        from skyportal.models import FollowupRequest
+
+        return await resolve(session.get(FollowupRequest, request_id))
+
+    def transaction(self, **fields: Any) -> Any:
+        """A new ``FacilityTransaction`` (``request``, ``response``, ``followup_request``,
+        ``initiator_id``)."""
+        from skyportal.models import FacilityTransaction
+
+        return FacilityTransaction(**fields)
+
+    async def store_photometry(self, session: Any, request: Any, body: dict[str, Any]) -> None:
+        """Store photometry (the body of ``PUT /api/photometry``) as the requester, repeated
+        points updated rather than duplicated. SkyPortal's function commits the session."""
+        from skyportal.handlers.api.photometry import add_external_photometry
+
+        ids, _ = await add_external_photometry(body, request.requester, session, duplicates="update")
+        if ids is None:
+            raise RuntimeError("SkyPortal did not store the photometry (see its log)")
+
+    def refresh(self, *, obj_key: Any, request_id: Any, user_id: Any, refresh_source: bool = False, refresh_requests: bool = False) -> None:
+        """Ask browsers to re-read the source page and follow-up lists, as SkyPortal's facilities
+        do (values read before any commit: a committed async object cannot be lazy-loaded)."""
+        if not (refresh_source or refresh_requests):
+            return
+        try:
+            from baselayer.app.flow import Flow
+        except ImportError:
+            return
+        flow = Flow()
+        if refresh_source:
+            flow.push("*", "skyportal/REFRESH_SOURCE", payload={"obj_key": obj_key})
+        if refresh_requests:
+            flow.push(user_id, "skyportal/REFRESH_FOLLOWUP_REQUESTS", payload={"request_id": request_id})
+
+
+_models: SkyPortalModels = SkyPortalModels()
+
+
+def get_models() -> SkyPortalModels:
+    """The models in use (SkyPortal's, unless a test installed others)."""
+    return _models
+
+
+def set_models(models: SkyPortalModels) -> SkyPortalModels:
+    """Install ``models``; returns the previous ones."""
+    global _models
+    previous, _models = _models, models
+    return previous
+
+
+@contextlib.contextmanager
+def use_models(models: SkyPortalModels) -> Iterator[SkyPortalModels]:
+    """Use ``models`` inside the block (e.g. the fakes of ``facility_apis.testing.skyportal_models``)."""
+    previous = set_models(models)
+    try:
+        yield models
+    finally:
+        set_models(previous)

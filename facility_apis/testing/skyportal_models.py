@@ -1,0 +1,258 @@
+"""Fakes of SkyPortal's models, async session and request handler, for exercising the classes of
+``facility_apis.skyportal`` through SkyPortal's own call shape without SkyPortal::
+
+    with use_fake_models():
+        request = make_request(altdata={"api_token": "..."}, payload={...})
+        session = AsyncSession(request)
+        await ATLASAPI.submit(request, session, refresh_source=True)
+        session.transactions, request.status
+
+The model fakes carry the attributes SkyPortal's models have (those the classes read, and a few
+neighbours); anything else raises ``AttributeError``, as a relationship that was not loaded would
+in an ``AsyncSession``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+from ..skyportal.models import SkyPortalModels, use_models
+
+_ids = itertools.count(1)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(eq=False)
+class User:
+    id: int
+    username: str
+
+
+@dataclass(eq=False)
+class Instrument:
+    id: int
+    name: str
+    filters: list[str] = field(default_factory=list)
+    api_classname: str | None = None
+    listener_classname: str | None = None
+
+
+@dataclass(eq=False)
+class Allocation:
+    id: int
+    instrument: Instrument
+    group_id: int
+    altdata: dict[str, Any] = field(default_factory=dict)
+    pi: str | None = None
+    proposal_id: str | None = None
+    default_share_group_ids: list[int] = field(default_factory=list)
+    types: list[str] = field(default_factory=lambda: ["triggered"])
+    hours_allocated: float = 10.0
+
+    @property
+    def instrument_id(self) -> int:
+        return self.instrument.id
+
+
+@dataclass(eq=False)
+class Obj:
+    id: str
+    ra: float | None
+    dec: float | None
+    internal_key: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(eq=False)
+class FollowupRequest:
+    id: int
+    obj: Obj
+    allocation: Allocation
+    requester: User
+    payload: dict[str, Any] = field(default_factory=dict)
+    status: str = "pending submission"
+    last_modified_by_id: int | None = None
+    comment: str | None = None
+    #: Newest first, as SkyPortal's relationship is ordered.
+    transactions: list[FacilityTransaction] = field(default_factory=list)
+
+    @property
+    def obj_id(self) -> str:
+        return self.obj.id
+
+    @property
+    def allocation_id(self) -> int:
+        return self.allocation.id
+
+    @property
+    def requester_id(self) -> int:
+        return self.requester.id
+
+    @property
+    def instrument(self) -> Instrument:
+        return self.allocation.instrument
+
+
+@dataclass(eq=False)
+class FacilityTransaction:
+    """Like SkyPortal's: giving ``followup_request`` puts the transaction first in its list."""
+
+    request: Any = None
+    response: Any = None
+    followup_request: FollowupRequest | None = None
+    initiator_id: int | None = None
+    observation_plan_request_id: int | None = None
+    created_at: datetime = field(default_factory=_now)
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def __post_init__(self) -> None:
+        if self.followup_request is not None:
+            self.followup_request.transactions.insert(0, self)
+
+    @property
+    def followup_request_id(self) -> int | None:
+        return self.followup_request.id if self.followup_request is not None else None
+
+
+class AsyncSession:
+    """The part of an SQLAlchemy ``AsyncSession`` the classes use; holds ``objects`` by id."""
+
+    def __init__(self, *objects: Any):
+        self.identity: dict[tuple[type, Any], Any] = {(type(o), o.id): o for o in objects}
+        self.added: list[Any] = []
+        self.statements: list[Any] = []
+        self.commits = 0
+        self.flushes = 0
+        self.photometry: list[dict[str, Any]] = []
+        self.refreshes: list[dict[str, Any]] = []
+        self.photometry_error: Exception | None = None
+
+    def add(self, obj: Any) -> None:
+        self.added.append(obj)
+
+    def add_all(self, objects: Any) -> None:
+        for obj in objects:
+            self.add(obj)
+
+    async def flush(self) -> None:
+        self.flushes += 1
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+    async def rollback(self) -> None:
+        pass
+
+    async def get(self, model: type, ident: Any) -> Any:
+        return self.identity.get((model, ident))
+
+    async def scalar(self, statement: Any) -> Any:
+        self.statements.append(statement)
+        return None
+
+    async def execute(self, statement: Any) -> Any:
+        self.statements.append(statement)
+        return _Result()
+
+    @property
+    def transactions(self) -> list[FacilityTransaction]:
+        """The transactions added, oldest first."""
+        return [o for o in self.added if isinstance(o, FacilityTransaction)]
+
+
+class _Result:
+    def scalars(self) -> _Result:
+        return self
+
+    def first(self) -> None:
+        return None
+
+    def all(self) -> list[Any]:
+        return []
+
+
+class FakeModels(SkyPortalModels):
+    """The models seam over the fakes: the request is used as given (nothing is re-selected),
+    photometry and refreshes are recorded on the session / on this object."""
+
+    def __init__(self) -> None:
+        self.refreshes: list[dict[str, Any]] = []
+
+    async def reload(self, session: Any, request: Any) -> Any:
+        return request
+
+    async def load_request(self, session: Any, request_id: int) -> Any:
+        return await session.get(FollowupRequest, request_id)
+
+    def transaction(self, **fields: Any) -> FacilityTransaction:
+        return FacilityTransaction(**fields)
+
+    async def store_photometry(self, session: Any, request: Any, body: dict[str, Any]) -> None:
+        if getattr(session, "photometry_error", None) is not None:
+            raise session.photometry_error
+        session.photometry.append(body)
+
+    def refresh(self, **flags: Any) -> None:
+        self.refreshes.append(flags)
+
+
+@contextlib.contextmanager
+def use_fake_models() -> Iterator[FakeModels]:
+    """Install :class:`FakeModels` in ``facility_apis.skyportal`` for the block."""
+    with use_models(FakeModels()) as models:
+        yield models
+
+
+def make_request(
+    *,
+    altdata: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+    request_id: int = 11,
+    obj: tuple[str, float | None, float | None] = ("ZTF26skyp", 210.5, 12.25),
+    instrument: tuple[int, str, list[str]] = (3, "ATLAS", ["atlasc", "atlaso"]),
+    allocation_id: int = 5,
+    group_id: int = 2,
+    share_group_ids: tuple[int, ...] = (7,),
+    requester: tuple[int, str] = (42, "observer"),
+    api_classname: str = "ATLASAPI",
+) -> FollowupRequest:
+    """A follow-up request with its object, allocation, instrument and requester."""
+    user = User(*requester)
+    inst = Instrument(*instrument, api_classname=api_classname)
+    allocation = Allocation(allocation_id, inst, group_id, dict(altdata or {}), pi="A. PI", proposal_id="P-1", default_share_group_ids=list(share_group_ids))
+    return FollowupRequest(request_id, Obj(*obj), allocation, user, dict(payload or {}), last_modified_by_id=user.id)
+
+
+class HTTPRequest:
+    """The part of tornado's ``HTTPServerRequest`` SkyPortal's serializers read."""
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes):
+        self.method, self.headers, self.body = method, headers, body
+        self.uri = urlsplit(url).path
+        self._url = url
+
+    def full_url(self) -> str:
+        return self._url
+
+
+class Handler:
+    """A fake of SkyPortal's ``FacilityMessageHandler`` as a listener sees it."""
+
+    def __init__(self, body: dict[str, Any], *, token: str, user: User, url: str = "https://skyportal.test/api/facility"):
+        headers = {"Authorization": f"token {token}", "Content-Type": "application/json", "Host": "skyportal.test"}
+        self._body = body
+        self.request = HTTPRequest("POST", url, headers, json.dumps(body).encode())
+        self.associated_user_object = user
+        self.current_user = user
+
+    def get_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self._body))

@@ -1,0 +1,378 @@
+"""The SkyPortal classes through SkyPortal's own call shape, against the ATLAS emulator."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from jsonschema import Draft7Validator
+
+from facility_apis.core.errors import AltdataError, ConfigurationError, FacilityError
+from facility_apis.core.registry import Registry
+from facility_apis.skyportal import (
+    ATLASAPI,
+    SKYPORTAL_METHODS,
+    Settings,
+    api_classes,
+    bind,
+    class_names,
+    configure,
+    load_settings,
+    reset,
+)
+from facility_apis.testing import ATLASEmulator
+from facility_apis.testing.skyportal_models import AsyncSession, make_request, use_fake_models
+
+TOKEN = "adapter-atlas-token-5f1e"
+PAYLOAD = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
+RENDER_KEYS = {
+    "methodsImplemented",
+    "formSchema",
+    "formSchemaForcedPhotometry",
+    "formSchemaAltdata",
+    "formSchemaConfig",
+    "uiSchema",
+    "aliasLookup",
+    "priorityOrder",
+}
+
+
+@pytest.fixture(autouse=True)
+def fakes():
+    with use_fake_models() as models:
+        yield models
+    reset()
+
+
+@pytest.fixture
+def atlas():
+    with ATLASEmulator(tokens={TOKEN: "observer"}, rows=12) as emulator:
+        configure(facilities={"atlas": {"base_url": emulator.base_url, "poll_interval": 0.05}})
+        yield emulator
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def serialized(session, request, models=None):
+    """Everything the classes left in SkyPortal, as text."""
+    rows = [{"request": t.request, "response": t.response, "initiator_id": t.initiator_id} for t in session.transactions]
+    return json.dumps([rows, request.status, session.photometry, models.refreshes if models else None], default=str)
+
+
+def submitted(payload=None, **kwargs):
+    request = make_request(altdata={"api_token": TOKEN}, payload=payload or PAYLOAD, **kwargs)
+    return request, AsyncSession(request)
+
+
+def poll_until_done(request, session, attempts=40):
+    for _ in range(attempts):
+        run(ATLASAPI.get(request, session))
+        if not request.status.startswith(("queued", "running", "submitted")):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"still {request.status!r}")
+
+
+# -- submit / get / delete against the emulator ------------------------------------------------
+
+
+def test_submit_sets_status_and_records_a_redacted_transaction(atlas, fakes):
+    request, session = submitted({**PAYLOAD, "request_type": "forced_photometry"})
+    assert run(ATLASAPI.submit(request, session, refresh_source=True)) is None
+
+    assert request.status == "submitted: ATLAS task 1"
+    (transaction,) = session.transactions
+    assert transaction.followup_request is request and request.transactions == [transaction]
+    assert transaction.initiator_id == request.last_modified_by_id == 42
+    assert transaction.request["method"] == "POST" and transaction.request["url"] == f"{atlas.base_url}/queue/"
+    assert transaction.request["headers"]["Authorization"] == "***"
+    assert transaction.response["status_code"] == 201
+    assert transaction.response["remote_id"] == f"{atlas.base_url}/queue/1/"
+    assert json.loads(transaction.response["content"])["url"] == transaction.response["remote_id"]
+    assert "request_type" not in transaction.request["body"]  # SkyPortal's marker is not sent to ATLAS
+    assert session.commits == 0, "SkyPortal's handler commits, not the facility"
+    assert fakes.refreshes == [{"obj_key": request.obj.internal_key, "request_id": 11, "user_id": 42, "refresh_source": True, "refresh_requests": False}]
+    assert TOKEN not in serialized(session, request, fakes)
+    (sent,) = [r for r in atlas.requests if r.method == "POST"]
+    assert sent.headers["Authorization"] == f"Token {TOKEN}"  # the real token went to ATLAS only
+
+
+def test_get_follows_to_completion_and_stores_the_photometry(atlas, fakes, caplog):
+    caplog.set_level("DEBUG")
+    request, session = submitted()
+    run(ATLASAPI.submit(request, session))
+    poll_until_done(request, session)
+
+    assert request.status.startswith("complete: 12 points")
+    (body,) = session.photometry
+    assert body["obj_id"] == "ZTF26skyp" and body["instrument_id"] == 3 and body["group_ids"] == [2, 7]
+    assert body["origin"] == "fp" and body["magsys"] == "ab" and len(body["mjd"]) == 12
+    assert set(body["filter"]) <= {"atlasc", "atlaso"}
+    # every poll recorded its exchanges, all tagged with the task URL
+    assert len(session.transactions) >= 3
+    assert {t.response.get("remote_id") for t in session.transactions} == {f"{atlas.base_url}/queue/1/"}
+    assert any("/results/" in t.request["url"] for t in session.transactions)
+    assert TOKEN not in serialized(session, request, fakes)
+    assert caplog.records and TOKEN not in caplog.text
+
+
+def test_get_recovers_the_task_from_the_newest_transaction_only(atlas):
+    request, session = submitted()
+    run(ATLASAPI.submit(request, session))
+    request.transactions.insert(0, type(request.transactions[0])(request={}, response={"remote_id": f"{atlas.base_url}/queue/99/"}))
+    run(ATLASAPI.get(request, session))
+    assert request.status.startswith("canceled")  # task 99 does not exist: the newest record won
+    assert session.transactions[-1].request["url"] == f"{atlas.base_url}/queue/99/"
+
+
+def test_get_before_any_submission_changes_nothing(atlas):
+    request, session = submitted()
+    request.status = "failed to submit: could not connect to fallingstar-data.com"
+    run(ATLASAPI.get(request, session))
+    assert request.status == "failed to submit: could not connect to fallingstar-data.com"
+    assert session.transactions == [] and atlas.requests == []
+
+
+def test_delete_cancels_the_task_and_keeps_the_row():
+    with ATLASEmulator(tokens={TOKEN: "observer"}, queue_time=30.0) as atlas:
+        configure(facilities={"atlas": {"base_url": atlas.base_url}})
+        request, session = submitted()
+        run(ATLASAPI.submit(request, session))
+        run(ATLASAPI.delete(request, session, refresh_source=False))
+        methods = [r.method for r in atlas.requests]
+    assert request.status == "deleted: task canceled at ATLAS"
+    assert methods == ["POST", "GET", "DELETE"]
+    assert [t.request["method"] for t in reversed(request.transactions)] == methods
+    assert TOKEN not in serialized(session, request)
+
+
+def test_delete_that_fails_raises_and_keeps_the_status(atlas):
+    request, session = submitted()
+    run(ATLASAPI.submit(request, session))
+    atlas.faults.add("status", path_prefix="/forcedphot/queue/1/", method="DELETE", status=403, body='{"detail": "You do not have permission to perform this action."}')
+    with pytest.raises(FacilityError, match="could not delete: ATLAS refused to delete the task"):
+        run(ATLASAPI.delete(request, session))
+    assert request.status == "submitted: ATLAS task 1"
+
+
+def test_throttled_submission_is_resubmittable_in_skyportal(atlas):
+    atlas.throttle_next(1, wait=7)
+    request, session = submitted()
+    run(ATLASAPI.submit(request, session))
+    assert request.status.startswith("failed to submit: rate limit reached")
+    assert session.transactions[0].response["status_code"] == 429
+    assert "remote_id" not in session.transactions[0].response
+
+
+def test_bad_altdata_and_payload_never_reach_atlas_and_never_echo_the_secret(atlas):
+    request, session = submitted()
+    request.allocation.altdata = {"api_token": TOKEN, "base_url": "http://atlas.example.org"}
+    run(ATLASAPI.submit(request, session))
+    assert request.status.startswith("failed to submit: invalid altdata: $.base_url")
+    request.allocation.altdata = {"api_token": TOKEN}
+    request.payload = {"start_date": "2026-10-31", "end_date": "2026-10-01"}
+    run(ATLASAPI.submit(request, session))
+    assert request.status == "rejected: invalid payload: $.end_date: must not be before start_date"
+    assert atlas.requests == [] and session.transactions == []
+    assert TOKEN not in serialized(session, request)
+
+
+def test_unusable_coordinates_reject_the_submission():
+    configure()
+    request, session = submitted(obj=("ZTF26nocoord", None, 12.0))
+    run(ATLASAPI.submit(request, session))
+    assert request.status == "rejected: invalid payload: $.ra: must be a finite number in [0, 360)"
+
+
+def test_a_photometry_failure_in_skyportal_shows_in_the_status(atlas):
+    request, session = submitted()
+    run(ATLASAPI.submit(request, session))
+    session.photometry_error = RuntimeError(f"database refused {TOKEN}")
+    poll_until_done(request, session)
+    assert request.status == "failed: the photometry could not be stored in SkyPortal: database refused ***"
+    assert TOKEN not in serialized(session, request)
+
+
+def test_altdata_from_skyportal_as_json_text_is_read(atlas):
+    request, session = submitted()
+    request.allocation.altdata = json.dumps({"api_token": TOKEN})
+    run(ATLASAPI.submit(request, session))
+    assert request.status == "submitted: ATLAS task 1"
+
+
+# -- what SkyPortal reads before calling --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(api_classes()))
+def test_frontend_render_info_has_skyportals_keys_and_draft7_forms(name):
+    configure()
+    cls = api_classes()[name]
+    info = cls.frontend_render_info({"id": 3, "name": "ATLAS", "filters": ["atlasc", "atlaso"]}, None)
+    assert set(info) == RENDER_KEYS
+    assert set(info["methodsImplemented"]) == set(SKYPORTAL_METHODS)
+    forms = [info["formSchema"], info["formSchemaForcedPhotometry"]]
+    assert any(form is not None for form in forms)
+    for schema in [*forms, info["formSchemaAltdata"]]:
+        if schema is not None:
+            Draft7Validator.check_schema(schema)
+            assert "$id" not in schema
+    assert info["priorityOrder"] in ("asc", "desc")
+    assert info["formSchemaConfig"] is None
+
+
+def test_atlas_is_a_forced_photometry_class():
+    configure()
+    info = ATLASAPI.frontend_render_info(None, None)
+    assert info["formSchema"] is None and ATLASAPI.form_json_schema is None
+    assert ATLASAPI.custom_json_schema(None, None) is None
+    form = info["formSchemaForcedPhotometry"]
+    assert form == ATLASAPI.form_json_schema_forced_photometry
+    assert form["required"] == ["start_date", "end_date"]
+    assert info["priorityOrder"] == "asc" == ATLASAPI.priorityOrder
+    assert info["aliasLookup"] == ATLASAPI.alias_lookup == {"snr_threshold": "SNR threshold"}
+    assert info["formSchemaAltdata"]["properties"]["api_token"]["writeOnly"] is True
+    # SkyPortal's UI marks forced-photometry payloads; the form must let that key through, hidden.
+    Draft7Validator(form).validate({**PAYLOAD, "request_type": "forced_photometry"})
+    assert info["uiSchema"]["request_type"] == {"ui:widget": "hidden"}
+    assert info["uiSchema"]["ui:order"][-1] == "request_type"
+
+
+def test_form_defaults_are_computed_at_each_read(monkeypatch):
+    configure()
+    from facility_apis.facilities.atlas import facility as atlas_module
+
+    first = ATLASAPI.form_json_schema_forced_photometry["properties"]["end_date"]["default"]
+    monkeypatch.setattr(atlas_module, "utcnow", lambda: __import__("datetime").datetime(2031, 1, 2, 3, 4))
+    later = ATLASAPI.form_json_schema_forced_photometry["properties"]["end_date"]["default"]
+    assert later == "2031-01-02" != first
+
+
+def test_implements_matches_the_methods_defined():
+    configure()
+    table = ATLASAPI.implements()
+    assert set(table) == set(SKYPORTAL_METHODS)
+    assert {k for k, v in table.items() if v} == {"submit", "get", "delete", "validate_altdata"}
+    assert not hasattr(ATLASAPI, "update")
+    for name in ("submit", "get", "delete"):
+        assert asyncio.iscoroutinefunction(getattr(ATLASAPI, name))
+
+
+def test_implements_with_the_gateway():
+    configure(gateway_url="https://gateway.test", gateway_token="gw-token")
+    assert {k for k, v in ATLASAPI.implements().items() if v} == {"submit", "delete", "validate_altdata"}
+    configure(gateway_url="https://gateway.test", gateway_token="gw-token", gateway_facilities=["other"])
+    assert ATLASAPI.implements()["get"] is True
+
+
+def test_validate_altdata_returns_cleaned_altdata_or_names_the_field():
+    configure()
+    assert ATLASAPI.validate_altdata({"api_token": TOKEN, "base_url": ""}, instrument={"name": "ATLAS"}) == {"api_token": TOKEN}
+    with pytest.raises(AltdataError) as caught:
+        ATLASAPI.validate_altdata({"api_token": 5})
+    assert "$.api_token" in str(caught.value) and "5" not in str(caught.value).replace("$", "")
+
+
+# -- naming, binding and settings -----------------------------------------------------------------
+
+
+def test_every_registered_facility_gets_a_skyportal_class():
+    from facility_apis.facilities.atlas import ATLASFacility
+
+    class PagerFacility(ATLASFacility):
+        name = "pager_duty"
+        title = "Pager"
+
+    registry = Registry(group=None)
+    registry.register("pager_duty", PagerFacility)
+    assert class_names(registry) == {"ATLASAPI": "atlas", "PAGERDUTYAPI": "pager_duty"}
+    classes = api_classes(registry)
+    assert classes["PAGERDUTYAPI"].facility_class is PagerFacility
+    assert classes["PAGERDUTYAPI"].__name__ == "PAGERDUTYAPI"
+
+
+def test_an_observation_facility_narrows_its_form_to_the_instrument():
+    from facility_apis.core.interface import Kind
+    from facility_apis.facilities.atlas import ATLASFacility
+    from facility_apis.skyportal import make_api_class
+
+    class Imager(ATLASFacility):  # ATLAS's schemas, as an observation facility with filters
+        kind = Kind.OBSERVATION
+
+        def instrument_form(self, schema, *, name, filters):
+            schema["properties"]["filters"] = {"type": "array", "items": {"enum": list(filters)}, "title": f"{name} filters"}
+            return schema
+
+    configure()
+    cls = make_api_class("IMAGERAPI", Imager)
+    form = cls.custom_json_schema({"name": "Cam", "filters": ["sdssg", "sdssr"]}, None)
+    assert form["properties"]["filters"]["items"]["enum"] == ["sdssg", "sdssr"]
+    info = cls.frontend_render_info({"name": "Cam", "filters": ["sdssg"]}, None)
+    assert info["formSchemaForcedPhotometry"] is None and info["formSchema"]["properties"]["filters"]["title"] == "Cam filters"
+    assert "filters" not in cls.form_json_schema["properties"]  # no instrument: the facility's form
+
+
+def test_module_exposes_classes_by_skyportal_name():
+    import facility_apis.skyportal as module
+
+    assert module.ATLASAPI is ATLASAPI is module.api_class("ATLASAPI")
+    assert "ATLASAPI" in dir(module)
+    with pytest.raises(AttributeError):
+        module.NOSUCHAPI  # noqa: B018
+
+
+def test_bind_subclasses_skyportals_own_bases():
+    class _Base:
+        @classmethod
+        def implements(cls):
+            return {}
+
+    class FollowUpAPI(_Base):
+        form_json_schema = None
+        form_json_schema_forced_photometry = None
+
+        @staticmethod
+        async def update(request, session):
+            raise NotImplementedError
+
+    class Listener:
+        schema = {}
+
+    configure()
+    bound = bind(FollowUpAPI, Listener)
+    assert issubclass(bound.ATLASAPI, FollowUpAPI) and issubclass(bound.ATLASAPI, ATLASAPI)
+    assert issubclass(bound.FacilityMessageListener, Listener)
+    assert bound.ATLASAPI.__name__ == "ATLASAPI" and bound.FacilityMessageListener.get_acl_id() == "Post from FacilityMessageListener"
+    assert bound.ATLASAPI.form_json_schema_forced_photometry is not None  # ours, not the stub's None
+    assert bound.ATLASAPI.implements()["submit"] is True
+    assert bound.ATLASAPI.update is FollowUpAPI.update  # not implemented: SkyPortal's stub
+
+
+def test_settings_from_skyportal_config_and_environment():
+    config = {
+        "app": {"atlas": {"protocol": "https", "host": "atlas.example.org", "port": 8443}},
+        "facility_apis": {"gateway": {"url": "https://gw.example.org/", "facilities": ["atlas"]}},
+    }
+    settings = load_settings(config, {"FACILITY_APIS_GATEWAY_TOKEN": "gw-secret"})
+    assert settings.facility_config("atlas") == {"base_url": "https://atlas.example.org:8443/forcedphot"}
+    assert settings.gateway_url == "https://gw.example.org" and settings.hands_off("atlas")
+    assert "gw-secret" not in repr(settings)
+    explicit = load_settings({"facility_apis": {"facilities": {"atlas": {"base_url": "https://a.test/forcedphot"}}}, "app": config["app"]}, {})
+    assert explicit.facility_config("atlas") == {"base_url": "https://a.test/forcedphot"}
+    assert not explicit.hands_off("atlas")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"gateway_url": "https://gw.test"}, {"gateway_token": "t"}, {"gateway_url": "http://gw.example.org", "gateway_token": "t"}],
+)
+def test_unusable_gateway_settings_are_refused(kwargs):
+    with pytest.raises(ConfigurationError):
+        Settings(**kwargs)
+
+
+def test_configured_base_url_points_atlasapi_at_the_emulator(atlas):
+    request, session = submitted()
+    run(ATLASAPI.submit(request, session))
+    assert atlas.requests and request.status.startswith("submitted")
