@@ -209,7 +209,7 @@ def test_an_unchanged_status_is_not_queued_again(gateway_store):
 
 def test_photometry_is_queued_before_the_status_that_announces_it(gateway_store):
     _allocation(gateway_store)
-    request_id = _request(gateway_store, remote_id="https://x/queue/4/")
+    _request(gateway_store, remote_id="https://x/queue/4/")
     photometry = Photometry(mjd=[60000.5], mag=[18.1], magerr=[0.05], limiting_mag=[20.0], filter=["atlaso"])
     outcome = Outcome(State.COMPLETED, "1 point", remote_id="https://x/queue/4/", photometry=photometry)
     gateway_store.record(_claim_one(gateway_store), outcome, can_poll=True)
@@ -223,7 +223,7 @@ def test_photometry_is_queued_before_the_status_that_announces_it(gateway_store)
 
 def test_a_failed_delivery_waits_and_blocks_later_messages_of_its_request(gateway_store):
     _allocation(gateway_store)
-    request_id = _request(gateway_store)
+    _request(gateway_store)
     gateway_store.record(_claim_one(gateway_store), Outcome(State.SUBMITTED, remote_id="t/1", poll_after=0), can_poll=True)
     gateway_store.record(_claim_one(gateway_store), Outcome(State.RUNNING, remote_id="t/1", poll_after=0), can_poll=True)
     (first,) = gateway_store.claim_deliveries("o", 10, 30, now=5e9)
