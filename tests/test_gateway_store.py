@@ -216,7 +216,7 @@ def test_photometry_is_queued_before_the_status_that_announces_it(gateway_store)
     deliveries = gateway_store.claim_deliveries("o", 10, 30)
     assert [d.kind for d in deliveries] == ["photometry"]  # one at a time per request, in order
     assert deliveries[0].body["obj_id"] == "ZTF26abc" and deliveries[0].body["instrument_id"] == 1 and deliveries[0].body["group_ids"] == [3]
-    gateway_store.delivered(deliveries[0])
+    gateway_store.delivered(deliveries[:1])
     (status,) = gateway_store.claim_deliveries("o", 10, 30)
     assert (status.kind, status.body, status.followup_request_id) == ("status", {"new_status": "complete: 1 point"}, 11)
 

@@ -84,8 +84,9 @@ class Deliverer:
 
     # -- one message -------------------------------------------------------------------------
 
-    def deliver(self, delivery: Delivery) -> None:
-        """Send one message and record the result; never raises."""
+    def send(self, delivery: Delivery) -> bool:
+        """Send one message: True when SkyPortal took it (the caller marks it delivered); a
+        failure is recorded here. Never raises."""
         try:
             client = self._client()
             if delivery.kind == "photometry":
@@ -108,7 +109,8 @@ class Deliverer:
             log.exception("outbox %s: delivery failed", delivery.id)
             self._retry(delivery, f"{type(exc).__name__}: {exc}")
         else:
-            self.store.delivered(delivery)
+            return True
+        return False
 
     def _dead(self, delivery: Delivery, error: str) -> None:
         log.error("outbox %s: given up: %s", delivery.id, error)
@@ -147,8 +149,9 @@ class Deliverer:
     def run_once(self) -> int:
         """Deliver one batch; return how many messages were attempted."""
         deliveries = self.store.claim_deliveries(self.name, self.settings.batch, self.settings.lease)
-        for _ in self._pool.map(self.deliver, deliveries):
-            pass
+        # The batch is marked in one statement once sent. Should the process die before that,
+        # the batch is sent again: delivery is at least once (photometry by idempotent PUT).
+        self.store.delivered([delivery for delivery, sent in zip(deliveries, self._pool.map(self.send, deliveries)) if sent])
         return len(deliveries)
 
     def run(self) -> None:

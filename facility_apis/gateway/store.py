@@ -8,15 +8,17 @@ PostgreSQL, so several workers share one queue; SQLite serialises writers with
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-from sqlalchemy import Engine, create_engine, event, func, inspect, or_, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..core.errors import ConfigurationError, FacilityError
@@ -35,6 +37,11 @@ from .models import (
     TransactionRow,
 )
 from .policy import Schedule, next_step
+
+
+REQUESTS, ALLOCATIONS = RequestRow.__table__, AllocationRow.__table__
+_ALLOCATION_FIELDS = ("pi", "proposal_id", "instrument_id", "instrument_name", "filters", "group_ids")
+HISTORY, TRANSACTIONS, OUTBOX = HistoryRow.__table__, TransactionRow.__table__, OutboxRow.__table__
 
 
 class NotFound(FacilityError):
@@ -116,6 +123,10 @@ class Store:
             _private_file(self.engine.url.database)
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time and every transaction here takes the write lock: this
+        # process's threads queue on a lock rather than in SQLite's busy handler, which sleeps
+        # (up to 100 ms) while the lock may already be free.
+        self._serial = threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
         self._box = box
         self.schedule = schedule or Schedule()
         self._check_schema(create)
@@ -131,8 +142,17 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def session(self) -> Session:
-        return self._sessions.begin()  # type: ignore[return-value]
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session in a transaction (the admin paths: clients, allocations)."""
+        with self._serial, self._sessions.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in a transaction (the queue's hot paths: no ORM unit of work)."""
+        with self._serial, self.engine.begin() as connection:
+            yield connection
 
     # -- schema version --------------------------------------------------------------------
 
@@ -232,15 +252,19 @@ class Store:
         }
 
     def _allocation(self, row: AllocationRow) -> Allocation:
+        return self._opened(row.id, row.sealed_altdata, {name: getattr(row, name) for name in _ALLOCATION_FIELDS})
+
+    def _opened(self, allocation_id: int, sealed_altdata: str, fields: Mapping[str, Any]) -> Allocation:
+        """An ``Allocation`` with its credentials opened; ``SealError`` when they do not open."""
         return Allocation(
-            row.id,
-            self._box.open(row.sealed_altdata, _context(row.id)),
-            pi=row.pi,
-            proposal_id=row.proposal_id,
-            instrument_id=row.instrument_id,
-            instrument_name=row.instrument_name,
-            filters=tuple(row.filters or ()),
-            group_ids=tuple(row.group_ids or ()),
+            allocation_id,
+            self._box.open(sealed_altdata, _context(allocation_id)),
+            pi=fields["pi"],
+            proposal_id=fields["proposal_id"],
+            instrument_id=fields["instrument_id"],
+            instrument_name=fields["instrument_name"],
+            filters=tuple(fields["filters"] or ()),
+            group_ids=tuple(fields["group_ids"] or ()),
         )
 
     # -- requests ----------------------------------------------------------------------------
@@ -293,22 +317,14 @@ class Store:
 
     def request_view(self, request_id: int, owner_id: int | None = None) -> dict[str, Any]:
         """A request as the API shows it, with its status history and redacted transactions."""
-        with self.session() as session:
-            row = self._owned_request(session, request_id, owner_id)
-            history = session.scalars(select(HistoryRow).where(HistoryRow.request_id == request_id).order_by(HistoryRow.id)).all()
-            transactions = session.scalars(select(TransactionRow).where(TransactionRow.request_id == request_id).order_by(TransactionRow.id)).all()
-            outbox = session.scalars(select(OutboxRow).where(OutboxRow.request_id == request_id).order_by(OutboxRow.id)).all()
+        with self.connection() as connection:
+            row = self._owned(connection, request_id, owner_id)
+            history = connection.execute(select(HISTORY).where(HISTORY.c.request_id == request_id).order_by(HISTORY.c.id)).all()
+            transactions = connection.execute(select(TRANSACTIONS).where(TRANSACTIONS.c.request_id == request_id).order_by(TRANSACTIONS.c.id)).all()
+            outbox = connection.execute(select(OUTBOX).where(OUTBOX.c.request_id == request_id).order_by(OUTBOX.c.id)).all()
+        shown = ("id", "allocation_id", "facility", "followup_request_id", "obj_id", "ra", "dec", "payload", "requester", "remote_id")
         return {
-            "id": row.id,
-            "allocation_id": row.allocation_id,
-            "facility": row.facility,
-            "followup_request_id": row.followup_request_id,
-            "obj_id": row.obj_id,
-            "ra": row.ra,
-            "dec": row.dec,
-            "payload": row.payload,
-            "requester": row.requester,
-            "remote_id": row.remote_id,
+            **{name: getattr(row, name) for name in shown},
             "state": row.state,
             "status": row.status,
             "detail": row.detail,
@@ -326,24 +342,19 @@ class Store:
 
     def list_requests(self, owner_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """The newest requests, one summary line each."""
-        query = select(RequestRow).order_by(RequestRow.id.desc()).limit(limit)
+        columns = (REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.obj_id, REQUESTS.c.state, REQUESTS.c.status, REQUESTS.c.updated_at)
+        query = select(*columns).order_by(REQUESTS.c.id.desc()).limit(limit)
         if owner_id is not None:
-            query = query.join(AllocationRow).where(AllocationRow.owner_id == owner_id)
-        with self.session() as session:
-            rows = session.scalars(query).all()
-        return [
-            {"id": r.id, "facility": r.facility, "obj_id": r.obj_id, "state": r.state, "status": r.status, "updated_at": r.updated_at}
-            for r in rows
-        ]
+            query = query.join(ALLOCATIONS, ALLOCATIONS.c.id == REQUESTS.c.allocation_id).where(ALLOCATIONS.c.owner_id == owner_id)
+        with self.connection() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
 
     @staticmethod
-    def _owned_request(session: Session, request_id: int, owner_id: int | None) -> RequestRow:
-        row = session.get(RequestRow, request_id)
-        if row is not None and owner_id is not None:
-            allocation = session.get(AllocationRow, row.allocation_id)
-            if allocation is None or allocation.owner_id != owner_id:
-                row = None
-        if row is None:
+    def _owned(connection: Connection, request_id: int, owner_id: int | None) -> Any:
+        """The request's row, if ``owner_id`` (when given) owns its allocation; else ``NotFound``."""
+        query = select(REQUESTS, ALLOCATIONS.c.owner_id).join(ALLOCATIONS, ALLOCATIONS.c.id == REQUESTS.c.allocation_id).where(REQUESTS.c.id == request_id)
+        row = connection.execute(query).one_or_none()
+        if row is None or (owner_id is not None and row.owner_id != owner_id):
             raise NotFound(f"no follow-up request {request_id}")
         return row
 
@@ -355,30 +366,31 @@ class Store:
         ``delete`` call is due now. Already finished: ``Conflict``.
         """
         now = time.time() if now is None else now
-        with self.session() as session:
-            row = self._owned_request(session, request_id, owner_id)
+        with self.connection() as connection:
+            row = self._owned(connection, request_id, owner_id)
             state = State(row.state)
             if state.terminal or row.cancel_requested or (row.operation is None and state is not State.PENDING):
                 raise Conflict(f"follow-up request {request_id} is already {row.status!r}")
-            row.cancel_requested = True
+            values: dict[str, Any] = {"cancel_requested": True, "updated_at": now}
             if row.lease_owner is None or (row.lease_expires or 0.0) < now:
-                self._carry_out_cancel(session, row, can_delete, now)
-            row.updated_at = now
-            return row.state
+                values.update(self._carry_out_cancel(connection, request_id, row.remote_id, state, row.status, can_delete, now))
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(**values))
+            return values.get("state", row.state)
 
-    def _carry_out_cancel(self, session: Session, row: RequestRow, can_delete: bool, now: float) -> None:
-        if row.remote_id is not None and can_delete:
-            row.operation, row.next_poll_at = "delete", now
-            return
-        detail = "cancelled before the facility held it" if row.remote_id is None else "cancelled here; the facility offers no way to delete it"
-        self._change(session, row, State.DELETED, "deleted", detail, now)
-        row.operation = row.next_poll_at = None
+    def _carry_out_cancel(self, connection: Connection, request_id: int, remote_id: str | None, state: State, status: str, can_delete: bool, now: float) -> dict[str, Any]:
+        """The row's new values for a cancel carried out now."""
+        if remote_id is not None and can_delete:
+            return {"operation": "delete", "next_poll_at": now}
+        detail = "cancelled before the facility held it" if remote_id is None else "cancelled here; the facility offers no way to delete it"
+        values = self._change(connection, request_id, state, status, State.DELETED, "deleted", detail, now)
+        values.update(operation=None, next_poll_at=None)
+        return values
 
     def poke(self, request_id: int, now: float | None = None) -> bool:
         """Make a followed request due now (a facility callback said it changed)."""
         now = time.time() if now is None else now
-        with self.session() as session:
-            result = session.execute(
+        with self.connection() as connection:
+            result = connection.execute(
                 update(RequestRow)
                 .where(RequestRow.id == request_id, RequestRow.operation == "get")
                 .values(next_poll_at=func.least(RequestRow.next_poll_at, now) if self.engine.dialect.name == "postgresql" else func.min(RequestRow.next_poll_at, now))
@@ -388,9 +400,9 @@ class Store:
     def set_followup_request_id(self, request_id: int, followup_request_id: int) -> bool:
         """Link a request to SkyPortal's id unless another request holds that id; False if so."""
         taken = select(RequestRow.id).where(RequestRow.followup_request_id == followup_request_id).exists()
-        with self.session() as session:
-            result = session.execute(
-                update(RequestRow).where(RequestRow.id == request_id, ~taken).values(followup_request_id=followup_request_id).execution_options(synchronize_session=False)
+        with self.connection() as connection:
+            result = connection.execute(
+                update(RequestRow).where(RequestRow.id == request_id, ~taken).values(followup_request_id=followup_request_id)
             )
             return result.rowcount == 1
 
@@ -419,42 +431,43 @@ class Store:
         """Lease up to ``limit`` due requests to ``owner`` for ``lease`` seconds."""
         now = time.time() if now is None else now
         due = (
-            select(RequestRow.id)
-            .where(RequestRow.next_poll_at <= now, or_(RequestRow.lease_expires.is_(None), RequestRow.lease_expires < now))
-            .order_by(RequestRow.next_poll_at)
+            select(REQUESTS.c.id)
+            .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
+            .order_by(REQUESTS.c.next_poll_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         if facilities is not None:
-            due = due.where(RequestRow.facility.in_(list(facilities)))
+            due = due.where(REQUESTS.c.facility.in_(list(facilities)))
         jobs: list[Job] = []
-        with self.session() as session:
-            ids = list(session.scalars(due))
+        with self.connection() as connection:
+            ids = list(connection.scalars(due))
             if not ids:
                 return []
-            session.execute(update(RequestRow).where(RequestRow.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
-            rows = session.scalars(select(RequestRow).where(RequestRow.id.in_(ids))).all()
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
+            sealed = ALLOCATIONS.c.sealed_altdata.label("sealed_altdata")
+            rows = connection.execute(
+                select(REQUESTS, sealed, *(ALLOCATIONS.c[name].label(f"allocation_{name}") for name in _ALLOCATION_FIELDS))
+                .join(ALLOCATIONS, ALLOCATIONS.c.id == REQUESTS.c.allocation_id)
+                .where(REQUESTS.c.id.in_(ids))
+                .order_by(REQUESTS.c.next_poll_at)
+            ).all()
             allocations: dict[int, Allocation | SealError] = {}
             for row in rows:
                 if row.allocation_id not in allocations:
+                    fields = {name: getattr(row, f"allocation_{name}") for name in _ALLOCATION_FIELDS}
                     try:
-                        allocations[row.allocation_id] = self._allocation(session.get(AllocationRow, row.allocation_id))
+                        allocations[row.allocation_id] = self._opened(row.allocation_id, row.sealed_altdata, fields)
                     except SealError as exc:
                         allocations[row.allocation_id] = exc
-                if isinstance(allocations[row.allocation_id], SealError):
+                allocation = allocations[row.allocation_id]
+                if isinstance(allocation, SealError):
                     # One allocation's unreadable credentials must not stall everyone else's requests.
-                    detail = str(allocations[row.allocation_id])
-                    self._change(session, row, State.FAILED, f"failed: {detail}", detail, now)
-                    row.operation = row.next_poll_at = row.lease_owner = row.lease_expires = None
+                    values = self._change(connection, row.id, State(row.state), row.status, State.FAILED, f"failed: {allocation}", str(allocation), now)
+                    values.update(operation=None, next_poll_at=None, lease_owner=None, lease_expires=None)
+                    connection.execute(update(REQUESTS).where(REQUESTS.c.id == row.id).values(**values))
                     continue
-                request = FollowupRequest(
-                    row.id,
-                    Target(row.obj_id, row.ra, row.dec),
-                    allocations[row.allocation_id],
-                    row.payload,
-                    requester=row.requester,
-                    remote_id=row.remote_id,
-                )
+                request = FollowupRequest(row.id, Target(row.obj_id, row.ra, row.dec), allocation, row.payload, requester=row.requester, remote_id=row.remote_id)
                 interrupted = row.operation == "submit" and row.submitting_since is not None
                 jobs.append(
                     Job(row.id, row.facility, row.operation, request, owner, row.attempts, row.failures, State(row.state), row.status, row.give_up_at, interrupted)
@@ -466,8 +479,8 @@ class Store:
         values: dict[str, Any] = {"lease_owner": None, "lease_expires": None}
         if until is not None:
             values["next_poll_at"] = until
-        with self.session() as session:
-            session.execute(update(RequestRow).where(RequestRow.id == job.request_id, RequestRow.lease_owner == job.lease_owner).values(**values))
+        with self.connection() as connection:
+            connection.execute(update(RequestRow).where(RequestRow.id == job.request_id, RequestRow.lease_owner == job.lease_owner).values(**values))
 
     def start(self, job: Job, lease: float, now: float | None = None) -> bool:
         """The facility call is about to leave: renew the lease from now and, for a submission,
@@ -476,16 +489,16 @@ class Store:
         values: dict[str, Any] = {"lease_expires": now + lease}
         if job.operation == "submit":
             values["submitting_since"] = now
-        with self.session() as session:
-            result = session.execute(
+        with self.connection() as connection:
+            result = connection.execute(
                 update(RequestRow).where(RequestRow.id == job.request_id, RequestRow.lease_owner == job.lease_owner).values(**values)
             )
             return result.rowcount == 1
 
     def next_due(self) -> float | None:
         """When the earliest request falls due (None when nothing is owed)."""
-        with self.session() as session:
-            return session.scalar(select(func.min(RequestRow.next_poll_at)))
+        with self.connection() as connection:
+            return connection.scalar(select(func.min(REQUESTS.c.next_poll_at)))
 
     def record(self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, now: float | None = None) -> bool:
         """Apply an outcome: state, history, transactions and outbox in one transaction.
@@ -494,15 +507,18 @@ class Store:
         owns the request now and its result wins.
         """
         now = time.time() if now is None else now
-        with self.session() as session:
-            row = session.scalar(select(RequestRow).where(RequestRow.id == job.request_id).with_for_update())
-            if row is None or row.lease_owner != job.lease_owner:
+        # Everything that needs no row is built before the transaction: SQLite has one writer.
+        photometry = outcome.photometry if outcome.photometry is not None and len(outcome.photometry) else None
+        allocation = job.request.allocation
+        if photometry is not None and allocation.instrument_id is None:
+            photometry = None
+            outcome = Outcome(State.FAILED, "photometry arrived but the allocation names no instrument_id", outcome.remote_id, transactions=outcome.transactions)
+        body = photometry.to_skyportal(job.request.target.id, allocation.instrument_id, allocation.group_ids) if photometry is not None else None
+        records = [{"request_id": job.request_id, "at": now, "operation": job.operation, "record": t.as_dict()} for t in outcome.transactions]
+        with self.connection() as connection:
+            row = self._leased(connection, job)
+            if row is None:
                 return False
-            photometry = outcome.photometry if outcome.photometry is not None and len(outcome.photometry) else None
-            instrument_id = job.request.allocation.instrument_id
-            if photometry is not None and instrument_id is None:
-                photometry = None
-                outcome = Outcome(State.FAILED, "photometry arrived but the allocation names no instrument_id", outcome.remote_id, transactions=outcome.transactions)
             step = next_step(
                 outcome,
                 operation=job.operation,
@@ -514,47 +530,53 @@ class Store:
                 now=now,
                 schedule=self.schedule,
             )
-            for transaction in outcome.transactions:
-                session.add(TransactionRow(request_id=row.id, at=now, operation=job.operation, record=transaction.as_dict()))
-            if photometry is not None:
-                body = photometry.to_skyportal(row.obj_id, instrument_id, job.request.allocation.group_ids)
-                session.add(OutboxRow(request_id=row.id, kind="photometry", body=body, created_at=now, attempts=0, next_attempt_at=now))
-            if outcome.remote_id:
-                row.remote_id = outcome.remote_id
-            self._change(session, row, step.state, step.status, step.detail, now)
-            row.operation, row.next_poll_at = step.operation, step.next_poll_at
+            if records:
+                connection.execute(insert(TRANSACTIONS), records)
+            if body is not None:
+                self._owe(connection, job.request_id, "photometry", body, now)
+            remote_id = outcome.remote_id or row.remote_id
+            values = self._change(connection, job.request_id, State(row.state), row.status, step.state, step.status, step.detail, now)
+            values.update(
+                remote_id=remote_id, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
+                attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now,
+            )  # fmt: skip
             if row.cancel_requested and job.operation != "delete" and step.operation is not None:
-                self._carry_out_cancel(session, row, can_delete, now)  # asked while this call was out
-            row.failures = step.failures
-            row.attempts += 1
-            row.lease_owner = row.lease_expires = row.submitting_since = None
-            row.updated_at = now
+                # The cancel was asked while this call was out: carry it out on what it returned.
+                values.update(self._carry_out_cancel(connection, job.request_id, remote_id, step.state, step.status, can_delete, now))
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
 
     def abandon(self, job: Job, detail: str, now: float | None = None) -> bool:
         """End a request without a facility call, as ``failed: <detail>`` (never "failed to
         submit", which would invite a second submission)."""
         now = time.time() if now is None else now
-        with self.session() as session:
-            row = session.scalar(select(RequestRow).where(RequestRow.id == job.request_id).with_for_update())
-            if row is None or row.lease_owner != job.lease_owner:
+        with self.connection() as connection:
+            row = self._leased(connection, job)
+            if row is None:
                 return False
-            self._change(session, row, State.FAILED, f"failed: {detail}", detail, now)
-            row.operation = row.next_poll_at = None
-            row.lease_owner = row.lease_expires = row.submitting_since = None
-            row.updated_at = now
+            values = self._change(connection, job.request_id, State(row.state), row.status, State.FAILED, f"failed: {detail}", detail, now)
+            values.update(operation=None, next_poll_at=None, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now)
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
 
-    def _change(self, session: Session, row: RequestRow, state: State, status: str, detail: str, now: float) -> None:
-        """Set state and status; a new status gets a history row and an outbox row."""
-        row.detail = detail
-        if row.state == state.value and row.status == status:
-            return
-        row.state = state.value
-        if row.status != status:
-            row.status = status
-            session.add(HistoryRow(request_id=row.id, at=now, state=state.value, status=status))
-            session.add(OutboxRow(request_id=row.id, kind="status", body={"new_status": status}, created_at=now, attempts=0, next_attempt_at=now))
+    @staticmethod
+    def _leased(connection: Connection, job: Job) -> Any:
+        """The job's row, locked, if its lease is still the job's; else None."""
+        row = connection.execute(select(REQUESTS).where(REQUESTS.c.id == job.request_id).with_for_update()).one_or_none()
+        return row if row is not None and row.lease_owner == job.lease_owner else None
+
+    def _change(self, connection: Connection, request_id: int, state: State, status: str, new_state: State, new_status: str, detail: str, now: float) -> dict[str, Any]:
+        """The row's new values for a change of state; a new status also writes its history row
+        and the outbox row that owes it to SkyPortal."""
+        if new_status != status:
+            connection.execute(insert(HISTORY).values(request_id=request_id, at=now, state=new_state.value, status=new_status))
+            self._owe(connection, request_id, "status", {"new_status": new_status}, now)
+        return {"state": new_state.value, "status": new_status, "detail": detail}
+
+    @staticmethod
+    def _owe(connection: Connection, request_id: int, kind: str, body: dict[str, Any], now: float) -> None:
+        """One outbox row; rows are inserted one by one so that their ids keep the messages' order."""
+        connection.execute(insert(OUTBOX).values(request_id=request_id, kind=kind, body=body, created_at=now, attempts=0, next_attempt_at=now, dead=False))
 
     # -- the outbox's side -------------------------------------------------------------------
 
@@ -562,45 +584,43 @@ class Store:
         """Lease the oldest undelivered row of up to ``limit`` requests whose turn it is."""
         now = time.time() if now is None else now
         first_pending = (
-            select(func.min(OutboxRow.id))
-            .where(OutboxRow.delivered_at.is_(None), OutboxRow.dead.is_(False))
-            .group_by(OutboxRow.request_id)
-            .scalar_subquery()
+            select(func.min(OUTBOX.c.id)).where(OUTBOX.c.delivered_at.is_(None), OUTBOX.c.dead.is_(False)).group_by(OUTBOX.c.request_id).scalar_subquery()
         )
         due = (
-            select(OutboxRow.id)
-            .where(
-                OutboxRow.id.in_(first_pending),
-                OutboxRow.next_attempt_at <= now,
-                or_(OutboxRow.lease_expires.is_(None), OutboxRow.lease_expires < now),
-            )
-            .order_by(OutboxRow.id)
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.id.in_(first_pending), OUTBOX.c.next_attempt_at <= now, or_(OUTBOX.c.lease_expires.is_(None), OUTBOX.c.lease_expires < now))
+            .order_by(OUTBOX.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        with self.session() as session:
-            ids = list(session.scalars(due))
+        with self.connection() as connection:
+            ids = list(connection.scalars(due))
             if not ids:
                 return []
-            session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
-            rows = session.execute(select(OutboxRow, RequestRow).join(RequestRow, OutboxRow.request_id == RequestRow.id).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id)).all()
-            return [
-                Delivery(o.id, o.request_id, o.kind, o.body, o.attempts, r.followup_request_id, r.obj_id, r.allocation_id)
-                for o, r in rows
-            ]
+            connection.execute(update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
+            rows = connection.execute(
+                select(OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.body, OUTBOX.c.attempts, REQUESTS.c.followup_request_id, REQUESTS.c.obj_id, REQUESTS.c.allocation_id)
+                .join(REQUESTS, OUTBOX.c.request_id == REQUESTS.c.id)
+                .where(OUTBOX.c.id.in_(ids))
+                .order_by(OUTBOX.c.id)
+            ).all()
+        return [Delivery(*row) for row in rows]
 
-    def delivered(self, delivery: Delivery, now: float | None = None) -> None:
-        with self.session() as session:
-            session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == delivery.id)
-                .values(delivered_at=time.time() if now is None else now, attempts=OutboxRow.attempts + 1, lease_owner=None, lease_expires=None, last_error=None)
+    def delivered(self, deliveries: Sequence[Delivery], now: float | None = None) -> None:
+        """Mark messages SkyPortal acknowledged, in one statement."""
+        if not deliveries:
+            return
+        with self.connection() as connection:
+            connection.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([delivery.id for delivery in deliveries]))
+                .values(delivered_at=time.time() if now is None else now, attempts=OUTBOX.c.attempts + 1, lease_owner=None, lease_expires=None, last_error=None)
             )
 
     def retry_delivery(self, delivery: Delivery, error: str, at: float, *, dead: bool = False) -> None:
         """Delivery failed: try again at ``at``, or (``dead``) never, keeping the error."""
-        with self.session() as session:
-            session.execute(
+        with self.connection() as connection:
+            connection.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == delivery.id)
                 .values(next_attempt_at=at, attempts=OutboxRow.attempts + 1, dead=dead, last_error=error[:1000], lease_owner=None, lease_expires=None)
@@ -608,8 +628,8 @@ class Store:
 
     def requeue_dead(self, now: float | None = None) -> int:
         """Try every dead message again (after the cause, e.g. a missing ACL, was fixed)."""
-        with self.session() as session:
-            result = session.execute(
+        with self.connection() as connection:
+            result = connection.execute(
                 update(OutboxRow).where(OutboxRow.dead.is_(True), OutboxRow.delivered_at.is_(None)).values(dead=False, next_attempt_at=time.time() if now is None else now)
             )
             return result.rowcount

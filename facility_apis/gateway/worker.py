@@ -80,6 +80,8 @@ class Worker:
         self._in_flight: set[Future] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        #: With calls in flight, claim only once this many slots are free: fewer, fuller claims.
+        self._batch = max(1, self.settings.concurrency // 4)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -137,7 +139,7 @@ class Worker:
     def run_once(self) -> int:
         """Claim what is due and start it; return the number of jobs started."""
         free = self.settings.concurrency - len(self._in_flight)
-        if free <= 0:
+        if free <= 0 or (self._in_flight and free < self._batch):
             return 0
         started = 0
         now = time.time()
@@ -154,34 +156,36 @@ class Worker:
         return started
 
     def _idle_wait(self) -> float:
+        if self.settings.concurrency - len(self._in_flight) < self._batch:
+            return self.settings.idle  # too few free slots to claim: a finishing call wakes us
         next_due = self.store.next_due()
         if next_due is None:
             return self.settings.idle
-        return min(self.settings.idle, max(0.0, next_due - time.time()))
+        return min(self.settings.idle, max(0.001, next_due - time.time()))
 
     def run(self) -> None:
         """Dispatch until ``stop()``; in-flight calls finish before it returns."""
         while not self._stop.is_set():
+            self._wake.clear()  # before claiming, so that a call finishing meanwhile is not missed
             try:
                 started = self.run_once()
             except Exception:
                 log.exception("worker %s: claiming failed; retrying", self.name)
                 started = 0
             if started == 0 or len(self._in_flight) >= self.settings.concurrency:
-                self._wake.clear()
-                self._wake.wait(self._idle_wait() if len(self._in_flight) < self.settings.concurrency else self.settings.idle)
+                self._wake.wait(self._idle_wait())
         self._drain_in_flight()
 
     def run_until_idle(self, timeout: float = 60.0) -> bool:
         """Work until no request owes a facility call; False if ``timeout`` came first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._wake.clear()
             started = self.run_once()
             if not started and not self._in_flight and self.store.next_due() is None:
                 return True
-            self._wake.clear()
-            if not started:
-                self._wake.wait(min(self._idle_wait() or 0.001, max(0.0, deadline - time.monotonic())))
+            if not started or len(self._in_flight) >= self.settings.concurrency:
+                self._wake.wait(min(self._idle_wait(), max(0.0, deadline - time.monotonic())))
         return False
 
     def _drain_in_flight(self) -> None:
