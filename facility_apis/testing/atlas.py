@@ -8,6 +8,13 @@ a result without data rows also gives "No data returned", like the real server).
 
 Throttling is DRF's: a sliding one-minute window per user (per client address when anonymous),
 ``write_rate`` for writes and ``read_rate`` for GET/HEAD/OPTIONS; result files are not throttled.
+``reads_allowed``/``reads_throttled`` count the reads the throttle let through or refused (429).
+
+Two scheduling knobs for benchmarks (the protocol is unchanged): ``finish_after_reads=N`` makes a
+task finish at its Nth status read (``GET queue/<id>/``) instead of ``run_time`` after it started,
+so a client that polls without pausing meets the same task lives as one that paces itself; and
+``throttle_period`` shortens the throttle window (``read_rate`` reads per ``throttle_period``
+seconds; ``Retry-After`` stays in whole seconds, as DRF sends it).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import secrets
 import threading
 import time
@@ -70,14 +78,26 @@ class _Task:
     error_msg: str | None
     result: str | None
     archived: bool = False
+    #: Status reads so far, and when the ``finish_after_reads``-th of them finished the task.
+    reads: int = 0
+    finished_by_reads: float | None = None
 
     @property
     def started_at(self) -> float:
-        return self.submitted + self.queue_time
+        started = self.submitted + self.queue_time
+        return started if self.finished_by_reads is None else min(started, self.finished_by_reads)
 
     @property
     def finished_at(self) -> float:
-        return self.started_at + self.run_time
+        return self.started_at + self.run_time if self.finished_by_reads is None else self.finished_by_reads
+
+    @property
+    def waittime(self) -> float:
+        return self.queue_time if self.finished_by_reads is None else self.started_at - self.submitted
+
+    @property
+    def runtime(self) -> float:
+        return self.run_time if self.finished_by_reads is None else self.finished_at - self.started_at
 
 
 class ATLASEmulator(LoopbackServer):
@@ -87,6 +107,10 @@ class ATLASEmulator(LoopbackServer):
     ``api-token-auth/`` and Basic auth). ``rows`` and ``pa_deg`` shape the generated result files;
     ``results_for(task) -> str | None`` may supply a task's result text instead (``task`` is a
     dict of its ``id``, ``username`` and request fields; it is called on the server thread).
+
+    Scheduling knobs (benchmarks): ``finish_after_reads=N`` finishes a task at its Nth
+    ``GET queue/<id>/`` (it still starts ``queue_time`` after submission, or at that read if
+    later; ``run_time`` is then unused); ``throttle_period`` is the throttle window in seconds.
     """
 
     def __init__(
@@ -102,6 +126,8 @@ class ATLASEmulator(LoopbackServer):
         write_rate: int = 60,
         read_rate: int = 600,
         results_for: Callable[[dict[str, Any]], str | None] | None = None,
+        finish_after_reads: int | None = None,
+        throttle_period: float = 60.0,
     ) -> None:
         super().__init__()
         self.tokens = dict(tokens if tokens is not None else {"test-token": "tester"})
@@ -109,8 +135,14 @@ class ATLASEmulator(LoopbackServer):
         self.queue_time, self.run_time = queue_time, run_time
         self.rows, self.pa_deg, self.max_queued = rows, pa_deg, max_queued
         self.results_for = results_for
-        self._write_throttle = RateThrottle(write_rate)
-        self._read_throttle = RateThrottle(read_rate)
+        if finish_after_reads is not None and finish_after_reads < 1:
+            raise ValueError("finish_after_reads must be at least 1")
+        self.finish_after_reads = finish_after_reads
+        self._write_throttle = RateThrottle(write_rate, throttle_period)
+        self._read_throttle = RateThrottle(read_rate, throttle_period)
+        #: Reads (GET/HEAD/OPTIONS on the API) the throttle let through, and refused with 429.
+        self.reads_allowed = 0
+        self.reads_throttled = 0
         self._lock = threading.Lock()
         self._tasks: dict[int, _Task] = {}
         self._task_ids = itertools.count(1)
@@ -178,11 +210,18 @@ class ATLASEmulator(LoopbackServer):
 
     def throttle_wait(self, key: str, method: str) -> int | None:
         """Seconds a throttled request must wait, or ``None`` when it may proceed."""
+        reading = method in READ_METHODS
         with self._lock:
-            if self._forced_waits:
-                return self._forced_waits.pop(0)
-        throttle = self._read_throttle if method in READ_METHODS else self._write_throttle
-        return throttle.hit(key)
+            wait = self._forced_waits.pop(0) if self._forced_waits else None
+        if wait is None:
+            wait = (self._read_throttle if reading else self._write_throttle).hit(key)
+        if reading:
+            with self._lock:
+                if wait is None:
+                    self.reads_allowed += 1
+                else:
+                    self.reads_throttled += 1
+        return wait
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -200,7 +239,8 @@ class ATLASEmulator(LoopbackServer):
             result = None if error_msg else self._result_for(task_id, username, fields, now)
             if result is not None and not _has_rows(result):
                 error_msg, result = "No data returned", None
-            task = _Task(task_id, username, user_id, now, self.queue_time, self.run_time, fields, queued, error_msg, result)
+            run_time = math.inf if self.finish_after_reads is not None else self.run_time
+            task = _Task(task_id, username, user_id, now, self.queue_time, run_time, fields, queued, error_msg, result)
             self._tasks[task_id] = task
             return self._describe(task, now)
 
@@ -219,6 +259,20 @@ class ATLASEmulator(LoopbackServer):
         with self._lock:
             task = self._tasks.get(task_id)
             return None if task is None or task.archived else self._describe(task, now)
+
+    def read_task(self, task_id: int) -> tuple[dict[str, Any] | None, bool]:
+        """``GET queue/<id>/``: :meth:`task`, counting the read towards ``finish_after_reads``;
+        also says whether this very read finished the task."""
+        now = time.time()
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None or task.archived:
+                return None, False
+            task.reads += 1
+            finishing = self.finish_after_reads is not None and task.reads >= self.finish_after_reads and now < task.finished_at
+            if finishing:
+                task.finished_by_reads = now
+            return self._describe(task, now), finishing
 
     def tasks_of(self, username: str) -> list[dict[str, Any]]:
         """A user's unarchived tasks, oldest first."""
@@ -270,8 +324,8 @@ class ATLASEmulator(LoopbackServer):
             "finished": finished,
             "queuepos": None if started else self._queue_position(task, now),
             "userqueuedtasks_on_submit": task.queued_on_submit,
-            "waittime": task.queue_time if started else None,
-            "runtime": task.run_time if finished else None,
+            "waittime": task.waittime if started else None,
+            "runtime": task.runtime if finished else None,
             "attempt_count": 1 if started else 0,
             "result_url": f"{self.base_url}/static/results/job{task.id:05d}.txt" if succeeded else None,
             "error_msg": task.error_msg if finished else None,
@@ -380,7 +434,7 @@ class QueueHandler(_ATLASHandler):
             task = self.atlas.create_task(self.username, fields)
         except Invalid as exc:
             return self.send_json(exc.errors, 400)
-        if task["callback_url"] and is_loopback_url(task["callback_url"]):
+        if task["callback_url"] and is_loopback_url(task["callback_url"]) and self.atlas.finish_after_reads is None:
             delay = max(0.0, self.atlas.queue_time + self.atlas.run_time)
             tornado.ioloop.IOLoop.current().call_later(delay, self.atlas.send_callback, task["id"])
         self.send_json(task, 201, {"Location": task["url"]})
@@ -392,9 +446,11 @@ class TaskHandler(_ATLASHandler):
     public_methods = READ_METHODS
 
     def get(self, task_id: str) -> None:
-        task = self.atlas.task(int(task_id))
+        task, finished_now = self.atlas.read_task(int(task_id))
         if task is None:
             return self.send_json({"detail": "Not found."}, 404)
+        if finished_now and task["callback_url"] and is_loopback_url(task["callback_url"]):
+            tornado.ioloop.IOLoop.current().spawn_callback(self.atlas.send_callback, task["id"])
         self.send_json(task)
 
     def delete(self, task_id: str) -> None:

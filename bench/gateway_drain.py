@@ -1,0 +1,184 @@
+"""Gateway drain benchmark: one worker + Deliverer against a one-at-a-time polling loop.
+
+N ATLAS tasks (default 1,000) are created already submitted in the ATLAS emulator, which answers
+every status read after 20 ms and finishes a task at its 3rd status read
+(``ATLASEmulator(finish_after_reads=3)``); the emulator and the SkyPortal stub each run in a child
+process. Two sides, each with N tasks of its own, in this one run:
+
+- baseline: a plain loop over the requests, one at a time, no sleeps: ``perform(facility, "get",
+            request, transport)`` until the task is finished, delivering photometry
+            (``PUT /api/photometry``) and each new status (``POST /api/facility``) straight away
+            with a ``SkyPortalClient`` — no database;
+- gateway:  the requests inserted in the gateway store already submitted (``remote_id`` = the
+            task URL), then one ``Worker`` (32 calls in flight) and one ``Deliverer`` beside it,
+            until no request owes a call and the outbox is empty.
+
+Both start from "submitted" and end with every task completed and its photometry and statuses
+received by the stub. Prints both times and ratio baseline/gateway (target ≥ 8: the worker at least
+8× faster), the completed counts, and the statuses and photometry points the stub received.
+Exit 1 when a task is not completed or not delivered, on either side; timing is never enforced.
+
+Usage: python bench/gateway_drain.py [--quick] [--tasks N] [--polls N] [--latency S]
+           [--concurrency N] [--poll-interval S] [--database sqlite|postgresql|URL[,...]]
+           [--json-out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+
+from gateway_common import (
+    ALLOCATION_ID,
+    ATLAS_TOKEN,
+    GROUP_IDS,
+    INSTRUMENT_ID,
+    PAYLOAD,
+    SKYPORTAL_TOKEN,
+    BenchTarget,
+    Services,
+    add_requests,
+    database,
+    delivered,
+    make_store,
+    make_targets,
+    request_states,
+    run_gateway,
+)
+
+TARGET_SPEEDUP = 8.0
+ROWS = 20  # points in each task's result file (every row becomes a point)
+
+
+def baseline(services: Services, targets: list[BenchTarget], poll: float) -> tuple[float, int]:
+    """Poll each task until it is finished, one at a time, delivering as we go; (seconds, polls)."""
+    from facility_apis.core.interface import Allocation, FollowupRequest, Target
+    from facility_apis.core.operations import perform
+    from facility_apis.core.outcome import State
+    from facility_apis.core.registry import default_registry
+    from facility_apis.core.skyportal_client import SkyPortalClient
+    from facility_apis.core.transport import Transport
+
+    facility = default_registry().get("atlas")({"base_url": services.atlas_url, "poll_interval": poll})
+    allocation = Allocation(ALLOCATION_ID, {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=GROUP_IDS)
+    requests = [FollowupRequest(t.followup_id, Target(t.obj_id, t.ra, t.dec), allocation, PAYLOAD, remote_id=t.task_url) for t in targets]
+    polls = 0
+    with Transport(timeout=(5.0, 30.0), retries=1) as transport:
+        client = SkyPortalClient(services.skyportal_url, SKYPORTAL_TOKEN, Transport(retries=0, timeout=(5.0, 30.0)))
+        started = time.perf_counter()
+        for target, request in zip(targets, requests):
+            status = "submitted"  # what the gateway's add_request(remote_id=...) starts from
+            for _ in range(100):
+                outcome = perform(facility, "get", request, transport)
+                polls += 1
+                if outcome.state is State.THROTTLED or (outcome.state is State.FAILED and outcome.poll_after is not None):
+                    continue  # transient: poll again (the gateway keeps the status too)
+                if outcome.photometry is not None and len(outcome.photometry):
+                    client.put_photometry(outcome.photometry.to_skyportal(target.obj_id, INSTRUMENT_ID, GROUP_IDS))
+                if outcome.status != status:
+                    status = outcome.status
+                    client.post_status(target.followup_id, status)
+                if not outcome.state.active:
+                    break
+        elapsed = time.perf_counter() - started
+        client.transport.close()
+    return elapsed, polls
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=None, help="tasks on each side (default 1000; --quick 20)")
+    parser.add_argument("--polls", type=int, default=3, help="status reads after which a task is finished (default 3)")
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds before ATLAS answers a status read (default 0.02)")
+    parser.add_argument("--concurrency", type=int, default=32, help="worker calls in flight (default 32)")
+    parser.add_argument("--poll-interval", type=float, default=0.05, help="the worker's ATLAS poll interval, seconds (default 0.05)")
+    parser.add_argument("--database", default="sqlite", help="sqlite (default), postgresql, a URL, or several, comma-separated")
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up on the gateway side after this many seconds")
+    parser.add_argument("--quick", action="store_true", help="20 tasks (smoke test)")
+    parser.add_argument("--json-out", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    tasks = args.tasks or (20 if args.quick else 1000)
+    databases = [name.strip() for name in args.database.split(",") if name.strip()]
+
+    failures: list[str] = []
+    results: dict[str, dict] = {}
+    with Services(rows=ROWS, finish_after_reads=args.polls, latency=args.latency) as services, tempfile.TemporaryDirectory(prefix="fa-drain-") as scratch:
+        base_targets = make_targets(services, tasks, first_id=1, prefix="BASE")
+        reads_before = services.counters()["reads_allowed"]
+        base_seconds, base_polls = baseline(services, base_targets, args.poll_interval)
+        base_reads = services.counters()["reads_allowed"] - reads_before
+        base = delivered(services, base_targets, ROWS)
+        if base.lost:
+            failures.append(f"baseline: {base.lost} tasks not completed or delivered (e.g. {base.missing[:5]})")
+
+        print(
+            f"gateway drain: {tasks:,} ATLAS tasks a side, each finished by its {args.polls} status reads, "
+            f"{args.latency * 1e3:g} ms a read, {ROWS} points each (Python {sys.version.split()[0]})"
+        )
+        print(f"  baseline  {base_seconds:8.2f} s   one at a time, no sleeps: {base_reads:,} status reads; "
+              f"completed {base.completed:,}/{tasks:,}; stub got {base.statuses:,} statuses, {base.points:,} points")
+
+        for index, name in enumerate(databases):
+            with database(name, f"{scratch}") as (url, options, label):
+                store = make_store(url, options, args.poll_interval)
+                try:
+                    targets = make_targets(services, tasks, first_id=100_000 * (index + 1), prefix=f"GW{index}-")
+                    add_requests(store, targets)
+                    reads_before = services.counters()["reads_allowed"]
+                    seconds, worked, emptied = run_gateway(store, services, concurrency=args.concurrency, poll=args.poll_interval, timeout=args.timeout)
+                    reads = services.counters()["reads_allowed"] - reads_before
+                    states = request_states(store)
+                    metrics = store.metrics()
+                finally:
+                    store.close()
+            got = delivered(services, targets, ROWS)
+            completed = states.get("completed", 0)
+            speedup = base_seconds / seconds
+            met = speedup >= TARGET_SPEEDUP
+            results[label] = {
+                "seconds": seconds, "speedup": speedup, "completed": completed, "delivered_completed": got.completed,
+                "statuses": got.statuses, "points": got.points, "status_reads": reads, "target_met": met,
+            }  # fmt: skip
+            print(f"  gateway   {seconds:8.2f} s   {label}, 1 worker ({args.concurrency} in flight) + Deliverer: {reads:,} status reads; "
+                  f"completed {completed:,}/{tasks:,} (states {states}); stub got {got.statuses:,} statuses, {got.points:,} points"
+                  f"; outbox backlog {metrics['outbox_backlog']}, dead {metrics['outbox_dead']}")
+            print(f"ratio baseline/gateway ({label}): {speedup:.2f}  (target ≥ {TARGET_SPEEDUP:g} (the worker {TARGET_SPEEDUP:g}× faster))  {'MET' if met else 'MISSED'}")
+            if not worked:
+                failures.append(f"gateway ({label}): the worker did not finish within {args.timeout:g} s")
+            if not emptied or metrics["outbox_backlog"] or metrics["outbox_dead"]:
+                failures.append(f"gateway ({label}): outbox not emptied (backlog {metrics['outbox_backlog']}, dead {metrics['outbox_dead']})")
+            if completed != tasks or got.lost:
+                failures.append(f"gateway ({label}): {tasks - completed} tasks not completed, {got.lost} not delivered (e.g. {got.missing[:5]})")
+
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    if args.json_out and results:
+        first = next(iter(results.values()))
+        with open(args.json_out, "w", encoding="utf-8") as handle:
+            json.dump(
+                {
+                    "benchmark": "gateway_drain",
+                    "tasks": tasks,
+                    "polls": args.polls,
+                    "baseline_seconds": base_seconds,
+                    "gateway": results,
+                    "median_ms": {"gateway": first["seconds"] * 1e3, "baseline": base_seconds * 1e3},
+                    "measured": f"{first['seconds']:.1f} s",
+                    "baseline": f"{base_seconds:.1f} s",
+                    "ratio": first["speedup"],
+                    "ratio_name": "baseline/gateway",
+                    "target": f"≥ {TARGET_SPEEDUP:g}",
+                    "target_met": all(r["target_met"] for r in results.values()),
+                    "failures": failures,
+                },
+                handle,
+                indent=2,
+            )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Throttled drain benchmark: how much of ATLAS's read allowance one worker turns into polls.
+
+The ATLAS emulator (in a child process) enforces DRF's sliding-window read throttle — 600 reads a
+minute per user, 429 with ``Retry-After`` beyond — answers each status read after 20 ms and
+finishes a task at its 3rd status read. N tasks (default 600: 1,800 reads, three full windows'
+worth) are created already submitted, inserted in the gateway store with ``remote_id``, then one
+``Worker`` (32 calls in flight) and one ``Deliverer`` run until every task is completed and
+delivered to the SkyPortal stub. The full run takes about two minutes: the first window's 600
+reads go out at once, then the worker must wait out the window and resume on time, twice.
+
+A sampler reads the emulator's counter of allowed reads every 0.1 s. The achieved rate is the mean,
+over every 60 s window lying inside the run (start to the last read, one window start every
+0.1 s), of the reads allowed in that window, as a fraction of the allowed rate (target ≥ 0.9).
+Because DRF's window slides, no 60 s window can hold more than 600 reads, so the free first burst
+cannot inflate the figure (reads ÷ elapsed over a short run would); a worker that waits longer than
+asked, or stalls after a 429, shows as windows with fewer reads. Also printed: the reads per
+minute of run, the 429s, and the lost tasks (not completed, or not delivered: must be 0 — exit 1
+otherwise).
+
+``--quick`` scales the window down (30 reads per 3 s, 30 tasks) for the smoke test: it checks that
+nothing is lost; its fraction suffers from ``Retry-After``'s whole seconds and means little.
+
+Usage: python bench/gateway_throttled.py [--quick] [--tasks N] [--rate N] [--period S] [--polls N]
+           [--latency S] [--concurrency N] [--database sqlite|postgresql|URL] [--json-out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import math
+import sys
+import tempfile
+import threading
+import time
+
+from gateway_common import Services, add_requests, database, delivered, make_store, make_targets, request_states, run_gateway
+
+TARGET_FRACTION = 0.9
+ROWS = 20
+
+
+class Sampler:
+    """Samples the emulator's allowed/throttled read counters every ``interval`` seconds."""
+
+    def __init__(self, services: Services, interval: float = 0.1):
+        self.services, self.interval = services, interval
+        self.samples: list[tuple[float, int, int]] = []  # (seconds since start, allowed, throttled)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self._base = self.services.counters()
+        self._thread.start()
+
+    def _sample(self) -> None:
+        counters = self.services.counters()
+        self.samples.append(
+            (
+                time.monotonic() - self.started,
+                counters["reads_allowed"] - self._base["reads_allowed"],
+                counters["reads_throttled"] - self._base["reads_throttled"],
+            )
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def allowed_at(self, t: float) -> int:
+        """Reads allowed by time ``t`` (the last sample at or before it)."""
+        index = bisect.bisect_right(self.times, t) - 1
+        return self.samples[index][1] if index >= 0 else 0
+
+    def analyse(self, period: float, step: float = 0.1) -> dict:
+        self.times = [s[0] for s in self.samples]
+        total = self.samples[-1][1]
+        last_read = next((t for t, allowed, _ in self.samples if allowed == total), self.samples[-1][0])
+        counts = []
+        start = 0.0
+        while start + period <= last_read + 1e-9:
+            counts.append(self.allowed_at(start + period) - self.allowed_at(start))
+            start += step
+        # Samples come every ``interval`` from another process, so a window's count may hold reads
+        # from just before its start. Counted from the first sample at or after the start instead,
+        # it is a lower bound of the true count: only that bound above the limit is a fault.
+        floors = []
+        start = 0.0
+        while start + period <= last_read + 1e-9:
+            after = bisect.bisect_left(self.times, start)
+            floors.append(self.allowed_at(start + period) - (self.samples[after][1] if after < len(self.samples) else total))
+            start += step
+        return {"total": total, "throttled": self.samples[-1][2], "last_read": last_read, "windows": counts, "window_floors": floors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=None, help="tasks (default 600, --quick 30)")
+    parser.add_argument("--rate", type=int, default=None, help="reads allowed per period (default 600, --quick 30)")
+    parser.add_argument("--period", type=float, default=None, help="the throttle window, seconds (default 60, --quick 3)")
+    parser.add_argument("--polls", type=int, default=3, help="status reads after which a task is finished (default 3)")
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds before ATLAS answers a status read (default 0.02)")
+    parser.add_argument("--concurrency", type=int, default=32, help="worker calls in flight (default 32)")
+    parser.add_argument("--poll-interval", type=float, default=0.05, help="the worker's ATLAS poll interval, seconds (default 0.05)")
+    parser.add_argument("--database", default="sqlite", help="sqlite (default), postgresql or a URL")
+    parser.add_argument("--quick", action="store_true", help="a 3 s window, 30 reads in it, 30 tasks (smoke test)")
+    parser.add_argument("--json-out", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    tasks = args.tasks or (30 if args.quick else 600)
+    rate = args.rate or (30 if args.quick else 600)
+    period = args.period or (3.0 if args.quick else 60.0)
+    expected_seconds = tasks * args.polls / rate * period
+    timeout = 5 * expected_seconds + 60
+
+    failures: list[str] = []
+    with (
+        Services(rows=ROWS, finish_after_reads=args.polls, latency=args.latency, read_rate=rate, throttle_period=period) as services,
+        tempfile.TemporaryDirectory(prefix="fa-throttled-") as scratch,
+        database(args.database, scratch) as (url, options, label),
+    ):
+        store = make_store(url, options, args.poll_interval)
+        try:
+            targets = make_targets(services, tasks, first_id=1, prefix="THR")
+            add_requests(store, targets)
+            sampler = Sampler(services)
+            sampler.start()
+            try:
+                seconds, worked, emptied = run_gateway(store, services, concurrency=args.concurrency, poll=args.poll_interval, timeout=timeout)
+            finally:
+                sampler.stop()
+            states = request_states(store)
+            metrics = store.metrics()
+        finally:
+            store.close()
+        got = delivered(services, targets, ROWS)
+
+    figures = sampler.analyse(period)
+    windows = figures["windows"]
+    per_minute = rate * 60.0 / period
+    fraction = sum(windows) / len(windows) / rate if windows else 0.0
+    met = fraction >= TARGET_FRACTION
+    completed = states.get("completed", 0)
+    lost = max(tasks - completed, got.lost)
+
+    print(
+        f"gateway throttled drain: {tasks:,} ATLAS tasks, each finished by its {args.polls} status reads, "
+        f"{args.latency * 1e3:g} ms a read; ATLAS allows {rate} reads per {period:g} s ({per_minute:g}/min) per user "
+        f"(Python {sys.version.split()[0]}, {label})"
+    )
+    print(f"  1 worker ({args.concurrency} in flight) + Deliverer: {seconds:.1f} s; {figures['total']:,} reads allowed, "
+          f"{figures['throttled']:,} answered 429; last read at {figures['last_read']:.1f} s")
+    spans = [
+        str(sampler.allowed_at(k * period) - sampler.allowed_at((k - 1) * period))
+        for k in range(1, math.ceil(figures["last_read"] / period + 1e-9) + 1)
+    ]
+    print(f"  reads in each {period:g} s of the run: {', '.join(spans)}")
+    if windows:
+        print(f"  reads in a {period:g} s window: mean {sum(windows) / len(windows):.1f}, min {min(windows)}, max {max(windows)} "
+              f"(over {len(windows)} windows from 0 to {figures['last_read']:.1f} s)")
+        if max(figures["window_floors"]) > rate:
+            failures.append(f"the emulator let at least {max(figures['window_floors'])} reads through in one window (limit {rate})")
+    else:
+        failures.append(f"the run ({figures['last_read']:.1f} s of reads) is shorter than one {period:g} s window: nothing measured")
+    print(f"fraction of the allowed read rate achieved: {fraction:.3f}  ({fraction * per_minute:.0f} of {per_minute:g} reads/min; "
+          f"target ≥ {TARGET_FRACTION})  {'MET' if met else 'MISSED'}")
+    print(f"lost tasks: {lost}  (completed {completed:,}/{tasks:,}, states {states}; delivered complete {got.completed:,}; "
+          f"stub got {got.statuses:,} statuses, {got.points:,} points; outbox backlog {metrics['outbox_backlog']}, dead {metrics['outbox_dead']})")
+    if not worked:
+        failures.append(f"the worker did not finish within {timeout:g} s")
+    if not emptied or metrics["outbox_backlog"] or metrics["outbox_dead"]:
+        failures.append(f"outbox not emptied (backlog {metrics['outbox_backlog']}, dead {metrics['outbox_dead']})")
+    if lost:
+        failures.append(f"{lost} tasks lost (e.g. {got.missing[:5]})")
+    for failure in failures:
+        print(f"FAIL: {failure}")
+
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as handle:
+            json.dump(
+                {
+                    "benchmark": "gateway_throttled",
+                    "tasks": tasks,
+                    "rate": rate,
+                    "period": period,
+                    "seconds": seconds,
+                    "reads_allowed": figures["total"],
+                    "reads_throttled": figures["throttled"],
+                    "ratio": fraction,
+                    "ratio_name": "achieved/allowed read rate",
+                    "measured": f"{fraction * per_minute:.0f} reads/min",
+                    "baseline": f"{per_minute:g} reads/min allowed",
+                    "target": f"≥ {TARGET_FRACTION}",
+                    "target_met": met,
+                    "lost": lost,
+                    "failures": failures,
+                },
+                handle,
+                indent=2,
+            )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
