@@ -307,3 +307,13 @@ def run_gateway(store, services: Services, *, concurrency: int, poll: float, tim
 def request_states(store) -> dict[str, int]:
     """Gateway requests by state."""
     return dict(store.metrics()["requests"].get("atlas", {}))
+
+
+def add_common_arguments(parser, *, database_help: str = "sqlite (default), postgresql or a URL") -> None:
+    """The options every gateway benchmark shares: the emulated task lives, the worker, the store."""
+    parser.add_argument("--polls", type=int, default=3, help="status reads after which a task is finished (default 3)")
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds before ATLAS answers a status read (default 0.02)")
+    parser.add_argument("--concurrency", type=int, default=32, help="worker calls in flight (default 32)")
+    parser.add_argument("--poll-interval", type=float, default=0.05, help="the worker's ATLAS poll interval, seconds (default 0.05)")
+    parser.add_argument("--database", default="sqlite", help=database_help)
+    parser.add_argument("--json-out", help="also write the figures to this JSON file")

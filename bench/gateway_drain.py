@@ -40,6 +40,7 @@ from gateway_common import (
     SKYPORTAL_TOKEN,
     BenchTarget,
     Services,
+    add_common_arguments,
     add_requests,
     database,
     delivered,
@@ -91,14 +92,9 @@ def baseline(services: Services, targets: list[BenchTarget], poll: float) -> tup
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=None, help="tasks on each side (default 1000; --quick 20)")
-    parser.add_argument("--polls", type=int, default=3, help="status reads after which a task is finished (default 3)")
-    parser.add_argument("--latency", type=float, default=0.02, help="seconds before ATLAS answers a status read (default 0.02)")
-    parser.add_argument("--concurrency", type=int, default=32, help="worker calls in flight (default 32)")
-    parser.add_argument("--poll-interval", type=float, default=0.05, help="the worker's ATLAS poll interval, seconds (default 0.05)")
-    parser.add_argument("--database", default="sqlite", help="sqlite (default), postgresql, a URL, or several, comma-separated")
+    add_common_arguments(parser, database_help="sqlite (default), postgresql, a URL, or several, comma-separated")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up on the gateway side after this many seconds")
     parser.add_argument("--quick", action="store_true", help="20 tasks (smoke test)")
-    parser.add_argument("--json-out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     tasks = args.tasks or (20 if args.quick else 1000)
     databases = [name.strip() for name in args.database.split(",") if name.strip()]

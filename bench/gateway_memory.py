@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 
-from gateway_common import SKYPORTAL_TOKEN, Services, add_requests, database, make_store, make_targets, request_states
+from gateway_common import SKYPORTAL_TOKEN, Services, add_common_arguments, add_requests, database, make_store, make_targets, request_states
 
 TARGET_MB = 100.0
 ROWS = 20
@@ -72,14 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=None, help="pending jobs (default 10000, --quick 300)")
     parser.add_argument("--seconds", type=float, default=None, help="how long the worker runs (default 60; --quick: until drained)")
-    parser.add_argument("--polls", type=int, default=3, help="status reads after which a task is finished (default 3)")
-    parser.add_argument("--latency", type=float, default=0.02, help="seconds before ATLAS answers a status read (default 0.02)")
-    parser.add_argument("--concurrency", type=int, default=32, help="worker calls in flight (default 32)")
-    parser.add_argument("--poll-interval", type=float, default=0.05, help="the worker's ATLAS poll interval, seconds (default 0.05)")
     parser.add_argument("--no-deliverer", action="store_true", help="run the worker alone")
-    parser.add_argument("--database", default="sqlite", help="sqlite (default), postgresql or a URL")
+    add_common_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="300 jobs, until drained (smoke test)")
-    parser.add_argument("--json-out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     jobs = args.jobs or (300 if args.quick else 10_000)
     seconds = args.seconds or (120.0 if args.quick else 60.0)

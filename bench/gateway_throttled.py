@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 
-from gateway_common import Services, add_requests, database, delivered, make_store, make_targets, request_states, run_gateway
+from gateway_common import Services, add_common_arguments, add_requests, database, delivered, make_store, make_targets, request_states, run_gateway
 
 TARGET_FRACTION = 0.9
 ROWS = 20
@@ -105,13 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=None, help="tasks (default 600, --quick 30)")
     parser.add_argument("--rate", type=int, default=None, help="reads allowed per period (default 600, --quick 30)")
     parser.add_argument("--period", type=float, default=None, help="the throttle window, seconds (default 60, --quick 3)")
-    parser.add_argument("--polls", type=int, default=3, help="status reads after which a task is finished (default 3)")
-    parser.add_argument("--latency", type=float, default=0.02, help="seconds before ATLAS answers a status read (default 0.02)")
-    parser.add_argument("--concurrency", type=int, default=32, help="worker calls in flight (default 32)")
-    parser.add_argument("--poll-interval", type=float, default=0.05, help="the worker's ATLAS poll interval, seconds (default 0.05)")
-    parser.add_argument("--database", default="sqlite", help="sqlite (default), postgresql or a URL")
+    add_common_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="a 3 s window, 30 reads in it, 30 tasks (smoke test)")
-    parser.add_argument("--json-out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     tasks = args.tasks or (30 if args.quick else 600)
     rate = args.rate or (30 if args.quick else 600)
