@@ -17,6 +17,7 @@ polls without pausing and a worker that paces its polls meet the same task lives
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import threading
@@ -317,3 +318,13 @@ def add_common_arguments(parser, *, database_help: str = "sqlite (default), post
     parser.add_argument("--poll-interval", type=float, default=0.05, help="the worker's ATLAS poll interval, seconds (default 0.05)")
     parser.add_argument("--database", default="sqlite", help=database_help)
     parser.add_argument("--json-out", help="also write the figures to this JSON file")
+
+
+def report(failures: list[str], json_out: str | None, figures: dict) -> int:
+    """Print the failures, write ``figures`` (with them) to ``json_out`` if asked; the exit code."""
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    if json_out:
+        with open(json_out, "w", encoding="utf-8") as handle:
+            json.dump({**figures, "failures": failures}, handle, indent=2)
+    return 1 if failures else 0

@@ -26,7 +26,6 @@ Usage: python bench/gateway_drain.py [--quick] [--tasks N] [--polls N] [--latenc
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from gateway_common import (
     delivered,
     make_store,
     make_targets,
+    report,
     request_states,
     run_gateway,
 )
@@ -149,31 +149,25 @@ def main(argv: list[str] | None = None) -> int:
             if completed != tasks or got.lost:
                 failures.append(f"gateway ({label}): {tasks - completed} tasks not completed, {got.lost} not delivered (e.g. {got.missing[:5]})")
 
-    for failure in failures:
-        print(f"FAIL: {failure}")
-    if args.json_out and results:
-        first = next(iter(results.values()))
-        with open(args.json_out, "w", encoding="utf-8") as handle:
-            json.dump(
-                {
-                    "benchmark": "gateway_drain",
-                    "tasks": tasks,
-                    "polls": args.polls,
-                    "baseline_seconds": base_seconds,
-                    "gateway": results,
-                    "median_ms": {"gateway": first["seconds"] * 1e3, "baseline": base_seconds * 1e3},
-                    "measured": f"{first['seconds']:.1f} s",
-                    "baseline": f"{base_seconds:.1f} s",
-                    "ratio": first["speedup"],
-                    "ratio_name": "baseline/gateway",
-                    "target": f"≥ {TARGET_SPEEDUP:g}",
-                    "target_met": all(r["target_met"] for r in results.values()),
-                    "failures": failures,
-                },
-                handle,
-                indent=2,
-            )
-    return 1 if failures else 0
+    first = next(iter(results.values()))
+    return report(
+        failures,
+        args.json_out,
+        {
+            "benchmark": "gateway_drain",
+            "tasks": tasks,
+            "polls": args.polls,
+            "baseline_seconds": base_seconds,
+            "gateway": results,
+            "median_ms": {"gateway": first["seconds"] * 1e3, "baseline": base_seconds * 1e3},
+            "measured": f"{first['seconds']:.1f} s",
+            "baseline": f"{base_seconds:.1f} s",
+            "ratio": first["speedup"],
+            "ratio_name": "baseline/gateway",
+            "target": f"≥ {TARGET_SPEEDUP:g}",
+            "target_met": all(r["target_met"] for r in results.values()),
+        },
+    )
 
 
 if __name__ == "__main__":

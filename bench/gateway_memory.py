@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
-import json
 import sys
 import tempfile
 import threading
 import time
 
-from gateway_common import SKYPORTAL_TOKEN, Services, add_common_arguments, add_requests, database, make_store, make_targets, request_states
+from gateway_common import SKYPORTAL_TOKEN, Services, add_common_arguments, add_requests, database, make_store, make_targets, report, request_states
 
 TARGET_MB = 100.0
 ROWS = 20
@@ -159,33 +158,27 @@ def main(argv: list[str] | None = None) -> int:
         failures.append("the worker read no task status")
     if args.quick and not drained:
         failures.append(f"the backlog was not drained within {seconds:g} s")
-    for failure in failures:
-        print(f"FAIL: {failure}")
 
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as handle:
-            json.dump(
-                {
-                    "benchmark": "gateway_memory",
-                    "jobs": jobs,
-                    "seconds": elapsed,
-                    "completed": completed,
-                    "status_reads": reads,
-                    "baseline_mb": baseline / MB,
-                    "peak_mb": sampler.peak / MB,
-                    "growth_mb": growth,
-                    "ratio": growth / TARGET_MB,
-                    "ratio_name": "growth/100 MB",
-                    "measured": f"{growth:.1f} MB growth",
-                    "baseline": f"{baseline / MB:.1f} MB RSS before",
-                    "target": f"< {TARGET_MB:g} MB",
-                    "target_met": met,
-                    "failures": failures,
-                },
-                handle,
-                indent=2,
-            )
-    return 1 if failures else 0
+    return report(
+        failures,
+        args.json_out,
+        {
+            "benchmark": "gateway_memory",
+            "jobs": jobs,
+            "seconds": elapsed,
+            "completed": completed,
+            "status_reads": reads,
+            "baseline_mb": baseline / MB,
+            "peak_mb": sampler.peak / MB,
+            "growth_mb": growth,
+            "ratio": growth / TARGET_MB,
+            "ratio_name": "growth/100 MB",
+            "measured": f"{growth:.1f} MB growth",
+            "baseline": f"{baseline / MB:.1f} MB RSS before",
+            "target": f"< {TARGET_MB:g} MB",
+            "target_met": met,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import math
 import sys
 import tempfile
 import threading
 import time
 
-from gateway_common import Services, add_common_arguments, add_requests, database, delivered, make_store, make_targets, request_states, run_gateway
+from gateway_common import Services, add_common_arguments, add_requests, database, delivered, make_store, make_targets, report, request_states, run_gateway
 
 TARGET_FRACTION = 0.9
 ROWS = 20
@@ -173,33 +172,27 @@ def main(argv: list[str] | None = None) -> int:
         failures.append(f"outbox not emptied (backlog {metrics['outbox_backlog']}, dead {metrics['outbox_dead']})")
     if lost:
         failures.append(f"{lost} tasks lost (e.g. {got.missing[:5]})")
-    for failure in failures:
-        print(f"FAIL: {failure}")
 
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as handle:
-            json.dump(
-                {
-                    "benchmark": "gateway_throttled",
-                    "tasks": tasks,
-                    "rate": rate,
-                    "period": period,
-                    "seconds": seconds,
-                    "reads_allowed": figures["total"],
-                    "reads_throttled": figures["throttled"],
-                    "ratio": fraction,
-                    "ratio_name": "achieved/allowed read rate",
-                    "measured": f"{fraction * per_minute:.0f} reads/min",
-                    "baseline": f"{per_minute:g} reads/min allowed",
-                    "target": f"≥ {TARGET_FRACTION}",
-                    "target_met": met,
-                    "lost": lost,
-                    "failures": failures,
-                },
-                handle,
-                indent=2,
-            )
-    return 1 if failures else 0
+    return report(
+        failures,
+        args.json_out,
+        {
+            "benchmark": "gateway_throttled",
+            "tasks": tasks,
+            "rate": rate,
+            "period": period,
+            "seconds": seconds,
+            "reads_allowed": figures["total"],
+            "reads_throttled": figures["throttled"],
+            "ratio": fraction,
+            "ratio_name": "achieved/allowed read rate",
+            "measured": f"{fraction * per_minute:.0f} reads/min",
+            "baseline": f"{per_minute:g} reads/min allowed",
+            "target": f"≥ {TARGET_FRACTION}",
+            "target_met": met,
+            "lost": lost,
+        },
+    )
 
 
 if __name__ == "__main__":
