@@ -109,8 +109,8 @@ class FollowupRequestHandler(BaseHandler):
     async def delete(self, request_id: str) -> None:
         number = parse_id(request_id, "follow-up request")
         store = self.gateway.store
-        view = await self.blocking(store.request_view, number, self.client_id)
-        can_delete = self.gateway.facility_class(view["facility"]).implements()["delete"]
+        facility = await self.blocking(store.facility_of, number, self.client_id)
+        can_delete = self.gateway.facility_class(facility).implements()["delete"]
         state = await self.blocking(store.cancel, number, self.client_id, can_delete=can_delete)
         self.success({"id": number, "state": state})
 

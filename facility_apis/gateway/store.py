@@ -69,11 +69,6 @@ class Job:
     operation: str
     request: FollowupRequest
     lease_owner: str
-    attempts: int
-    failures: int
-    state: State
-    status: str
-    give_up_at: float
     #: A worker stopped between sending this submission and recording its answer.
     interrupted: bool = False
 
@@ -340,6 +335,11 @@ class Store:
             ],
         }
 
+    def facility_of(self, request_id: int, owner_id: int | None = None) -> str:
+        """The facility a request is on (``NotFound`` as for ``request_view``)."""
+        with self.connection() as connection:
+            return self._owned(connection, request_id, owner_id).facility
+
     def list_requests(self, owner_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """The newest requests, one summary line each."""
         columns = (REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.obj_id, REQUESTS.c.state, REQUESTS.c.status, REQUESTS.c.updated_at)
@@ -373,16 +373,16 @@ class Store:
                 raise Conflict(f"follow-up request {request_id} is already {row.status!r}")
             values: dict[str, Any] = {"cancel_requested": True, "updated_at": now}
             if row.lease_owner is None or (row.lease_expires or 0.0) < now:
-                values.update(self._carry_out_cancel(connection, request_id, row.remote_id, state, row.status, can_delete, now))
+                values.update(self._carry_out_cancel(connection, request_id, row.remote_id, row.status, can_delete, now))
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(**values))
             return values.get("state", row.state)
 
-    def _carry_out_cancel(self, connection: Connection, request_id: int, remote_id: str | None, state: State, status: str, can_delete: bool, now: float) -> dict[str, Any]:
+    def _carry_out_cancel(self, connection: Connection, request_id: int, remote_id: str | None, status: str, can_delete: bool, now: float) -> dict[str, Any]:
         """The row's new values for a cancel carried out now."""
         if remote_id is not None and can_delete:
             return {"operation": "delete", "next_poll_at": now}
         detail = "cancelled before the facility held it" if remote_id is None else "cancelled here; the facility offers no way to delete it"
-        values = self._change(connection, request_id, state, status, State.DELETED, "deleted", detail, now)
+        values = self._change(connection, request_id, status, State.DELETED, "deleted", detail, now)
         values.update(operation=None, next_poll_at=None)
         return values
 
@@ -463,15 +463,13 @@ class Store:
                 allocation = allocations[row.allocation_id]
                 if isinstance(allocation, SealError):
                     # One allocation's unreadable credentials must not stall everyone else's requests.
-                    values = self._change(connection, row.id, State(row.state), row.status, State.FAILED, f"failed: {allocation}", str(allocation), now)
+                    values = self._change(connection, row.id, row.status, State.FAILED, f"failed: {allocation}", str(allocation), now)
                     values.update(operation=None, next_poll_at=None, lease_owner=None, lease_expires=None)
                     connection.execute(update(REQUESTS).where(REQUESTS.c.id == row.id).values(**values))
                     continue
                 request = FollowupRequest(row.id, Target(row.obj_id, row.ra, row.dec), allocation, row.payload, requester=row.requester, remote_id=row.remote_id)
                 interrupted = row.operation == "submit" and row.submitting_since is not None
-                jobs.append(
-                    Job(row.id, row.facility, row.operation, request, owner, row.attempts, row.failures, State(row.state), row.status, row.give_up_at, interrupted)
-                )
+                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted))
         return jobs
 
     def defer(self, job: Job, until: float | None = None) -> None:
@@ -535,14 +533,14 @@ class Store:
             if body is not None:
                 self._owe(connection, job.request_id, "photometry", body, now)
             remote_id = outcome.remote_id or row.remote_id
-            values = self._change(connection, job.request_id, State(row.state), row.status, step.state, step.status, step.detail, now)
+            values = self._change(connection, job.request_id, row.status, step.state, step.status, step.detail, now)
             values.update(
                 remote_id=remote_id, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
                 attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now,
             )  # fmt: skip
             if row.cancel_requested and job.operation != "delete" and step.operation is not None:
                 # The cancel was asked while this call was out: carry it out on what it returned.
-                values.update(self._carry_out_cancel(connection, job.request_id, remote_id, step.state, step.status, can_delete, now))
+                values.update(self._carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now))
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
 
@@ -554,7 +552,7 @@ class Store:
             row = self._leased(connection, job)
             if row is None:
                 return False
-            values = self._change(connection, job.request_id, State(row.state), row.status, State.FAILED, f"failed: {detail}", detail, now)
+            values = self._change(connection, job.request_id, row.status, State.FAILED, f"failed: {detail}", detail, now)
             values.update(operation=None, next_poll_at=None, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now)
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
@@ -565,7 +563,7 @@ class Store:
         row = connection.execute(select(REQUESTS).where(REQUESTS.c.id == job.request_id).with_for_update()).one_or_none()
         return row if row is not None and row.lease_owner == job.lease_owner else None
 
-    def _change(self, connection: Connection, request_id: int, state: State, status: str, new_state: State, new_status: str, detail: str, now: float) -> dict[str, Any]:
+    def _change(self, connection: Connection, request_id: int, status: str, new_state: State, new_status: str, detail: str, now: float) -> dict[str, Any]:
         """The row's new values for a change of state; a new status also writes its history row
         and the outbox row that owes it to SkyPortal."""
         if new_status != status:
