@@ -42,13 +42,13 @@ def test_the_gateway_refuses_to_start_without_a_key(tmp_path, capsys, monkeypatc
 def test_client_add_prints_a_token_that_authenticates(tmp_path, capsys, key_env):
     assert main(["client", "add", "skyportal-prod", "--data-dir", str(tmp_path)]) == 0
     token = capsys.readouterr().out.strip()
-    from facility_apis.gateway.service import Gateway
+    from facility_apis.gateway.service import open_store
 
-    gateway = Gateway(GatewayConfig.load(data_dir=tmp_path))
+    store = open_store(GatewayConfig.load(data_dir=tmp_path))
     try:
-        assert gateway.store.authenticate(token) is not None
+        assert store.authenticate(token) is not None
     finally:
-        gateway.close()
+        store.close()
     assert main(["client", "add", "skyportal-prod", "--data-dir", str(tmp_path)]) == 1
     assert "already exists" in capsys.readouterr().err
 

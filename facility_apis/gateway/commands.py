@@ -28,13 +28,13 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_client_add(args: argparse.Namespace) -> int:
-    from .service import Gateway
+    from .service import open_store
 
-    gateway = Gateway(_config(args))
+    store = open_store(_config(args))
     try:
-        token = gateway.store.add_client(args.name)
+        token = store.add_client(args.name)
     finally:
-        gateway.close()
+        store.close()
     print(token)
     return 0
 
@@ -73,13 +73,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_requeue(args: argparse.Namespace) -> int:
-    from .service import Gateway
+    from .service import open_store
 
-    gateway = Gateway(_config(args))
+    store = open_store(_config(args))
     try:
-        count = gateway.store.requeue_dead()
+        count = store.requeue_dead()
     finally:
-        gateway.close()
+        store.close()
     print(f"{count} dead message(s) queued for delivery again")
     return 0
 

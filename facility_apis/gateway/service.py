@@ -18,6 +18,11 @@ from .worker import Worker
 log = get_logger(__name__)
 
 
+def open_store(config: GatewayConfig, **options: Any) -> Store:
+    """The configured database, with the configured key and schedule."""
+    return Store(config.database_url, SecretBox(config.secret_key), schedule=config.schedule, **options)
+
+
 class Gateway:
     """One gateway process. ``start_background()`` runs the worker and the deliverer in threads;
     ``app()`` is the tornado application to listen with."""
@@ -25,8 +30,8 @@ class Gateway:
     def __init__(self, config: GatewayConfig, *, registry: Registry | None = None, **store_options: Any):
         self.config = config
         self.registry = registry or default_registry()
-        self.box = SecretBox(config.secret_key)
-        self.store = Store(config.database_url, self.box, schedule=config.schedule, **store_options)
+        self.store = open_store(config, **store_options)
+        self.box = self.store.box
         self.worker = Worker(
             self.store,
             registry=self.registry,
