@@ -13,6 +13,7 @@ from responses import registries
 from facility_apis.core.errors import FacilityUnavailable, Throttled
 from facility_apis.core.redact import MASK
 from facility_apis.core.transport import USER_AGENT, HTTPCall, Transport, throttle_wait
+from facility_apis.testing.network import loopback_egress
 
 URL = "https://facility.example.org/api/thing"
 SECRET = "tok-abc-123"
@@ -175,7 +176,7 @@ def silent_server(respond_after=None):
 
 def test_connection_refused_is_retried_then_reported_as_never_sent():
     url = f"http://127.0.0.1:{unused_port()}/queue/"
-    with Transport(backoff=0, retries=2) as transport, transport.recording() as records:
+    with Transport(backoff=0, retries=2, egress=loopback_egress()) as transport, transport.recording() as records:
         with pytest.raises(FacilityUnavailable) as caught:
             transport.request("POST", url, data={"a": 1})
     assert caught.value.sent is False
@@ -184,7 +185,7 @@ def test_connection_refused_is_retried_then_reported_as_never_sent():
 
 
 def test_post_read_timeout_is_not_resent():
-    with silent_server() as (url, accepted), Transport(timeout=(1.0, 0.5), backoff=0) as transport:
+    with silent_server() as (url, accepted), Transport(timeout=(1.0, 0.5), backoff=0, egress=loopback_egress()) as transport:
         with pytest.raises(FacilityUnavailable) as caught:
             transport.request("POST", url, data={"a": 1})
         time.sleep(0.3)
@@ -194,7 +195,7 @@ def test_post_read_timeout_is_not_resent():
 
 
 def test_get_read_timeout_is_retried():
-    with silent_server() as (url, accepted), Transport(timeout=(1.0, 0.3), backoff=0, retries=2) as transport:
+    with silent_server() as (url, accepted), Transport(timeout=(1.0, 0.3), backoff=0, retries=2, egress=loopback_egress()) as transport:
         with pytest.raises(FacilityUnavailable):
             transport.request("GET", url)
         time.sleep(0.3)
@@ -202,7 +203,7 @@ def test_get_read_timeout_is_retried():
 
 
 def test_answer_within_timeout_is_returned():
-    with silent_server(respond_after=0.1) as (url, _), Transport(timeout=(1.0, 2.0)) as transport:
+    with silent_server(respond_after=0.1) as (url, _), Transport(timeout=(1.0, 2.0), egress=loopback_egress()) as transport:
         assert transport.request("GET", url).text == "ok"
 
 

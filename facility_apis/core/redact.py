@@ -40,6 +40,7 @@ class Redactor:
     """Replaces known secret values with ``***`` in text, headers and nested data."""
 
     def __init__(self, secrets: Iterable[str] = ()):
+        self._secrets: list[str] = []
         self._forms: list[str] = []
         self.add(secrets)
         with _live_lock:
@@ -49,10 +50,15 @@ class Redactor:
         """Learn more secret values (non-strings and empty strings are ignored)."""
         forms = set(self._forms)
         for secret in secrets:
-            if isinstance(secret, str) and secret:
+            if isinstance(secret, str) and secret and secret not in self._secrets:
+                self._secrets.append(secret)
                 forms |= _spellings(secret)
         # Longest first, so that a secret containing another is masked whole.
         self._forms = sorted(forms, key=len, reverse=True)
+
+    def secrets(self) -> list[str]:
+        """The secret values this redactor masks."""
+        return list(self._secrets)
 
     def __bool__(self) -> bool:
         return bool(self._forms)

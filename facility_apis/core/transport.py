@@ -1,8 +1,9 @@
 """The one way a facility talks to the network.
 
 One ``requests.Session`` per transport; explicit timeouts; retries only where repeating cannot
-hurt; 429 raised as ``Throttled`` with the wait the service asked for; every call recorded as a
-redacted ``Transaction``.
+hurt; 429 raised as ``Throttled`` with the wait the service asked for; redirects never followed;
+every destination checked against the egress rule (``egress.py``) before a connection is made;
+every call recorded as a redacted ``Transaction``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from .. import __version__
+from .egress import EgressPolicy, EgressRefused
 from .errors import FacilityUnavailable, Throttled
-from .redact import Redactor, get_logger
+from .redact import SENSITIVE_HEADERS, Redactor, get_logger
 
 log = get_logger(__name__)
 
@@ -117,6 +121,47 @@ class _Retry(Retry):
     RETRY_AFTER_STATUS_CODES = frozenset({503})
 
 
+class _Guarded:
+    """Opens a connection only to an address the egress policy accepts, and to that very
+    address (not to whatever the name resolves to a moment later)."""
+
+    egress: EgressPolicy
+    url_scheme: str
+
+    def _new_conn(self):  # noqa: ANN202 - urllib3's signature
+        addresses = self.egress.vet(self.url_scheme, self._dns_host, self.port)  # type: ignore[attr-defined]
+        name, failure = self._dns_host, None  # type: ignore[attr-defined]
+        for address in addresses:
+            self._dns_host = address
+            try:
+                return super()._new_conn()  # type: ignore[misc]
+            except NewConnectionError as exc:
+                failure = exc
+            finally:
+                self._dns_host = name
+        raise failure  # type: ignore[misc]
+
+
+def _guarded_pools(egress: EgressPolicy) -> dict[str, type]:
+    """urllib3 pool classes whose connections go through ``_Guarded`` with ``egress``."""
+
+    def pool(base: type, connection: type, scheme: str) -> type:
+        guarded = type(f"Guarded{connection.__name__}", (_Guarded, connection), {"egress": egress, "url_scheme": scheme})
+        return type(f"Guarded{base.__name__}", (base,), {"ConnectionCls": guarded})
+
+    return {"http": pool(HTTPConnectionPool, HTTPConnection, "http"), "https": pool(HTTPSConnectionPool, HTTPSConnection, "https")}
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def __init__(self, egress: EgressPolicy, **options: Any):
+        self._egress = egress
+        super().__init__(**options)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _guarded_pools(self._egress)
+
+
 class Transport:
     """HTTP for facilities: shared session, safe retries, throttling, redacted records.
 
@@ -131,7 +176,10 @@ class Transport:
         Backoff factor in seconds (doubling per attempt); ``Retry-After`` is honoured up to
         ``max_wait``.
     secrets:
-        Values to mask in every record; more can be added with ``add_secrets``.
+        Values to mask in every record made by this transport (the secrets of one call are given
+        to ``recording``, and mask only that call's records).
+    egress:
+        Where calls may go beyond the public internet (default: nowhere); see ``egress.py``.
     """
 
     def __init__(
@@ -142,18 +190,18 @@ class Transport:
         backoff: float = 0.5,
         max_wait: float = 300.0,
         secrets: Iterable[str] = (),
-        proxies: Mapping[str, str] | None = None,
+        egress: EgressPolicy | None = None,
     ):
         self.timeout = timeout
         self.max_wait = max_wait
-        self.redactor = Redactor(secrets)
+        self.egress = egress if egress is not None else EgressPolicy()
+        self._base_secrets = [s for s in secrets if isinstance(s, str) and s]
+        self._redactors: list[Redactor] = [Redactor(self._base_secrets)]
         self._records: list[list[Transaction]] = []
         self.session = requests.Session()
-        # No .netrc or environment overrides: an Authorization header we set must be the one sent.
+        # No .netrc, proxy or environment overrides: what we set is what is sent, where we said.
         self.session.trust_env = False
         self.session.verify = True
-        if proxies:
-            self.session.proxies.update(proxies)
         self.session.headers["User-Agent"] = USER_AGENT
         retry = _Retry(
             total=retries,
@@ -169,13 +217,21 @@ class Transport:
             retry_after_max=int(max_wait),
             raise_on_status=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        adapter = _GuardedAdapter(self.egress, max_retries=retry, pool_maxsize=16)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
+    @property
+    def redactor(self) -> Redactor:
+        """The redactor of the innermost ``recording`` block (the transport's own outside one)."""
+        return self._redactors[-1]
+
     def add_secrets(self, secrets: Iterable[str]) -> None:
-        """Mask these values too in everything recorded from now on."""
-        self.redactor.add(secrets)
+        """Mask these values too, for the life of this transport (a client's own token)."""
+        secrets = [s for s in secrets if isinstance(s, str) and s]
+        self._base_secrets += secrets
+        for redactor in self._redactors:
+            redactor.add(secrets)
 
     def close(self) -> None:
         self.session.close()
@@ -187,13 +243,21 @@ class Transport:
         self.close()
 
     @contextlib.contextmanager
-    def recording(self) -> Iterator[list[Transaction]]:
-        """Collect the transactions made inside the block (nested blocks each get theirs)."""
+    def recording(self, secrets: Iterable[str] = ()) -> Iterator[list[Transaction]]:
+        """Collect the transactions made inside the block (nested blocks each get theirs).
+
+        ``secrets`` are masked, with the transport's own, in what is recorded and raised inside
+        the block, and nowhere else: a transport reused for another allocation's call does not
+        mask (nor reveal, through masking) this one's secrets.
+        """
         records: list[Transaction] = []
+        redactor = Redactor([*self._base_secrets, *self.redactor.secrets(), *secrets])
         self._records.append(records)
+        self._redactors.append(redactor)
         try:
             yield records
         finally:
+            self._redactors.remove(redactor)
             self._records.remove(records)
 
     def send(self, call: HTTPCall) -> requests.Response:
@@ -222,13 +286,20 @@ class Transport:
         data: Any = None,
         json: Any = None,
     ) -> requests.Response:
-        """Send one request; raise ``Throttled`` on 429 and ``FacilityUnavailable`` when the
-        service cannot be reached or stays in a transient error. Other answers are returned."""
+        """Send one request; raise ``EgressRefused`` (before any connection) for a destination the
+        egress rule forbids, ``Throttled`` on 429 and ``FacilityUnavailable`` when the service
+        cannot be reached or stays in a transient error. Other answers, redirects included, are
+        returned as they are."""
         method = method.upper()
         prepared = self._prepare(method, url, headers=headers, params=params, data=data, json=json)
         started = time.monotonic()
         try:
-            response = self.session.send(prepared, timeout=self.timeout)
+            self.egress.check(prepared.url or "", secret=self._carries_secret(prepared))
+            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
+        except EgressRefused as exc:
+            refused = EgressRefused(self.redactor.text(str(exc)))
+            self._record(prepared, None, time.monotonic() - started, str(refused))
+            raise refused from None
         except requests.RequestException as exc:
             elapsed = time.monotonic() - started
             error = self._unavailable(method, exc)
@@ -262,6 +333,14 @@ class Transport:
         if not never_sent and method not in IDEMPOTENT:
             text += "; the request may have reached the facility and was not sent again"
         return FacilityUnavailable(self.redactor.text(text), sent=not never_sent)
+
+    def _carries_secret(self, prepared: requests.PreparedRequest) -> bool:
+        """Whether a credential travels in this request: a credential header, or a known secret
+        anywhere in the URL, headers or body."""
+        if any(str(name).lower() in SENSITIVE_HEADERS for name in prepared.headers):
+            return True
+        parts = [prepared.url or "", *map(str, prepared.headers.values()), _body_text(prepared.body) or ""]
+        return any(self.redactor.text(part) != part for part in parts)
 
     @staticmethod
     def _host(url: str) -> str:
