@@ -68,7 +68,34 @@ class FacilityUnavailable(FacilityError):
 
 
 class RemoteError(FacilityError):
-    """The remote service answered, but not with what the protocol promises."""
+    """The remote service answered, but not with what the protocol promises (a 5xx, an
+    unexpected status, an unreadable body). ``perform`` retries while following, never on submit;
+    ``permanent=True`` says no later attempt can succeed (e.g. a result file in a layout the
+    parser does not know), so none is made."""
+
+    def __init__(self, message: str, *, http_status: int | None = None, permanent: bool = False):
+        self.http_status = http_status
+        self.permanent = permanent
+        super().__init__(message)
+
+
+class RemoteNotFound(RemoteError):
+    """The service answered 404: what was asked for does not exist (there)."""
+
+
+class Rejected(FacilityError):
+    """The facility refused the request itself (a 400-type answer, or a refusal in its own
+    words); the message is its reason. A submission becomes ``rejected``: the observer can fix the
+    request and submit again."""
+
+    def __init__(self, message: str, *, http_status: int | None = None):
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class CredentialsRefused(FacilityError):
+    """The facility refused the allocation's credentials (HTTP 401/403, or its own words for it).
+    The message names the facility, never the credential."""
 
     def __init__(self, message: str, *, http_status: int | None = None):
         self.http_status = http_status
