@@ -149,6 +149,13 @@ class Services:
     def skyportal_url(self) -> str:
         return self.skyportal.url
 
+    @property
+    def egress(self):
+        """The egress policy the benchmark's calls need: the two emulators, on loopback."""
+        from facility_apis.core.egress import EgressPolicy
+
+        return EgressPolicy.allowing(self.atlas_url, self.skyportal_url)
+
     def create_tasks(self, coordinates: list[tuple[float, float]]) -> list[str]:
         """Tasks already submitted to ATLAS; their URLs (the gateway's ``remote_id``)."""
         urls: list[str] = []
@@ -284,7 +291,7 @@ def run_gateway(store, services: Services, *, concurrency: int, poll: float, tim
     from facility_apis.gateway.pacing import FacilityLimit
     from facility_apis.gateway.worker import Worker, WorkerSettings
 
-    settings = WorkerSettings(concurrency=concurrency, default_limit=FacilityLimit(concurrency=concurrency), idle=idle)
+    settings = WorkerSettings(concurrency=concurrency, default_limit=FacilityLimit(concurrency=concurrency), idle=idle, egress=services.egress)
     worker = Worker(store, facility_config={"atlas": {"base_url": services.atlas_url, "poll_interval": poll}}, settings=settings)
     deliverer = Deliverer.for_skyportal(store, services.skyportal_url, SKYPORTAL_TOKEN, settings=DeliverySettings(idle=idle))
     thread = threading.Thread(target=deliverer.run, name="bench-deliverer", daemon=True)

@@ -63,12 +63,12 @@ def baseline(services: Services, targets: list[BenchTarget], poll: float) -> tup
     from facility_apis.skyportal.client import SkyPortalClient
     from facility_apis.core.transport import Transport
 
-    facility = default_registry().get("atlas")({"base_url": services.atlas_url, "poll_interval": poll})
+    facility = default_registry().get("atlas")({"base_url": services.atlas_url, "poll_interval": poll}, egress=services.egress)
     allocation = Allocation(ALLOCATION_ID, {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=GROUP_IDS)
     requests = [FollowupRequest(t.followup_id, Target(t.obj_id, t.ra, t.dec), allocation, PAYLOAD, remote_id=t.task_url) for t in targets]
     polls = 0
-    with Transport(timeout=(5.0, 30.0), retries=1) as transport:
-        client = SkyPortalClient(services.skyportal_url, SKYPORTAL_TOKEN, Transport(retries=0, timeout=(5.0, 30.0)))
+    with Transport(timeout=(5.0, 30.0), retries=1, egress=services.egress) as transport:
+        client = SkyPortalClient(services.skyportal_url, SKYPORTAL_TOKEN, Transport(retries=0, timeout=(5.0, 30.0), egress=services.egress))
         started = time.perf_counter()
         for target, request in zip(targets, requests):
             status = "submitted"  # what the gateway's add_request(remote_id=...) starts from

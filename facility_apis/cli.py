@@ -1,5 +1,5 @@
 """``facility-apis``: list facilities, show schemas, validate credentials, dry-run a submission,
-run the gateway (serve, worker, client, keygen), and run the demo."""
+start a new facility, run the gateway (serve, worker, client, keygen), and run the demo."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .core.egress import EgressPolicy
 from .core.errors import FacilityError, ValidationFailed
 from .core.interface import Allocation, Facility, FollowupRequest, Target
 from .core.operations import perform
@@ -32,9 +33,16 @@ def _read_json(path: str, what: str) -> dict[str, Any]:
     return document
 
 
-def _facility(name: str, base_url: str | None = None) -> Facility:
+def _egress(args: argparse.Namespace) -> EgressPolicy:
+    try:
+        return EgressPolicy(tuple(getattr(args, "allow", None) or ()))
+    except ValueError as exc:
+        raise SystemExit(f"error: --allow: {exc}") from None
+
+
+def _facility(name: str, base_url: str | None = None, egress: EgressPolicy | None = None) -> Facility:
     cls = default_registry().get(name)
-    return cls({"base_url": base_url} if base_url else None)
+    return cls({"base_url": base_url} if base_url else None, egress=egress)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -77,10 +85,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    facility = _facility(args.name, args.base_url)
+    egress = _egress(args)
+    facility = _facility(args.name, args.base_url, egress)
     altdata = _read_json(args.altdata, "altdata")
     payload = _read_json(args.payload, "payload") if args.payload else {}
-    with Transport(secrets=facility.secrets(altdata)) as transport:
+    with Transport(secrets=facility.secrets(altdata), egress=egress) as transport:
         try:
             target = Target(args.target_id, args.ra, args.dec)
             altdata = facility.validate_altdata(altdata)
@@ -97,6 +106,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if outcome.remote_id:
         print(f"remote id: {outcome.remote_id}")
     return 0 if outcome.remote_id else 1
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from .scaffold import ScaffoldError, next_steps, scaffold
+
+    try:
+        written = scaffold(args.name, title=args.title, root=args.root, package=args.package)
+    except ScaffoldError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    for path in written:
+        print(f"wrote {path}")
+    print("next:")
+    for step in next_steps(args.name, package=args.package):
+        print(f"  {step}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -135,8 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--altdata", required=True, metavar="FILE")
     submit.add_argument("--payload", metavar="FILE")
     submit.add_argument("--base-url", help="the facility's service URL (overrides the default)")
+    submit.add_argument(
+        "--allow", action="append", metavar="ORIGIN_OR_NETWORK",
+        help="let calls reach this private origin (http://127.0.0.1:8001) or network (10.0.0.0/8); repeatable",
+    )
     submit.add_argument("--dry-run", action="store_true", help="print the exact HTTP request, secrets masked, and send nothing")
     submit.set_defaults(run=cmd_submit)
+
+    new = commands.add_parser("new", help="write the files of a new facility (class, schemas, test, docs page)")
+    new.add_argument("name", help="registry name: lowercase letters, digits and _")
+    new.add_argument("--title", help="the facility's name for people (default: from NAME)")
+    new.add_argument("--root", default=".", help="the checkout (or, with --package, the new package's folder) to write into")
+    new.add_argument("--package", help="write an outside package of this import name, registered by entry point")
+    new.set_defaults(run=cmd_new)
 
     add_gateway_commands(commands)
 

@@ -15,6 +15,7 @@ from typing import Callable
 
 import requests
 
+from .core.egress import EgressPolicy
 from .gateway.api import callback_path
 from .gateway.config import GatewayConfig, default_data_dir
 from .gateway.crypto import write_key_file
@@ -68,7 +69,7 @@ def run_demo(
             skyportal_url=skyportal.url,
             skyportal_token=SKYPORTAL_TOKEN,
             facilities={"atlas": {"base_url": atlas.base_url, "poll_interval": poll_interval}},
-            worker=WorkerSettings(idle=0.1),
+            worker=WorkerSettings(idle=0.1, egress=EgressPolicy.allowing(atlas.url)),
             schedule=Schedule(default_poll=poll_interval, backoff_base=1.0),
         )
         gateway = Gateway(config)

@@ -14,6 +14,7 @@ from facility_apis.gateway.outbox import Deliverer, DeliverySettings
 from facility_apis.gateway.policy import Schedule
 from facility_apis.gateway.store import Store
 from facility_apis.gateway.worker import Worker, WorkerSettings
+from facility_apis.testing.network import loopback_egress
 
 POSTGRES_URL = os.environ.get("FACILITY_APIS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 FAST = Schedule(default_poll=0.05, backoff_base=0.05, backoff_cap=0.5, horizon=86400.0)
@@ -93,7 +94,7 @@ def follow_through():
     ATLAS emulator, then the outbox delivers everything; True when both finished in time."""
 
     def run(store: Store, atlas_url: str, skyportal_url: str, token: str) -> bool:
-        worker = Worker(store, facility_config={"atlas": {"base_url": atlas_url, "poll_interval": 0.05}}, settings=WorkerSettings(idle=0.05))
+        worker = Worker(store, facility_config={"atlas": {"base_url": atlas_url, "poll_interval": 0.05}}, settings=WorkerSettings(idle=0.05, egress=loopback_egress(atlas_url)))
         deliverer = Deliverer.for_skyportal(store, skyportal_url, token, settings=DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05))
         try:
             return worker.run_until_idle(30) and deliverer.run_until_empty(30)

@@ -25,6 +25,7 @@ from facility_apis.core.transport import Transport
 from facility_apis.gateway.api import MAX_BODY_BYTES, callback_path, make_app
 from facility_apis.gateway.crypto import SecretBox, generate_key
 from facility_apis.gateway.store import Store
+from facility_apis.core.egress import INTERNAL
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "SECRET-TOKEN-123"
@@ -252,7 +253,10 @@ def test_allocation_errors_are_listed_at_once(api):
     ]
     body = {**ALLOCATION, "altdata": {"api_token": SECRET, "base_url": "http://example.org/x"}}
     _, errors = error(a.put("/api/allocations/1", json=body), 400)
-    assert errors == ["altdata.base_url: must use https (plain http is allowed only for a loopback address)"]
+    assert errors == ["altdata.base_url: credentials may travel only over https (plain http only to a loopback address), not to example.org"]
+    body = {**ALLOCATION, "altdata": {"api_token": SECRET, "base_url": "https://169.254.169.254/latest"}}
+    _, errors = error(a.post("/api/allocations/validate", json=body), 400)
+    assert errors == ["altdata.base_url: 169.254.169.254 is a private or internal address, which this deployment does not allow"]
 
 
 def test_unknown_facility_lists_the_known_ones(api):
@@ -402,7 +406,7 @@ def test_ids_that_cannot_exist_are_not_found(api, path):
 @pytest.fixture
 def generic(store, serve, skyportal_stub):
     """(client of a gateway that resolves sources in the SkyPortal stub, the stub)."""
-    skyportal = SkyPortalClient(skyportal_stub.url, "skyportal-token", Transport(retries=0, timeout=(2, 5)))
+    skyportal = SkyPortalClient(skyportal_stub.url, "skyportal-token", Transport(retries=0, timeout=(2, 5), egress=INTERNAL))
     a = Client(serve(skyportal=skyportal), store.add_client("a"))
     allocation_of(a)
     return a, skyportal_stub

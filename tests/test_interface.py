@@ -32,12 +32,30 @@ def test_implements_reports_overridden_operations():
     assert atlas.implements() == {"validate_altdata": True, "prepare": True, "submit": True, "get": True, "update": False, "delete": True}
 
 
-def test_frontend_render_info_has_skyportals_keys():
-    info = get_facility("atlas")().frontend_render_info()
-    assert set(info) == {"methodsImplemented", "formSchema", "formSchemaForcedPhotometry", "formSchemaAltdata", "uiSchema", "aliasLookup", "priorityOrder"}
-    assert info["formSchema"] is None
-    assert info["formSchemaForcedPhotometry"]["$schema"] == DRAFT7
-    assert info["priorityOrder"] == "asc"
+def test_a_facility_without_its_metadata_is_refused_when_defined():
+    with pytest.raises(TypeError) as caught:
+
+        class Incomplete(Facility):
+            name = "Not A Name"
+            kind = "observation"
+
+    message = str(caught.value)
+    for needed in ("name = ", "title = ", "kind = Kind.", "skyportal_class = ", "abstract=True"):
+        assert needed in message
+
+
+def test_an_abstract_base_needs_no_metadata_but_its_facilities_do():
+    class PortalFacility(Facility, abstract=True):
+        pass
+
+    class Portal(PortalFacility):
+        name, title, kind, skyportal_class = "portal", "Portal", Kind.OBSERVATION, "PORTALAPI"
+
+    assert Portal.skyportal_class == "PORTALAPI"
+    with pytest.raises(TypeError, match="lacks metadata"):
+
+        class Unnamed(PortalFacility):
+            title = "Unnamed"
 
 
 def test_validate_altdata_drops_blank_values_like_skyportal():
@@ -49,6 +67,7 @@ class Broken(Facility):
     name = "broken"
     title = "Broken"
     kind = Kind.NOTIFICATION
+    skyportal_class = "BROKENAPI"
 
     @classmethod
     def altdata_schema(cls):

@@ -7,7 +7,7 @@ import time
 import pytest
 from jsonschema import Draft7Validator
 
-from facility_apis.core.errors import AltdataError, ConfigurationError, FacilityError
+from facility_apis.core.errors import AltdataError, ConfigurationError, DuplicateFacility, FacilityError
 from facility_apis.core.registry import Registry
 from facility_apis.skyportal import (
     ATLASAPI,
@@ -22,6 +22,7 @@ from facility_apis.skyportal import (
 )
 from facility_apis.testing import ATLASEmulator
 from facility_apis.testing.skyportal_models import AsyncSession, make_request, use_fake_models
+from facility_apis.testing.network import loopback_egress
 
 TOKEN = "adapter-atlas-token-5f1e"
 PAYLOAD = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
@@ -47,7 +48,7 @@ def fakes():
 @pytest.fixture
 def atlas():
     with ATLASEmulator(tokens={TOKEN: "observer"}, rows=12) as emulator:
-        configure(facilities={"atlas": {"base_url": emulator.base_url, "poll_interval": 0.05}})
+        configure(facilities={"atlas": {"base_url": emulator.base_url, "poll_interval": 0.05}}, egress=loopback_egress(emulator))
         yield emulator
 
 
@@ -137,7 +138,7 @@ def test_get_before_any_submission_changes_nothing(atlas):
 
 def test_delete_cancels_the_task_and_keeps_the_row():
     with ATLASEmulator(tokens={TOKEN: "observer"}, queue_time=30.0) as atlas:
-        configure(facilities={"atlas": {"base_url": atlas.base_url}})
+        configure(facilities={"atlas": {"base_url": atlas.base_url}}, egress=loopback_egress(atlas))
         request, session = submitted()
         run(ATLASAPI.submit(request, session))
         run(ATLASAPI.delete(request, session, refresh_source=False))
@@ -152,7 +153,7 @@ def test_delete_that_fails_raises_and_keeps_the_status(atlas):
     request, session = submitted()
     run(ATLASAPI.submit(request, session))
     atlas.faults.add("status", path_prefix="/forcedphot/queue/1/", method="DELETE", status=403, body='{"detail": "You do not have permission to perform this action."}')
-    with pytest.raises(FacilityError, match="could not delete: ATLAS refused to delete the task"):
+    with pytest.raises(FacilityError, match=r"could not delete: ATLAS refused the credentials \(HTTP 403"):
         run(ATLASAPI.delete(request, session))
     assert request.status == "submitted: ATLAS task 1"
 
@@ -231,7 +232,8 @@ def test_atlas_is_a_forced_photometry_class():
     assert form == ATLASAPI.form_json_schema_forced_photometry
     assert form["required"] == ["start_date", "end_date"]
     assert info["priorityOrder"] == "asc" == ATLASAPI.priorityOrder
-    assert info["aliasLookup"] == ATLASAPI.alias_lookup == {"snr_threshold": "SNR threshold"}
+    assert info["aliasLookup"] == ATLASAPI.alias_lookup == {key: spec["title"] for key, spec in form["properties"].items() if "title" in spec}
+    assert info["aliasLookup"]["snr_threshold"] == "Detection threshold (SNR)"
     assert info["formSchemaAltdata"]["properties"]["api_token"]["writeOnly"] is True
     # SkyPortal's UI marks forced-photometry payloads; the form must let that key through, hidden.
     Draft7Validator(form).validate({**PAYLOAD, "request_type": "forced_photometry"})
@@ -277,19 +279,53 @@ def test_validate_altdata_returns_cleaned_altdata_or_names_the_field():
 # -- naming, binding and settings -----------------------------------------------------------------
 
 
-def test_every_registered_facility_gets_a_skyportal_class():
+def test_every_registered_facility_gets_its_skyportal_class():
     from facility_apis.facilities.atlas import ATLASFacility
 
     class PagerFacility(ATLASFacility):
         name = "pager_duty"
         title = "Pager"
+        skyportal_class = "PAGERDUTYAPI"
 
-    registry = Registry(group=None)
+    registry = Registry({"atlas": "facility_apis.facilities.atlas:ATLASFacility"}, group=None)
     registry.register("pager_duty", PagerFacility)
-    assert class_names(registry) == {"ATLASAPI": "atlas", "PAGERDUTYAPI": "pager_duty"}
+    assert class_names(registry) == {"ATLASAPI": ("atlas",), "PAGERDUTYAPI": ("pager_duty",)}
     classes = api_classes(registry)
     assert classes["PAGERDUTYAPI"].facility_class is PagerFacility
     assert classes["PAGERDUTYAPI"].__name__ == "PAGERDUTYAPI"
+
+
+def test_two_facilities_share_a_class_only_as_an_observation_and_a_forced_photometry_pair():
+    from facility_apis.core.interface import Kind
+    from facility_apis.facilities.atlas import ATLASFacility
+
+    class Trigger(ATLASFacility):  # ATLAS's schemas, as the observation half of ATLASAPI
+        name = "atlas_trigger"
+        kind = Kind.OBSERVATION
+
+        @classmethod
+        def altdata_schema(cls):
+            return ATLASFacility.altdata_schema()
+
+        def request_schema(self):
+            return ATLASFacility().request_schema()
+
+    registry = Registry({"atlas": "facility_apis.facilities.atlas:ATLASFacility"}, group=None)
+    registry.register("atlas_trigger", Trigger)
+    configure()
+    (cls,) = api_classes(registry).values()
+    assert cls.facilities == (ATLASFacility, Trigger)
+    assert cls.facility_for({"request_type": "forced_photometry"}) is ATLASFacility
+    assert cls.facility_for({"request_type": "triggered"}) is Trigger and cls.facility_for({}) is Trigger
+    info = cls.frontend_render_info(None, None)
+    assert info["formSchema"] is not None and info["formSchemaForcedPhotometry"] is not None
+
+    class Twin(ATLASFacility):
+        name = "atlas_twin"
+
+    registry.register("atlas_twin", Twin)
+    with pytest.raises(DuplicateFacility, match="ATLASAPI is claimed by atlas, atlas_trigger, atlas_twin"):
+        class_names(registry)
 
 
 def test_an_observation_facility_narrows_its_form_to_the_instrument():

@@ -13,6 +13,7 @@ from facility_apis.skyportal import ATLASAPI, FacilityMessageListener, configure
 from facility_apis.testing import ATLASEmulator
 from facility_apis.testing.skyportal_models import Handler
 from facility_apis.testing.skyportal_models import User as FakeUser
+from facility_apis.testing.network import loopback_egress
 
 TOKEN = "models-atlas-token-77aa"
 
@@ -138,7 +139,7 @@ def test_default_models_seam_with_sqlalchemy(skyportal_package):
     engine = sa.create_engine("sqlite://")
     models.Base.metadata.create_all(engine)
     with ATLASEmulator(tokens={TOKEN: "observer"}, rows=6) as atlas, Session(engine) as session:
-        configure(facilities={"atlas": {"base_url": atlas.base_url}})
+        configure(facilities={"atlas": {"base_url": atlas.base_url}}, egress=loopback_egress(atlas))
         user = models.User(id=42, username="observer")
         instrument = models.Instrument(id=3, name="ATLAS", filters=["atlasc", "atlaso"])
         allocation = models.Allocation(id=5, instrument=instrument, group_id=2, default_share_group_ids=[7], altdata={"api_token": TOKEN})

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import tornado.web
 from tornado.escape import xhtml_escape
 
+from ..core.egress import EgressPolicy
 from ..core.registry import Registry, default_registry
 from ..skyportal.client import SkyPortalClient
 from .api_allocations import AllocationHandler, AllocationValidateHandler
@@ -66,13 +67,15 @@ def make_app(
     executor: Executor | None = None,
     facility_config: Mapping[str, Mapping[str, Any]] | None = None,
     box: SecretBox | None = None,
+    egress: EgressPolicy | None = None,
 ) -> tornado.web.Application:
     """The API over ``store``.
 
     ``registry`` names the facilities (default: the process-wide one); ``skyportal`` resolves the
     coordinates of SkyPortal GENERIC bodies; ``executor`` runs blocking calls (default: the
     loop's); ``facility_config`` maps facility names to their constructor config; ``box`` signs
-    callback URLs (default: the store's). Serve it with ``max_body_size=MAX_BODY_BYTES``.
+    callback URLs (default: the store's); ``egress`` is where facilities may call besides the
+    public internet (it decides which URLs in altdata are accepted). Serve it with ``max_body_size=MAX_BODY_BYTES``.
     """
     gateway = Gateway(
         store=store,
@@ -81,6 +84,7 @@ def make_app(
         skyportal=skyportal,
         executor=executor,
         facility_config=dict(facility_config or {}),
+        egress=egress if egress is not None else EgressPolicy(),
     )
     routes = [
         (r"/", IndexHandler),

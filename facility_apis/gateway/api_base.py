@@ -16,6 +16,7 @@ from tornado.httputil import responses
 from tornado.ioloop import IOLoop
 
 from .. import __version__
+from ..core.egress import EgressPolicy
 from ..core.errors import ConfigurationError, FieldError, UnknownFacility, ValidationFailed
 from ..core.interface import Facility
 from ..core.redact import get_logger, redact_everywhere
@@ -88,6 +89,7 @@ class Gateway:
     skyportal: SkyPortalClient | None = None
     executor: Executor | None = None
     facility_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    egress: EgressPolicy = EgressPolicy()
     _facilities: dict[str, Facility] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -103,7 +105,7 @@ class Gateway:
         with self._lock:
             if name not in self._facilities:
                 try:
-                    self._facilities[name] = self.facility_class(name)(dict(self.facility_config.get(name) or {}))
+                    self._facilities[name] = self.facility_class(name)(dict(self.facility_config.get(name) or {}), egress=self.egress)
                 except ConfigurationError as exc:
                     raise ApiError(500, f"facility {name!r} is misconfigured: {redact_everywhere(str(exc))}") from None
             return self._facilities[name]

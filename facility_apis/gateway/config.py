@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..core.egress import EgressPolicy
 from ..core.errors import ConfigurationError
 from ..core.schemas import field_errors, load_schema
 from .crypto import KEY_ENV, parse_key
@@ -103,6 +104,10 @@ class GatewayConfig:
             for name, section in facilities.items()
             if any(key in section for key in PACING_KEYS)
         }
+        try:
+            egress = EgressPolicy(tuple((document.get("egress") or {}).get("allow") or ()))
+        except ValueError as exc:
+            raise ConfigurationError(f"the configuration file {path}: egress.allow: {exc}") from None
         listen = document.get("listen") or {}
         values: dict[str, Any] = dict(
             database_url=url,
@@ -113,7 +118,7 @@ class GatewayConfig:
             address=listen.get("address", "127.0.0.1"),
             port=int(listen.get("port", 8642)),
             facilities=facilities,
-            worker=WorkerSettings(concurrency=int(worker.get("concurrency", 32)), limits=limits, lease=float(worker.get("lease_seconds", 300))),
+            worker=WorkerSettings(concurrency=int(worker.get("concurrency", 32)), limits=limits, lease=float(worker.get("lease_seconds", 300)), egress=egress),
             schedule=Schedule(
                 default_poll=float(worker.get("default_poll_seconds", 60)),
                 backoff_base=float(worker.get("backoff_base_seconds", 30)),

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..core.egress import INTERNAL
 from ..core.errors import FacilityError, FacilityUnavailable, Throttled
 from ..core.redact import get_logger
 from ..skyportal.client import SkyPortalClient, SkyPortalError
@@ -72,7 +73,7 @@ class Deliverer:
 
     @classmethod
     def for_skyportal(cls, store: Store, url: str, token: str, **options: Any) -> Deliverer:
-        return cls(store, lambda: SkyPortalClient(url, token, Transport(retries=0, timeout=(5.0, 30.0))), **options)
+        return cls(store, lambda: SkyPortalClient(url, token, Transport(retries=0, timeout=(5.0, 30.0), egress=INTERNAL)), **options)
 
     def _client(self) -> SkyPortalClient:
         client = getattr(self._local, "client", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ..core.egress import INTERNAL
 from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
 from ..skyportal.client import SkyPortalClient
@@ -50,12 +51,14 @@ class Gateway:
     def skyportal_client(self) -> SkyPortalClient | None:
         if not self.config.skyportal_url:
             return None
-        return SkyPortalClient(self.config.skyportal_url, self.config.skyportal_token, Transport(retries=1))
+        return SkyPortalClient(self.config.skyportal_url, self.config.skyportal_token, Transport(retries=1, egress=INTERNAL))
 
     def app(self):
         from .api import make_app
 
-        return make_app(self.store, registry=self.registry, skyportal=self.skyportal_client(), facility_config=self.config.facility_config(), box=self.box)
+        return make_app(
+            self.store, registry=self.registry, skyportal=self.skyportal_client(), facility_config=self.config.facility_config(), box=self.box, egress=self.config.worker.egress
+        )
 
     def start_background(self, *, worker: bool = True, deliverer: bool = True) -> None:
         """Run the worker and the outbox deliverer in daemon threads until ``close()``."""

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from ..core.egress import EgressPolicy
 from ..core.interface import Facility
 from ..core.operations import perform
 from ..core.outcome import Outcome, State
@@ -33,7 +34,8 @@ log = get_logger(__name__)
 class WorkerSettings:
     """``concurrency`` facility calls in flight in all; ``limits`` per facility (else
     ``default_limit``); a claimed job is held for ``lease`` seconds, which must exceed the longest
-    call; with nothing due, the database is asked again after at most ``idle`` seconds."""
+    call; with nothing due, the database is asked again after at most ``idle`` seconds; ``egress``
+    is where facilities may call besides the public internet."""
 
     concurrency: int = 32
     default_limit: FacilityLimit = FacilityLimit()
@@ -41,6 +43,7 @@ class WorkerSettings:
     lease: float = 300.0
     idle: float = 1.0
     timeout: tuple[float, float] = (5.0, 30.0)
+    egress: EgressPolicy = EgressPolicy()
 
 
 def worker_name() -> str:
@@ -88,14 +91,14 @@ class Worker:
     def facility(self, name: str) -> Facility:
         with self._lock:
             if name not in self._facilities:
-                self._facilities[name] = self.registry.get(name)(self.facility_config.get(name))
+                self._facilities[name] = self.registry.get(name)(self.facility_config.get(name), egress=self.settings.egress)
                 self._gates[name] = Gate(self.settings.limits.get(name, self.settings.default_limit))
             return self._facilities[name]
 
     def _transport(self) -> Transport:
         transport = getattr(self._local, "transport", None)
         if transport is None:
-            transport = Transport(timeout=self.settings.timeout, retries=1)
+            transport = Transport(timeout=self.settings.timeout, retries=1, egress=self.settings.egress)
             self._local.transport = transport
             with self._lock:
                 self._transports.append(transport)

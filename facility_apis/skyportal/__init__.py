@@ -3,7 +3,7 @@ seams that connect them to a SkyPortal deployment.
 
 ``from facility_apis.skyportal import ATLASAPI, FacilityMessageListener`` gives classes SkyPortal
 calls as its own (``await ATLASAPI.submit(request, session, **kwargs)``). The API classes are made
-on first use from the facility registry (see ``classes.SKYPORTAL_CLASSES``). Nothing here imports
+on first use from the facility registry (each facility names its class: ``skyportal_class``). Nothing here imports
 ``skyportal``: its models are imported inside the calls that need them (``models.py``).
 See docs/skyportal.md.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .adapter import SKYPORTAL_METHODS, SkyPortalFacility, make_api_class
-from .classes import LISTENER_CLASSES, SKYPORTAL_CLASSES, api_class, api_classes, bind, class_names
+from .classes import LISTENER_CLASSES, api_class, api_classes, bind, class_names
 from .gateway_client import GatewayClient, GatewayError
 from .listener import FacilityMessageListener
 from .models import SkyPortalModels, get_models, set_models, use_models
@@ -25,7 +25,6 @@ __all__ = [
     "GatewayClient",
     "GatewayError",
     "LISTENER_CLASSES",
-    "SKYPORTAL_CLASSES",
     "SKYPORTAL_METHODS",
     "Settings",
     "SkyPortalFacility",
@@ -47,6 +46,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """``ATLASAPI`` and every other SkyPortal class, made on first use."""
+    if name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:
         return api_class(name)
     except KeyError:

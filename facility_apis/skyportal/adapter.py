@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from ..core.errors import FacilityError, PayloadError
+from ..core.errors import AltdataError, FacilityError, PayloadError
 from ..core.interface import OPERATIONS, Facility, FollowupRequest, Kind
 from ..core.operations import perform
 from ..core.outcome import Outcome, State, skyportal_status
@@ -47,6 +47,16 @@ def _for_skyportal(schema: dict[str, Any] | None) -> dict[str, Any] | None:
     return schema
 
 
+def _merged_altdata(schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    """One allocation form for facilities sharing a SkyPortal class: every field of each, required
+    only where all require it (an allocation may serve either facility or both)."""
+    merged = dict(schemas[0])
+    merged["properties"] = {key: value for schema in schemas for key, value in (schema.get("properties") or {}).items()}
+    required = [set(schema.get("required") or ()) for schema in schemas]
+    merged["required"] = [key for key in merged["properties"] if all(key in r for r in required)]
+    return merged
+
+
 class _FacilityType(type):
     """Class-level properties: SkyPortal reads these attributes when it renders or validates a
     form, so computing them on access keeps time-relative defaults (e.g. "today") fresh."""
@@ -57,17 +67,20 @@ class _FacilityType(type):
 
     @property
     def form_json_schema_forced_photometry(cls) -> dict[str, Any] | None:
-        return cls._form(None) if cls.facility_class.kind is Kind.FORCED_PHOTOMETRY else None
+        forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
+        return None if forced is None else cls._form(forced, None)
 
     @property
     def form_json_schema_altdata(cls) -> dict[str, Any]:
-        schema = cls.facility_class.altdata_schema()
+        schema = _merged_altdata([member.altdata_schema() for member in cls.facilities])
         schema.pop("$id", None)
         return schema
 
     @property
     def ui_json_schema(cls) -> dict[str, Any]:
-        ui = cls.facility_class.ui_schema()
+        ui: dict[str, Any] = {}
+        for member in reversed(cls.facilities):
+            ui.update(member.ui_schema())
         ui[REQUEST_TYPE] = {"ui:widget": "hidden"}
         order = ui.get("ui:order")
         if isinstance(order, list) and "*" not in order and REQUEST_TYPE not in order:
@@ -76,7 +89,14 @@ class _FacilityType(type):
 
     @property
     def alias_lookup(cls) -> dict[str, str]:
-        return dict(cls.facility_class.alias_lookup)
+        """Column headers of SkyPortal's request list: each request field's form title (one
+        source, so the list reads as the form does)."""
+        titles: dict[str, str] = {}
+        for member in cls.facilities:
+            for key, spec in (member().request_schema().get("properties") or {}).items():
+                if isinstance(spec, dict) and spec.get("title"):
+                    titles.setdefault(key, spec["title"])
+        return titles
 
     @property
     def priorityOrder(cls) -> str:  # noqa: N802 - SkyPortal's attribute name
@@ -84,68 +104,94 @@ class _FacilityType(type):
 
 
 class SkyPortalFacility(metaclass=_FacilityType):
-    """Base of the SkyPortal classes; ``facility_class`` is the core facility they run."""
+    """Base of the SkyPortal classes. ``facilities`` are the core facilities a class runs: one,
+    or an observation and a forced-photometry facility sharing one SkyPortal class (a request's
+    ``request_type`` picks between them); ``facility_class`` is the first."""
 
+    facilities: ClassVar[tuple[type[Facility], ...]]
     facility_class: ClassVar[type[Facility]]
     form_json_schema_config: ClassVar[dict[str, Any] | None] = None
 
     # -- what SkyPortal asks before calling ----------------------------------------------------
 
     @classmethod
-    def facility(cls) -> Facility:
-        """The core facility, configured with the deployment's settings."""
-        return cls.facility_class(current_settings().facility_config(cls.facility_class.name))
+    def facility_of_kind(cls, kind: Kind) -> type[Facility] | None:
+        return next((member for member in cls.facilities if member.kind is kind), None)
+
+    @classmethod
+    def facility_for(cls, payload: Any) -> type[Facility]:
+        """The facility a request is for: the forced-photometry one when its payload says
+        ``request_type: forced_photometry`` (as SkyPortal's UI marks it) or when there is no
+        other, else the first."""
+        forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
+        marked = isinstance(payload, dict) and payload.get(REQUEST_TYPE) == "forced_photometry"
+        if forced is not None and (marked or len(cls.facilities) == 1):
+            return forced
+        return next(member for member in cls.facilities if member is not forced)
+
+    @classmethod
+    def facility(cls, facility_class: type[Facility] | None = None) -> Facility:
+        """A core facility of this class (the first by default), with the deployment's settings."""
+        facility_class = facility_class or cls.facility_class
+        settings = current_settings()
+        return facility_class(settings.facility_config(facility_class.name), egress=settings.egress)
 
     @classmethod
     def hands_off(cls) -> bool:
-        """Whether this deployment hands submissions of this facility to the gateway."""
-        return current_settings().hands_off(cls.facility_class.name)
+        """Whether this deployment hands submissions of this class's facilities to the gateway."""
+        return all(current_settings().hands_off(member.name) for member in cls.facilities)
 
     @classmethod
     def implements(cls) -> dict[str, bool]:
         """SkyPortal's capability table. With the gateway, it follows the requests (no ``get``
         or ``update`` here) and cancels them (``delete``)."""
-        core = cls.facility_class.implements()
+        core = {op: any(member.implements()[op] for member in cls.facilities) for op in OPERATIONS}
         table = dict.fromkeys(SKYPORTAL_METHODS, False)
         if cls.hands_off():
             table.update(submit=core["submit"], delete=core["submit"])
         else:
-            table.update({op: core[op] for op in OPERATIONS})
+            table.update(core)
         table["validate_altdata"] = True
         return table
 
     @classmethod
     def validate_altdata(cls, altdata: Any, **kwargs: Any) -> dict[str, Any]:
-        """Check allocation credentials against the facility's schema; returns them without blank
-        values. Raises ``AltdataError`` naming every failing field (never a value)."""
-        return cls.facility().validate_altdata(altdata)
+        """Check allocation credentials against the facilities' schemas; returns them without
+        blank values. Raises ``AltdataError`` naming every failing field (never a value). With two
+        facilities, altdata either accepts is accepted."""
+        failures = []
+        for member in cls.facilities:
+            try:
+                return cls.facility(member).validate_altdata(altdata)
+            except AltdataError as exc:
+                failures.append(exc)
+        raise failures[0]
 
     @classmethod
-    def _form(cls, instrument: Any) -> dict[str, Any] | None:
-        """The request form (defaults computed now), narrowed to ``instrument`` when the facility
-        has an ``instrument_form(schema, name=..., filters=...)`` hook."""
-        facility = cls.facility()
+    def _form(cls, facility_class: type[Facility], instrument: Any) -> dict[str, Any]:
+        """A request form (defaults computed now), narrowed to ``instrument`` by the facility's
+        ``instrument_form``."""
+        facility = cls.facility(facility_class)
         schema = facility.request_schema()
-        hook = getattr(facility, "instrument_form", None)
-        if hook is not None and instrument is not None:
-            schema = hook(schema, name=field(instrument, "name"), filters=tuple(field(instrument, "filters") or ()))
+        if instrument is not None:
+            schema = facility.instrument_form(schema, name=field(instrument, "name"), filters=tuple(field(instrument, "filters") or ()))
         return _for_skyportal(schema)
 
     @classmethod
     def custom_json_schema(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any] | None:
-        """The regular request form for ``instrument``; ``None`` for a forced-photometry facility,
-        whose form is ``form_json_schema_forced_photometry`` (SkyPortal then validates with that)."""
-        return None if cls.facility_class.kind is Kind.FORCED_PHOTOMETRY else cls._form(instrument)
+        """The regular request form for ``instrument``; ``None`` when the class has only a
+        forced-photometry form (``form_json_schema_forced_photometry``, which SkyPortal then uses)."""
+        regular = next((member for member in cls.facilities if member.kind is not Kind.FORCED_PHOTOMETRY), None)
+        return None if regular is None else cls._form(regular, instrument)
 
     @classmethod
     def frontend_render_info(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any]:
         """What SkyPortal's UI reads to offer operations and render forms."""
-        forced = cls.facility_class.kind is Kind.FORCED_PHOTOMETRY
-        form = cls._form(instrument)
+        forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
         return {
             "methodsImplemented": cls.implements(),
-            "formSchema": None if forced else form,
-            "formSchemaForcedPhotometry": form if forced else None,
+            "formSchema": cls.custom_json_schema(instrument, user),
+            "formSchemaForcedPhotometry": None if forced is None else cls._form(forced, instrument),
             "formSchemaAltdata": cls.form_json_schema_altdata,
             "formSchemaConfig": cls.form_json_schema_config,
             "uiSchema": cls.ui_json_schema,
@@ -156,21 +202,22 @@ class SkyPortalFacility(metaclass=_FacilityType):
     # -- running an operation --------------------------------------------------------------------
 
     @classmethod
-    def _direct(cls, operation: str, request: FollowupRequest) -> Result:
+    def _direct(cls, operation: str, request: FollowupRequest, member: type[Facility]) -> Result:
         """Run the core facility (blocking: called in a worker thread)."""
         if operation == "get" and request.remote_id is None:
             return Result(None)  # nothing to follow here (not submitted, or the gateway follows it)
-        if operation == "delete" and not cls.facility_class.implements()["delete"]:
-            return Result("deleted")  # the facility cannot cancel: SkyPortal's local deletion
-        with Transport() as transport:
-            outcome = perform(cls.facility(), operation, request, transport)
+        if not member.implements()[operation]:
+            # Only delete is offered without the facility implementing it: SkyPortal's local deletion.
+            return Result("deleted") if operation == "delete" else Result(None, error=f"{member.title} does not implement {operation}")
+        with Transport(egress=current_settings().egress) as transport:
+            outcome = perform(cls.facility(member), operation, request, transport)
         tags = {REMOTE_ID: outcome.remote_id} if outcome.remote_id else {}
         if operation == "delete" and outcome.state not in (State.DELETED, State.CANCELED):
             return Result(None, outcome.transactions, tags, outcome.photometry, error=f"could not delete: {outcome.detail}")
         return Result(outcome.status, outcome.transactions, tags, outcome.photometry)
 
     @classmethod
-    async def _perform(cls, operation: str, request: Any) -> tuple[FollowupRequest | None, Result]:
+    async def _perform(cls, operation: str, request: Any, member: type[Facility]) -> tuple[FollowupRequest | None, Result]:
         """Run the operation in a worker thread: here, or through the gateway."""
         try:
             core = core_request(request, remote_id=None if operation == "submit" else recorded(request, REMOTE_ID))
@@ -180,11 +227,11 @@ class SkyPortalFacility(metaclass=_FacilityType):
             return None, Result(Outcome(State.REJECTED, str(exc)).status)
         settings, gateway_id = current_settings(), recorded(request, GATEWAY_ID)
         if operation == "submit" and cls.hands_off():
-            return core, await asyncio.to_thread(handoff.hand_off, cls.facility(), core, settings)
+            return core, await asyncio.to_thread(handoff.hand_off, cls.facility(member), core, settings)
         if operation == "delete" and gateway_id is not None:
-            secrets = cls.facility_class.secrets(core.allocation.altdata)
+            secrets = member.secrets(core.allocation.altdata)
             return core, await asyncio.to_thread(handoff.cancel, gateway_id, settings, secrets)
-        return core, await asyncio.to_thread(cls._direct, operation, core)
+        return core, await asyncio.to_thread(cls._direct, operation, core, member)
 
     @classmethod
     async def _run(cls, operation: str, request: Any, session: Any, options: dict[str, Any]) -> None:
@@ -192,9 +239,10 @@ class SkyPortalFacility(metaclass=_FacilityType):
         request = await models.reload(session, request)
         # Read before anything can commit: a committed async object cannot be lazy-loaded.
         initiator_id, obj_key, request_id = request.last_modified_by_id, getattr(request.obj, "internal_key", None), request.id
-        core, result = await cls._perform(operation, request)
+        member = cls.facility_for(request.payload)
+        core, result = await cls._perform(operation, request, member)
         if core is not None and result.photometry is not None and len(result.photometry):
-            result = await cls._store_photometry(models, session, request, core, result)
+            result = await cls._store_photometry(models, session, request, core, result, member)
         for transaction in result.transactions:
             record = transaction.as_dict()
             record["response"].update(result.tags)
@@ -212,7 +260,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         )
 
     @classmethod
-    async def _store_photometry(cls, models: Any, session: Any, request: Any, core: FollowupRequest, result: Result) -> Result:
+    async def _store_photometry(cls, models: Any, session: Any, request: Any, core: FollowupRequest, result: Result, member: type[Facility]) -> Result:
         """Store the photometry in SkyPortal (as its own ATLAS does, repeated points updated);
         when that fails, say so in the status instead of the facility's."""
         allocation = core.allocation
@@ -222,7 +270,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
             body = result.photometry.to_skyportal(core.target.id, allocation.instrument_id, allocation.group_ids)
             await models.store_photometry(session, request, body)
         except Exception as exc:  # SkyPortal's error must not lose the transactions
-            detail = Redactor(cls.facility_class.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal: {exc}")
+            detail = Redactor(member.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal: {exc}")
             return Result(skyportal_status(State.FAILED, detail, submitted=True), result.transactions, result.tags, None, result.error)
         return result
 
@@ -244,16 +292,20 @@ def _operation(operation: str) -> classmethod:
     return classmethod(method)
 
 
-def make_api_class(class_name: str, facility_class: type[Facility], *, module: str = __name__) -> type[SkyPortalFacility]:
-    """A SkyPortal class named ``class_name`` running ``facility_class``. It defines only the
-    operations the facility implements, plus ``delete`` for any facility that submits (a request
-    handed to the gateway is canceled there)."""
-    core = facility_class.implements()
+def make_api_class(class_name: str, *facilities: type[Facility], module: str = __name__) -> type[SkyPortalFacility]:
+    """A SkyPortal class named ``class_name`` running ``facilities`` (one, or an observation and a
+    forced-photometry facility). It defines only the operations they implement, plus ``delete``
+    for any that submits (a request handed to the gateway is canceled there)."""
+    if not facilities:
+        raise ValueError("a SkyPortal class needs at least one facility")
+    core = {op: any(member.implements()[op] for member in facilities) for op in OPERATIONS}
     operations = [op for op in OPERATIONS if core[op] or (op == "delete" and core["submit"])]
+    facility_class = facilities[0]
     namespace: dict[str, Any] = {op: _operation(op) for op in operations}
     namespace |= {
+        "facilities": tuple(facilities),
         "facility_class": facility_class,
         "__module__": module,
-        "__doc__": f"SkyPortal's {class_name}: {facility_class.title}, run by facility_apis ({facility_class.name}).",
+        "__doc__": f"SkyPortal's {class_name}: {' and '.join(m.title for m in facilities)}, run by facility_apis ({', '.join(m.name for m in facilities)}).",
     }
     return _FacilityType(class_name, (SkyPortalFacility,), namespace)

@@ -1,8 +1,9 @@
 """Which SkyPortal class runs which facility, and binding them to SkyPortal's base classes.
 
-``SKYPORTAL_CLASSES`` maps SkyPortal's class name (its ``followup_apis`` enum value) to a
-registry facility name: adding a facility is one line here. A registered facility not listed
-gets ``<NAME>API`` (its name upper-cased, underscores dropped).
+Each facility declares the SkyPortal class it is known by (``Facility.skyportal_class``, the
+instrument's ``api_classname`` in SkyPortal's database). Two facilities may share a class when one
+is an observation and the other forced photometry: SkyPortal's ZTFAPI offers both forms, and the
+request's ``request_type`` says which one a request is.
 """
 
 from __future__ import annotations
@@ -12,48 +13,63 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..core.errors import DuplicateFacility
+from ..core.interface import Facility, Kind
+from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
 from .adapter import SkyPortalFacility, make_api_class
 from .listener import FacilityMessageListener
 
-SKYPORTAL_CLASSES: dict[str, str] = {
-    "ATLASAPI": "atlas",
-}
+log = get_logger(__name__)
 
 LISTENER_CLASSES: dict[str, type] = {"FacilityMessageListener": FacilityMessageListener}
 
 
-def class_names(registry: Registry | None = None) -> dict[str, str]:
-    """SkyPortal class name → facility name, for every facility in ``registry`` (no import)."""
-    registry = registry or default_registry()
-    names = {name: facility for name, facility in SKYPORTAL_CLASSES.items() if facility in registry}
-    mapped = set(names.values())
-    for facility in registry.names():
-        if facility not in mapped:
-            derived = facility.upper().replace("_", "") + "API"
-            if derived in names:
-                raise DuplicateFacility(f"facility {facility!r} would be SkyPortal's {derived}, already taken by {names[derived]!r}")
-            names[derived] = facility
-    return names
+def _facilities(registry: Registry) -> list[type[Facility]]:
+    """Every facility that imports; one that does not is logged and left out, so that one broken
+    facility never takes SkyPortal's other facilities down with it."""
+    found = []
+    for name in registry.names():
+        try:
+            found.append(registry.get(name))
+        except Exception as exc:  # noqa: BLE001 - any import failure of a plug-in
+            log.error("facility %r cannot be loaded and is left out of SkyPortal: %s: %s", name, type(exc).__name__, exc)
+    return found
+
+
+def grouped(registry: Registry | None = None) -> dict[str, tuple[type[Facility], ...]]:
+    """SkyPortal class name → its facilities (one, or an observation and a forced-photometry
+    facility), in registry order. ``DuplicateFacility`` when a name is claimed otherwise."""
+    groups: dict[str, list[type[Facility]]] = {}
+    for cls in _facilities(registry or default_registry()):
+        groups.setdefault(cls.skyportal_class, []).append(cls)
+    for class_name, members in groups.items():
+        kinds = [member.kind for member in members]
+        if len(members) > 2 or (len(members) == 2 and sorted(kinds) != sorted([Kind.OBSERVATION, Kind.FORCED_PHOTOMETRY])):
+            names = ", ".join(member.name for member in members)
+            raise DuplicateFacility(f"SkyPortal class {class_name} is claimed by {names}: only an observation and a forced-photometry facility may share one")
+    return {name: tuple(members) for name, members in groups.items()}
+
+
+def class_names(registry: Registry | None = None) -> dict[str, tuple[str, ...]]:
+    """SkyPortal class name → the names of the facilities it runs."""
+    return {name: tuple(cls.name for cls in members) for name, members in grouped(registry).items()}
 
 
 @functools.cache
-def _default_class(class_name: str) -> type[SkyPortalFacility]:
-    return make_api_class(class_name, default_registry().get(class_names()[class_name]), module=__package__)
-
-
-def api_class(class_name: str, registry: Registry | None = None) -> type[SkyPortalFacility]:
-    """The SkyPortal class ``class_name`` (e.g. ``ATLASAPI``); ``KeyError`` if no facility has it."""
-    if registry is None:
-        if class_name not in class_names():
-            raise KeyError(class_name)
-        return _default_class(class_name)
-    return make_api_class(class_name, registry.get(class_names(registry)[class_name]), module=__package__)
+def _default_classes() -> dict[str, type[SkyPortalFacility]]:
+    return {name: make_api_class(name, *members, module=__package__) for name, members in grouped().items()}
 
 
 def api_classes(registry: Registry | None = None) -> dict[str, type[SkyPortalFacility]]:
     """Every SkyPortal class, by name, in registry order."""
-    return {name: api_class(name, registry) for name in class_names(registry)}
+    if registry is None:
+        return dict(_default_classes())
+    return {name: make_api_class(name, *members, module=__package__) for name, members in grouped(registry).items()}
+
+
+def api_class(class_name: str, registry: Registry | None = None) -> type[SkyPortalFacility]:
+    """The SkyPortal class ``class_name`` (e.g. ``ATLASAPI``); ``KeyError`` if no facility has it."""
+    return api_classes(registry)[class_name]
 
 
 def bind(api_base: type, listener_base: type, registry: Registry | None = None) -> SimpleNamespace:
@@ -69,4 +85,3 @@ def bind(api_base: type, listener_base: type, registry: Registry | None = None) 
             meta = type(f"Bound{meta.__name__}", (meta, type(base)), {})
         bound[cls.__name__] = meta(cls.__name__, (cls, base), {"__module__": cls.__module__, "__doc__": cls.__doc__})
     return SimpleNamespace(**bound)
-

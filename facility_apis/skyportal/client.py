@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 
+from ..core.egress import INTERNAL
 from ..core.errors import FacilityError, RemoteError
 from .listener import FacilityMessageListener
 from ..core.schemas import field_errors
@@ -34,7 +35,7 @@ class SkyPortalClient:
             raise FacilityError("a SkyPortal API token is required")
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self.transport = transport or Transport()
+        self.transport = transport or Transport(egress=INTERNAL)
         self.transport.add_secrets([token])
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.egress import INTERNAL
 from ..core.errors import AltdataError, FacilityError, PayloadError
 from ..core.interface import Facility, FollowupRequest
 from ..core.outcome import Outcome, State, skyportal_status
@@ -74,7 +75,7 @@ def hand_off(facility: Facility, request: FollowupRequest, settings: Settings) -
         return Result(Outcome(State.FAILED, str(exc)).status)
     except PayloadError as exc:
         return Result(Outcome(State.REJECTED, str(exc)).status)
-    with Transport(secrets=facility.secrets(request.allocation.altdata)) as transport, transport.recording() as records:
+    with Transport(secrets=facility.secrets(request.allocation.altdata), egress=INTERNAL) as transport, transport.recording() as records:
         client = GatewayClient(settings.gateway_url or "", settings.gateway_token or "", transport)
         try:
             client.put_allocation(request.allocation.id, allocation_body)
@@ -90,7 +91,7 @@ def cancel(gateway_id: Any, settings: Settings, secrets: list[str]) -> Result:
     """Cancel at the gateway a request it holds (it cancels at the facility in turn)."""
     if not settings.gateway_url:
         return Result(None, error="this request was handed to the gateway, which is no longer configured: configure it to delete the request")
-    with Transport(secrets=secrets) as transport, transport.recording() as records:
+    with Transport(secrets=secrets, egress=INTERNAL) as transport, transport.recording() as records:
         client = GatewayClient(settings.gateway_url, settings.gateway_token or "", transport)
         try:
             client.cancel_request(gateway_id)

@@ -11,6 +11,9 @@ SkyPortal's own start-up), or let the first use load the settings from SkyPortal
         url: "https://gateway.example.org"
         token: "<the gateway's API token>"
         facilities: [atlas]          # optional: which facilities hand off (default: all)
+      egress:
+        allow: []                    # origins or networks facilities may reach besides the
+                                     # public internet (see facility_apis.core.egress)
 
 ``FACILITY_APIS_GATEWAY_URL`` and ``FACILITY_APIS_GATEWAY_TOKEN`` override the gateway keys. For
 ATLAS, SkyPortal's own ``app.atlas.{protocol,host,port}`` keys are honoured when
@@ -24,13 +27,12 @@ import threading
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
-from urllib.parse import urlsplit
 
+from ..core.egress import INTERNAL, EgressPolicy
 from ..core.errors import ConfigurationError
 
 ENV_GATEWAY_URL = "FACILITY_APIS_GATEWAY_URL"
 ENV_GATEWAY_TOKEN = "FACILITY_APIS_GATEWAY_TOKEN"
-LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,15 @@ class Settings:
 
     ``facilities`` maps a facility name to its deployment configuration (the ``config`` of the
     core facility class). With ``gateway_url`` and ``gateway_token``, submissions of the facilities
-    in ``gateway_facilities`` (all when ``None``) are handed off to the gateway.
+    in ``gateway_facilities`` (all when ``None``) are handed off to the gateway. ``egress`` is
+    where facilities may call besides the public internet (default: nowhere else).
     """
 
     facilities: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     gateway_url: str | None = None
     gateway_token: str | None = field(default=None, repr=False)
     gateway_facilities: frozenset[str] | None = None
+    egress: EgressPolicy = EgressPolicy()
 
     def __post_init__(self) -> None:
         frozen = {name: MappingProxyType(dict(config or {})) for name, config in dict(self.facilities or {}).items()}
@@ -55,9 +59,9 @@ class Settings:
         if bool(self.gateway_url) != bool(self.gateway_token):
             raise ConfigurationError("the gateway needs both a URL and a token")
         if self.gateway_url:
-            parts = urlsplit(self.gateway_url)
-            if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)):
-                raise ConfigurationError("the gateway URL must use https (plain http only for a loopback address)")
+            reason = INTERNAL.refusal(self.gateway_url, secret=True)
+            if reason is not None:
+                raise ConfigurationError(f"the gateway URL is refused: {reason}")
             object.__setattr__(self, "gateway_url", self.gateway_url.rstrip("/"))
 
     def facility_config(self, name: str) -> dict[str, Any]:
@@ -79,6 +83,7 @@ def configure(
     gateway_url: str | None = None,
     gateway_token: str | None = None,
     gateway_facilities: Iterable[str] | None = None,
+    egress: EgressPolicy | None = None,
 ) -> Settings:
     """Replace the settings (every argument left out takes its default) and return them."""
     global _current
@@ -87,6 +92,7 @@ def configure(
         gateway_url=gateway_url or None,
         gateway_token=gateway_token or None,
         gateway_facilities=frozenset(gateway_facilities) if gateway_facilities is not None else None,
+        egress=egress or EgressPolicy(),
     )
     with _lock:
         _current = settings
@@ -147,9 +153,14 @@ def load_settings(config: Any = None, environ: Mapping[str, str] | None = None) 
     if legacy and not facilities.get("atlas", {}).get("base_url"):
         facilities.setdefault("atlas", {})["base_url"] = legacy
     chosen = _lookup(config, "facility_apis.gateway.facilities")
+    try:
+        egress = EgressPolicy(tuple(_lookup(config, "facility_apis.egress.allow") or ()))
+    except ValueError as exc:
+        raise ConfigurationError(f"facility_apis.egress.allow: {exc}") from None
     return Settings(
         facilities=facilities,
         gateway_url=environ.get(ENV_GATEWAY_URL) or _lookup(config, "facility_apis.gateway.url") or None,
         gateway_token=environ.get(ENV_GATEWAY_TOKEN) or _lookup(config, "facility_apis.gateway.token") or None,
         gateway_facilities=frozenset(chosen) if chosen is not None else None,
+        egress=egress,
     )
