@@ -11,6 +11,7 @@ from facility_apis.demo import run_demo
 from facility_apis.facilities.atlas import ATLASFacility
 from facility_apis.facilities.atlas.results import parse_results
 from facility_apis.testing import ATLASEmulator, SkyPortalStub
+from facility_apis.testing.network import loopback_egress
 
 ATLAS_TOKEN = "e2e-atlas-token-31337"
 SP_TOKEN = "e2e-skyportal-token"
@@ -20,7 +21,7 @@ OBJ, RA, DEC = "ZTF26e2e", 210.5, 12.25
 def run(atlas, skyportal, request_id=7, payload=None):
     skyportal.add_source(OBJ, RA, DEC)
     skyportal.add_request(request_id, obj_id=OBJ, instrument_id=3, instrument_filters=["atlasc", "atlaso"])
-    facility = ATLASFacility({"base_url": atlas.base_url, "poll_interval": 0.2})
+    facility = ATLASFacility({"base_url": atlas.base_url, "poll_interval": 0.2}, egress=loopback_egress(atlas))
     request = FollowupRequest(request_id, Target(OBJ, RA, DEC), Allocation(1, {"api_token": ATLAS_TOKEN}, instrument_id=3, group_ids=(5, 2, 5)), payload or {})
     reported = []
     sleeps = []
@@ -31,7 +32,7 @@ def run(atlas, skyportal, request_id=7, payload=None):
         sleeps.append(seconds)
         time.sleep(seconds)
 
-    with Transport(secrets=[ATLAS_TOKEN]) as transport:
+    with Transport(secrets=[ATLAS_TOKEN], egress=loopback_egress(atlas, skyportal)) as transport:
         client = SkyPortalClient(skyportal.url, SP_TOKEN, transport)
         outcome = follow(facility, request, transport, skyportal=client, report=reported.append, sleep=sleep)
     return outcome, reported, sleeps
@@ -140,10 +141,10 @@ def test_faults_while_following_are_survived_and_reported():
         atlas.faults.add("malformed", path_prefix=task_path, method="GET")
         skyportal.add_source(OBJ, RA, DEC)
         skyportal.add_request(7, obj_id=OBJ, instrument_id=3)
-        facility = ATLASFacility({"base_url": atlas.base_url, "poll_interval": 0.1})
+        facility = ATLASFacility({"base_url": atlas.base_url, "poll_interval": 0.1}, egress=loopback_egress(atlas))
         request = FollowupRequest(7, Target(OBJ, RA, DEC), Allocation(1, {"api_token": ATLAS_TOKEN}, instrument_id=3), {})
         waits = []
-        with Transport(secrets=[ATLAS_TOKEN], backoff=0) as transport:
+        with Transport(secrets=[ATLAS_TOKEN], backoff=0, egress=loopback_egress(atlas, skyportal)) as transport:
             client = SkyPortalClient(skyportal.url, SP_TOKEN, transport)
             outcome = follow(facility, request, transport, skyportal=client, sleep=lambda s: (waits.append(s), time.sleep(min(s, 0.1))))
         statuses = skyportal.statuses(7)
@@ -151,8 +152,8 @@ def test_faults_while_following_are_survived_and_reported():
 
     assert outcome.state is State.COMPLETED
     assert statuses[0] == "submitted: ATLAS task 1"
-    assert "failed: ATLAS answered HTTP 500 for the task: <html>oops</html>" in statuses
-    assert "failed: ATLAS sent a task description that is not JSON" in statuses
+    assert "failed: ATLAS answered HTTP 500: an HTML page: oops" in statuses
+    assert "failed: ATLAS sent malformed JSON for the task (HTTP 200)" in statuses
     assert statuses[-1].startswith("complete: 8 points")
     assert 60.0 in waits  # a failed poll is retried after a pause, not in a busy loop
     assert ATLAS_TOKEN not in repr(statuses)
@@ -165,8 +166,8 @@ def test_photometry_needs_the_instrument_to_be_known():
 
     with ATLASEmulator(tokens={ATLAS_TOKEN: "observer"}, rows=3) as atlas, SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal:
         skyportal.add_request(8, obj_id=OBJ)
-        facility = ATLASFacility({"base_url": atlas.base_url, "poll_interval": 0.05})
+        facility = ATLASFacility({"base_url": atlas.base_url, "poll_interval": 0.05}, egress=loopback_egress(atlas))
         request = FollowupRequest(8, Target(OBJ, RA, DEC), Allocation(1, {"api_token": ATLAS_TOKEN}), {})
-        with Transport() as transport, pytest.raises(FacilityError, match="names no instrument_id"):
+        with Transport(egress=loopback_egress(atlas, skyportal)) as transport, pytest.raises(FacilityError, match="names no instrument_id"):
             follow(facility, request, transport, skyportal=SkyPortalClient(skyportal.url, SP_TOKEN, transport))
         assert skyportal.photometry(OBJ) == []

@@ -17,6 +17,7 @@ import requests
 import responses
 from responses import matchers, registries
 
+from facility_apis.core.egress import EgressPolicy
 from facility_apis.core.errors import ConfigurationError
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import RETRY_AFTER_FAILURE, perform
@@ -329,7 +330,7 @@ def test_submit_server_error_fails(run, rsps):
     rsps.post(QUEUE, status=500, body="<h1>Server Error (500)</h1>")
     outcome = run("submit")
     assert outcome.state is State.FAILED
-    assert outcome.status == "failed to submit: ATLAS answered HTTP 500: <h1>Server Error (500)</h1>"
+    assert outcome.status == "failed to submit: ATLAS answered HTTP 500: an HTML page: Server Error (500)"
     assert outcome.poll_after is None
     assert len(rsps.calls) == 1
 
@@ -388,15 +389,23 @@ def test_base_url_precedence(run, rsps, altdata_url, config_url, queue):
     assert outcome.state is State.SUBMITTED
 
 
-@pytest.mark.parametrize(
-    "base_url",
-    ["http://127.0.0.1:8000/forcedphot", "http://localhost:8000/forcedphot", "http://[::1]:8000/forcedphot", "http://127.0.0.2/fp"],
-)
-def test_plain_http_base_url_allowed_for_loopback(run, rsps, base_url):
+LOOPBACK_URLS = ["http://127.0.0.1:8000/forcedphot", "http://localhost:8000/forcedphot", "http://[::1]:8000/forcedphot", "http://127.0.0.2/fp"]
+
+
+@pytest.mark.parametrize("base_url", LOOPBACK_URLS)
+def test_plain_http_base_url_allowed_for_an_allowed_loopback_origin(run, rsps, base_url):
+    egress = EgressPolicy((base_url,))
     rsps.post(f"{base_url}/queue/", status=201, json=task_json(url=f"{base_url}/queue/9/"))
-    outcome = run("submit", make_request(altdata={"api_token": TOKEN, "base_url": base_url}))
+    outcome = run("submit", make_request(altdata={"api_token": TOKEN, "base_url": base_url}), facility=ATLASFacility(egress=egress), transport=Transport(backoff=0, egress=egress))
     assert outcome.state is State.SUBMITTED
     assert outcome.remote_id == f"{base_url}/queue/9/"
+
+
+@pytest.mark.parametrize("base_url", LOOPBACK_URLS)
+def test_loopback_base_url_refused_unless_the_deployment_allows_it(run, rsps, base_url):
+    outcome = run("submit", make_request(altdata={"api_token": TOKEN, "base_url": base_url}))
+    assert len(rsps.calls) == 0
+    assert outcome.status.startswith("failed to submit: invalid altdata: $.base_url: ") and "private or internal address" in outcome.status
 
 
 @pytest.mark.parametrize("base_url", ["http://fallingstar-data.com/forcedphot", "http://10.0.0.5/forcedphot", "http://localhost.example.org/fp"])
@@ -404,7 +413,7 @@ def test_plain_http_base_url_refused_elsewhere(run, rsps, base_url):
     outcome = run("submit", make_request(altdata={"api_token": TOKEN, "base_url": base_url}))
     assert len(rsps.calls) == 0
     assert outcome.state is State.FAILED
-    assert outcome.status.startswith("failed to submit: invalid altdata: $.base_url: must use https")
+    assert outcome.status.startswith("failed to submit: invalid altdata: $.base_url: credentials may travel only over https")
 
 
 @pytest.mark.parametrize(
@@ -431,7 +440,7 @@ def test_default_dates_are_computed_per_call(monkeypatch):
     assert (first["start_date"], first["end_date"]) == ("2026-02-13", "2026-03-15")
     assert (first_schema["start_date"]["default"], first_schema["end_date"]["default"]) == ("2026-02-13", "2026-03-15")
     assert (second["start_date"], second["end_date"]) == ("2026-06-01", "2026-07-01")
-    assert facility.frontend_render_info()["formSchemaForcedPhotometry"]["properties"]["end_date"]["default"] == "2026-07-01"
+    assert facility.request_schema()["properties"]["end_date"]["default"] == "2026-07-01"
     assert (first["use_reduced"], first["snr_threshold"]) == (False, 3)
 
 
@@ -594,16 +603,12 @@ def test_get_finished_with_notes_reports_them(run, rsps):
     )
 
 
-def test_token_is_not_sent_to_a_result_url_on_another_host(run, rsps):
+def test_a_result_url_on_another_host_is_never_called(run, rsps):
     rsps.get(TASK, json=task_json(**FINISHED, result_url=FOREIGN_RESULT), match=[matchers.header_matcher(AUTH_HEADERS)])
-    rsps.get(FOREIGN_RESULT, body=fixture_text("result_pa_deg.txt"))
     outcome = run("get", following())
-    assert outcome.state is State.COMPLETED
-    result_request = rsps.calls[1].request
-    assert result_request.url == FOREIGN_RESULT
-    assert "Authorization" not in result_request.headers
-    assert result_request.headers["Accept"] == "application/json"
-    assert all(TOKEN not in str(value) for value in result_request.headers.values())
+    assert [call.request.url for call in rsps.calls] == [TASK]
+    assert outcome.state is State.FAILED and outcome.poll_after is None
+    assert outcome.status == "failed: ATLAS named a result URL on results.example.net, off its own service: not followed"
 
 
 def test_token_is_sent_to_the_result_url_of_a_custom_base_url(run, rsps):
@@ -621,12 +626,11 @@ def test_token_is_never_sent_over_plain_http_to_the_service_host(run, rsps, whic
     http_result = RESULT.replace("https://", "http://")
     task_url = http_task if which == "task_url" else TASK
     result_url = http_result if which == "result_url" else RESULT
-    rsps.get(task_url, json=task_json(**FINISHED, url=task_url, result_url=result_url))
-    rsps.get(result_url, body=fixture_text("result_pa_deg.txt"))
-    run("get", following() if which == "result_url" else make_request(remote_id=http_task))
-    for call in rsps.calls:
-        if call.request.url.startswith("http://"):
-            assert "Authorization" not in call.request.headers
+    if which == "result_url":
+        rsps.get(task_url, json=task_json(**FINISHED, url=task_url, result_url=result_url))
+    outcome = run("get", following() if which == "result_url" else make_request(remote_id=http_task))
+    assert all(not call.request.url.startswith("http://") for call in rsps.calls)
+    assert outcome.state is State.FAILED and "off its own service" in outcome.status
 
 
 def test_get_finished_with_error_is_terminal_no_data(run, rsps):
@@ -676,7 +680,7 @@ def test_get_not_json_task_fails_and_retries_later(run, rsps):
     rsps.get(TASK, body="<html>maintenance</html>", content_type="text/html")
     outcome = run("get", following())
     assert outcome.state is State.FAILED
-    assert outcome.status == "failed: ATLAS sent a task description that is not JSON"
+    assert outcome.status == "failed: ATLAS sent an HTML page (maintenance) instead of JSON for the task (HTTP 200)"
     assert outcome.poll_after == RETRY_AFTER_FAILURE
     assert outcome.remote_id == TASK
 
@@ -684,7 +688,7 @@ def test_get_not_json_task_fails_and_retries_later(run, rsps):
 def test_get_task_not_an_object_fails(run, rsps):
     rsps.get(TASK, json=[task_json()])
     outcome = run("get", following())
-    assert outcome.status == "failed: ATLAS sent a task description that is not a JSON object"
+    assert outcome.status == "failed: ATLAS sent an array where a JSON object was expected for the task"
     assert outcome.poll_after == RETRY_AFTER_FAILURE
 
 
@@ -692,7 +696,7 @@ def test_get_unexpected_status_fails_and_retries_later(run, rsps):
     rsps.get(TASK, status=403, json={"detail": "You do not have permission to perform this action."})
     outcome = run("get", following())
     assert outcome.state is State.FAILED
-    assert outcome.status == "failed: ATLAS answered HTTP 403 for the task: You do not have permission to perform this action."
+    assert outcome.status == "failed: ATLAS refused the credentials (HTTP 403: You do not have permission to perform this action.)"
     assert outcome.poll_after == RETRY_AFTER_FAILURE
 
 
@@ -736,7 +740,7 @@ def test_get_missing_result_file_fails_and_retries_later(run, rsps):
     rsps.get(RESULT, status=404, body="Not Found")
     outcome = run("get", following())
     assert outcome.state is State.FAILED
-    assert outcome.status == "failed: ATLAS answered HTTP 404 for the result file"
+    assert outcome.status == "failed: ATLAS answered HTTP 404 (not found): Not Found"
     assert outcome.poll_after == RETRY_AFTER_FAILURE
 
 
@@ -797,7 +801,7 @@ def test_delete_does_not_delete_when_the_results_cannot_be_fetched(run, rsps):
     outcome = run("delete", following())
     assert [c.request.method for c in rsps.calls] == ["GET", "GET"]
     assert outcome.state is State.FAILED
-    assert outcome.status == "failed: ATLAS answered HTTP 500 for the result file"
+    assert outcome.status == "failed: ATLAS answered HTTP 500: Server Error"
 
 
 def test_delete_already_gone_makes_no_delete_call(run, rsps):
@@ -828,7 +832,7 @@ def test_delete_refused_fails(run, rsps):
     rsps.delete(TASK, status=403, json={"detail": "You do not have permission to perform this action."})
     outcome = run("delete", following())
     assert outcome.state is State.FAILED
-    assert outcome.status == "failed: ATLAS refused to delete the task (HTTP 403: You do not have permission to perform this action.)"
+    assert outcome.status == "failed: ATLAS refused the credentials (HTTP 403: You do not have permission to perform this action.)"
     assert outcome.poll_after == RETRY_AFTER_FAILURE
 
 
@@ -848,11 +852,15 @@ def test_recorded_transactions_mask_the_token(run, rsps):
     assert transaction.as_dict()["request"]["headers"]["Authorization"] == MASK
 
 
-@pytest.mark.parametrize("url", ["http://atlas.example.org/forcedphot", "ftp://127.0.0.1/x"])
-def test_configured_base_url_must_not_send_the_token_in_clear(url):
-    with pytest.raises(ConfigurationError, match="must use https"):
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [("http://atlas.example.org/forcedphot", "credentials may travel only over https"), ("ftp://127.0.0.1/x", "only http and https"), ("https://10.0.0.8/fp", "private or internal")],
+)
+def test_configured_base_url_must_obey_the_egress_rule(url, rule):
+    with pytest.raises(ConfigurationError, match=rule):
         ATLASFacility({"base_url": url})
 
 
-def test_configured_loopback_http_is_allowed():
-    assert ATLASFacility({"base_url": "http://127.0.0.1:8000/forcedphot/"}).base_url({}) == "http://127.0.0.1:8000/forcedphot"
+def test_configured_loopback_http_is_allowed_when_the_deployment_allows_it():
+    facility = ATLASFacility({"base_url": "http://127.0.0.1:8000/forcedphot/"}, egress=EgressPolicy(("http://127.0.0.1:8000",)))
+    assert facility.base_url({}) == "http://127.0.0.1:8000/forcedphot"

@@ -9,14 +9,14 @@ deletes the result files of a finished one, so results are fetched before any de
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import timedelta
 from typing import Any, ClassVar, Mapping
-from urllib.parse import urlsplit
 
 import requests
 
-from ...core.errors import AltdataError, ConfigurationError, PayloadError, RemoteError
+from ...core.answers import expect, json_object
+from ...core.egress import Origin
+from ...core.errors import ConfigurationError, PayloadError, RemoteError, RemoteNotFound
 from ...core.interface import Facility, FollowupRequest, Kind
 from ...core.outcome import Outcome, State
 from ...core.timeutil import iso_date, to_mjd, utcnow
@@ -25,47 +25,13 @@ from .results import parse_results
 
 DEFAULT_BASE_URL = "https://fallingstar-data.com/forcedphot"
 DEFAULT_POLL_INTERVAL = 30.0
-LOOPBACK_HOSTS = {"localhost"}
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-PLAIN_HTTP_RULE = "plain http is allowed only for a loopback address"
-
-
-def _safe_for_token(url: str) -> bool:
-    """A token may travel to ``url``: https, or plain http to this machine only."""
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname or ""))
+SERVICE = "ATLAS"
 
 
 def _form_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value) if isinstance(value, float) else str(value)
-
-
-def _drf_errors(response: requests.Response) -> str:
-    """DRF's error body (``{"field": ["msg"]}``, ``{"detail": "msg"}``) as one line of text."""
-    try:
-        body = response.json()
-    except ValueError:
-        return (response.text or "").strip() or f"HTTP {response.status_code}"
-    if isinstance(body, dict):
-        parts = []
-        for field, messages in body.items():
-            messages = messages if isinstance(messages, list) else [messages]
-            text = " ".join(str(m) for m in messages)
-            parts.append(text if field in ("detail", "non_field_errors") else f"{field}: {text}")
-        return "; ".join(parts)
-    return str(body)
 
 
 def _queue_place(position: Any) -> str:
@@ -87,8 +53,9 @@ class ATLASFacility(Facility):
     name: ClassVar[str] = "atlas"
     title: ClassVar[str] = "ATLAS forced photometry"
     kind: ClassVar[Kind] = Kind.FORCED_PHOTOMETRY
+    skyportal_class: ClassVar[str] = "ATLASAPI"
     setup_url: ClassVar[str] = "https://fallingstar-data.com/forcedphot/apiguide/"
-    alias_lookup: ClassVar[dict[str, str]] = {"snr_threshold": "SNR threshold"}
+    example_remote_id: ClassVar[str] = f"{DEFAULT_BASE_URL}/queue/123/"
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -96,14 +63,16 @@ class ATLASFacility(Facility):
         today = utcnow()
         return {"start_date": iso_date(today - timedelta(days=30)), "end_date": iso_date(today)}
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        super().__init__(config)
-        if self.config.get("base_url") and not _safe_for_token(self.config["base_url"]):
-            raise ConfigurationError(f"configured ATLAS base_url must use https ({PLAIN_HTTP_RULE})")
+    def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
+        super().__init__(config, **options)
+        configured = self.config.get("base_url")
+        if configured:
+            reason = self.egress.refusal(configured, secret=True)
+            if reason is not None:
+                raise ConfigurationError(f"the configured ATLAS base_url is refused: {reason}")
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
-        if altdata.get("base_url") and not _safe_for_token(altdata["base_url"]):
-            raise AltdataError.single("$.base_url", f"must use https ({PLAIN_HTTP_RULE})")
+        self.check_url(altdata, "base_url")
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         mjd_min, mjd_max = self._mjd_range(payload)
@@ -129,17 +98,20 @@ class ATLASFacility(Facility):
     def _headers(self, altdata: Mapping[str, Any]) -> dict[str, str]:
         return {"Authorization": f"Token {altdata['api_token']}", "Accept": "application/json"}
 
-    def _headers_for(self, url: str, altdata: Mapping[str, Any]) -> dict[str, str]:
-        """Send the token only to the service itself, over the same scheme and host, never in
-        clear over the network (task and result URLs are absolute, built by the server)."""
-        same_origin = urlsplit(url)[:2] == urlsplit(self.base_url(altdata))[:2]
-        if same_origin and _safe_for_token(url):
-            return self._headers(altdata)
-        return {"Accept": "application/json"}
+    def _on_origin(self, url: Any, altdata: Mapping[str, Any], what: str) -> str:
+        """A URL the service handed back (task, result file), if it lies on the allocation's own
+        service origin; else a permanent ``RemoteError`` (it is never called: a facility must not
+        be able to send our token, or us, elsewhere)."""
+        if not isinstance(url, str) or not url:
+            raise RemoteError(f"ATLAS named no {what}", permanent=True)
+        if Origin.of(url) != Origin.of(self.base_url(altdata)):
+            raise RemoteError(f"ATLAS named a {what} on {Origin.of(url).host or 'another host'}, off its own service: not followed", permanent=True)
+        return url
 
-    def _send(self, transport: Transport, method: str, url: str, request: FollowupRequest) -> requests.Response:
-        """A call to a URL the service gave us (task, result), with the token only where it may go."""
-        return transport.request(method, url, headers=self._headers_for(url, request.allocation.altdata))
+    def _send(self, transport: Transport, method: str, url: str, request: FollowupRequest, what: str) -> requests.Response:
+        """A call to a URL the service gave us (task, result), only on the service's own origin."""
+        altdata = request.allocation.altdata
+        return transport.request(method, self._on_origin(url, altdata, what), headers=self._headers(altdata))
 
     def prepare(self, request: FollowupRequest) -> HTTPCall:
         payload, altdata = request.payload, request.allocation.altdata
@@ -165,22 +137,12 @@ class ATLASFacility(Facility):
         )
 
     def submit(self, request: FollowupRequest, transport: Transport) -> Outcome:
-        response = transport.send(self.prepare(request))
-        if response.status_code == 201:
-            task_url = self._task_url(response)
-            if task_url is None:
-                return Outcome(
-                    State.FAILED,
-                    "ATLAS accepted the task (HTTP 201) but its answer names no task URL; "
-                    "check the ATLAS queue before submitting again",
-                )
-            return Outcome(State.SUBMITTED, f"ATLAS task {task_url.rstrip('/').rsplit('/', 1)[-1]}", remote_id=task_url, poll_after=self.poll_interval)
-        reason = _drf_errors(response)
-        if response.status_code in (401, 403):
-            return Outcome(State.FAILED, f"ATLAS refused the credentials (HTTP {response.status_code}: {reason})")
-        if 400 <= response.status_code < 500:
-            return Outcome(State.REJECTED, reason)
-        return Outcome(State.FAILED, f"ATLAS answered HTTP {response.status_code}: {reason}")
+        response = expect(transport.send(self.prepare(request)), 201, service=SERVICE)
+        try:
+            task_url = self._on_origin(self._task_url(response), request.allocation.altdata, "task URL")
+        except RemoteError as exc:
+            return Outcome(State.FAILED, f"ATLAS accepted the task (HTTP 201), but it cannot be followed ({exc}); check the ATLAS queue before submitting again")
+        return Outcome(State.SUBMITTED, f"ATLAS task {task_url.rstrip('/').rsplit('/', 1)[-1]}", remote_id=task_url, poll_after=self.poll_interval)
 
     @staticmethod
     def _task_url(response: requests.Response) -> str | None:
@@ -193,23 +155,14 @@ class ATLASFacility(Facility):
 
     def _fetch_task(self, request: FollowupRequest, transport: Transport) -> dict[str, Any] | None:
         """The task's JSON, or ``None`` when ATLAS no longer has it."""
-        response = self._send(transport, "GET", request.remote_id, request)
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise RemoteError(f"ATLAS answered HTTP {response.status_code} for the task: {_drf_errors(response)}", http_status=response.status_code)
         try:
-            task = response.json()
-        except ValueError:
-            raise RemoteError("ATLAS sent a task description that is not JSON") from None
-        if not isinstance(task, dict):
-            raise RemoteError("ATLAS sent a task description that is not a JSON object")
-        return task
+            response = expect(self._send(transport, "GET", request.remote_id, request, "task URL"), 200, service=SERVICE)
+        except RemoteNotFound:
+            return None
+        return json_object(response, service=SERVICE, what="the task")
 
     def _fetch_results(self, request: FollowupRequest, task: dict[str, Any], transport: Transport):
-        response = self._send(transport, "GET", task["result_url"], request)
-        if response.status_code != 200:
-            raise RemoteError(f"ATLAS answered HTTP {response.status_code} for the result file", http_status=response.status_code)
+        response = expect(self._send(transport, "GET", task["result_url"], request, "result URL"), 200, service=SERVICE)
         return parse_results(response.text, snr_threshold=float(request.payload.get("snr_threshold", 3.0)))
 
     def get(self, request: FollowupRequest, transport: Transport) -> Outcome:
@@ -241,9 +194,10 @@ class ATLASFacility(Facility):
         photometry = None
         if task.get("finishtimestamp") and task.get("result_url"):
             photometry = self._fetch_results(request, task, transport)
-        response = self._send(transport, "DELETE", request.remote_id, request)
-        if response.status_code not in (200, 202, 204, 404):
-            raise RemoteError(f"ATLAS refused to delete the task (HTTP {response.status_code}: {_drf_errors(response)})", http_status=response.status_code)
+        try:
+            expect(self._send(transport, "DELETE", request.remote_id, request, "task URL"), 200, 202, 204, service=SERVICE)
+        except RemoteNotFound:
+            pass  # gone between the two calls: what was asked for
         if photometry is not None:
             detail = f"task deleted at ATLAS after its results were fetched: {photometry.summary()}"
         elif task.get("finishtimestamp"):
