@@ -262,8 +262,8 @@ def make_store(url: str, options: dict[str, Any], poll: float):
     from facility_apis.gateway.store import Store
 
     store = Store(url, SecretBox(generate_key()), schedule=Schedule(default_poll=poll, backoff_base=poll, backoff_cap=10 * poll), **options)
-    owner = store.authenticate(store.add_client("bench"))
-    store.put_allocation(owner, ALLOCATION_ID, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=list(GROUP_IDS))
+    owner = store.clients.authenticate(store.clients.add("bench"))
+    store.allocations.put(owner, ALLOCATION_ID, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=list(GROUP_IDS))
     return store
 
 
@@ -273,7 +273,7 @@ def add_requests(store, targets: list[BenchTarget]) -> None:
 
     now = time.time()
     for t in targets:
-        store.add_request(ALLOCATION_ID, Target(t.obj_id, t.ra, t.dec), PAYLOAD, followup_request_id=t.followup_id, remote_id=t.task_url, now=now)
+        store.requests.add(ALLOCATION_ID, Target(t.obj_id, t.ra, t.dec), PAYLOAD, followup_request_id=t.followup_id, remote_id=t.task_url, now=now)
 
 
 def run_gateway(store, services: Services, *, concurrency: int, poll: float, timeout: float, idle: float = 0.2):

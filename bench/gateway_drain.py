@@ -71,7 +71,7 @@ def baseline(services: Services, targets: list[BenchTarget], poll: float) -> tup
         client = SkyPortalClient(services.skyportal_url, SKYPORTAL_TOKEN, Transport(retries=0, timeout=(5.0, 30.0)))
         started = time.perf_counter()
         for target, request in zip(targets, requests):
-            status = "submitted"  # what the gateway's add_request(remote_id=...) starts from
+            status = "submitted"  # what the gateway's requests.add(remote_id=...) starts from
             for _ in range(100):
                 outcome = perform(facility, "get", request, transport)
                 polls += 1

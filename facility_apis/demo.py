@@ -72,7 +72,7 @@ def run_demo(
             schedule=Schedule(default_poll=poll_interval, backoff_base=1.0),
         )
         gateway = Gateway(config)
-        token = gateway.store.add_client("demo")
+        token = gateway.store.clients.add("demo")
         try:
             with AppThread(gateway.app()) as http:
                 gateway.worker.callback_url = lambda request_id: http.url + callback_path(gateway.box, request_id)

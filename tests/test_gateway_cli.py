@@ -46,7 +46,7 @@ def test_client_add_prints_a_token_that_authenticates(tmp_path, capsys, key_env)
 
     store = open_store(GatewayConfig.load(data_dir=tmp_path))
     try:
-        assert store.authenticate(token) is not None
+        assert store.clients.authenticate(token) is not None
     finally:
         store.close()
     assert main(["client", "add", "skyportal-prod", "--data-dir", str(tmp_path)]) == 1

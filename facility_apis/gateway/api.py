@@ -48,7 +48,7 @@ class IndexHandler(BaseHandler):
     COLUMNS = ("id", "facility", "obj_id", "state", "status")
 
     async def get(self) -> None:
-        rows = await self.blocking(self.gateway.store.list_requests, self.client_id)
+        rows = await self.blocking(self.gateway.store.requests.newest, self.client_id)
         head = "".join(f"<th>{name}</th>" for name in self.COLUMNS)
         body = "".join("<tr>" + "".join(f"<td>{xhtml_escape(str(row[name]))}</td>" for name in self.COLUMNS) + "</tr>" for row in rows)
         self.set_header("Content-Type", "text/html; charset=UTF-8")

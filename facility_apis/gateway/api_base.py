@@ -129,7 +129,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if len(self.request.body or b"") > MAX_BODY_BYTES:
             raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         if self.auth_required:
-            self.client_id = await self.blocking(self.gateway.store.authenticate, self._token())
+            self.client_id = await self.blocking(self.gateway.store.clients.authenticate, self._token())
             if self.client_id is None:
                 raise self._unauthorized("the API token is not valid")
 

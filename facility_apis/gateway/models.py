@@ -138,3 +138,13 @@ class OutboxRow(Base):
     lease_expires: Mapped[float | None]
 
     __table_args__ = (Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),)
+
+
+#: The Core tables of the rows above, for the store's hot paths (no ORM unit of work).
+ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX = (
+    AllocationRow.__table__,
+    RequestRow.__table__,
+    HistoryRow.__table__,
+    TransactionRow.__table__,
+    OutboxRow.__table__,
+)
