@@ -24,8 +24,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 ATLAS_TOKEN = "atlas-bench-token-0123456789"
 ATLAS_USER = "bench"
@@ -159,10 +160,10 @@ class Services:
     def counters(self) -> dict[str, int]:
         return self.atlas.call("counters")
 
-    def add_requests(self, targets: list["BenchTarget"]) -> None:
+    def add_requests(self, targets: list[BenchTarget]) -> None:
         self.skyportal.call("add_requests", [(t.followup_id, t.obj_id, t.ra, t.dec) for t in targets])
 
-    def received(self, targets: list["BenchTarget"]) -> tuple[dict[int, list[str]], dict[str, int]]:
+    def received(self, targets: list[BenchTarget]) -> tuple[dict[int, list[str]], dict[str, int]]:
         return self.skyportal.call("received", ([t.followup_id for t in targets], [t.obj_id for t in targets]))
 
     def close(self) -> None:
@@ -195,7 +196,7 @@ def make_targets(services: Services, count: int, *, first_id: int, prefix: str) 
     coordinates = [((10.0 + 0.01 * i) % 360.0, -30.0 + (i % 600) * 0.1) for i in range(count)]
     urls = services.create_tasks(coordinates)
     targets = [
-        BenchTarget(first_id + i, f"{prefix}{i:06d}", ra, dec, url) for i, ((ra, dec), url) in enumerate(zip(coordinates, urls))
+        BenchTarget(first_id + i, f"{prefix}{i:06d}", ra, dec, url) for i, ((ra, dec), url) in enumerate(zip(coordinates, urls, strict=True))
     ]
     services.add_requests(targets)
     return targets

@@ -10,8 +10,8 @@ the first submission, so the retry shows too).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 

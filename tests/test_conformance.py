@@ -83,7 +83,7 @@ class TestConformance:
                 facility.validate_altdata(broken)
             assert f"$.{key}" in [e.path for e in caught.value.errors]
         with pytest.raises(AltdataError) as caught:
-            facility.validate_altdata({**altdata, **{k: 12345 for k in sentinels}})
+            facility.validate_altdata({**altdata, **dict.fromkeys(sentinels, 12345)})
         assert {f"$.{k}" for k in sentinels} <= {e.path for e in caught.value.errors}
         with pytest.raises(AltdataError):
             facility.validate_altdata("not an object")

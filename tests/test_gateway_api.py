@@ -11,6 +11,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
@@ -104,7 +105,7 @@ def serve(store):
 class Client:
     """An API caller: ``client.put(path, json=...)`` with its token; records every answer."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []  # every answer of every client
 
     def __init__(self, url: str, token: str | None, scheme: str = "token"):
         self.url, self.token, self.scheme = url, token, scheme
@@ -550,7 +551,7 @@ def test_no_secret_in_any_answer_log_or_file(api, store, tmp_path, caplog):
     assert SECRET not in server_log and a.token not in server_log and "/api/callbacks/1/***" in server_log
     assert callback_path(store.box, request_id).rsplit("/", 1)[1] not in server_log
     store.close()
-    files = [path for path in Path(tmp_path).glob("g.db*")]
+    files = list(Path(tmp_path).glob("g.db*"))
     assert any(path.name == "g.db" for path in files)
     for path in files:
         assert SECRET.encode() not in path.read_bytes(), path.name

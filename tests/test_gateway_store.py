@@ -202,7 +202,8 @@ def test_an_unchanged_status_is_not_queued_again(gateway_store):
     _allocation(gateway_store)
     request_id = _request(gateway_store, remote_id="https://x/queue/4/")
     for _ in range(3):
-        gateway_store.jobs.record(_claim_one(gateway_store), Outcome(State.QUEUED, "3 tasks ahead", remote_id="https://x/queue/4/", poll_after=0), can_poll=True)
+        queued = Outcome(State.QUEUED, "3 tasks ahead", remote_id="https://x/queue/4/", poll_after=0)
+        gateway_store.jobs.record(_claim_one(gateway_store), queued, can_poll=True)
     assert [h["status"] for h in gateway_store.requests.view(request_id)["history"]] == ["submitted", "queued: 3 tasks ahead"]
     assert len(_outbox(gateway_store, request_id)) == 1
 

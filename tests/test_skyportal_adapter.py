@@ -3,6 +3,7 @@
 import asyncio
 import json
 import time
+from typing import Any, ClassVar
 
 import pytest
 from jsonschema import Draft7Validator
@@ -151,7 +152,8 @@ def test_delete_cancels_the_task_and_keeps_the_row():
 def test_delete_that_fails_raises_and_keeps_the_status(atlas):
     request, session = submitted()
     run(ATLASAPI.submit(request, session))
-    atlas.faults.add("status", path_prefix="/forcedphot/queue/1/", method="DELETE", status=403, body='{"detail": "You do not have permission to perform this action."}')
+    refusal = '{"detail": "You do not have permission to perform this action."}'
+    atlas.faults.add("status", path_prefix="/forcedphot/queue/1/", method="DELETE", status=403, body=refusal)
     with pytest.raises(FacilityError, match="could not delete: ATLAS refused to delete the task"):
         run(ATLASAPI.delete(request, session))
     assert request.status == "submitted: ATLAS task 1"
@@ -337,7 +339,7 @@ def test_bind_subclasses_skyportals_own_bases():
             raise NotImplementedError
 
     class Listener:
-        schema = {}
+        schema: ClassVar[dict[str, Any]] = {}
 
     configure()
     bound = bind(FollowUpAPI, Listener)

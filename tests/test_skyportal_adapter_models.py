@@ -130,10 +130,9 @@ def skyportal_package(tmp_path, monkeypatch):
 
 def test_default_models_seam_with_sqlalchemy(skyportal_package):
     import sqlalchemy as sa
-    from sqlalchemy.orm import Session
-
     from skyportal import models
     from skyportal.handlers.api import photometry
+    from sqlalchemy.orm import Session
 
     engine = sa.create_engine("sqlite://")
     models.Base.metadata.create_all(engine)

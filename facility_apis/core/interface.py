@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from .errors import AltdataError, NotImplementedOperation, PayloadError
-from .outcome import Outcome, State
+from .outcome import Outcome
 from .schemas import apply_defaults, available_schemas, load_document, load_schema, secret_fields, validate
 from .transport import Transport
 

@@ -18,8 +18,9 @@ Store and SkyPortal calls run on ``executor``, never on the IOLoop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import Executor
-from typing import Any, Mapping
+from typing import Any
 
 import tornado.web
 from tornado.escape import xhtml_escape

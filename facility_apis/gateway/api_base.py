@@ -7,9 +7,10 @@ import functools
 import json
 import threading
 import traceback
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import tornado.web
 from tornado.httputil import responses

@@ -13,9 +13,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..core.errors import FacilityError, FacilityUnavailable, Throttled
 from ..core.redact import get_logger
@@ -151,7 +152,7 @@ class Deliverer:
         deliveries = self.store.outbox.claim(self.name, self.settings.batch, self.settings.lease)
         # The batch is marked in one statement once sent. Should the process die before that,
         # the batch is sent again: delivery is at least once (photometry by idempotent PUT).
-        self.store.outbox.delivered([delivery for delivery, sent in zip(deliveries, self._pool.map(self.send, deliveries)) if sent])
+        self.store.outbox.delivered([delivery for delivery, sent in zip(deliveries, self._pool.map(self.send, deliveries), strict=True) if sent])
         return len(deliveries)
 
     def run(self) -> None:

@@ -13,9 +13,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..core.interface import Facility
 from ..core.operations import perform
@@ -36,7 +37,7 @@ class WorkerSettings:
     call; with nothing due, the database is asked again after at most ``idle`` seconds."""
 
     concurrency: int = 32
-    default_limit: FacilityLimit = FacilityLimit()
+    default_limit: FacilityLimit = field(default_factory=FacilityLimit)
     limits: Mapping[str, FacilityLimit] = field(default_factory=dict)
     lease: float = 300.0
     idle: float = 1.0

@@ -21,12 +21,12 @@ from .settings import Settings, configure, current_settings, load_settings, rese
 
 __all__ = [
     "ATLASAPI",
-    "FacilityMessageListener",
-    "GatewayClient",
-    "GatewayError",
     "LISTENER_CLASSES",
     "SKYPORTAL_CLASSES",
     "SKYPORTAL_METHODS",
+    "FacilityMessageListener",
+    "GatewayClient",
+    "GatewayError",
     "Settings",
     "SkyPortalFacility",
     "SkyPortalModels",

@@ -10,8 +10,9 @@ deletes the result files of a finished one, so results are fetched before any de
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests

@@ -13,7 +13,6 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 from ..models import OUTBOX, REQUESTS
 from .database import Database
 
-
 #: The request's columns that address a delivery: SkyPortal's request id, the source, the allocation.
 _ADDRESS = ("followup_request_id", "obj_id", "allocation_id")
 
