@@ -60,7 +60,7 @@ def baseline(services: Services, targets: list[BenchTarget], poll: float) -> tup
     from facility_apis.core.operations import perform
     from facility_apis.core.outcome import State
     from facility_apis.core.registry import default_registry
-    from facility_apis.core.skyportal_client import SkyPortalClient
+    from facility_apis.skyportal.client import SkyPortalClient
     from facility_apis.core.transport import Transport
 
     facility = default_registry().get("atlas")({"base_url": services.atlas_url, "poll_interval": poll})

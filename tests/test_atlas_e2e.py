@@ -2,10 +2,10 @@
 
 import math
 
-from facility_apis.core.follow import follow
+from facility_apis.skyportal.follow import follow
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.outcome import State
-from facility_apis.core.skyportal_client import SkyPortalClient
+from facility_apis.skyportal.client import SkyPortalClient
 from facility_apis.core.transport import Transport
 from facility_apis.demo import run_demo
 from facility_apis.facilities.atlas import ATLASFacility

@@ -21,7 +21,7 @@ import tornado.netutil
 
 from facility_apis.core.interface import Target
 from facility_apis.core.registry import Registry
-from facility_apis.core.skyportal_client import SkyPortalClient
+from facility_apis.skyportal.client import SkyPortalClient
 from facility_apis.core.transport import Transport
 from facility_apis.gateway.api import MAX_BODY_BYTES, callback_path, make_app
 from facility_apis.gateway.crypto import SecretBox, generate_key

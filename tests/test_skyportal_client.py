@@ -5,7 +5,7 @@ import responses
 from responses import matchers
 
 from facility_apis.core.errors import FacilityError, Throttled
-from facility_apis.core.skyportal_client import SkyPortalClient, SkyPortalError
+from facility_apis.skyportal.client import SkyPortalClient, SkyPortalError
 
 BASE = "https://skyportal.example.org"
 TOKEN = "0b9a-sp-token"

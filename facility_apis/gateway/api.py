@@ -26,7 +26,7 @@ import tornado.web
 from tornado.escape import xhtml_escape
 
 from ..core.registry import Registry, default_registry
-from ..core.skyportal_client import SkyPortalClient
+from ..skyportal.client import SkyPortalClient
 from .api_allocations import AllocationHandler, AllocationValidateHandler
 from .api_base import MAX_BODY_BYTES, ApiError, BaseHandler, Gateway, NotFoundHandler, log_request
 from .api_requests import CallbackHandler, FollowupRequestHandler, FollowupRequestsHandler, callback_path

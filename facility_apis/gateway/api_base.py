@@ -22,7 +22,7 @@ from ..core.interface import Facility
 from ..core.redact import get_logger, redact_everywhere
 from ..core.registry import Registry
 from ..core.schemas import field_errors, load_schema
-from ..core.skyportal_client import SkyPortalClient
+from ..skyportal.client import SkyPortalClient
 from .crypto import SecretBox
 from .store import Conflict, NotFound, Store
 

@@ -8,7 +8,7 @@ from typing import Any
 from ..core.errors import FacilityError, FieldError, PayloadError
 from ..core.interface import Target
 from ..core.redact import redact_everywhere
-from ..core.skyportal_client import SkyPortalError
+from ..skyportal.client import SkyPortalError
 from .api_base import ApiError, BaseHandler, parse_id, schema_errors, under
 
 #: SkyPortal statuses meaning "no such source" rather than "SkyPortal is failing".

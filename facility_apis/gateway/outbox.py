@@ -20,7 +20,7 @@ from typing import Any
 
 from ..core.errors import FacilityError, FacilityUnavailable, Throttled
 from ..core.redact import get_logger
-from ..core.skyportal_client import SkyPortalClient, SkyPortalError
+from ..skyportal.client import SkyPortalClient, SkyPortalError
 from ..core.transport import Transport
 from .store import Delivery, Store
 

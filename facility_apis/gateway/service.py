@@ -7,7 +7,7 @@ from typing import Any
 
 from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
-from ..core.skyportal_client import SkyPortalClient
+from ..skyportal.client import SkyPortalClient
 from ..core.transport import Transport
 from .config import GatewayConfig
 from .crypto import SecretBox

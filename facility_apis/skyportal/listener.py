@@ -9,13 +9,13 @@ gateway sends one shape whichever listener an instrument names.
 
 from __future__ import annotations
 
+import copy
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from ..core.errors import FacilityError, PayloadError
-from ..core.listener import FacilityMessageListener as _CoreListener
 from ..core.redact import Redactor
-from ..core.schemas import validate
+from ..core.schemas import load_schema, validate
 from .models import get_models
 
 
@@ -36,9 +36,41 @@ def inbound_record(handler: Any, message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class FacilityMessageListener(_CoreListener):
+class Listener:
+    """SkyPortal's listener contract: the message ``schema`` (draft-07, without the request id),
+    ``complete_schema()`` as SkyPortal enforces it, and the ACL a caller needs.
+
+    Subclasses set ``schema``; those SkyPortal calls also implement ``process_message``.
+    """
+
+    schema: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def complete_schema(cls) -> dict[str, Any]:
+        """The message schema as SkyPortal enforces it: ``followup_request_id`` (integer) added and
+        required, no other keys allowed."""
+        schema = copy.deepcopy(cls.schema)
+        schema["type"] = "object"
+        properties = schema.setdefault("properties", {})
+        properties.setdefault("followup_request_id", {"type": "integer"})
+        required = schema.setdefault("required", [])
+        if "followup_request_id" not in required:
+            required.append("followup_request_id")
+        schema["title"] = cls.__name__
+        schema["additionalProperties"] = False
+        return schema
+
+    @classmethod
+    def get_acl_id(cls) -> str:
+        """The ACL a token needs to post through this listener, e.g. ``Post from SEDMListener``."""
+        return f"Post from {cls.__name__}"
+
+
+class FacilityMessageListener(Listener):
     """Status messages for follow-up requests handed to the gateway (ACL
     ``Post from FacilityMessageListener``)."""
+
+    schema: ClassVar[dict[str, Any]] = load_schema("facility_message")
 
     @classmethod
     async def process_message(cls, handler: Any, session: Any) -> None:

@@ -20,7 +20,7 @@ import jsonschema
 import tornado.web
 from tornado.httputil import responses
 
-from ..core.listener import FacilityMessageListener, Listener
+from ..skyportal.listener import FacilityMessageListener, Listener
 from .server import LoopbackHandler, LoopbackServer
 
 VERSION = "1.4.0"

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 import pytest
 import requests
 
-from facility_apis.core.listener import Listener
+from facility_apis.skyportal.listener import Listener
 from facility_apis.testing import SkyPortalStub
 
 AUTH = {"Authorization": "token skyportal-token"}

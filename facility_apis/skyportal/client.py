@@ -10,10 +10,10 @@ from typing import Any
 
 import requests
 
-from .errors import FacilityError, RemoteError
+from ..core.errors import FacilityError, RemoteError
 from .listener import FacilityMessageListener
-from .schemas import field_errors
-from .transport import Transport
+from ..core.schemas import field_errors
+from ..core.transport import Transport
 
 
 class SkyPortalError(RemoteError):

@@ -11,12 +11,12 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from .errors import FacilityError
-from .interface import Facility, FollowupRequest
-from .operations import perform
-from .outcome import Outcome, State
-from .skyportal_client import SkyPortalClient
-from .transport import Transport
+from ..core.errors import FacilityError
+from ..core.interface import Facility, FollowupRequest
+from ..core.operations import perform
+from ..core.outcome import Outcome, State
+from .client import SkyPortalClient
+from ..core.transport import Transport
 
 Reporter = Callable[[Outcome], None]
 
