@@ -60,8 +60,8 @@ def baseline(services: Services, targets: list[BenchTarget], poll: float) -> tup
     from facility_apis.core.operations import perform
     from facility_apis.core.outcome import State
     from facility_apis.core.registry import default_registry
-    from facility_apis.skyportal.client import SkyPortalClient
     from facility_apis.core.transport import Transport
+    from facility_apis.skyportal.client import SkyPortalClient
 
     facility = default_registry().get("atlas")({"base_url": services.atlas_url, "poll_interval": poll})
     allocation = Allocation(ALLOCATION_ID, {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=GROUP_IDS)

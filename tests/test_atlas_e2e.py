@@ -2,14 +2,14 @@
 
 import math
 
-from facility_apis.skyportal.follow import follow
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.outcome import State
-from facility_apis.skyportal.client import SkyPortalClient
 from facility_apis.core.transport import Transport
 from facility_apis.demo import run_demo
 from facility_apis.facilities.atlas import ATLASFacility
 from facility_apis.facilities.atlas.results import parse_results
+from facility_apis.skyportal.client import SkyPortalClient
+from facility_apis.skyportal.follow import follow
 from facility_apis.testing import ATLASEmulator, SkyPortalStub
 
 ATLAS_TOKEN = "e2e-atlas-token-31337"

@@ -21,11 +21,11 @@ import tornado.netutil
 
 from facility_apis.core.interface import Target
 from facility_apis.core.registry import Registry
-from facility_apis.skyportal.client import SkyPortalClient
 from facility_apis.core.transport import Transport
 from facility_apis.gateway.api import MAX_BODY_BYTES, callback_path, make_app
 from facility_apis.gateway.crypto import SecretBox, generate_key
 from facility_apis.gateway.store import Store
+from facility_apis.skyportal.client import SkyPortalClient
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "SECRET-TOKEN-123"

@@ -5,8 +5,8 @@ from typing import Any, ClassVar
 import pytest
 
 from facility_apis.core.errors import PayloadError
-from facility_apis.skyportal.listener import FacilityMessageListener, Listener
 from facility_apis.core.schemas import validate
+from facility_apis.skyportal.listener import FacilityMessageListener, Listener
 
 
 def check(message):

@@ -20,8 +20,8 @@ from typing import Any
 
 from ..core.errors import FacilityError, FacilityUnavailable, Throttled
 from ..core.redact import get_logger
-from ..skyportal.client import SkyPortalClient, SkyPortalError
 from ..core.transport import Transport
+from ..skyportal.client import SkyPortalClient, SkyPortalError
 from .store import Delivery, Store
 
 log = get_logger(__name__)

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
-from ..skyportal.client import SkyPortalClient
 from ..core.transport import Transport
+from ..skyportal.client import SkyPortalClient
 from .config import GatewayConfig
 from .crypto import SecretBox
 from .outbox import Deliverer

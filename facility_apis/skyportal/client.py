@@ -11,9 +11,9 @@ from typing import Any
 import requests
 
 from ..core.errors import FacilityError, RemoteError
-from .listener import FacilityMessageListener
 from ..core.schemas import field_errors
 from ..core.transport import Transport
+from .listener import FacilityMessageListener
 
 
 class SkyPortalError(RemoteError):

@@ -15,8 +15,8 @@ from ..core.errors import FacilityError
 from ..core.interface import Facility, FollowupRequest
 from ..core.operations import perform
 from ..core.outcome import Outcome, State
-from .client import SkyPortalClient
 from ..core.transport import Transport
+from .client import SkyPortalClient
 
 Reporter = Callable[[Outcome], None]
 
