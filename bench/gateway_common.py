@@ -24,8 +24,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 ATLAS_TOKEN = "atlas-bench-token-0123456789"
 ATLAS_USER = "bench"
@@ -166,10 +167,10 @@ class Services:
     def counters(self) -> dict[str, int]:
         return self.atlas.call("counters")
 
-    def add_requests(self, targets: list["BenchTarget"]) -> None:
+    def add_requests(self, targets: list[BenchTarget]) -> None:
         self.skyportal.call("add_requests", [(t.followup_id, t.obj_id, t.ra, t.dec) for t in targets])
 
-    def received(self, targets: list["BenchTarget"]) -> tuple[dict[int, list[str]], dict[str, int]]:
+    def received(self, targets: list[BenchTarget]) -> tuple[dict[int, list[str]], dict[str, int]]:
         return self.skyportal.call("received", ([t.followup_id for t in targets], [t.obj_id for t in targets]))
 
     def close(self) -> None:
@@ -202,7 +203,7 @@ def make_targets(services: Services, count: int, *, first_id: int, prefix: str) 
     coordinates = [((10.0 + 0.01 * i) % 360.0, -30.0 + (i % 600) * 0.1) for i in range(count)]
     urls = services.create_tasks(coordinates)
     targets = [
-        BenchTarget(first_id + i, f"{prefix}{i:06d}", ra, dec, url) for i, ((ra, dec), url) in enumerate(zip(coordinates, urls))
+        BenchTarget(first_id + i, f"{prefix}{i:06d}", ra, dec, url) for i, ((ra, dec), url) in enumerate(zip(coordinates, urls, strict=True))
     ]
     services.add_requests(targets)
     return targets
@@ -269,8 +270,8 @@ def make_store(url: str, options: dict[str, Any], poll: float):
     from facility_apis.gateway.store import Store
 
     store = Store(url, SecretBox(generate_key()), schedule=Schedule(default_poll=poll, backoff_base=poll, backoff_cap=10 * poll), **options)
-    owner = store.authenticate(store.add_client("bench"))
-    store.put_allocation(owner, ALLOCATION_ID, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=list(GROUP_IDS))
+    owner = store.clients.authenticate(store.clients.add("bench"))
+    store.allocations.put(owner, ALLOCATION_ID, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=list(GROUP_IDS))
     return store
 
 
@@ -280,7 +281,7 @@ def add_requests(store, targets: list[BenchTarget]) -> None:
 
     now = time.time()
     for t in targets:
-        store.add_request(ALLOCATION_ID, Target(t.obj_id, t.ra, t.dec), PAYLOAD, followup_request_id=t.followup_id, remote_id=t.task_url, now=now)
+        store.requests.add(ALLOCATION_ID, Target(t.obj_id, t.ra, t.dec), PAYLOAD, followup_request_id=t.followup_id, remote_id=t.task_url, now=now)
 
 
 def run_gateway(store, services: Services, *, concurrency: int, poll: float, timeout: float, idle: float = 0.2):

@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             sampler.start()
             settings = WorkerSettings(concurrency=args.concurrency, default_limit=FacilityLimit(concurrency=args.concurrency), idle=0.2, egress=services.egress)
             worker = Worker(store, facility_config={"atlas": {"base_url": services.atlas_url, "poll_interval": args.poll_interval}}, settings=settings)
-            deliverer = None if args.no_deliverer else Deliverer.for_skyportal(store, services.skyportal_url, SKYPORTAL_TOKEN, settings=DeliverySettings(idle=0.2))
+            deliverer = None
+            if not args.no_deliverer:
+                deliverer = Deliverer.for_skyportal(store, services.skyportal_url, SKYPORTAL_TOKEN, settings=DeliverySettings(idle=0.2))
             thread = threading.Thread(target=deliverer.run, name="bench-deliverer", daemon=True) if deliverer else None
             started = time.perf_counter()
             try:

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
     print("summary (figures of the same run; 'ratio of' names each ratio)" + (" [--quick]" if args.quick else ""))
     for row in (header, *rows):
-        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return status
 
 

@@ -10,8 +10,8 @@ the first submission, so the retry shows too).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 
@@ -73,7 +73,7 @@ def run_demo(
             schedule=Schedule(default_poll=poll_interval, backoff_base=1.0),
         )
         gateway = Gateway(config)
-        token = gateway.store.add_client("demo")
+        token = gateway.store.clients.add("demo")
         try:
             with AppThread(gateway.app()) as http:
                 gateway.worker.callback_url = lambda request_id: http.url + callback_path(gateway.box, request_id)

@@ -9,9 +9,10 @@ and the dry-run example builds its request without sending it. Only ``write_gene
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .core.interface import IMPLEMENTABLE, Allocation, FollowupRequest, Target
 from .core.timeutil import utcnow

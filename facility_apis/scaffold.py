@@ -78,8 +78,9 @@ def _plan(names: Names, root: Path) -> dict[Path, str]:
         conformance = f"TestConformance = conformance_suite({names.class_name})\n\n"
         code = root / names.package
         tests, docs = root / "tests", root / "docs"
+        init = f'"""{names.title}, a facility_apis follow-up facility."""\n\nfrom .facility import {names.class_name}\n\n__all__ = ["{names.class_name}"]\n'
         files = {
-            code / "__init__.py": f'"""{names.title}, a facility_apis follow-up facility."""\n\nfrom .facility import {names.class_name}\n\n__all__ = ["{names.class_name}"]\n',
+            code / "__init__.py": init,
             code / "facility.py": "facility.py.tmpl",
             root / "pyproject.toml": _pyproject(names),
         }
@@ -142,7 +143,7 @@ def next_steps(name: str, *, package: str | None = None) -> list[str]:
     if package:
         return [
             f"pip install -e <dir>  # registers '{name}' through the skyportal.facility_apis entry point",
-            f"pytest <dir>/tests    # your tests and the conformance suite",
+            "pytest <dir>/tests    # your tests and the conformance suite",
         ]
     return [
         f'add to BUILTINS in facility_apis/core/registry.py:   "{name}": "{names.module}:{names.class_name}",',

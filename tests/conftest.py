@@ -94,7 +94,8 @@ def follow_through():
     ATLAS emulator, then the outbox delivers everything; True when both finished in time."""
 
     def run(store: Store, atlas_url: str, skyportal_url: str, token: str) -> bool:
-        worker = Worker(store, facility_config={"atlas": {"base_url": atlas_url, "poll_interval": 0.05}}, settings=WorkerSettings(idle=0.05, egress=loopback_egress(atlas_url)))
+        settings = WorkerSettings(idle=0.05, egress=loopback_egress(atlas_url))
+        worker = Worker(store, facility_config={"atlas": {"base_url": atlas_url, "poll_interval": 0.05}}, settings=settings)
         deliverer = Deliverer.for_skyportal(store, skyportal_url, token, settings=DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05))
         try:
             return worker.run_until_idle(30) and deliverer.run_until_empty(30)

@@ -2,14 +2,14 @@
 
 import math
 
-from facility_apis.skyportal.follow import follow
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.outcome import State
-from facility_apis.skyportal.client import SkyPortalClient
 from facility_apis.core.transport import Transport
 from facility_apis.demo import run_demo
 from facility_apis.facilities.atlas import ATLASFacility
 from facility_apis.facilities.atlas.results import parse_results
+from facility_apis.skyportal.client import SkyPortalClient
+from facility_apis.skyportal.follow import follow
 from facility_apis.testing import ATLASEmulator, SkyPortalStub
 from facility_apis.testing.network import loopback_egress
 
@@ -71,7 +71,10 @@ def test_throttled_then_submitted_queued_running_completed_with_photometry():
 
 
 def test_photometry_delivery_is_idempotent_when_repeated():
-    with ATLASEmulator(tokens={ATLAS_TOKEN: "observer"}, rows=10) as atlas, SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal:
+    with (
+        ATLASEmulator(tokens={ATLAS_TOKEN: "observer"}, rows=10) as atlas,
+        SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal,
+    ):
         outcome, _, _ = run(atlas, skyportal)
         client = SkyPortalClient(skyportal.url, SP_TOKEN)
         body = outcome.photometry.to_skyportal(OBJ, 3, (5, 2))
@@ -82,9 +85,12 @@ def test_photometry_delivery_is_idempotent_when_repeated():
 
 
 def test_finished_with_error_is_terminal_no_data_without_busy_loop():
-    with ATLASEmulator(tokens={ATLAS_TOKEN: "observer"}, run_time=0.1) as atlas, SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal:
+    with (
+        ATLASEmulator(tokens={ATLAS_TOKEN: "observer"}, run_time=0.1) as atlas,
+        SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal,
+    ):
         atlas.fail_next(1, "No data returned")
-        outcome, reported, _ = run(atlas, skyportal)
+        outcome, _, _ = run(atlas, skyportal)
         polls = [r for r in atlas.requests if r.method == "GET"]
         assert skyportal.statuses(7)[-1] == "complete: no data: No data returned"
         assert skyportal.photometry(OBJ) == []
@@ -96,7 +102,8 @@ def test_real_result_files_parse_like_the_emulated_ones():
     with ATLASEmulator(rows=50, pa_deg=False) as atlas:
         import requests
 
-        task = requests.post(f"{atlas.base_url}/queue/", data={"ra": RA, "dec": DEC, "mjd_min": 60000, "mjd_max": 60100}, headers={"Authorization": "Token test-token"}, timeout=5).json()
+        query = {"ra": RA, "dec": DEC, "mjd_min": 60000, "mjd_max": 60100}
+        task = requests.post(f"{atlas.base_url}/queue/", data=query, headers={"Authorization": "Token test-token"}, timeout=5).json()
         detail = requests.get(task["url"], timeout=5).json()
         text = requests.get(detail["result_url"], timeout=5).text
     photometry = parse_results(text)
@@ -106,7 +113,7 @@ def test_real_result_files_parse_like_the_emulated_ones():
 
 def test_no_secret_reaches_skyportal_or_the_records():
     with ATLASEmulator(tokens={ATLAS_TOKEN: "observer"}, rows=5) as atlas, SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal:
-        outcome, reported, _ = run(atlas, skyportal)
+        _, reported, _ = run(atlas, skyportal)
         received = repr(skyportal.statuses(7)) + repr(skyportal.photometry(OBJ))
     assert ATLAS_TOKEN not in received
     for o in reported:

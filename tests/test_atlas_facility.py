@@ -8,7 +8,7 @@ nowhere in what the caller receives.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -396,7 +396,8 @@ LOOPBACK_URLS = ["http://127.0.0.1:8000/forcedphot", "http://localhost:8000/forc
 def test_plain_http_base_url_allowed_for_an_allowed_loopback_origin(run, rsps, base_url):
     egress = EgressPolicy((base_url,))
     rsps.post(f"{base_url}/queue/", status=201, json=task_json(url=f"{base_url}/queue/9/"))
-    outcome = run("submit", make_request(altdata={"api_token": TOKEN, "base_url": base_url}), facility=ATLASFacility(egress=egress), transport=Transport(backoff=0, egress=egress))
+    facility, transport = ATLASFacility(egress=egress), Transport(backoff=0, egress=egress)
+    outcome = run("submit", make_request(altdata={"api_token": TOKEN, "base_url": base_url}), facility=facility, transport=transport)
     assert outcome.state is State.SUBMITTED
     assert outcome.remote_id == f"{base_url}/queue/9/"
 
@@ -432,10 +433,10 @@ def test_bad_altdata_fails_before_any_call(run, rsps, altdata, path):
 
 def test_default_dates_are_computed_per_call(monkeypatch):
     facility = ATLASFacility()
-    monkeypatch.setattr(atlas_module, "utcnow", lambda: datetime(2026, 3, 15, 23, 59, tzinfo=timezone.utc))
+    monkeypatch.setattr(atlas_module, "utcnow", lambda: datetime(2026, 3, 15, 23, 59, tzinfo=UTC))
     first = facility.validate_payload({})
     first_schema = facility.request_schema()["properties"]
-    monkeypatch.setattr(atlas_module, "utcnow", lambda: datetime(2026, 7, 1, 0, 1, tzinfo=timezone.utc))
+    monkeypatch.setattr(atlas_module, "utcnow", lambda: datetime(2026, 7, 1, 0, 1, tzinfo=UTC))
     second = facility.validate_payload({})
     assert (first["start_date"], first["end_date"]) == ("2026-02-13", "2026-03-15")
     assert (first_schema["start_date"]["default"], first_schema["end_date"]["default"]) == ("2026-02-13", "2026-03-15")
@@ -445,7 +446,7 @@ def test_default_dates_are_computed_per_call(monkeypatch):
 
 
 def test_submit_without_dates_uses_the_last_30_days(run, rsps, monkeypatch):
-    monkeypatch.setattr(atlas_module, "utcnow", lambda: datetime(2026, 11, 21, 18, 30, tzinfo=timezone.utc))
+    monkeypatch.setattr(atlas_module, "utcnow", lambda: datetime(2026, 11, 21, 18, 30, tzinfo=UTC))
     form = dict(FORM, mjd_min=repr(to_mjd("2026-10-22")), mjd_max=repr(to_mjd("2026-11-22")))
     rsps.post(QUEUE, status=201, json=task_json(), match=[matchers.urlencoded_params_matcher(form)])
     assert run("submit", make_request({})).state is State.SUBMITTED
@@ -854,7 +855,11 @@ def test_recorded_transactions_mask_the_token(run, rsps):
 
 @pytest.mark.parametrize(
     ("url", "rule"),
-    [("http://atlas.example.org/forcedphot", "credentials may travel only over https"), ("ftp://127.0.0.1/x", "only http and https"), ("https://10.0.0.8/fp", "private or internal")],
+    [
+        ("http://atlas.example.org/forcedphot", "credentials may travel only over https"),
+        ("ftp://127.0.0.1/x", "only http and https"),
+        ("https://10.0.0.8/fp", "private or internal"),
+    ],
 )
 def test_configured_base_url_must_obey_the_egress_rule(url, rule):
     with pytest.raises(ConfigurationError, match=rule):

@@ -34,7 +34,7 @@ def points(photometry: Photometry) -> dict[float, dict]:
     return {
         mjd: {"mag": mag, "magerr": magerr, "limiting_mag": lim, "filter": band, "ra": ra, "dec": dec}
         for mjd, mag, magerr, lim, band, ra, dec in zip(
-            photometry.mjd, photometry.mag, photometry.magerr, photometry.limiting_mag, photometry.filter, photometry.ra, photometry.dec
+            photometry.mjd, photometry.mag, photometry.magerr, photometry.limiting_mag, photometry.filter, photometry.ra, photometry.dec, strict=True
         )
     }
 
@@ -60,7 +60,7 @@ def test_fixture_magnitudes_follow_the_documented_conversion():
     lines = text("result_pa_deg.txt").splitlines()
     names = lines[0].lstrip("#").split()
     for line in lines[1:]:
-        row = dict(zip(names, line.split()))
+        row = dict(zip(names, line.split(), strict=True))
         flux, m = float(row["uJy"]), float(row["m"])
         expected = (abs(flux) * units.uJy).to(units.ABmag).value
         assert abs(m) == pytest.approx(expected, abs=2e-3)
@@ -255,7 +255,7 @@ def test_several_missing_columns_are_all_named():
 def test_row_with_wrong_number_of_values_is_a_remote_error(change):
     lines = text("result_pa_deg.txt").splitlines()
     values = lines[3].split()
-    values = values[:-1] if change == "drop" else values + ["extra"]
+    values = values[:-1] if change == "drop" else [*values, "extra"]
     lines[3] = " ".join(values)
     expected = 19 if change == "drop" else 21
     with pytest.raises(RemoteError, match=rf"^ATLAS result row 3 has {expected} values; the header names 20$"):

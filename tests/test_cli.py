@@ -24,7 +24,8 @@ def test_list_plain_and_json(capsys):
     assert "atlas" in capsys.readouterr().out
     assert main(["list", "--json"]) == 0
     (row,) = [r for r in json.loads(capsys.readouterr().out) if r["name"] == "atlas"]
-    assert row == {"name": "atlas", "title": "ATLAS forced photometry", "kind": "forced_photometry", "implements": ["validate_altdata", "prepare", "submit", "get", "delete"]}
+    implements = ["validate_altdata", "prepare", "submit", "get", "delete"]
+    assert row == {"name": "atlas", "title": "ATLAS forced photometry", "kind": "forced_photometry", "implements": implements}
 
 
 @pytest.mark.parametrize(("flag", "key"), [([], "api_token"), (["--altdata"], "api_token"), (["--request"], "start_date"), (["--ui"], "ui:order")])
@@ -39,12 +40,14 @@ def test_schema_of_unknown_facility(capsys):
 
 
 def test_validate_valid(capsys, files):
-    assert main(["validate", "atlas", "--altdata", files("a.json", {"api_token": TOKEN}), "--payload", files("p.json", {"start_date": "2026-01-01", "end_date": "2026-01-02"})]) == 0
+    payload = files("p.json", {"start_date": "2026-01-01", "end_date": "2026-01-02"})
+    assert main(["validate", "atlas", "--altdata", files("a.json", {"api_token": TOKEN}), "--payload", payload]) == 0
     assert capsys.readouterr().out == "valid\n"
 
 
 def test_validate_invalid_prints_one_line_per_error_and_no_secret(capsys, files):
-    code = main(["validate", "atlas", "--altdata", files("a.json", {"api_token": 5, "base_url": "ftp://x"}), "--payload", files("p.json", {"start_date": "nope"})])
+    altdata = files("a.json", {"api_token": 5, "base_url": "ftp://x"})
+    code = main(["validate", "atlas", "--altdata", altdata, "--payload", files("p.json", {"start_date": "nope"})])
     assert code == 2
     # end_date is missing but has a default (today), so only start_date is at fault.
     lines = capsys.readouterr().out.splitlines()

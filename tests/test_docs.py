@@ -223,7 +223,7 @@ def _atlas_scenarios():
         "queued unknown": ("get", TASK, lambda m: m.get(TASK, json={"url": TASK})),
         "running": ("get", TASK, lambda m: m.get(TASK, json={"url": TASK, "starttimestamp": "2026-11-21T10:00:00Z"})),
         "complete": ("get", TASK, _finished),
-        "complete with notes": ("get", TASK, lambda m: _finished(m, "\n".join([HEADER, ROW.format(f="o"), ROW.format(f="o"), ROW.format(f="t"), ROW.format(f="t")]))),
+        "complete with notes": ("get", TASK, lambda m: _finished(m, "\n".join([HEADER, *(ROW.format(f=band) for band in "oott")]))),
         "error_msg": ("get", TASK, lambda m: m.get(TASK, json={"url": TASK, "finishtimestamp": "x", "error_msg": "No data returned"})),
         "no result": ("get", TASK, lambda m: m.get(TASK, json={"url": TASK, "finishtimestamp": "x"})),
         "empty result": ("get", TASK, lambda m: _finished(m, HEADER + "\n")),
@@ -239,10 +239,18 @@ def _atlas_scenarios():
         "not submitted": ("get", None, lambda m: None),
         "cancel queued": ("delete", TASK, lambda m: (m.get(TASK, json={"url": TASK, "queuepos": 2}), m.delete(TASK, status=204))),
         "delete finished": ("delete", TASK, lambda m: (_finished(m), m.delete(TASK, status=204))),
-        "delete failed task": ("delete", TASK, lambda m: (m.get(TASK, json={"url": TASK, "finishtimestamp": "x", "error_msg": "No data returned"}), m.delete(TASK, status=204))),
+        "delete failed task": (
+            "delete",
+            TASK,
+            lambda m: (m.get(TASK, json={"url": TASK, "finishtimestamp": "x", "error_msg": "No data returned"}), m.delete(TASK, status=204)),
+        ),
         "delete gone": ("delete", TASK, lambda m: m.get(TASK, status=404)),
         "delete unsubmitted": ("delete", None, lambda m: None),
-        "delete refused": ("delete", TASK, lambda m: (m.get(TASK, json={"url": TASK}), m.delete(TASK, status=403, json={"detail": "You do not have permission to perform this action."}))),
+        "delete refused": (
+            "delete",
+            TASK,
+            lambda m: (m.get(TASK, json={"url": TASK}), m.delete(TASK, status=403, json={"detail": "You do not have permission to perform this action."})),
+        ),
         "delete without results": ("delete", TASK, lambda m: _finished(m, "Not Found", status=404)),
     }
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
@@ -18,14 +19,14 @@ import sqlalchemy as sa
 import tornado.httpserver
 import tornado.netutil
 
+from facility_apis.core.egress import INTERNAL
 from facility_apis.core.interface import Target
 from facility_apis.core.registry import Registry
-from facility_apis.skyportal.client import SkyPortalClient
 from facility_apis.core.transport import Transport
 from facility_apis.gateway.api import MAX_BODY_BYTES, callback_path, make_app
 from facility_apis.gateway.crypto import SecretBox, generate_key
 from facility_apis.gateway.store import Store
-from facility_apis.core.egress import INTERNAL
+from facility_apis.skyportal.client import SkyPortalClient
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "SECRET-TOKEN-123"
@@ -105,7 +106,7 @@ def serve(store):
 class Client:
     """An API caller: ``client.put(path, json=...)`` with its token; records every answer."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []  # every answer of every client
 
     def __init__(self, url: str, token: str | None, scheme: str = "token"):
         self.url, self.token, self.scheme = url, token, scheme
@@ -128,7 +129,7 @@ class Client:
 def api(store, serve):
     """Clients A and B of one gateway (no SkyPortal), and the anonymous caller."""
     url = serve()
-    return Client(url, store.add_client("a")), Client(url, store.add_client("b")), Client(url, None)
+    return Client(url, store.clients.add("a")), Client(url, store.clients.add("b")), Client(url, None)
 
 
 def error(response, status):
@@ -202,19 +203,19 @@ def test_unexpected_failure_is_a_500_without_traceback(api, store, monkeypatch, 
 def test_store_calls_run_on_the_executor(api, store, monkeypatch):
     a, _, _ = api
     threads = []
-    for name in ("authenticate", "metrics"):
-        method = getattr(store, name)
-        monkeypatch.setattr(store, name, lambda *args, _method=method, **kwargs: threads.append(threading.current_thread().name) or _method(*args, **kwargs))
+    for owner, name in ((store.clients, "authenticate"), (store, "metrics")):
+        method = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *args, _method=method, **kwargs: threads.append(threading.current_thread().name) or _method(*args, **kwargs))
     ok(a.get("/api/health"))
     assert len(threads) == 2 and all(name.startswith("gateway-executor") for name in threads)
 
 
 def test_allocation_of_an_uninstalled_facility_is_a_500(store, serve):
-    a = Client(serve(registry=Registry({}, group=None)), store.add_client("a"))
-    store.put_allocation(store.authenticate(a.token), 1, "atlas", {"api_token": SECRET}, instrument_id=7)
+    a = Client(serve(registry=Registry({}, group=None)), store.clients.add("a"))
+    store.allocations.put(store.clients.authenticate(a.token), 1, "atlas", {"api_token": SECRET}, instrument_id=7)
     message, _ = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": PAYLOAD}), 500)
     assert message == "facility 'atlas' is not installed in this gateway"
-    assert store.list_requests() == []
+    assert store.requests.newest() == []
 
 
 # -- allocations -----------------------------------------------------------------------------
@@ -226,7 +227,7 @@ def test_put_allocation_stores_it_and_answers_the_summary_only(api, store):
     assert summary == {"id": 5, "facility": "atlas", "pi": "A. Observer", "proposal_id": None, "instrument_id": 7,
                        "instrument_name": None, "filters": ["atlasc", "atlaso"], "group_ids": [1]}
     assert ok(a.get("/api/allocations/5")) == summary
-    facility, allocation = store.allocation(5)
+    facility, allocation = store.allocations.get(5)
     assert facility == "atlas" and allocation.altdata == {"api_token": SECRET}
 
 
@@ -310,7 +311,7 @@ def test_direct_request_is_accepted_and_shown(api, store):
     assert (view["obj_id"], view["ra"], view["dec"], view["followup_request_id"], view["requester"]) == ("ZTF21aaaaaaa", 150.1, 2.2, 42, "observer")
     assert view["payload"]["snr_threshold"] == 3  # defaults filled in by the facility
     assert [h["state"] for h in view["history"]] == ["pending"]
-    assert ok(a.get("/api/followup_request")) == {"requests": store.list_requests()}
+    assert ok(a.get("/api/followup_request")) == {"requests": store.requests.newest()}
 
 
 def test_request_body_errors_are_listed_at_once_and_nothing_stored(api, store):
@@ -329,7 +330,7 @@ def test_request_body_errors_are_listed_at_once_and_nothing_stored(api, store):
     assert message.startswith("invalid follow-up request: allocation_id: must be of type integer; ")
     _, errors = error(a.post("/api/followup_request", json={"payload": PAYLOAD}), 400)
     assert errors == ["allocation_id: is required", "target: is required (or obj_id, to take the coordinates from SkyPortal)"]
-    assert store.list_requests() == []
+    assert store.requests.newest() == []
 
 
 def test_bad_payload_values_are_named(api, store):
@@ -347,7 +348,7 @@ def test_bad_payload_values_are_named(api, store):
     ]
     _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": {**PAYLOAD, "end_date": "2026-09-01"}}), 400)
     assert errors == ["payload.end_date: must not be before start_date"]
-    assert store.list_requests() == []
+    assert store.requests.newest() == []
 
 
 @pytest.mark.parametrize("ra, dec, expected", [(360, 0, "target.ra: must be less than 360"), (-0.5, 0, "target.ra: must be at least 0"),
@@ -357,7 +358,7 @@ def test_coordinates_out_of_range(api, store, ra, dec, expected):
     allocation_of(a)
     _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": {**TARGET, "ra": ra, "dec": dec}, "payload": PAYLOAD}), 400)
     assert errors == [expected]
-    assert store.list_requests() == []
+    assert store.requests.newest() == []
 
 
 def test_obj_id_must_match_target(api):
@@ -372,7 +373,7 @@ def test_generic_body_without_skyportal_needs_a_target(api, store):
     allocation_of(a)
     _, errors = error(a.post("/api/followup_request", json={"obj_id": "ZTF21aaaaaaa", "allocation_id": 1, "payload": PAYLOAD}), 400)
     assert errors == ["target: is required: this gateway has no SkyPortal to look obj_id up in"]
-    assert store.list_requests() == []
+    assert store.requests.newest() == []
 
 
 # -- clients do not see each other's allocations and requests --------------------------------
@@ -384,14 +385,14 @@ def test_cross_client_access_is_refused(api, store):
     request_id = request_on(a)["id"]
     message, _ = error(b.put("/api/allocations/1", json=ALLOCATION), 403)
     assert message == "allocation 1 belongs to another client"
-    assert store.allocation(1)[1].instrument_id == 7 and store.allocation_summary(1, store.authenticate(a.token))["pi"] == "A. Observer"
+    assert store.allocations.get(1)[1].instrument_id == 7 and store.allocations.summary(1, store.clients.authenticate(a.token))["pi"] == "A. Observer"
     assert error(b.get("/api/allocations/1"), 404)[0] == "no allocation 1"
     assert error(b.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": PAYLOAD}), 404)[0] == "no allocation 1"
     assert error(b.get(f"/api/followup_request/{request_id}"), 404)[0] == f"no follow-up request {request_id}"
     assert error(b.delete(f"/api/followup_request/{request_id}"), 404)[0] == f"no follow-up request {request_id}"
     assert ok(b.get("/api/followup_request")) == {"requests": []}
     assert ok(a.get(f"/api/followup_request/{request_id}"))["state"] == "pending"
-    assert len(store.list_requests()) == 1
+    assert len(store.requests.newest()) == 1
 
 
 @pytest.mark.parametrize("path", ["/api/allocations/0", "/api/allocations/abc", "/api/allocations/99999999999", "/api/followup_request/99999999999"])
@@ -407,7 +408,7 @@ def test_ids_that_cannot_exist_are_not_found(api, path):
 def generic(store, serve, skyportal_stub):
     """(client of a gateway that resolves sources in the SkyPortal stub, the stub)."""
     skyportal = SkyPortalClient(skyportal_stub.url, "skyportal-token", Transport(retries=0, timeout=(2, 5), egress=INTERNAL))
-    a = Client(serve(skyportal=skyportal), store.add_client("a"))
+    a = Client(serve(skyportal=skyportal), store.clients.add("a"))
     allocation_of(a)
     return a, skyportal_stub
 
@@ -417,7 +418,7 @@ def test_generic_body_takes_coordinates_from_skyportal(generic, store):
     stub.add_source("ZTF22abcdefg", 210.5, -12.25)
     created = ok(a.post("/api/followup_request", json={"obj_id": "ZTF22abcdefg", "allocation_id": 1, "payload": PAYLOAD}))
     assert created == {"id": created["id"], "state": "pending", "ignored": []}
-    view = store.request_view(created["id"])
+    view = store.requests.view(created["id"])
     assert (view["obj_id"], view["ra"], view["dec"], view["allocation_id"]) == ("ZTF22abcdefg", 210.5, -12.25, 1)
     assert [r.path for r in stub.requests] == ["/api/sources/ZTF22abcdefg"]
     # GENERIC's delete reads data.id from this answer and sends DELETE <endpoint>/<id>.
@@ -430,7 +431,7 @@ def test_generic_form_fields_the_facility_does_not_define_are_named_and_dropped(
     generic_form = {**PAYLOAD, "observation_choices": ["o"], "exposure_time": 300.0, "priority": 1}
     created = ok(a.post("/api/followup_request", json={"obj_id": "ZTF22abcdefg", "allocation_id": 1, "payload": generic_form}))
     assert created["ignored"] == ["exposure_time", "observation_choices", "priority"]
-    stored = store.request_view(created["id"])["payload"]
+    stored = store.requests.view(created["id"])["payload"]
     assert not {"observation_choices", "exposure_time", "priority"} & set(stored) and all(stored[k] == v for k, v in PAYLOAD.items())
     # A direct body names its facility's own form: an unknown field there is an error.
     _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": {"id": "x", "ra": 1.0, "dec": 1.0}, "payload": generic_form}), 400)
@@ -441,7 +442,7 @@ def test_generic_body_with_unknown_source_is_400(generic, store):
     a, _ = generic
     _, errors = error(a.post("/api/followup_request", json={"obj_id": "ZTF00nothing", "allocation_id": 1, "payload": PAYLOAD}), 400)
     assert errors == ["target: is required: SkyPortal does not know the source obj_id"]
-    assert store.list_requests() == []
+    assert store.requests.newest() == []
 
 
 def test_generic_body_with_skyportal_down_is_502(generic, store):
@@ -452,7 +453,7 @@ def test_generic_body_with_skyportal_down_is_502(generic, store):
     stub.down("drop")
     message, _ = error(a.post("/api/followup_request", json={"obj_id": "ZTF22abcdefg", "allocation_id": 1, "payload": PAYLOAD}), 502)
     assert "connection" in message or "connect" in message
-    assert store.list_requests() == []
+    assert store.requests.newest() == []
 
 
 def test_generic_body_with_bad_payload_does_not_ask_skyportal(generic):
@@ -471,7 +472,7 @@ def test_cancel_a_pending_request_then_again(api, store):
     allocation_of(a)
     request_id = request_on(a)["id"]
     assert ok(a.delete(f"/api/followup_request/{request_id}")) == {"id": request_id, "state": "deleted"}
-    assert store.request_view(request_id)["state"] == "deleted"
+    assert store.requests.view(request_id)["state"] == "deleted"
     message, _ = error(a.delete(f"/api/followup_request/{request_id}"), 409)
     assert message == f"follow-up request {request_id} is already 'deleted'"
 
@@ -479,28 +480,28 @@ def test_cancel_a_pending_request_then_again(api, store):
 def test_cancel_a_submitted_request_makes_a_delete_due(api, store):
     a, _, _ = api
     allocation_of(a)
-    owner = store.authenticate(a.token)
-    request_id = store.add_request(1, Target(**TARGET), PAYLOAD, owner_id=owner, remote_id="https://atlas.example/queue/1/", now=time.time() + 3600)
+    owner = store.clients.authenticate(a.token)
+    request_id = store.requests.add(1, Target(**TARGET), PAYLOAD, owner_id=owner, remote_id="https://atlas.example/queue/1/", now=time.time() + 3600)
     assert ok(a.delete(f"/api/followup_request/{request_id}")) == {"id": request_id, "state": "submitted"}
-    assert store.request_view(request_id)["next_operation"] == "delete"
+    assert store.requests.view(request_id)["next_operation"] == "delete"
 
 
 def test_signed_callback_makes_the_request_due_now(api, store):
     a, _, anonymous = api
     allocation_of(a)
-    owner = store.authenticate(a.token)
+    owner = store.clients.authenticate(a.token)
     later = time.time() + 3600
-    request_id = store.add_request(1, Target(**TARGET), PAYLOAD, owner_id=owner, remote_id="https://atlas.example/queue/1/", now=later)
+    request_id = store.requests.add(1, Target(**TARGET), PAYLOAD, owner_id=owner, remote_id="https://atlas.example/queue/1/", now=later)
     path = callback_path(store.box, request_id)
     assert path.startswith(f"/api/callbacks/{request_id}/")
     signature = path.rsplit("/", 1)[1]
     for wrong in [f"/api/callbacks/{request_id}/{'0' * 32}", f"/api/callbacks/{request_id + 1}/{signature}", f"/api/callbacks/x/{signature}",
                   f"/api/callbacks/{request_id}/{signature[:-1]}", f"/api/callbacks/{request_id}/%C3%A9"]:
         assert error(anonymous.post(wrong, json={"task_id": 1}), 404) == ("no such callback", [])
-    assert store.request_view(request_id)["next_poll_at"] == pytest.approx(later)
+    assert store.requests.view(request_id)["next_poll_at"] == pytest.approx(later)
     before = time.time()
     assert ok(anonymous.post(path, json={"task_id": 1, "task_url": "https://elsewhere.example/"})) == {"id": request_id, "poll_due": True}
-    view = store.request_view(request_id)
+    view = store.requests.view(request_id)
     assert before - 1 <= view["next_poll_at"] <= time.time()
     assert view["remote_id"] == "https://atlas.example/queue/1/"  # the body is not trusted
 
@@ -554,7 +555,7 @@ def test_no_secret_in_any_answer_log_or_file(api, store, tmp_path, caplog):
     assert SECRET not in server_log and a.token not in server_log and "/api/callbacks/1/***" in server_log
     assert callback_path(store.box, request_id).rsplit("/", 1)[1] not in server_log
     store.close()
-    files = [path for path in Path(tmp_path).glob("g.db*")]
+    files = list(Path(tmp_path).glob("g.db*"))
     assert any(path.name == "g.db" for path in files)
     for path in files:
         assert SECRET.encode() not in path.read_bytes(), path.name

@@ -46,7 +46,7 @@ def test_client_add_prints_a_token_that_authenticates(tmp_path, capsys, key_env)
 
     store = open_store(GatewayConfig.load(data_dir=tmp_path))
     try:
-        assert store.authenticate(token) is not None
+        assert store.clients.authenticate(token) is not None
     finally:
         store.close()
     assert main(["client", "add", "skyportal-prod", "--data-dir", str(tmp_path)]) == 1
@@ -78,7 +78,7 @@ def test_config_file_values_and_secrets_from_the_environment(tmp_path):
             }
         )
     )
-    with pytest.raises(ConfigurationError, match="skyportal.url is set but no token"):
+    with pytest.raises(ConfigurationError, match=r"skyportal\.url is set but no token"):
         GatewayConfig.load(path, environ={KEY_ENV: generate_key()})
     config = GatewayConfig.load(path, environ={KEY_ENV: generate_key(), "FACILITY_APIS_SKYPORTAL_TOKEN": "sp-token-991"})
     assert config.facility_config() == {"atlas": {"base_url": "https://atlas.example.org/forcedphot"}}
@@ -90,8 +90,9 @@ def test_config_file_values_and_secrets_from_the_environment(tmp_path):
 def test_serve_answers_health_with_a_client_token(tmp_path, key_env):
     env = dict(os.environ, **{KEY_ENV: key_env})
     data = ["--data-dir", str(tmp_path)]
-    token = subprocess.run([sys.executable, "-m", "facility_apis", "client", "add", "ops", *data], env=env, capture_output=True, text=True, check=True).stdout.strip()
-    process = subprocess.Popen([sys.executable, "-m", "facility_apis", "serve", *data, "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "facility_apis"]
+    token = subprocess.run([*command, "client", "add", "ops", *data], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    process = subprocess.Popen([*command, "serve", *data, "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
         assert line.startswith("gateway listening on http://127.0.0.1:"), process.stderr.read()

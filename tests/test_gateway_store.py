@@ -20,29 +20,29 @@ FAST_TEST = Schedule(default_poll=0.05, backoff_base=0.05, horizon=86400.0)
 
 
 def _allocation(store: Store, allocation_id: int = 7, owner: str = "alice") -> int:
-    owner_id = store.authenticate(store.add_client(owner))
-    store.put_allocation(owner_id, allocation_id, "atlas", {"api_token": SECRET}, instrument_id=1, group_ids=[3])
+    owner_id = store.clients.authenticate(store.clients.add(owner))
+    store.allocations.put(owner_id, allocation_id, "atlas", {"api_token": SECRET}, instrument_id=1, group_ids=[3])
     return owner_id
 
 
 def _request(store: Store, **kwargs) -> int:
-    return store.add_request(7, Target("ZTF26abc", 10.0, -5.0), {"use_reduced": False}, followup_request_id=11, **kwargs)
+    return store.requests.add(7, Target("ZTF26abc", 10.0, -5.0), {"use_reduced": False}, followup_request_id=11, **kwargs)
 
 
 def _claim_one(store: Store, owner: str = "w1"):
-    (job,) = store.claim(owner, 10, lease=30)
+    (job,) = store.jobs.claim(owner, 10, lease=30)
     return job
 
 
 def _outbox(store: Store, request_id: int) -> list[dict]:
-    return store.request_view(request_id)["deliveries"]
+    return store.requests.view(request_id)["deliveries"]
 
 
 # -- schema and credentials ----------------------------------------------------------------
 
 
 def test_a_database_of_another_schema_version_is_refused(gateway_store, database, secret_key):
-    with gateway_store.session() as session:
+    with gateway_store.database.session() as session:
         session.merge(Meta(key="schema_version", value="99"))
     url, options = database
     with pytest.raises(ConfigurationError, match=r"schema version 99.*needs 1.*docs/gateway.md"):
@@ -56,17 +56,17 @@ def test_an_empty_database_is_refused_when_creation_is_off(tmp_path, secret_key)
 
 def test_altdata_is_sealed_and_opens_only_with_its_key_and_row(gateway_store, database):
     owner = _allocation(gateway_store)
-    with gateway_store.session() as session:
+    with gateway_store.database.session() as session:
         sealed = session.get(AllocationRow, 7).sealed_altdata
     assert SECRET not in sealed and sealed.startswith("v1:")
-    facility, allocation = gateway_store.allocation(7)
+    facility, allocation = gateway_store.allocations.get(7)
     assert (facility, allocation.altdata, allocation.group_ids) == ("atlas", {"api_token": SECRET}, (3,))
     with pytest.raises(SealError, match="do not open"):
         SecretBox(generate_key()).open(sealed, "allocation:7")
     with pytest.raises(SealError, match="allocation:8"):  # copied onto another row, it does not open
         gateway_store.box.open(sealed, "allocation:8")
     with pytest.raises(NotFound):
-        gateway_store.allocation(7, owner_id=owner + 1000)
+        gateway_store.allocations.get(7, owner_id=owner + 1000)
 
 
 def test_raw_sqlite_bytes_hold_no_secret(tmp_path, secret_key):
@@ -80,21 +80,21 @@ def test_raw_sqlite_bytes_hold_no_secret(tmp_path, secret_key):
 
 def test_another_clients_allocation_id_is_refused(gateway_store):
     _allocation(gateway_store)
-    bob = gateway_store.authenticate(gateway_store.add_client("bob"))
+    bob = gateway_store.clients.authenticate(gateway_store.clients.add("bob"))
     with pytest.raises(NotFound, match="another client"):
-        gateway_store.put_allocation(bob, 7, "atlas", {"api_token": "bobs"})
-    assert gateway_store.allocation(7)[1].altdata == {"api_token": SECRET}
+        gateway_store.allocations.put(bob, 7, "atlas", {"api_token": "bobs"})
+    assert gateway_store.allocations.get(7)[1].altdata == {"api_token": SECRET}
 
 
 def test_client_tokens_are_kept_only_as_hashes(gateway_store):
-    token = gateway_store.add_client("carol")
-    with gateway_store.session() as session:
+    token = gateway_store.clients.add("carol")
+    with gateway_store.database.session() as session:
         stored = session.execute(sqlalchemy.text("SELECT token_hash FROM clients")).scalars().all()
     assert token not in stored and len(stored[0]) == 64
-    assert gateway_store.authenticate(token) is not None
-    assert gateway_store.authenticate(token + "x") is None and gateway_store.authenticate("") is None
+    assert gateway_store.clients.authenticate(token) is not None
+    assert gateway_store.clients.authenticate(token + "x") is None and gateway_store.clients.authenticate("") is None
     with pytest.raises(Conflict):
-        gateway_store.add_client("carol")
+        gateway_store.clients.add("carol")
 
 
 # -- claims and leases ---------------------------------------------------------------------
@@ -103,51 +103,51 @@ def test_client_tokens_are_kept_only_as_hashes(gateway_store):
 def test_a_claimed_job_is_not_claimed_again_until_its_lease_expires(gateway_store):
     _allocation(gateway_store)
     request_id = _request(gateway_store, now=1000.0)
-    (job,) = gateway_store.claim("w1", 10, lease=30, now=1000.0)
+    (job,) = gateway_store.jobs.claim("w1", 10, lease=30, now=1000.0)
     assert (job.request_id, job.operation, job.request.allocation.altdata) == (request_id, "submit", {"api_token": SECRET})
-    assert gateway_store.claim("w2", 10, lease=30, now=1010.0) == []
-    (again,) = gateway_store.claim("w2", 10, lease=30, now=1031.0)
+    assert gateway_store.jobs.claim("w2", 10, lease=30, now=1010.0) == []
+    (again,) = gateway_store.jobs.claim("w2", 10, lease=30, now=1031.0)
     assert again.lease_owner == "w2"
     # The first worker's late result is dropped: the request is the second worker's now.
-    assert gateway_store.record(job, Outcome(State.SUBMITTED, remote_id="t/1", poll_after=5), can_poll=True) is False
-    assert gateway_store.request_view(request_id)["state"] == "pending"
+    assert gateway_store.jobs.record(job, Outcome(State.SUBMITTED, remote_id="t/1", poll_after=5), can_poll=True) is False
+    assert gateway_store.requests.view(request_id)["state"] == "pending"
 
 
 def test_an_interrupted_submission_is_flagged_not_resent(gateway_store):
     _allocation(gateway_store)
     request_id = _request(gateway_store, now=1000.0)
-    job = gateway_store.claim("w1", 10, lease=30, now=1000.0)[0]
-    assert gateway_store.start(job, lease=30, now=1000.0)
-    assert gateway_store.claim("w2", 10, lease=30, now=1029.0) == []
-    (again,) = gateway_store.claim("w2", 10, lease=30, now=1031.0)  # w1 died after sending
+    job = gateway_store.jobs.claim("w1", 10, lease=30, now=1000.0)[0]
+    assert gateway_store.jobs.start(job, lease=30, now=1000.0)
+    assert gateway_store.jobs.claim("w2", 10, lease=30, now=1029.0) == []
+    (again,) = gateway_store.jobs.claim("w2", 10, lease=30, now=1031.0)  # w1 died after sending
     assert again.interrupted
-    assert gateway_store.abandon(again, "a worker stopped while submitting")
-    view = gateway_store.request_view(request_id)
+    assert gateway_store.jobs.abandon(again, "a worker stopped while submitting")
+    view = gateway_store.requests.view(request_id)
     assert (view["state"], view["status"], view["next_operation"]) == ("failed", "failed: a worker stopped while submitting", None)
 
 
 def test_a_lease_renewed_as_the_call_leaves_is_kept_and_a_lost_one_refuses(gateway_store):
     _allocation(gateway_store)
     _request(gateway_store, remote_id="t/1", now=1000.0)
-    job = gateway_store.claim("w1", 10, lease=30, now=1000.0)[0]
-    assert gateway_store.start(job, lease=30, now=1025.0)  # waited 25 s for a slot
-    assert gateway_store.claim("w2", 10, lease=30, now=1040.0) == []
-    (stolen,) = gateway_store.claim("w2", 10, lease=30, now=1056.0)
-    assert not gateway_store.start(job, lease=30, now=1056.0) and stolen.lease_owner == "w2"
+    job = gateway_store.jobs.claim("w1", 10, lease=30, now=1000.0)[0]
+    assert gateway_store.jobs.start(job, lease=30, now=1025.0)  # waited 25 s for a slot
+    assert gateway_store.jobs.claim("w2", 10, lease=30, now=1040.0) == []
+    (stolen,) = gateway_store.jobs.claim("w2", 10, lease=30, now=1056.0)
+    assert not gateway_store.jobs.start(job, lease=30, now=1056.0) and stolen.lease_owner == "w2"
 
 
 def test_one_allocation_that_does_not_open_does_not_stall_the_others(database, secret_key):
     url, options = database
     store = Store(url, SecretBox(secret_key), schedule=FAST_TEST, **options)
     owner = _allocation(store)
-    store.put_allocation(owner, 8, "atlas", {"api_token": "other-token-123"})
-    broken = store.add_request(7, Target("a", 1.0, 1.0), {}, now=1000.0)
-    fine = store.add_request(8, Target("b", 1.0, 1.0), {}, now=1001.0)
-    with store.session() as session:  # altered at rest
+    store.allocations.put(owner, 8, "atlas", {"api_token": "other-token-123"})
+    broken = store.requests.add(7, Target("a", 1.0, 1.0), {}, now=1000.0)
+    fine = store.requests.add(8, Target("b", 1.0, 1.0), {}, now=1001.0)
+    with store.database.session() as session:  # altered at rest
         row = session.get(AllocationRow, 7)
         row.sealed_altdata = row.sealed_altdata[:-4] + ("AAAA" if not row.sealed_altdata.endswith("AAAA") else "BBBB")
-    assert [job.request_id for job in store.claim("w", 10, 30, now=1002.0)] == [fine]
-    view = store.request_view(broken)
+    assert [job.request_id for job in store.jobs.claim("w", 10, 30, now=1002.0)] == [fine]
+    view = store.requests.view(broken)
     assert (view["state"], view["next_operation"]) == ("failed", None)
     assert view["status"] == "failed: stored credentials of allocation:7 do not open with this key (wrong key, or altered data)"
     store.close()
@@ -167,12 +167,12 @@ def test_the_sqlite_file_is_private_and_dead_messages_can_be_requeued(tmp_path, 
     assert (tmp_path / "private.db").stat().st_mode & 0o777 == 0o600
     _allocation(store)
     _request(store)
-    store.record(_claim_one(store), Outcome(State.SUBMITTED, remote_id="t/1", poll_after=60), can_poll=True)
-    (delivery,) = store.claim_deliveries("o", 10, 30)
-    store.retry_delivery(delivery, "Insufficient permissions.", at=0.0, dead=True)
-    assert store.claim_deliveries("o", 10, 30) == [] and store.metrics()["outbox_dead"] == 1
-    assert store.requeue_dead() == 1
-    assert [d.id for d in store.claim_deliveries("o", 10, 30)] == [delivery.id]
+    store.jobs.record(_claim_one(store), Outcome(State.SUBMITTED, remote_id="t/1", poll_after=60), can_poll=True)
+    (delivery,) = store.outbox.claim("o", 10, 30)
+    store.outbox.retry(delivery, "Insufficient permissions.", at=0.0, dead=True)
+    assert store.outbox.claim("o", 10, 30) == [] and store.metrics()["outbox_dead"] == 1
+    assert store.outbox.requeue_dead() == 1
+    assert [d.id for d in store.outbox.claim("o", 10, 30)] == [delivery.id]
     store.close()
 
 
@@ -180,8 +180,8 @@ def test_claim_takes_due_jobs_oldest_first_and_only_due_ones(gateway_store):
     _allocation(gateway_store)
     late = _request(gateway_store, now=2000.0)
     early = _request(gateway_store, now=1000.0)
-    assert [job.request_id for job in gateway_store.claim("w", 10, 3600, now=1500.0)] == [early]
-    assert [job.request_id for job in gateway_store.claim("w", 10, 30, now=2500.0)] == [late]
+    assert [job.request_id for job in gateway_store.jobs.claim("w", 10, 3600, now=1500.0)] == [early]
+    assert [job.request_id for job in gateway_store.jobs.claim("w", 10, 30, now=2500.0)] == [late]
 
 
 # -- recording outcomes --------------------------------------------------------------------
@@ -191,8 +191,8 @@ def test_an_outcome_writes_state_history_transactions_and_outbox_together(gatewa
     _allocation(gateway_store)
     request_id = _request(gateway_store)
     job = _claim_one(gateway_store)
-    assert gateway_store.record(job, Outcome(State.SUBMITTED, "ATLAS task 4", remote_id="https://x/queue/4/", poll_after=30), can_poll=True)
-    view = gateway_store.request_view(request_id)
+    assert gateway_store.jobs.record(job, Outcome(State.SUBMITTED, "ATLAS task 4", remote_id="https://x/queue/4/", poll_after=30), can_poll=True)
+    view = gateway_store.requests.view(request_id)
     assert (view["state"], view["status"], view["remote_id"], view["next_operation"]) == ("submitted", "submitted: ATLAS task 4", "https://x/queue/4/", "get")
     assert [h["status"] for h in view["history"]] == ["pending submission", "submitted: ATLAS task 4"]
     assert [(d["kind"], d["delivered_at"]) for d in view["deliveries"]] == [("status", None)]
@@ -202,8 +202,9 @@ def test_an_unchanged_status_is_not_queued_again(gateway_store):
     _allocation(gateway_store)
     request_id = _request(gateway_store, remote_id="https://x/queue/4/")
     for _ in range(3):
-        gateway_store.record(_claim_one(gateway_store), Outcome(State.QUEUED, "3 tasks ahead", remote_id="https://x/queue/4/", poll_after=0), can_poll=True)
-    assert [h["status"] for h in gateway_store.request_view(request_id)["history"]] == ["submitted", "queued: 3 tasks ahead"]
+        queued = Outcome(State.QUEUED, "3 tasks ahead", remote_id="https://x/queue/4/", poll_after=0)
+        gateway_store.jobs.record(_claim_one(gateway_store), queued, can_poll=True)
+    assert [h["status"] for h in gateway_store.requests.view(request_id)["history"]] == ["submitted", "queued: 3 tasks ahead"]
     assert len(_outbox(gateway_store, request_id)) == 1
 
 
@@ -212,44 +213,44 @@ def test_photometry_is_queued_before_the_status_that_announces_it(gateway_store)
     _request(gateway_store, remote_id="https://x/queue/4/")
     photometry = Photometry(mjd=[60000.5], mag=[18.1], magerr=[0.05], limiting_mag=[20.0], filter=["atlaso"])
     outcome = Outcome(State.COMPLETED, "1 point", remote_id="https://x/queue/4/", photometry=photometry)
-    gateway_store.record(_claim_one(gateway_store), outcome, can_poll=True)
-    deliveries = gateway_store.claim_deliveries("o", 10, 30)
+    gateway_store.jobs.record(_claim_one(gateway_store), outcome, can_poll=True)
+    deliveries = gateway_store.outbox.claim("o", 10, 30)
     assert [d.kind for d in deliveries] == ["photometry"]  # one at a time per request, in order
     assert deliveries[0].body["obj_id"] == "ZTF26abc" and deliveries[0].body["instrument_id"] == 1 and deliveries[0].body["group_ids"] == [3]
-    gateway_store.delivered(deliveries[:1])
-    (status,) = gateway_store.claim_deliveries("o", 10, 30)
+    gateway_store.outbox.delivered(deliveries[:1])
+    (status,) = gateway_store.outbox.claim("o", 10, 30)
     assert (status.kind, status.body, status.followup_request_id) == ("status", {"new_status": "complete: 1 point"}, 11)
 
 
 def test_a_failed_delivery_waits_and_blocks_later_messages_of_its_request(gateway_store):
     _allocation(gateway_store)
     _request(gateway_store)
-    gateway_store.record(_claim_one(gateway_store), Outcome(State.SUBMITTED, remote_id="t/1", poll_after=0), can_poll=True)
-    gateway_store.record(_claim_one(gateway_store), Outcome(State.RUNNING, remote_id="t/1", poll_after=0), can_poll=True)
-    (first,) = gateway_store.claim_deliveries("o", 10, 30, now=5e9)
-    gateway_store.retry_delivery(first, "SkyPortal down", at=6e9)
-    assert gateway_store.claim_deliveries("o", 10, 30, now=5.5e9) == []  # the second waits its turn
-    assert [d.id for d in gateway_store.claim_deliveries("o", 10, 30, now=6e9)] == [first.id]
+    gateway_store.jobs.record(_claim_one(gateway_store), Outcome(State.SUBMITTED, remote_id="t/1", poll_after=0), can_poll=True)
+    gateway_store.jobs.record(_claim_one(gateway_store), Outcome(State.RUNNING, remote_id="t/1", poll_after=0), can_poll=True)
+    (first,) = gateway_store.outbox.claim("o", 10, 30, now=5e9)
+    gateway_store.outbox.retry(first, "SkyPortal down", at=6e9)
+    assert gateway_store.outbox.claim("o", 10, 30, now=5.5e9) == []  # the second waits its turn
+    assert [d.id for d in gateway_store.outbox.claim("o", 10, 30, now=6e9)] == [first.id]
     assert gateway_store.metrics(now=6e9)["outbox_backlog"] == 2
 
 
 def test_cancel_before_submission_ends_at_once_and_after_is_a_conflict(gateway_store):
     _allocation(gateway_store)
     request_id = _request(gateway_store)
-    assert gateway_store.cancel(request_id, can_delete=True) == "deleted"
-    view = gateway_store.request_view(request_id)
+    assert gateway_store.requests.cancel(request_id, can_delete=True) == "deleted"
+    view = gateway_store.requests.view(request_id)
     assert (view["status"], view["next_operation"]) == ("deleted", None)
     with pytest.raises(Conflict, match="already 'deleted'"):
-        gateway_store.cancel(request_id, can_delete=True)
+        gateway_store.requests.cancel(request_id, can_delete=True)
 
 
 def test_cancel_of_a_held_request_wins_over_a_poll_in_flight(gateway_store):
     _allocation(gateway_store)
     request_id = _request(gateway_store, remote_id="t/1")
     job = _claim_one(gateway_store)
-    assert gateway_store.cancel(request_id, can_delete=True) == "submitted"
-    gateway_store.record(job, Outcome(State.RUNNING, remote_id="t/1", poll_after=60), can_poll=True, can_delete=True)
-    view = gateway_store.request_view(request_id)
+    assert gateway_store.requests.cancel(request_id, can_delete=True) == "submitted"
+    gateway_store.jobs.record(job, Outcome(State.RUNNING, remote_id="t/1", poll_after=60), can_poll=True, can_delete=True)
+    view = gateway_store.requests.view(request_id)
     assert view["next_operation"] == "delete" and view["next_poll_at"] <= view["history"][-1]["at"] + 1
 
 
@@ -266,35 +267,35 @@ def test_a_cancel_during_a_submission_is_carried_out_when_it_lands(gateway_store
     _allocation(gateway_store)
     request_id = _request(gateway_store)
     job = _claim_one(gateway_store)
-    assert gateway_store.cancel(request_id, can_delete=can_delete) == "pending"  # the submission is out
+    assert gateway_store.requests.cancel(request_id, can_delete=can_delete) == "pending"  # the submission is out
     with pytest.raises(Conflict):
-        gateway_store.cancel(request_id, can_delete=can_delete)
-    gateway_store.record(job, outcome, can_poll=True, can_delete=can_delete)
-    view = gateway_store.request_view(request_id)
+        gateway_store.requests.cancel(request_id, can_delete=can_delete)
+    gateway_store.jobs.record(job, outcome, can_poll=True, can_delete=can_delete)
+    view = gateway_store.requests.view(request_id)
     assert (view["next_operation"], view["status"]) == (operation, status)
 
 
 def test_requests_of_other_clients_are_not_found(gateway_store):
     alice = _allocation(gateway_store)
     request_id = _request(gateway_store)
-    bob = gateway_store.authenticate(gateway_store.add_client("bob"))
-    assert gateway_store.request_view(request_id, alice)["id"] == request_id
+    bob = gateway_store.clients.authenticate(gateway_store.clients.add("bob"))
+    assert gateway_store.requests.view(request_id, alice)["id"] == request_id
     with pytest.raises(NotFound):
-        gateway_store.request_view(request_id, bob)
+        gateway_store.requests.view(request_id, bob)
     with pytest.raises(NotFound):
-        gateway_store.cancel(request_id, bob, can_delete=True)
-    assert gateway_store.list_requests(bob) == [] and len(gateway_store.list_requests(alice)) == 1
+        gateway_store.requests.cancel(request_id, bob, can_delete=True)
+    assert gateway_store.requests.newest(bob) == [] and len(gateway_store.requests.newest(alice)) == 1
     with pytest.raises(NotFound):
-        gateway_store.add_request(7, Target("x", 1.0, 1.0), {}, owner_id=bob)
+        gateway_store.requests.add(7, Target("x", 1.0, 1.0), {}, owner_id=bob)
 
 
 def test_poke_makes_a_followed_request_due_now(gateway_store):
     _allocation(gateway_store)
     request_id = _request(gateway_store, remote_id="t/1")
-    gateway_store.record(_claim_one(gateway_store), Outcome(State.RUNNING, remote_id="t/1", poll_after=3600), can_poll=True)
-    assert gateway_store.claim("w", 10, 30) == []
-    assert gateway_store.poke(request_id)
-    assert [job.request_id for job in gateway_store.claim("w", 10, 30)] == [request_id]
+    gateway_store.jobs.record(_claim_one(gateway_store), Outcome(State.RUNNING, remote_id="t/1", poll_after=3600), can_poll=True)
+    assert gateway_store.jobs.claim("w", 10, 30) == []
+    assert gateway_store.requests.poke(request_id)
+    assert [job.request_id for job in gateway_store.jobs.claim("w", 10, 30)] == [request_id]
 
 
 def test_metrics_count_by_facility_and_state(gateway_store):

@@ -41,22 +41,23 @@ def skyportal():
 
 def seed(store: Store, skyportal: SkyPortalStub, count: int, *, first_id: int = 1) -> list[int]:
     """An ATLAS allocation and ``count`` requests known to SkyPortal; returns SkyPortal's ids."""
-    owner = store.authenticate(store.add_client(f"client{first_id}"))
-    store.put_allocation(owner, 1, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=1, group_ids=[1])
+    owner = store.clients.authenticate(store.clients.add(f"client{first_id}"))
+    store.allocations.put(owner, 1, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=1, group_ids=[1])
     ids = list(range(first_id, first_id + count))
     for followup_id in ids:
         skyportal.add_request(followup_id, obj_id=f"ZTF26w{followup_id}", instrument_id=1)
-        store.add_request(1, Target(f"ZTF26w{followup_id}", 10.0 + followup_id, -20.0), {}, followup_request_id=followup_id)
+        store.requests.add(1, Target(f"ZTF26w{followup_id}", 10.0 + followup_id, -20.0), {}, followup_request_id=followup_id)
     return ids
 
 
 def make_worker(store: Store, atlas: ATLASEmulator, **settings) -> Worker:
-    return Worker(store, facility_config={"atlas": {"base_url": atlas.base_url, "poll_interval": 0.05}}, settings=WorkerSettings(idle=0.05, egress=loopback_egress(atlas), **settings))
+    chosen = WorkerSettings(idle=0.05, egress=loopback_egress(atlas), **settings)
+    return Worker(store, facility_config={"atlas": {"base_url": atlas.base_url, "poll_interval": 0.05}}, settings=chosen)
 
 
 def history(store: Store, followup_id: int) -> list[str]:
-    (row,) = [r for r in store.list_requests() if store.request_view(r["id"])["followup_request_id"] == followup_id]
-    return [entry["status"] for entry in store.request_view(row["id"])["history"]][1:]  # SkyPortal set the first itself
+    (row,) = [r for r in store.requests.newest() if store.requests.view(r["id"])["followup_request_id"] == followup_id]
+    return [entry["status"] for entry in store.requests.view(row["id"])["history"]][1:]  # SkyPortal set the first itself
 
 
 def test_requests_are_followed_to_completion_and_every_status_delivered_once(gateway_store, follow_through, atlas, skyportal):
@@ -94,32 +95,32 @@ def test_skyportal_down_for_a_while_loses_and_duplicates_nothing(gateway_store, 
     for followup_id in ids:
         assert skyportal.statuses(followup_id) == history(gateway_store, followup_id)
         assert len(skyportal.photometry(f"ZTF26w{followup_id}")) == 8
-    view = gateway_store.request_view(gateway_store.list_requests()[0]["id"])
+    view = gateway_store.requests.view(gateway_store.requests.newest()[0]["id"])
     assert all(d["delivered_at"] and d["attempts"] > 1 for d in view["deliveries"][:1])
 
 
 def test_a_refused_message_is_kept_as_dead_with_skyportals_reason(gateway_store, follow_through, atlas, skyportal):
-    owner = gateway_store.authenticate(gateway_store.add_client("c"))
-    gateway_store.put_allocation(owner, 1, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=1)
+    owner = gateway_store.clients.authenticate(gateway_store.clients.add("c"))
+    gateway_store.allocations.put(owner, 1, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=1)
     skyportal.add_source("ZTF26gone", 1.0, 1.0)
-    request_id = gateway_store.add_request(1, Target("ZTF26gone", 1.0, 1.0), {}, followup_request_id=999)
+    request_id = gateway_store.requests.add(1, Target("ZTF26gone", 1.0, 1.0), {}, followup_request_id=999)
     assert follow_through(gateway_store, atlas.base_url, skyportal.url, SP_TOKEN)
-    deliveries = gateway_store.request_view(request_id)["deliveries"]
+    deliveries = gateway_store.requests.view(request_id)["deliveries"]
     assert all(d["dead"] for d in deliveries if d["kind"] == "status")
     assert "Cannot find FollowupRequest with ID: 999" in deliveries[0]["last_error"]
     assert gateway_store.metrics()["outbox_dead"] >= 4
 
 
 def test_a_generic_forwarded_request_finds_its_skyportal_id(gateway_store, follow_through, atlas, skyportal):
-    owner = gateway_store.authenticate(gateway_store.add_client("c"))
-    gateway_store.put_allocation(owner, 5, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=1)
+    owner = gateway_store.clients.authenticate(gateway_store.clients.add("c"))
+    gateway_store.allocations.put(owner, 5, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=1)
     for followup_id in (41, 42):  # two identical requests, forwarded in order
         skyportal.add_request(followup_id, obj_id="ZTF26fwd", instrument_id=1, allocation_id=5, payload={"use_reduced": False})
     skyportal.add_request(40, obj_id="ZTF26fwd", instrument_id=1, allocation_id=6, payload={"use_reduced": False})  # other allocation
-    first = gateway_store.add_request(5, Target("ZTF26fwd", 3.0, 4.0), {"use_reduced": False, "snr_threshold": 3.0})
-    second = gateway_store.add_request(5, Target("ZTF26fwd", 3.0, 4.0), {"use_reduced": False, "snr_threshold": 3.0})
+    first = gateway_store.requests.add(5, Target("ZTF26fwd", 3.0, 4.0), {"use_reduced": False, "snr_threshold": 3.0})
+    second = gateway_store.requests.add(5, Target("ZTF26fwd", 3.0, 4.0), {"use_reduced": False, "snr_threshold": 3.0})
     assert follow_through(gateway_store, atlas.base_url, skyportal.url, SP_TOKEN)
-    assert [gateway_store.request_view(r)["followup_request_id"] for r in (first, second)] == [41, 42]
+    assert [gateway_store.requests.view(r)["followup_request_id"] for r in (first, second)] == [41, 42]
     assert skyportal.statuses(40) == []
     assert skyportal.statuses(41)[-1].startswith("complete") and skyportal.statuses(42)[-1].startswith("complete")
 
@@ -169,7 +170,7 @@ def test_a_worker_process_killed_mid_poll_leaves_every_job_to_the_next(tmp_path,
             time.sleep(0.05)
         else:
             pytest.fail("the worker process never polled")
-        states = {r["state"] for r in store.list_requests()}
+        states = {r["state"] for r in store.requests.newest()}
         assert states == {"submitted"}  # every submission recorded; every job leased and mid-poll
     finally:
         process.send_signal(signal.SIGKILL)
@@ -217,7 +218,7 @@ def test_two_workers_on_postgresql_never_poll_one_job_at_once(postgres_schema, p
         thread.start()
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and stores[0].next_due() is not None:
+        while time.monotonic() < deadline and stores[0].jobs.next_due() is not None:
             time.sleep(0.1)
     finally:
         for worker in workers:

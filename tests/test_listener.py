@@ -1,10 +1,12 @@
 """The SkyPortal-compatible listener schema of facility messages."""
 
+from typing import Any, ClassVar
+
 import pytest
 
 from facility_apis.core.errors import PayloadError
-from facility_apis.skyportal.listener import FacilityMessageListener, Listener
 from facility_apis.core.schemas import validate
+from facility_apis.skyportal.listener import FacilityMessageListener, Listener
 
 
 def check(message):
@@ -43,7 +45,7 @@ def test_complete_schema_matches_skyportals_shape():
 
 def test_complete_schema_does_not_mutate_the_class_schema():
     class Custom(Listener):
-        schema = {"properties": {"new_status": {"type": "string"}}, "required": ["new_status"]}
+        schema: ClassVar[dict[str, Any]] = {"properties": {"new_status": {"type": "string"}}, "required": ["new_status"]}
 
     Custom.complete_schema()
     Custom.complete_schema()

@@ -36,6 +36,6 @@ def test_resubmittable_failures_carry_skyportals_resubmit_words():
 
 
 def test_terminal_and_active_partition():
-    assert TERMINAL == {State.COMPLETED, State.NO_DATA, State.REJECTED, State.CANCELED, State.DELETED}
+    assert TERMINAL == {State.COMPLETED, State.NO_DATA, State.REJECTED, State.CANCELED, State.DELETED}  # noqa: SIM300 - actual value first
     assert {s for s in State if s.active} == {State.SUBMITTED, State.QUEUED, State.RUNNING}
     assert not any(s.active for s in TERMINAL)

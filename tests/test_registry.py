@@ -63,7 +63,6 @@ def test_entry_points_are_added_and_duplicates_refused(monkeypatch):
 
 
 def test_entry_point_facility_is_loaded_lazily(monkeypatch):
-    group = "skyportal.facility_apis"
     monkeypatch.setattr(registry_module, "entry_points", lambda group: [EntryPoint("dummy", f"{__name__}:Dummy", group)])
     registry = Registry()
     assert "dummy" in registry

@@ -47,7 +47,7 @@ def test_an_outside_facility_runs_the_shipped_conformance_suite(outside_package)
 def test_the_entry_point_registers_it_and_the_package_tests_ignore_it(outside_package):
     """The facility appears through the entry-point group, and this package's own tests that
     once assumed ATLAS was the only facility still pass with it installed."""
-    package_dir, env = outside_package
+    _, env = outside_package
     listing = subprocess.run([sys.executable, "-m", "facility_apis", "list"], env=env, capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0 and "echo_scope" in listing.stdout
     classes = subprocess.run(

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import time
+from typing import Any, ClassVar
 
 import pytest
 from jsonschema import Draft7Validator
@@ -21,8 +22,8 @@ from facility_apis.skyportal import (
     reset,
 )
 from facility_apis.testing import ATLASEmulator
-from facility_apis.testing.skyportal_models import AsyncSession, make_request, use_fake_models
 from facility_apis.testing.network import loopback_egress
+from facility_apis.testing.skyportal_models import AsyncSession, make_request, use_fake_models
 
 TOKEN = "adapter-atlas-token-5f1e"
 PAYLOAD = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
@@ -152,7 +153,8 @@ def test_delete_cancels_the_task_and_keeps_the_row():
 def test_delete_that_fails_raises_and_keeps_the_status(atlas):
     request, session = submitted()
     run(ATLASAPI.submit(request, session))
-    atlas.faults.add("status", path_prefix="/forcedphot/queue/1/", method="DELETE", status=403, body='{"detail": "You do not have permission to perform this action."}')
+    refusal = '{"detail": "You do not have permission to perform this action."}'
+    atlas.faults.add("status", path_prefix="/forcedphot/queue/1/", method="DELETE", status=403, body=refusal)
     with pytest.raises(FacilityError, match=r"could not delete: ATLAS refused the credentials \(HTTP 403"):
         run(ATLASAPI.delete(request, session))
     assert request.status == "submitted: ATLAS task 1"
@@ -373,7 +375,7 @@ def test_bind_subclasses_skyportals_own_bases():
             raise NotImplementedError
 
     class Listener:
-        schema = {}
+        schema: ClassVar[dict[str, Any]] = {}
 
     configure()
     bound = bind(FollowUpAPI, Listener)

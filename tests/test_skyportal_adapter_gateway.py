@@ -84,7 +84,11 @@ def test_refused_altdata_is_a_resubmittable_failure_naming_the_errors(gateway):
     gateway.put(
         ALLOCATION_URL,
         status=400,
-        json={"status": "error", "message": f"invalid altdata (token {ATLAS_TOKEN} refused)", "data": {"errors": [{"path": "$.api_token", "message": "is not known to ATLAS"}, "check the account"]}},
+        json={
+            "status": "error",
+            "message": f"invalid altdata (token {ATLAS_TOKEN} refused)",
+            "data": {"errors": [{"path": "$.api_token", "message": "is not known to ATLAS"}, "check the account"]},
+        },
     )
     request, session = request_and_session()
     run(ATLASAPI.submit(request, session))
@@ -100,9 +104,15 @@ def test_refused_altdata_is_a_resubmittable_failure_naming_the_errors(gateway):
     ("setup", "status"),
     [
         (lambda m: m.post(REQUEST_URL, body=requests.ConnectionError()), "failed to submit: connection to gateway.test failed"),
-        (lambda m: m.post(REQUEST_URL, status=429, headers={"Retry-After": "30"}, json={}), "failed to submit: rate limit reached at gateway.test; retry in 30 s"),
+        (
+            lambda m: m.post(REQUEST_URL, status=429, headers={"Retry-After": "30"}, json={}),
+            "failed to submit: rate limit reached at gateway.test; retry in 30 s",
+        ),
         (lambda m: m.post(REQUEST_URL, status=500, body="<html>boom</html>"), "failed to submit: the gateway answered HTTP 500"),
-        (lambda m: m.post(REQUEST_URL, json={"status": "success", "data": {}}), "failed to submit: the gateway accepted the request but its answer names no id"),
+        (
+            lambda m: m.post(REQUEST_URL, json={"status": "success", "data": {}}),
+            "failed to submit: the gateway accepted the request but its answer names no id",
+        ),
     ],
 )
 def test_gateway_failures_are_resubmittable(gateway, setup, status):

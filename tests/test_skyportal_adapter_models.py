@@ -11,9 +11,9 @@ import pytest
 
 from facility_apis.skyportal import ATLASAPI, FacilityMessageListener, configure, reset
 from facility_apis.testing import ATLASEmulator
+from facility_apis.testing.network import loopback_egress
 from facility_apis.testing.skyportal_models import Handler
 from facility_apis.testing.skyportal_models import User as FakeUser
-from facility_apis.testing.network import loopback_egress
 
 TOKEN = "models-atlas-token-77aa"
 
@@ -131,10 +131,9 @@ def skyportal_package(tmp_path, monkeypatch):
 
 def test_default_models_seam_with_sqlalchemy(skyportal_package):
     import sqlalchemy as sa
-    from sqlalchemy.orm import Session
-
     from skyportal import models
     from skyportal.handlers.api import photometry
+    from sqlalchemy.orm import Session
 
     engine = sa.create_engine("sqlite://")
     models.Base.metadata.create_all(engine)

@@ -27,7 +27,7 @@ def deployment(tmp_path, secret_key, fast_schedule):
         SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as skyportal,
     ):
         store = Store(f"sqlite:///{tmp_path / 'gw.db'}", SecretBox(secret_key), schedule=fast_schedule)
-        token = store.add_client("skyportal")
+        token = store.clients.add("skyportal")
         with AppThread(make_app(store)) as http, use_fake_models():
             configure(gateway_url=http.url, gateway_token=token)
             try:

@@ -1,7 +1,7 @@
 """MJD conversion without astropy, checked against astropy as an oracle."""
 
 import random
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -16,12 +16,12 @@ def test_known_epochs():
 
 
 def test_parse_utc_normalises_zones_and_naive_values():
-    assert parse_utc("2026-01-01T01:00:00+01:00") == datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert parse_utc(datetime(2026, 1, 1)).tzinfo is timezone.utc
+    assert parse_utc("2026-01-01T01:00:00+01:00") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_utc(datetime(2026, 1, 1)).tzinfo is UTC
 
 
 def test_round_trip():
-    moment = datetime(2024, 2, 29, 23, 59, 59, tzinfo=timezone.utc)
+    moment = datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)
     assert abs((from_mjd(to_mjd(moment)) - moment).total_seconds()) < 1e-3
 
 
@@ -29,6 +29,6 @@ def test_agrees_with_astropy():
     time = pytest.importorskip("astropy.time")
     rng = random.Random(7)
     for _ in range(200):
-        moment = datetime.fromtimestamp(rng.uniform(63_072_000, 1_750_000_000), tz=timezone.utc)
+        moment = datetime.fromtimestamp(rng.uniform(63_072_000, 1_750_000_000), tz=UTC)
         expected = time.Time(moment.replace(tzinfo=None), scale="utc").mjd
         assert abs(to_mjd(moment) - expected) * 86400 < 1e-3

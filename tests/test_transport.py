@@ -176,9 +176,8 @@ def silent_server(respond_after=None):
 
 def test_connection_refused_is_retried_then_reported_as_never_sent():
     url = f"http://127.0.0.1:{unused_port()}/queue/"
-    with Transport(backoff=0, retries=2, egress=loopback_egress()) as transport, transport.recording() as records:
-        with pytest.raises(FacilityUnavailable) as caught:
-            transport.request("POST", url, data={"a": 1})
+    with Transport(backoff=0, retries=2, egress=loopback_egress()) as transport, transport.recording() as records, pytest.raises(FacilityUnavailable) as caught:
+        transport.request("POST", url, data={"a": 1})
     assert caught.value.sent is False
     assert "could not connect" in str(caught.value)
     assert records[0].status is None and records[0].error

@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from .egress import EgressPolicy
 from .errors import AltdataError, NotImplementedOperation, PayloadError

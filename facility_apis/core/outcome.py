@@ -87,8 +87,5 @@ def skyportal_status(state: State, detail: str = "", *, submitted: bool = False)
     so that SkyPortal lets the observer submit again; a failure while following an accepted
     request reads ``failed: ...``.
     """
-    if state in (State.THROTTLED, State.FAILED) and not submitted:
-        prefix = "failed to submit"
-    else:
-        prefix = _PREFIX[state]
+    prefix = "failed to submit" if state in (State.THROTTLED, State.FAILED) and not submitted else _PREFIX[state]
     return f"{prefix}: {detail}" if detail else prefix

@@ -33,7 +33,7 @@ class Registry:
 
     def __init__(self, builtins: dict[str, str] | None = None, *, group: str | None = ENTRY_POINT_GROUP):
         self._paths: dict[str, str] = dict(BUILTINS if builtins is None else builtins)
-        self._origins: dict[str, str] = {name: "facility_apis" for name in self._paths}
+        self._origins: dict[str, str] = dict.fromkeys(self._paths, "facility_apis")
         self._classes: dict[str, type[Facility]] = {}
         if group:
             for entry in entry_points(group=group):

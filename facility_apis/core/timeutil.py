@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 MJD_UNIX_EPOCH = 40587.0  # MJD of 1970-01-01T00:00:00 UTC
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_utc(value: str | datetime | date) -> datetime:
@@ -20,7 +20,7 @@ def parse_utc(value: str | datetime | date) -> datetime:
         moment = datetime(value.year, value.month, value.day)
     else:
         moment = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def to_mjd(value: str | datetime | date) -> float:
@@ -29,8 +29,8 @@ def to_mjd(value: str | datetime | date) -> float:
 
 
 def from_mjd(mjd: float) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(days=mjd - MJD_UNIX_EPOCH)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=mjd - MJD_UNIX_EPOCH)
 
 
 def iso_date(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).date().isoformat()
+    return moment.astimezone(UTC).date().isoformat()

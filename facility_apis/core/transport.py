@@ -12,9 +12,10 @@ import contextlib
 import math
 import re
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -128,7 +129,7 @@ class _Guarded:
     egress: EgressPolicy
     url_scheme: str
 
-    def _new_conn(self):  # noqa: ANN202 - urllib3's signature
+    def _new_conn(self):
         addresses = self.egress.vet(self.url_scheme, self._dns_host, self.port)  # type: ignore[attr-defined]
         name, failure = self._dns_host, None  # type: ignore[attr-defined]
         for address in addresses:

@@ -18,8 +18,9 @@ Store and SkyPortal calls run on ``executor``, never on the IOLoop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import Executor
-from typing import Any, Mapping
+from typing import Any
 
 import tornado.web
 from tornado.escape import xhtml_escape
@@ -49,7 +50,7 @@ class IndexHandler(BaseHandler):
     COLUMNS = ("id", "facility", "obj_id", "state", "status")
 
     async def get(self) -> None:
-        rows = await self.blocking(self.gateway.store.list_requests, self.client_id)
+        rows = await self.blocking(self.gateway.store.requests.newest, self.client_id)
         head = "".join(f"<th>{name}</th>" for name in self.COLUMNS)
         body = "".join("<tr>" + "".join(f"<td>{xhtml_escape(str(row[name]))}</td>" for name in self.COLUMNS) + "</tr>" for row in rows)
         self.set_header("Content-Type", "text/html; charset=UTF-8")

@@ -44,17 +44,17 @@ class AllocationHandler(AllocationBody):
 
     async def get(self, allocation_id: str) -> None:
         number = parse_id(allocation_id, "allocation")
-        self.success(await self.blocking(self.gateway.store.allocation_summary, number, self.client_id))
+        self.success(await self.blocking(self.gateway.store.allocations.summary, number, self.client_id))
 
     async def put(self, allocation_id: str) -> None:
         number = parse_id(allocation_id, "allocation")
         facility, altdata, fields = self.checked_allocation()
-        store = self.gateway.store
+        allocations = self.gateway.store.allocations
         try:
-            await self.blocking(store.put_allocation, self.client_id, number, facility, altdata, **fields)
-        except NotFound:  # put_allocation refuses only another client's allocation
+            await self.blocking(allocations.put, self.client_id, number, facility, altdata, **fields)
+        except NotFound:  # put refuses only another client's allocation
             raise ApiError(403, f"allocation {number} belongs to another client") from None
-        self.success(await self.blocking(store.allocation_summary, number, self.client_id))
+        self.success(await self.blocking(allocations.summary, number, self.client_id))
 
 
 class AllocationValidateHandler(AllocationBody):

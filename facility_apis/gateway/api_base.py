@@ -7,9 +7,10 @@ import functools
 import json
 import threading
 import traceback
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import tornado.web
 from tornado.httputil import responses
@@ -89,7 +90,7 @@ class Gateway:
     skyportal: SkyPortalClient | None = None
     executor: Executor | None = None
     facility_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    egress: EgressPolicy = EgressPolicy()
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
     _facilities: dict[str, Facility] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -131,7 +132,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if len(self.request.body or b"") > MAX_BODY_BYTES:
             raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         if self.auth_required:
-            self.client_id = await self.blocking(self.gateway.store.authenticate, self._token())
+            self.client_id = await self.blocking(self.gateway.store.clients.authenticate, self._token())
             if self.client_id is None:
                 raise self._unauthorized("the API token is not valid")
 

@@ -23,7 +23,7 @@ class FollowupRequestsHandler(BaseHandler):
     """``POST`` accepts a request on one of the caller's allocations; ``GET`` lists the caller's."""
 
     async def get(self) -> None:
-        self.success({"requests": await self.blocking(self.gateway.store.list_requests, self.client_id)})
+        self.success({"requests": await self.blocking(self.gateway.store.requests.newest, self.client_id)})
 
     async def post(self) -> None:
         body = self.json_body()
@@ -32,7 +32,7 @@ class FollowupRequestsHandler(BaseHandler):
             target = await self._resolve(body["obj_id"])
         followup_request_id = body.get("followup_request_id")
         request_id = await self.blocking(
-            self.gateway.store.add_request,
+            self.gateway.store.requests.add,
             allocation_id,
             target,
             payload,
@@ -56,7 +56,7 @@ class FollowupRequestsHandler(BaseHandler):
             errors.append(FieldError("obj_id", "must equal target.id when both are given"))
         if "allocation_id" not in {e.path for e in errors}:
             # Cross-allocation access is refused (404) before anything else is said about the body.
-            summary = await self.blocking(self.gateway.store.allocation_summary, int(body["allocation_id"]), self.client_id)
+            summary = await self.blocking(self.gateway.store.allocations.summary, int(body["allocation_id"]), self.client_id)
             facility = self.gateway.facility(summary["facility"])
             if isinstance(payload, dict) and target is None:
                 known = facility.request_schema().get("properties", {})
@@ -104,14 +104,14 @@ class FollowupRequestHandler(BaseHandler):
 
     async def get(self, request_id: str) -> None:
         number = parse_id(request_id, "follow-up request")
-        self.success(await self.blocking(self.gateway.store.request_view, number, self.client_id))
+        self.success(await self.blocking(self.gateway.store.requests.view, number, self.client_id))
 
     async def delete(self, request_id: str) -> None:
         number = parse_id(request_id, "follow-up request")
-        store = self.gateway.store
-        facility = await self.blocking(store.facility_of, number, self.client_id)
+        requests = self.gateway.store.requests
+        facility = await self.blocking(requests.facility_of, number, self.client_id)
         can_delete = self.gateway.facility_class(facility).implements()["delete"]
-        state = await self.blocking(store.cancel, number, self.client_id, can_delete=can_delete)
+        state = await self.blocking(requests.cancel, number, self.client_id, can_delete=can_delete)
         self.success({"id": number, "state": state})
 
 
@@ -128,7 +128,7 @@ class CallbackHandler(BaseHandler):
         number = int(request_id) if request_id.isascii() and request_id.isdigit() and len(request_id) < 20 else 0
         if number < 1 or not signature.isascii() or not self.gateway.box.verify(_callback_text(number), signature):
             raise ApiError(404, "no such callback")
-        polled = await self.blocking(self.gateway.store.poke, number)
+        polled = await self.blocking(self.gateway.store.requests.poke, number)
         self.success({"id": number, "poll_due": polled})
 
     def log_path(self) -> str:

@@ -32,7 +32,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
 
     store = open_store(_config(args))
     try:
-        token = store.add_client(args.name)
+        token = store.clients.add(args.name)
     finally:
         store.close()
     print(token)
@@ -77,7 +77,7 @@ def cmd_outbox_requeue(args: argparse.Namespace) -> int:
 
     store = open_store(_config(args))
     try:
-        count = store.requeue_dead()
+        count = store.outbox.requeue_dead()
     finally:
         store.close()
     print(f"{count} dead message(s) queued for delivery again")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..core.egress import EgressPolicy
 from ..core.errors import ConfigurationError
@@ -47,8 +48,8 @@ class GatewayConfig:
     address: str = "127.0.0.1"
     port: int = 8642
     facilities: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    worker: WorkerSettings = WorkerSettings()
-    schedule: Schedule = Schedule()
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    schedule: Schedule = field(default_factory=Schedule)
 
     def facility_config(self) -> dict[str, dict[str, Any]]:
         """Per facility, the settings handed to the facility class (pacing keys removed)."""
@@ -109,22 +110,24 @@ class GatewayConfig:
         except ValueError as exc:
             raise ConfigurationError(f"the configuration file {path}: egress.allow: {exc}") from None
         listen = document.get("listen") or {}
-        values: dict[str, Any] = dict(
-            database_url=url,
-            secret_key=key,
-            skyportal_url=skyportal.get("url"),
-            skyportal_token=token,
-            public_url=document.get("public_url"),
-            address=listen.get("address", "127.0.0.1"),
-            port=int(listen.get("port", 8642)),
-            facilities=facilities,
-            worker=WorkerSettings(concurrency=int(worker.get("concurrency", 32)), limits=limits, lease=float(worker.get("lease_seconds", 300)), egress=egress),
-            schedule=Schedule(
+        values: dict[str, Any] = {
+            "database_url": url,
+            "secret_key": key,
+            "skyportal_url": skyportal.get("url"),
+            "skyportal_token": token,
+            "public_url": document.get("public_url"),
+            "address": listen.get("address", "127.0.0.1"),
+            "port": int(listen.get("port", 8642)),
+            "facilities": facilities,
+            "worker": WorkerSettings(
+                concurrency=int(worker.get("concurrency", 32)), limits=limits, lease=float(worker.get("lease_seconds", 300)), egress=egress
+            ),
+            "schedule": Schedule(
                 default_poll=float(worker.get("default_poll_seconds", 60)),
                 backoff_base=float(worker.get("backoff_base_seconds", 30)),
                 backoff_cap=float(worker.get("backoff_cap_seconds", 3600)),
                 horizon=float(worker.get("horizon_hours", 72)) * 3600.0,
             ),
-        )
+        }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

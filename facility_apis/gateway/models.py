@@ -3,7 +3,7 @@ compare on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Boolean, Double, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -13,7 +13,7 @@ SCHEMA_VERSION = 1
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, float: Double}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON, float: Double}
 
 
 class Meta(Base):
@@ -138,3 +138,13 @@ class OutboxRow(Base):
     lease_expires: Mapped[float | None]
 
     __table_args__ = (Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),)
+
+
+#: The Core tables of the rows above, for the store's hot paths (no ORM unit of work).
+ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX = (
+    AllocationRow.__table__,
+    RequestRow.__table__,
+    HistoryRow.__table__,
+    TransactionRow.__table__,
+    OutboxRow.__table__,
+)

@@ -13,15 +13,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..core.egress import INTERNAL
 from ..core.errors import FacilityError, FacilityUnavailable, Throttled
 from ..core.redact import get_logger
-from ..skyportal.client import SkyPortalClient, SkyPortalError
 from ..core.transport import Transport
+from ..skyportal.client import SkyPortalClient, SkyPortalError
 from .store import Delivery, Store
 
 log = get_logger(__name__)
@@ -115,11 +116,11 @@ class Deliverer:
 
     def _dead(self, delivery: Delivery, error: str) -> None:
         log.error("outbox %s: given up: %s", delivery.id, error)
-        self.store.retry_delivery(delivery, error, time.time(), dead=True)
+        self.store.outbox.retry(delivery, error, time.time(), dead=True)
 
     def _retry(self, delivery: Delivery, error: str, wait: float | None = None) -> None:
         wait = self.settings.backoff(delivery.attempts + 1) if wait is None else wait
-        self.store.retry_delivery(delivery, error, time.time() + wait)
+        self.store.outbox.retry(delivery, error, time.time() + wait)
 
     def _resolve(self, client: SkyPortalClient, delivery: Delivery) -> int:
         """Find SkyPortal's id of a request that arrived through GENERIC forwarding (whose body
@@ -132,15 +133,15 @@ class Deliverer:
             if entry.get("allocation_id") == delivery.allocation_id and isinstance(entry.get("id"), int)
         ]
         with self._resolving:  # one resolution at a time, so two requests never take one id
-            taken = self.store.claimed_followup_ids([entry["id"] for entry in entries])
+            taken = self.store.requests.linked_followup_ids([entry["id"] for entry in entries])
             free = sorted((entry for entry in entries if entry["id"] not in taken), key=lambda entry: entry["id"])
-            for request_id, payload in self.store.unresolved_requests(delivery.obj_id, delivery.allocation_id):
+            for request_id, payload in self.store.requests.unlinked(delivery.obj_id, delivery.allocation_id):
                 match = next((entry for entry in free if _same_request(entry.get("payload"), payload)), None)
                 if match is None:
                     continue
                 free.remove(match)
-                self.store.set_followup_request_id(request_id, match["id"])
-            linked = self.store.followup_request_id(delivery.request_id)
+                self.store.requests.link(request_id, match["id"])
+            linked = self.store.requests.followup_request_id(delivery.request_id)
         if linked is not None:
             return linked
         raise Unresolved(f"SkyPortal shows no follow-up request on {delivery.obj_id} for allocation {delivery.allocation_id} yet")
@@ -149,10 +150,10 @@ class Deliverer:
 
     def run_once(self) -> int:
         """Deliver one batch; return how many messages were attempted."""
-        deliveries = self.store.claim_deliveries(self.name, self.settings.batch, self.settings.lease)
+        deliveries = self.store.outbox.claim(self.name, self.settings.batch, self.settings.lease)
         # The batch is marked in one statement once sent. Should the process die before that,
         # the batch is sent again: delivery is at least once (photometry by idempotent PUT).
-        self.store.delivered([delivery for delivery, sent in zip(deliveries, self._pool.map(self.send, deliveries)) if sent])
+        self.store.outbox.delivered([delivery for delivery, sent in zip(deliveries, self._pool.map(self.send, deliveries), strict=True) if sent])
         return len(deliveries)
 
     def run(self) -> None:

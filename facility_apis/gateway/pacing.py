@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterator
 
 
 @dataclass(frozen=True)

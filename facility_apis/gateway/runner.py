@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import tornado.httpserver
 import tornado.netutil

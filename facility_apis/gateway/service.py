@@ -8,8 +8,8 @@ from typing import Any
 from ..core.egress import INTERNAL
 from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
-from ..skyportal.client import SkyPortalClient
 from ..core.transport import Transport
+from ..skyportal.client import SkyPortalClient
 from .config import GatewayConfig
 from .crypto import SecretBox
 from .outbox import Deliverer
@@ -56,8 +56,14 @@ class Gateway:
     def app(self):
         from .api import make_app
 
+        config = self.config
         return make_app(
-            self.store, registry=self.registry, skyportal=self.skyportal_client(), facility_config=self.config.facility_config(), box=self.box, egress=self.config.worker.egress
+            self.store,
+            registry=self.registry,
+            skyportal=self.skyportal_client(),
+            facility_config=config.facility_config(),
+            box=self.box,
+            egress=config.worker.egress,
         )
 
     def start_background(self, *, worker: bool = True, deliverer: bool = True) -> None:

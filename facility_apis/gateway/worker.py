@@ -13,9 +13,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..core.egress import EgressPolicy
 from ..core.interface import Facility
@@ -38,12 +39,12 @@ class WorkerSettings:
     is where facilities may call besides the public internet."""
 
     concurrency: int = 32
-    default_limit: FacilityLimit = FacilityLimit()
+    default_limit: FacilityLimit = field(default_factory=FacilityLimit)
     limits: Mapping[str, FacilityLimit] = field(default_factory=dict)
     lease: float = 300.0
     idle: float = 1.0
     timeout: tuple[float, float] = (5.0, 30.0)
-    egress: EgressPolicy = EgressPolicy()
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
 
 def worker_name() -> str:
@@ -115,7 +116,7 @@ class Worker:
             if outcome.state is State.THROTTLED and outcome.poll_after:
                 self._pauses.pause((job.facility, job.request.allocation.id), time.time() + outcome.poll_after)
             implemented = facility.implements()
-            if not self.store.record(job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"]):
+            if not self.store.jobs.record(job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"]):
                 log.warning("request %s: lease lost while calling %s; its result was dropped", job.request_id, job.facility)
         except Exception:  # the lease expires and another attempt follows
             log.exception("request %s: the worker failed to handle %s", job.request_id, job.operation)
@@ -124,7 +125,7 @@ class Worker:
 
     def _call(self, facility: Facility, job: Job) -> Outcome | None:
         if job.interrupted:
-            self.store.abandon(job, f"a worker stopped while submitting; the request may have reached {facility.title} and was not sent again")
+            self.store.jobs.abandon(job, f"a worker stopped while submitting; the request may have reached {facility.title} and was not sent again")
             return None
         request = job.request
         if job.operation == "submit" and self.callback_url is not None:
@@ -133,7 +134,7 @@ class Worker:
         with self._gates[job.facility].slot():
             # A submission is marked before it leaves; a long wait for a slot renews the lease.
             waited = time.monotonic() - queued
-            if (job.operation == "submit" or waited > self.settings.lease / 4) and not self.store.start(job, self.settings.lease):
+            if (job.operation == "submit" or waited > self.settings.lease / 4) and not self.store.jobs.start(job, self.settings.lease):
                 return None
             return perform(facility, job.operation, request, self._transport())
 
@@ -146,10 +147,10 @@ class Worker:
             return 0
         started = 0
         now = time.time()
-        for job in self.store.claim(self.name, free, self.settings.lease, now):
+        for job in self.store.jobs.claim(self.name, free, self.settings.lease, now):
             paused = self._pauses.until((job.facility, job.request.allocation.id), now)
             if paused is not None:
-                self.store.defer(job, paused)
+                self.store.jobs.defer(job, paused)
                 continue
             self.facility(job.facility)
             future = self._pool.submit(self._run, job)
@@ -161,7 +162,7 @@ class Worker:
     def _idle_wait(self) -> float:
         if self.settings.concurrency - len(self._in_flight) < self._batch:
             return self.settings.idle  # too few free slots to claim: a finishing call wakes us
-        next_due = self.store.next_due()
+        next_due = self.store.jobs.next_due()
         if next_due is None:
             return self.settings.idle
         return min(self.settings.idle, max(0.001, next_due - time.time()))
@@ -185,7 +186,7 @@ class Worker:
         while time.monotonic() < deadline:
             self._wake.clear()
             started = self.run_once()
-            if not started and not self._in_flight and self.store.next_due() is None:
+            if not started and not self._in_flight and self.store.jobs.next_due() is None:
                 return True
             if not started or len(self._in_flight) >= self.settings.concurrency:
                 self._wake.wait(min(self._idle_wait(), max(0.0, deadline - time.monotonic())))

@@ -21,11 +21,11 @@ from .settings import Settings, configure, current_settings, load_settings, rese
 
 __all__ = [
     "ATLASAPI",
+    "LISTENER_CLASSES",
+    "SKYPORTAL_METHODS",
     "FacilityMessageListener",
     "GatewayClient",
     "GatewayError",
-    "LISTENER_CLASSES",
-    "SKYPORTAL_METHODS",
     "Settings",
     "SkyPortalFacility",
     "SkyPortalModels",

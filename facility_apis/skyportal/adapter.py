@@ -99,7 +99,7 @@ class _FacilityType(type):
         return titles
 
     @property
-    def priorityOrder(cls) -> str:  # noqa: N802 - SkyPortal's attribute name
+    def priorityOrder(cls) -> str:  # SkyPortal's attribute name, camelCase
         return cls.facility_class.priority_order
 
 
@@ -269,7 +269,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
                 raise FacilityError("the allocation names no instrument")
             body = result.photometry.to_skyportal(core.target.id, allocation.instrument_id, allocation.group_ids)
             await models.store_photometry(session, request, body)
-        except Exception as exc:  # SkyPortal's error must not lose the transactions
+        except Exception as exc:  # noqa: BLE001 - any SkyPortal error becomes the status; it must not lose the transactions
             detail = Redactor(member.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal: {exc}")
             return Result(skyportal_status(State.FAILED, detail, submitted=True), result.transactions, result.tags, None, result.error)
         return result

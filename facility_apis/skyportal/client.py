@@ -12,9 +12,9 @@ import requests
 
 from ..core.egress import INTERNAL
 from ..core.errors import FacilityError, RemoteError
-from .listener import FacilityMessageListener
 from ..core.schemas import field_errors
 from ..core.transport import Transport
+from .listener import FacilityMessageListener
 
 
 class SkyPortalError(RemoteError):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.errors import FacilityError
 from ..core.interface import Facility, FollowupRequest
 from ..core.operations import perform
 from ..core.outcome import Outcome, State
-from .client import SkyPortalClient
 from ..core.transport import Transport
+from .client import SkyPortalClient
 
 Reporter = Callable[[Outcome], None]
 

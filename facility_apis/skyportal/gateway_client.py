@@ -10,7 +10,8 @@ what is recorded.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import requests
 
@@ -51,7 +52,8 @@ class GatewayClient:
         except requests.JSONDecodeError:
             envelope = None
         if not isinstance(envelope, dict):
-            raise GatewayError(f"the gateway answered HTTP {response.status_code} to {method} {path} with a body that is not a JSON object", http_status=response.status_code)
+            status = response.status_code
+            raise GatewayError(f"the gateway answered HTTP {status} to {method} {path} with a body that is not a JSON object", http_status=status)
         if response.status_code == 200 and envelope.get("status") == "success":
             return envelope.get("data")
         message = str(envelope.get("message") or f"HTTP {response.status_code}").strip().splitlines()[0]

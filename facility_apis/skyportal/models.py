@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 async def resolve(value: Any) -> Any:
@@ -25,10 +26,9 @@ class SkyPortalModels:
     async def reload(self, session: Any, request: Any) -> Any:
         """``request`` re-selected with its allocation (and instrument), object, requester and
         transactions eagerly loaded: an ``AsyncSession`` cannot lazy-load them later."""
+        from skyportal.models import Allocation, FollowupRequest
         from sqlalchemy import select
         from sqlalchemy.orm import selectinload
-
-        from skyportal.models import Allocation, FollowupRequest
 
         statement = (
             select(FollowupRequest)

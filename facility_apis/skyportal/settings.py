@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..core.egress import INTERNAL, EgressPolicy
 from ..core.errors import ConfigurationError
@@ -49,7 +50,7 @@ class Settings:
     gateway_url: str | None = None
     gateway_token: str | None = field(default=None, repr=False)
     gateway_facilities: frozenset[str] | None = None
-    egress: EgressPolicy = EgressPolicy()
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     def __post_init__(self) -> None:
         frozen = {name: MappingProxyType(dict(config or {})) for name, config in dict(self.facilities or {}).items()}

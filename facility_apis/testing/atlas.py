@@ -20,15 +20,17 @@ seconds; ``Retry-After`` stays in whole seconds, as DRF sends it).
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, ClassVar, NoReturn
+from datetime import UTC, datetime
+from typing import Any, ClassVar, NoReturn
 
 import tornado.httpclient
 import tornado.ioloop
@@ -54,7 +56,7 @@ def mjd_of(unix_time: float) -> float:
 
 def iso(unix_time: float) -> str:
     """A UTC time as DRF renders it, e.g. ``2026-11-21T19:00:00.123456Z``."""
-    return datetime.fromtimestamp(unix_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _has_rows(text: str) -> bool:
@@ -343,7 +345,7 @@ class ATLASEmulator(LoopbackServer):
         task = self.task(task_id)
         if task is None or not task["finished"]:
             return
-        try:
+        with contextlib.suppress(Exception):  # one attempt, like the real server: any failure is ignored
             await tornado.httpclient.AsyncHTTPClient().fetch(
                 task["callback_url"],
                 method="POST",
@@ -353,8 +355,6 @@ class ATLASEmulator(LoopbackServer):
                 follow_redirects=False,
                 raise_error=False,
             )
-        except Exception:  # one attempt, like the real server
-            pass
 
 
 def _request_data(handler: tornado.web.RequestHandler) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 TRUE_TEXTS = {"t", "y", "yes", "true", "on", "1"}
@@ -100,7 +101,7 @@ def _callback_url(value: Any) -> str | None:
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
-    **{name: _number for name in NUMBER_FIELDS},
+    **dict.fromkeys(NUMBER_FIELDS, _number),
     "mjd_min": _number,
     "mjd_max": lambda value: _number(value) or None,  # a falsy mjd_max means "not given"
     "mpc_name": _mpc_name,

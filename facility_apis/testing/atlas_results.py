@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 
-COLUMNS = "MJD m dm uJy duJy F err chi/N RA Dec x y maj min phi apfit mag5sig PA_DEG Sky Obs".split()
+COLUMNS = ["MJD", "m", "dm", "uJy", "duJy", "F", "err", "chi/N", "RA", "Dec", "x", "y", "maj", "min", "phi", "apfit", "mag5sig", "PA_DEG", "Sky", "Obs"]
 ZERO_POINT = 23.9
 
 

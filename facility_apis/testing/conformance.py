@@ -56,7 +56,10 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 #: Property names that hold a credential and must be marked ``writeOnly``.
 CREDENTIAL_NAME = re.compile(r"(token|password|passwd|secret|api_?key|private_?key|userpass)", re.IGNORECASE)
 MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
-HTML_PAGE = "<!DOCTYPE html><html><head><title>502 Proxy Error</title><style>p {color: red}</style></head><body><h1>Proxy Error</h1><p>The proxy server received an invalid response from an upstream server.</p></body></html>"
+HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>502 Proxy Error</title><style>p {color: red}</style></head><body><h1>Proxy Error</h1>"
+    "<p>The proxy server received an invalid response from an upstream server.</p></body></html>"
+)
 
 #: The fault matrix: an id and what every call answers (an exception, or status and body).
 FAULTS: list[tuple[str, Any]] = [
@@ -206,7 +209,7 @@ class FacilityConformance:
             assert f"$.{key}" in [e.path for e in caught.value.errors]
         if sentinels:
             with pytest.raises(AltdataError) as caught:
-                facility.validate_altdata({**altdata, **{key: 12345 for key in sentinels}})
+                facility.validate_altdata({**altdata, **dict.fromkeys(sentinels, 12345)})
             assert {f"$.{key}" for key in sentinels} <= {e.path for e in caught.value.errors}
             assert_no_secret(sentinels, caught.value)
         with pytest.raises(AltdataError):
@@ -229,7 +232,7 @@ class FacilityConformance:
         facility = facility_class()
         if not facility.implements()["prepare"]:
             pytest.skip(f"{facility_class.name} does not implement prepare")
-        request, sentinels = example_request(facility_class)
+        request, _ = example_request(facility_class)
         request = FollowupRequest(
             request.id, request.target, request.allocation, facility.validate_payload(request.payload), request.requester
         )

@@ -5,7 +5,7 @@ Load them from a ``conftest.py`` with ``pytest_plugins = ["facility_apis.testing
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

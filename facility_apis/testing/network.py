@@ -19,7 +19,8 @@ import contextlib
 import ipaddress
 import socket
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..core.egress import EgressPolicy
 

@@ -114,7 +114,7 @@ class LoopbackHandler(tornado.web.RequestHandler):
     """Base handler: records the request, then applies the server's fault, if any."""
 
     @property
-    def server(self) -> "LoopbackServer":
+    def server(self) -> LoopbackServer:
         return self.settings["loopback_server"]
 
     async def prepare(self) -> None:

@@ -12,8 +12,9 @@ import json
 import math
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 import tornado.web
@@ -237,7 +238,7 @@ class SkyPortalStub(LoopbackServer):
             if existing and not idempotent:
                 raise Refused(f"The following photometry already exists in the database: {existing}.")
             ids = []
-            for key, point in zip(keys, points):
+            for key, point in zip(keys, points, strict=True):
                 if key not in self._points:
                     flux, fluxerr = _flux(point)
                     stored = point | {"id": next(self._point_ids), "flux": flux, "fluxerr": fluxerr, "upload_id": upload_id}

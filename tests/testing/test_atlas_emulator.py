@@ -71,7 +71,7 @@ def test_documented_example_client_flow():
             assert session.delete(task_url, headers=headers).status_code == 204
         table = io.StringIO(textdata.replace("###", ""))
         names = table.readline().split()
-        rows = [dict(zip(names, line.split())) for line in table]
+        rows = [dict(zip(names, line.split(), strict=False)) for line in table]
         assert len(rows) == 20 and all(len(row) == len(names) for row in rows)
         assert requests.get(task_url, headers=headers).status_code == 404
 
@@ -203,14 +203,14 @@ def test_result_file_format(pa_deg, header):
     assert first_line == header
     names = header[3:].split()
     assert len(rows) == 24 and {len(row) for row in rows} == {len(names)}
-    table = [dict(zip(names, row)) for row in rows]
+    table = [dict(zip(names, row, strict=True)) for row in rows]
     assert {row["F"] for row in table} == {"c", "o"}
     mjds = [float(row["MJD"]) for row in table]
     assert mjds == sorted(mjds) and all(TARGET["mjd_min"] <= mjd <= TARGET["mjd_max"] for mjd in mjds)
     assert all(19.0 <= float(row["mag5sig"]) <= 20.0 for row in table)
     assert all((row["RA"], row["Dec"]) == ("44.00000", "22.00000") for row in table)
     for row in table:
-        flux, error, mag = float(row["uJy"]), float(row["duJy"]), float(row["m"])
+        flux, mag = float(row["uJy"]), float(row["m"])
         assert mag == pytest.approx(math.copysign(23.9 - 2.5 * math.log10(abs(flux)), flux), abs=1e-3)
     assert any(float(row["uJy"]) < 0 and float(row["m"]) < 0 for row in table)
     assert any(0 < float(row["uJy"]) / float(row["duJy"]) < 3 for row in table)

@@ -9,8 +9,10 @@ deletes the result files of a finished one, so results are fetched before any de
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import requests
 
@@ -141,7 +143,8 @@ class ATLASFacility(Facility):
         try:
             task_url = self._on_origin(self._task_url(response), request.allocation.altdata, "task URL")
         except RemoteError as exc:
-            return Outcome(State.FAILED, f"ATLAS accepted the task (HTTP 201), but it cannot be followed ({exc}); check the ATLAS queue before submitting again")
+            detail = f"ATLAS accepted the task (HTTP 201), but it cannot be followed ({exc}); check the ATLAS queue before submitting again"
+            return Outcome(State.FAILED, detail)
         return Outcome(State.SUBMITTED, f"ATLAS task {task_url.rstrip('/').rsplit('/', 1)[-1]}", remote_id=task_url, poll_after=self.poll_interval)
 
     @staticmethod
@@ -194,10 +197,8 @@ class ATLASFacility(Facility):
         photometry = None
         if task.get("finishtimestamp") and task.get("result_url"):
             photometry = self._fetch_results(request, task, transport)
-        try:
+        with contextlib.suppress(RemoteNotFound):  # gone between the two calls: what was asked for
             expect(self._send(transport, "DELETE", request.remote_id, request, "task URL"), 200, 202, 204, service=SERVICE)
-        except RemoteNotFound:
-            pass  # gone between the two calls: what was asked for
         if photometry is not None:
             detail = f"task deleted at ATLAS after its results were fetched: {photometry.summary()}"
         elif task.get("finishtimestamp"):

@@ -75,7 +75,7 @@ def _columns(lines: list[str], width: int, wanted: list[int]) -> list[tuple[str,
                 continue
             raise RemoteError(f"ATLAS result row {number} has {len(row)} values; the header names {width}")
         picked.append(pick(row))
-    return list(zip(*picked)) if picked else [() for _ in wanted]
+    return list(zip(*picked, strict=True)) if picked else [() for _ in wanted]
 
 
 def parse_results(text: str, *, snr_threshold: float = 3.0) -> Photometry:
@@ -86,7 +86,7 @@ def parse_results(text: str, *, snr_threshold: float = 3.0) -> Photometry:
     if missing:
         raise RemoteError(f"ATLAS result file lacks the column(s) {', '.join(missing)}")
     with _gc_paused():
-        columns = dict(zip(REQUIRED, _columns(lines[header_line + 1 :], len(index), [index[name] for name in REQUIRED])))
+        columns = dict(zip(REQUIRED, _columns(lines[header_line + 1 :], len(index), [index[name] for name in REQUIRED]), strict=True))
         if not columns["MJD"]:
             return Photometry([], [], [], [], [], [], [], origin="fp", notes=("the result file holds no measurements",))
         filters = columns.pop("F")
@@ -108,6 +108,7 @@ def _photometry(filters: tuple[str, ...], number: dict[str, list[float]], snr_th
     rows = zip(
         filters,
         *(number[name] for name in ("MJD", "m", "dm", "uJy", "duJy", "chi/N", "RA", "Dec", "mag5sig")),
+        strict=True,
     )
     for band, mjd, m, dm, f, df, chi_n, ra, dec, lim in rows:
         name = FILTERS.get(band)

@@ -1,0 +1,114 @@
+"""The gateway's database: SQLite (embedded default) or PostgreSQL, through SQLAlchemy 2.0.
+
+Every transaction here takes the write lock at once: SQLite starts it with ``BEGIN IMMEDIATE``
+(so a read that later writes cannot deadlock) and this process's threads queue on one lock
+before it; PostgreSQL runs them concurrently. The schema version is checked on opening.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from ...core.errors import ConfigurationError
+from ..models import SCHEMA_VERSION, Base, Meta
+
+
+def _private_file(path: str | None) -> None:
+    """Create the SQLite file readable by its owner only (its -wal and -shm files follow its mode)."""
+    if path and path != ":memory:" and not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below take over
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        # Take the write lock up front: a read that later writes cannot then deadlock.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine on ``database_url`` (``engine_options`` go to ``create_engine``) and its
+    transactions. With ``create``, an empty database gets the tables; otherwise, and for a
+    database of another schema version or with foreign tables of the same names, opening raises
+    ``ConfigurationError``."""
+
+    def __init__(self, database_url: str, *, create: bool = True, **engine_options: Any):
+        self.engine = create_engine(database_url, **engine_options)
+        if self.dialect == "sqlite":
+            _private_file(self.engine.url.database)
+            _configure_sqlite(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time and every transaction here takes the write lock: this
+        # process's threads queue on a lock rather than in SQLite's busy handler, which sleeps
+        # (up to 100 ms) while the lock may already be free.
+        self._serial = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        self._check_schema(create)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    @property
+    def display_url(self) -> str:
+        """The database URL with its password masked, as it may be shown or logged."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"Database({self.display_url!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session in a transaction (the admin paths: clients, allocations)."""
+        with self._serial, self._sessions.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in a transaction (the queue's hot paths: no ORM unit of work)."""
+        with self._serial, self.engine.begin() as connection:
+            yield connection
+
+    def _check_schema(self, create: bool) -> None:
+        """Create the tables in an empty database; refuse a database of another schema version."""
+        tables = set(inspect(self.engine).get_table_names())
+        if Meta.__tablename__ not in tables:
+            foreign = tables & set(Base.metadata.tables)
+            if foreign:
+                raise ConfigurationError(
+                    f"the database already has tables named like the gateway's ({', '.join(sorted(foreign))}) but is not a gateway "
+                    "database: give the gateway a database of its own"
+                )
+            if not create:
+                raise ConfigurationError("the database holds no gateway tables; start `facility-apis serve` once to create them")
+            Base.metadata.create_all(self.engine)
+            with self.session() as session:
+                session.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+            return
+        with self.session() as session:
+            found = session.get(Meta, "schema_version")
+        version = found.value if found else "unknown"
+        if version != str(SCHEMA_VERSION):
+            raise ConfigurationError(
+                f"the database has gateway schema version {version}, this facility_apis needs {SCHEMA_VERSION}; "
+                "see docs/gateway.md (Upgrading) before starting it"
+            )

@@ -1,0 +1,189 @@
+"""The job queue: due requests leased to workers, and each facility call's outcome recorded.
+
+Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers share one queue; SQLite
+serialises them (see ``database.py``). A claim holds a request for ``lease`` seconds; an expired
+lease makes it claimable again, and a result that arrives after its lease was lost is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, or_, select, update
+
+from ...core.interface import Allocation, FollowupRequest, Target
+from ...core.outcome import Outcome, State
+from ..crypto import SealError
+from ..models import ALLOCATIONS, REQUESTS, TRANSACTIONS
+from ..policy import Schedule, next_step
+from .allocations import ALLOCATION_FIELDS, Allocations
+from .database import Database
+from .outbox import owe
+from .requests import carry_out_cancel, change_state
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed request: what a worker needs to make one facility call. ``operation`` is
+    ``submit``, ``get`` or ``delete``; ``lease_owner`` is the claiming worker's name."""
+
+    request_id: int
+    facility: str
+    operation: str
+    request: FollowupRequest
+    lease_owner: str
+    #: A worker stopped between sending this submission and recording its answer.
+    interrupted: bool = False
+
+
+def _leased(connection: Connection, job: Job) -> Any:
+    """The job's row, locked, if its lease is still the job's; else None."""
+    row = connection.execute(select(REQUESTS).where(REQUESTS.c.id == job.request_id).with_for_update()).one_or_none()
+    return row if row is not None and row.lease_owner == job.lease_owner else None
+
+
+class Jobs:
+    """Claiming due requests and recording what their facility calls returned. Times are UNIX
+    seconds; ``now`` defaults to the clock."""
+
+    def __init__(self, database: Database, allocations: Allocations, schedule: Schedule):
+        self._database = database
+        self._allocations = allocations
+        self._schedule = schedule
+
+    def claim(self, owner: str, limit: int, lease: float, now: float | None = None, facilities: Sequence[str] | None = None) -> list[Job]:
+        """Lease up to ``limit`` due requests (of ``facilities`` only, when given) to ``owner`` for
+        ``lease`` seconds, the longest overdue first. A request whose allocation's credentials do
+        not open fails at once instead (``failed: ...``), so it stalls no one else."""
+        now = time.time() if now is None else now
+        due = (
+            select(REQUESTS.c.id)
+            .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
+            .order_by(REQUESTS.c.next_poll_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if facilities is not None:
+            due = due.where(REQUESTS.c.facility.in_(list(facilities)))
+        jobs: list[Job] = []
+        with self._database.connection() as connection:
+            ids = list(connection.scalars(due))
+            if not ids:
+                return []
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
+            sealed = ALLOCATIONS.c.sealed_altdata.label("sealed_altdata")
+            rows = connection.execute(
+                select(REQUESTS, sealed, *(ALLOCATIONS.c[name].label(f"allocation_{name}") for name in ALLOCATION_FIELDS))
+                .join(ALLOCATIONS, ALLOCATIONS.c.id == REQUESTS.c.allocation_id)
+                .where(REQUESTS.c.id.in_(ids))
+                .order_by(REQUESTS.c.next_poll_at)
+            ).all()
+            allocations: dict[int, Allocation | SealError] = {}
+            for row in rows:
+                if row.allocation_id not in allocations:
+                    fields = {name: getattr(row, f"allocation_{name}") for name in ALLOCATION_FIELDS}
+                    try:
+                        allocations[row.allocation_id] = self._allocations.opened(row.allocation_id, row.sealed_altdata, fields)
+                    except SealError as exc:
+                        allocations[row.allocation_id] = exc
+                allocation = allocations[row.allocation_id]
+                if isinstance(allocation, SealError):
+                    # One allocation's unreadable credentials must not stall everyone else's requests.
+                    values = change_state(connection, row.id, row.status, State.FAILED, f"failed: {allocation}", str(allocation), now)
+                    values.update(operation=None, next_poll_at=None, lease_owner=None, lease_expires=None)
+                    connection.execute(update(REQUESTS).where(REQUESTS.c.id == row.id).values(**values))
+                    continue
+                target = Target(row.obj_id, row.ra, row.dec)
+                request = FollowupRequest(row.id, target, allocation, row.payload, requester=row.requester, remote_id=row.remote_id)
+                interrupted = row.operation == "submit" and row.submitting_since is not None
+                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted))
+        return jobs
+
+    def defer(self, job: Job, until: float | None = None) -> None:
+        """Give a job back without calling the facility, due again at ``until`` (or as it was)."""
+        values: dict[str, Any] = {"lease_owner": None, "lease_expires": None}
+        if until is not None:
+            values["next_poll_at"] = until
+        with self._database.connection() as connection:
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id, REQUESTS.c.lease_owner == job.lease_owner).values(**values))
+
+    def start(self, job: Job, lease: float, now: float | None = None) -> bool:
+        """The facility call is about to leave: renew the lease from now and, for a submission,
+        mark it (committed before it is sent). False if the lease was lost meanwhile."""
+        now = time.time() if now is None else now
+        values: dict[str, Any] = {"lease_expires": now + lease}
+        if job.operation == "submit":
+            values["submitting_since"] = now
+        with self._database.connection() as connection:
+            result = connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id, REQUESTS.c.lease_owner == job.lease_owner).values(**values))
+            return result.rowcount == 1
+
+    def next_due(self) -> float | None:
+        """When the earliest request falls due (None when nothing is owed)."""
+        with self._database.connection() as connection:
+            return connection.scalar(select(func.min(REQUESTS.c.next_poll_at)))
+
+    def record(self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, now: float | None = None) -> bool:
+        """Apply an outcome: state, history, transactions and outbox (photometry before the status
+        that announces it) in one transaction. ``can_poll``/``can_delete``: the facility implements
+        ``get``/``delete``.
+
+        Returns False (and writes nothing) when the lease was lost meanwhile: another worker
+        owns the request now and its result wins.
+        """
+        now = time.time() if now is None else now
+        # Everything that needs no row is built before the transaction: SQLite has one writer.
+        photometry = outcome.photometry if outcome.photometry is not None and len(outcome.photometry) else None
+        allocation = job.request.allocation
+        if photometry is not None and allocation.instrument_id is None:
+            photometry = None
+            detail = "photometry arrived but the allocation names no instrument_id"
+            outcome = Outcome(State.FAILED, detail, outcome.remote_id, transactions=outcome.transactions)
+        body = photometry.to_skyportal(job.request.target.id, allocation.instrument_id, allocation.group_ids) if photometry is not None else None
+        records = [{"request_id": job.request_id, "at": now, "operation": job.operation, "record": t.as_dict()} for t in outcome.transactions]
+        with self._database.connection() as connection:
+            row = _leased(connection, job)
+            if row is None:
+                return False
+            step = next_step(
+                outcome,
+                operation=job.operation,
+                previous_state=State(row.state),
+                previous_status=row.status,
+                failures=row.failures,
+                can_poll=can_poll,
+                give_up_at=row.give_up_at,
+                now=now,
+                schedule=self._schedule,
+            )
+            if records:
+                connection.execute(insert(TRANSACTIONS), records)
+            if body is not None:
+                owe(connection, job.request_id, "photometry", body, now)
+            remote_id = outcome.remote_id or row.remote_id
+            values = change_state(connection, job.request_id, row.status, step.state, step.status, step.detail, now)
+            values.update(
+                remote_id=remote_id, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
+                attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now,
+            )  # fmt: skip
+            if row.cancel_requested and job.operation != "delete" and step.operation is not None:
+                # The cancel was asked while this call was out: carry it out on what it returned.
+                values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now))
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
+        return True
+
+    def abandon(self, job: Job, detail: str, now: float | None = None) -> bool:
+        """End a request without a facility call, as ``failed: <detail>`` (never "failed to
+        submit", which would invite a second submission). False if the lease was lost."""
+        now = time.time() if now is None else now
+        with self._database.connection() as connection:
+            row = _leased(connection, job)
+            if row is None:
+                return False
+            values = change_state(connection, job.request_id, row.status, State.FAILED, f"failed: {detail}", detail, now)
+            values.update(operation=None, next_poll_at=None, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now)
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
+        return True

@@ -1,0 +1,107 @@
+"""The outbox: messages owed to SkyPortal, written in the transaction of the change that owes them
+and leased to a deliverer (``gateway/outbox.py``) one request at a time, in ``id`` order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, or_, select, update
+
+from ..models import OUTBOX, REQUESTS
+from .database import Database
+
+#: The request's columns that address a delivery: SkyPortal's request id, the source, the allocation.
+_ADDRESS = ("followup_request_id", "obj_id", "allocation_id")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A leased outbox row, with what is needed to address it: ``kind`` is ``status`` (``body``
+    is ``{"new_status": ...}``) or ``photometry`` (``body`` is the ``PUT /api/photometry`` body);
+    ``followup_request_id`` is SkyPortal's id of the request, None until it is known."""
+
+    id: int
+    request_id: int
+    kind: str
+    body: dict[str, Any]
+    attempts: int
+    followup_request_id: int | None
+    obj_id: str
+    allocation_id: int
+
+
+def owe(connection: Connection, request_id: int, kind: str, body: dict[str, Any], now: float) -> None:
+    """Write one outbox row in the caller's transaction; rows are inserted one by one so that their
+    ids keep the messages' order."""
+    connection.execute(insert(OUTBOX).values(request_id=request_id, kind=kind, body=body, created_at=now, attempts=0, next_attempt_at=now, dead=False))
+
+
+class Outbox:
+    """Leasing owed messages to a deliverer and recording how their delivery went. Times are UNIX
+    seconds; ``now`` defaults to the clock."""
+
+    def __init__(self, database: Database):
+        self._database = database
+
+    def claim(self, owner: str, limit: int, lease: float, now: float | None = None) -> list[Delivery]:
+        """Lease to ``owner``, for ``lease`` seconds, the oldest undelivered row of up to ``limit``
+        requests whose turn it is (``FOR UPDATE SKIP LOCKED``, so deliverers share the outbox)."""
+        now = time.time() if now is None else now
+        first_pending = (
+            select(func.min(OUTBOX.c.id)).where(OUTBOX.c.delivered_at.is_(None), OUTBOX.c.dead.is_(False)).group_by(OUTBOX.c.request_id).scalar_subquery()
+        )
+        due = (
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.id.in_(first_pending), OUTBOX.c.next_attempt_at <= now, or_(OUTBOX.c.lease_expires.is_(None), OUTBOX.c.lease_expires < now))
+            .order_by(OUTBOX.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._database.connection() as connection:
+            ids = list(connection.scalars(due))
+            if not ids:
+                return []
+            connection.execute(update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
+            addressed = (OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.body, OUTBOX.c.attempts, *(REQUESTS.c[name] for name in _ADDRESS))
+            rows = connection.execute(
+                select(*addressed)
+                .join(REQUESTS, OUTBOX.c.request_id == REQUESTS.c.id)
+                .where(OUTBOX.c.id.in_(ids))
+                .order_by(OUTBOX.c.id)
+            ).all()
+        return [Delivery(*row) for row in rows]
+
+    def delivered(self, deliveries: Sequence[Delivery], now: float | None = None) -> None:
+        """Mark messages SkyPortal acknowledged, in one statement."""
+        if not deliveries:
+            return
+        with self._database.connection() as connection:
+            connection.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([delivery.id for delivery in deliveries]))
+                .values(delivered_at=time.time() if now is None else now, attempts=OUTBOX.c.attempts + 1, lease_owner=None, lease_expires=None, last_error=None)
+            )
+
+    def retry(self, delivery: Delivery, error: str, at: float, *, dead: bool = False) -> None:
+        """Delivery failed: try again at ``at``, or (``dead``) never, keeping ``error`` (its first
+        1,000 characters)."""
+        with self._database.connection() as connection:
+            connection.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id == delivery.id)
+                .values(next_attempt_at=at, attempts=OUTBOX.c.attempts + 1, dead=dead, last_error=error[:1000], lease_owner=None, lease_expires=None)
+            )
+
+    def requeue_dead(self, now: float | None = None) -> int:
+        """Try every dead message again (after the cause, e.g. a missing ACL, was fixed); return
+        how many."""
+        with self._database.connection() as connection:
+            result = connection.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.dead.is_(True), OUTBOX.c.delivered_at.is_(None))
+                .values(dead=False, next_attempt_at=time.time() if now is None else now)
+            )
+            return result.rowcount

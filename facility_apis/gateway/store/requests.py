@@ -1,0 +1,213 @@
+"""Follow-up requests: accepting, showing and cancelling them, and linking them to SkyPortal's ids.
+
+A request's state changes in one transaction with its history row and the outbox row that owes
+the new status to SkyPortal (``change_state``); the worker's side is ``jobs.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from ...core.interface import Target
+from ...core.outcome import State
+from ..models import ALLOCATIONS, HISTORY, OUTBOX, REQUESTS, TRANSACTIONS, AllocationRow, HistoryRow, RequestRow
+from ..policy import Schedule
+from .database import Database
+from .errors import Conflict, NotFound
+from .outbox import owe
+
+#: The columns ``Requests.view`` shows as they are stored.
+_SHOWN = ("id", "allocation_id", "facility", "followup_request_id", "obj_id", "ra", "dec", "payload", "requester", "remote_id")
+
+
+def change_state(connection: Connection, request_id: int, status: str, new_state: State, new_status: str, detail: str, now: float) -> dict[str, Any]:
+    """The row's new values (``state``, ``status``, ``detail``) for a change of state from
+    ``status``; a new status also writes its history row and the outbox row that owes it to
+    SkyPortal, in the caller's transaction."""
+    if new_status != status:
+        connection.execute(insert(HISTORY).values(request_id=request_id, at=now, state=new_state.value, status=new_status))
+        owe(connection, request_id, "status", {"new_status": new_status}, now)
+    return {"state": new_state.value, "status": new_status, "detail": detail}
+
+
+def carry_out_cancel(connection: Connection, request_id: int, remote_id: str | None, status: str, can_delete: bool, now: float) -> dict[str, Any]:
+    """The row's new values for a cancel carried out now: a ``delete`` call due now when the
+    facility holds the request and can delete it; else ``deleted`` here at once."""
+    if remote_id is not None and can_delete:
+        return {"operation": "delete", "next_poll_at": now}
+    detail = "cancelled before the facility held it" if remote_id is None else "cancelled here; the facility offers no way to delete it"
+    values = change_state(connection, request_id, status, State.DELETED, "deleted", detail, now)
+    values.update(operation=None, next_poll_at=None)
+    return values
+
+
+def _owned(connection: Connection, request_id: int, owner_id: int | None) -> Any:
+    """The request's row, if ``owner_id`` (when given) owns its allocation; else ``NotFound``."""
+    query = select(REQUESTS, ALLOCATIONS.c.owner_id).join(ALLOCATIONS, ALLOCATIONS.c.id == REQUESTS.c.allocation_id).where(REQUESTS.c.id == request_id)
+    row = connection.execute(query).one_or_none()
+    if row is None or (owner_id is not None and row.owner_id != owner_id):
+        raise NotFound(f"no follow-up request {request_id}")
+    return row
+
+
+class Requests:
+    """The request records. ``owner_id`` (a client id) restricts a call to that client's
+    allocations: another client's request is ``NotFound``, as a missing one is. Times are UNIX
+    seconds; ``now`` defaults to the clock."""
+
+    def __init__(self, database: Database, schedule: Schedule):
+        self._database = database
+        self._schedule = schedule
+
+    def add(
+        self,
+        allocation_id: int,
+        target: Target,
+        payload: Mapping[str, Any],
+        *,
+        owner_id: int | None = None,
+        followup_request_id: int | None = None,
+        requester: str | None = None,
+        remote_id: str | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Accept a request (payload already validated) and return its id. It is due for
+        submission at once or, with ``remote_id`` (already submitted), for its first poll; it is
+        given up after the schedule's horizon. ``NotFound`` for an allocation ``owner_id`` lacks."""
+        now = time.time() if now is None else now
+        with self._database.session() as session:
+            allocation = session.get(AllocationRow, allocation_id)
+            if allocation is None or (owner_id is not None and allocation.owner_id != owner_id):
+                raise NotFound(f"no allocation {allocation_id}")
+            state = State.PENDING if remote_id is None else State.SUBMITTED
+            row = RequestRow(
+                allocation_id=allocation_id,
+                facility=allocation.facility,
+                followup_request_id=followup_request_id,
+                obj_id=target.id,
+                ra=target.ra,
+                dec=target.dec,
+                payload=dict(payload),
+                requester=requester,
+                remote_id=remote_id,
+                state=state.value,
+                status="pending submission" if remote_id is None else "submitted",
+                detail="",
+                operation="submit" if remote_id is None else "get",
+                next_poll_at=now,
+                attempts=0,
+                failures=0,
+                give_up_at=now + self._schedule.horizon,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            session.add(HistoryRow(request_id=row.id, at=now, state=row.state, status=row.status))
+            return row.id
+
+    def view(self, request_id: int, owner_id: int | None = None) -> dict[str, Any]:
+        """A request as the API shows it: its stored fields, ``state``, ``status``, ``detail``,
+        ``next_operation``, ``next_poll_at``, ``attempts``, ``created_at``, and the lists
+        ``history``, ``transactions`` (redacted) and ``deliveries`` (its outbox rows)."""
+        with self._database.connection() as connection:
+            row = _owned(connection, request_id, owner_id)
+            history = connection.execute(select(HISTORY).where(HISTORY.c.request_id == request_id).order_by(HISTORY.c.id)).all()
+            transactions = connection.execute(select(TRANSACTIONS).where(TRANSACTIONS.c.request_id == request_id).order_by(TRANSACTIONS.c.id)).all()
+            outbox = connection.execute(select(OUTBOX).where(OUTBOX.c.request_id == request_id).order_by(OUTBOX.c.id)).all()
+        return {
+            **{name: getattr(row, name) for name in _SHOWN},
+            "state": row.state,
+            "status": row.status,
+            "detail": row.detail,
+            "next_operation": row.operation,
+            "next_poll_at": row.next_poll_at,
+            "attempts": row.attempts,
+            "created_at": row.created_at,
+            "history": [{"at": h.at, "state": h.state, "status": h.status} for h in history],
+            "transactions": [{"at": t.at, "operation": t.operation, **t.record} for t in transactions],
+            "deliveries": [
+                {"kind": o.kind, "delivered_at": o.delivered_at, "attempts": o.attempts, "dead": o.dead, "last_error": o.last_error}
+                for o in outbox
+            ],
+        }
+
+    def facility_of(self, request_id: int, owner_id: int | None = None) -> str:
+        """The facility a request is on (``NotFound`` as for ``view``)."""
+        with self._database.connection() as connection:
+            return _owned(connection, request_id, owner_id).facility
+
+    def newest(self, owner_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest ``limit`` requests, newest first, one summary each: ``id``, ``facility``,
+        ``obj_id``, ``state``, ``status``, ``updated_at``."""
+        columns = (REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.obj_id, REQUESTS.c.state, REQUESTS.c.status, REQUESTS.c.updated_at)
+        query = select(*columns).order_by(REQUESTS.c.id.desc()).limit(limit)
+        if owner_id is not None:
+            query = query.join(ALLOCATIONS, ALLOCATIONS.c.id == REQUESTS.c.allocation_id).where(ALLOCATIONS.c.owner_id == owner_id)
+        with self._database.connection() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def cancel(self, request_id: int, owner_id: int | None = None, *, can_delete: bool, now: float | None = None) -> str:
+        """Ask for a request to be cancelled; return its state afterwards.
+
+        A call in flight (a submission, say) lands first and the cancel follows it. Then: not
+        held by the facility, or a facility that cannot delete: deleted here at once. Held: a
+        ``delete`` call is due now. Already finished or already cancelling: ``Conflict``.
+        """
+        now = time.time() if now is None else now
+        with self._database.connection() as connection:
+            row = _owned(connection, request_id, owner_id)
+            state = State(row.state)
+            if state.terminal or row.cancel_requested or (row.operation is None and state is not State.PENDING):
+                raise Conflict(f"follow-up request {request_id} is already {row.status!r}")
+            values: dict[str, Any] = {"cancel_requested": True, "updated_at": now}
+            if row.lease_owner is None or (row.lease_expires or 0.0) < now:
+                values.update(carry_out_cancel(connection, request_id, row.remote_id, row.status, can_delete, now))
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(**values))
+            return values.get("state", row.state)
+
+    def poke(self, request_id: int, now: float | None = None) -> bool:
+        """Make a followed request due now (a facility callback said it changed); False when it
+        is not being followed."""
+        now = time.time() if now is None else now
+        earlier = func.least if self._database.dialect == "postgresql" else func.min
+        with self._database.connection() as connection:
+            result = connection.execute(
+                update(REQUESTS).where(REQUESTS.c.id == request_id, REQUESTS.c.operation == "get").values(next_poll_at=earlier(REQUESTS.c.next_poll_at, now))
+            )
+            return result.rowcount == 1
+
+    # -- SkyPortal's ids, for requests forwarded by GENERIC (whose body carries none) ---------
+
+    def link(self, request_id: int, followup_request_id: int) -> bool:
+        """Link a request to SkyPortal's id unless another request holds that id; False if so."""
+        taken = select(REQUESTS.c.id).where(REQUESTS.c.followup_request_id == followup_request_id).exists()
+        with self._database.connection() as connection:
+            result = connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id, ~taken).values(followup_request_id=followup_request_id))
+            return result.rowcount == 1
+
+    def followup_request_id(self, request_id: int) -> int | None:
+        """SkyPortal's id of a request, None while unknown."""
+        with self._database.connection() as connection:
+            return connection.scalar(select(REQUESTS.c.followup_request_id).where(REQUESTS.c.id == request_id))
+
+    def unlinked(self, obj_id: str, allocation_id: int) -> list[tuple[int, dict[str, Any]]]:
+        """``(id, payload)`` of the requests on this source and allocation with no SkyPortal id,
+        oldest first."""
+        query = (
+            select(REQUESTS.c.id, REQUESTS.c.payload)
+            .where(REQUESTS.c.obj_id == obj_id, REQUESTS.c.allocation_id == allocation_id, REQUESTS.c.followup_request_id.is_(None))
+            .order_by(REQUESTS.c.id)
+        )
+        with self._database.connection() as connection:
+            return [(row.id, row.payload) for row in connection.execute(query)]
+
+    def linked_followup_ids(self, candidates: Sequence[int]) -> set[int]:
+        """Which of these SkyPortal request ids already belong to a gateway request."""
+        query = select(REQUESTS.c.followup_request_id).where(REQUESTS.c.followup_request_id.in_(list(candidates)))
+        with self._database.connection() as connection:
+            return set(connection.scalars(query))
