@@ -116,7 +116,7 @@ class SkyPortalStub(LoopbackServer):
     """SkyPortal for facility tests: tokens with ACLs, follow-up requests, sources, photometry.
 
     ``tokens`` maps each token to its ACLs (``"System admin"`` grants all); ``listeners`` maps
-    listener class names to :class:`~facility_apis.core.listener.Listener` classes.
+    listener class names to :class:`~facility_apis.skyportal.listener.Listener` classes.
     """
 
     def __init__(
