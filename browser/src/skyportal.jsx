@@ -1,10 +1,14 @@
-// How SkyPortal's frontend wraps facility forms, rebuilt here from its observed behaviour (see
-// docs/browser-check.md for the list and the SkyPortal files each one was read from). Nothing here
-// is SkyPortal's code; only what its forms do is reproduced:
-//   - the follow-up request form: start/end defaults replaced at render time, descriptions shown as
-//     tooltips beside the labels, a start-before-end check, @rjsf/mui with HTML5 validation on;
-//   - the allocation form: the altdata schema's `properties`, `required` and `dependencies` (and
-//     nothing else) embedded as `_altdata` in SkyPortal's own allocation schema, no uiSchema.
+// How SkyPortal's frontend wraps facility forms, rebuilt from what its forms do (read in SkyPortal's
+// static/js/components/ at commit 8bd346c, 2026-08-21); nothing here is SkyPortal's code:
+//   - followup_request/FollowupRequestForm.tsx: start/end defaults replaced at render time,
+//     descriptions shown as tooltips beside the labels, a start-before-end check, @rjsf/mui with
+//     HTML5 validation on;
+//   - allocation/AllocationForm.tsx: the altdata schema's `properties`, `required` and
+//     `dependencies` (and nothing else) embedded as `_altdata` in SkyPortal's own allocation
+//     schema, no uiSchema.
+// Left out: what does not concern facility forms (allocation pickers, validity ranges, group
+// sharing) and the number field SkyPortal swaps in for comma-decimal locales (it changes typing,
+// not the data a mounted form holds).
 import Box from "@mui/material/Box";
 import Tooltip from "@mui/material/Tooltip";
 import HelpOutlineIcon from "@mui/icons-material/HelpOutlineOutlined";

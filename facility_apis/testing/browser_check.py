@@ -122,12 +122,13 @@ def collect_forms(registry: Registry | None = None, names: Iterable[str] | None 
     from ..skyportal.snapshot import SKYPORTAL_PAYLOAD_KEYS
 
     registry = registry or default_registry()
-    wanted = set(names) if names else None
+    wanted = {registry.get(name).name for name in names} if names else None  # UnknownFacility for a typo
+    skyportal = {cls.facility_class.name: cls for cls in api_classes(registry).values()}
     forms = []
-    for cls in api_classes(registry).values():
-        core = cls.facility_class
+    for core in registry.all():
         if wanted is not None and core.name not in wanted:
             continue
+        cls = skyportal[core.name]
         info = cls.frontend_render_info(instrument=None, user=None)
         facility = cls.facility()
 
@@ -322,7 +323,7 @@ class Report:
         out = [str(f) for f in self.findings]
         out += [f"[stale entry] {e.facility} {e.form} ({e.mode}) {e.instance}: listed in {EXPECTED.name} but no longer seen "
                 f"as browser {e.browser}; python {e.python} — remove it (or update it if the verdicts changed)" for e in self.stale]
-        if os.environ.get("CI") == "true":
+        if in_ci():
             out += [f"[screenshot] {name} is out of date: run the check and commit docs/_static/forms/"
                     for name, state in self.screenshots.items() if state != "unchanged"]
         return out
@@ -361,7 +362,10 @@ def judge(forms: list[FormUnderTest], results: Mapping[str, Any]) -> tuple[list[
     for run in results["runs"]:
         form = by_form[(run["facility"], run["form"])]
         where = (run["facility"], run["form"], run["mode"])
-        findings += [Finding(*where, e["step"], "-", "-", "console", e["text"]) for e in run.get("console", [])]
+        seen: dict[str, list[str]] = {}
+        for entry in run.get("console", []):
+            seen.setdefault(entry["text"], []).append(entry["step"])
+        findings += [Finding(*where, steps[0], "-", "-", "console", f"{text} (logged {len(steps)}x, first at {steps[0]})") for text, steps in seen.items()]
         agreed = 0
         untouched = None
         for outcome in [run["untouched"], *run["instances"]]:
@@ -435,6 +439,11 @@ def keep_screenshots(results: Mapping[str, Any], shot_dir: Path, target: Path = 
 
 
 # -- running it ----------------------------------------------------------------------------------
+
+
+def in_ci() -> bool:
+    """Whether this is a CI run (``CI`` set, as ``.ci/run`` runs): there the check is required."""
+    return bool(os.environ.get("CI"))
 
 
 def chromium_path() -> str:

@@ -177,16 +177,41 @@ def _number_inside(spec: Mapping[str, Any], kind: str) -> float | int:
 
 
 def base_instance(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """The schema's first ``examples`` entry, else its required properties with valid values."""
+    """The schema's first ``examples`` entry, else its required properties with valid values, and
+    what their ``dependencies`` then require (from the branch their value selects)."""
     examples = schema.get("examples") or []
     if examples and isinstance(examples[0], Mapping):
         return copy.deepcopy(dict(examples[0]))
-    base: dict[str, Any] = {}
-    for key in schema.get("required") or []:
-        value = valid_value((schema.get("properties") or {}).get(key))
-        if value is not NO_VALUE:
-            base[key] = value
+    base = _with_values({}, schema, list(schema.get("required") or []))
+    for key, dependency in (schema.get("dependencies") or {}).items():
+        if key not in base:
+            continue
+        if isinstance(dependency, list):
+            base = _with_values(base, schema, dependency)
+            continue
+        chosen = [b for b in _branches(dependency) if _selects(b, key, base[key])] or _branches(dependency)[:1]
+        for branch in chosen[:1]:
+            base = _with_values(base, _merged(schema, branch), list(branch.get("required") or []))
     return base
+
+
+def _branches(dependency: Any) -> list[Mapping[str, Any]]:
+    """The alternatives of a schema dependency: its ``oneOf``/``anyOf`` branches, or itself."""
+    if not isinstance(dependency, Mapping):
+        return []
+    return [b for b in dependency.get("oneOf") or dependency.get("anyOf") or [dependency] if isinstance(b, Mapping)]
+
+
+def _selects(branch: Mapping[str, Any], key: str, value: Any) -> bool:
+    selector = (branch.get("properties") or {}).get(key)
+    if not isinstance(selector, Mapping):
+        return False
+    return ("enum" in selector and value in selector["enum"]) or ("const" in selector and value == selector["const"])
+
+
+def _merged(schema: Mapping[str, Any], branch: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties of ``schema`` and of one of its dependency branches together."""
+    return {"properties": {**(schema.get("properties") or {}), **(branch.get("properties") or {})}}
 
 
 def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -334,17 +359,18 @@ def _dependency_instances(schema: Mapping[str, Any], base: dict[str, Any]) -> It
                 full.pop(needed, None)
                 yield Instance(f"{key}/dependencies:without-{needed}", full, f"{key} given without {needed}")
             continue
-        if not isinstance(dependency, Mapping):
-            continue
-        branches = dependency.get("oneOf") or dependency.get("anyOf") or [dependency]
+        branches = _branches(dependency)
+        top = set(schema.get("properties") or {})
         for index, branch in enumerate(branches):
-            if not isinstance(branch, Mapping):
-                continue
-            merged = {"properties": {**(schema.get("properties") or {}), **(branch.get("properties") or {})}}
+            merged = _merged(schema, branch)
             selector = (branch.get("properties") or {}).get(key)
             chosen = valid_value(selector) if isinstance(selector, Mapping) else NO_VALUE
             label = f"{key}={_label(chosen)}" if chosen is not NO_VALUE else f"{key}#{index}"
-            start = dict(with_key, **({key: chosen} if chosen is not NO_VALUE else {}))
+            # Fields only another branch defines leave (the base may have been filled from one).
+            others = {k for b in branches if b is not branch for k in b.get("properties") or {}} - top - set(branch.get("properties") or {})
+            start = {k: v for k, v in with_key.items() if k not in others}
+            if chosen is not NO_VALUE:
+                start[key] = chosen
             needed = [k for k in branch.get("required") or [] if k != key]
             branch_base = _with_values(start, merged, needed)
             yield Instance(f"dependencies:{label}", branch_base, f"the branch for {label}, its required fields filled")
