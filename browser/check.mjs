@@ -58,7 +58,7 @@ async function bundle() {
 async function runForm(context, form, modeName, screenshotDir) {
   const mode = MODES[modeName];
   const page = await context.newPage();
-  const log = { console: [], left: [] };
+  const log = { console: [] };
   let step = "load";
   page.on("console", (msg) => {
     if (msg.type() === "error") log.console.push({ step, text: msg.text() });
@@ -118,7 +118,7 @@ async function main([jobPath, resultsPath]) {
   });
   if (job.screenshotDir) mkdirSync(job.screenshotDir, { recursive: true });
   const probe = await context.newPage();
-  const userAgent = await probe.evaluate(() => navigator.userAgent);
+  const { product } = await (await context.newCDPSession(probe)).send("Browser.getVersion");
   await probe.close();
   const runs = [];
   try {
@@ -133,7 +133,7 @@ async function main([jobPath, resultsPath]) {
   for (const name of ["@rjsf/core", "@rjsf/mui", "@rjsf/utils", "@rjsf/validator-ajv8", "ajv", "ajv-formats", "react", "@mui/material", "playwright-core"]) {
     versions[name] = JSON.parse(readFileSync(join(HERE, "node_modules", name, "package.json"), "utf8")).version;
   }
-  versions.chromium = /Chrome\/([\d.]+)/.exec(userAgent)?.[1] ?? userAgent;
+  versions.chromium = product.replace(/^\D*\//, "");
   const seconds = (performance.now() - started) / 1000;
   writeFileSync(resultsPath, JSON.stringify({ versions, seconds, left, runs }, null, 1));
 }

@@ -123,11 +123,11 @@ def test_the_python_side_judges_what_skyportal_hands_the_facility():
 
 
 def finding(instance="x/null", browser="valid", python="invalid: $.x", kind="disagreement"):
-    return Finding("atlas", "request", "plain", instance, browser, python, kind)
+    return Finding("atlas", "request", "plain", instance, browser, python, kind=kind)
 
 
 def entry(instance="x/null", browser="valid", python="invalid: $.x"):
-    return Expected("atlas", "request", "plain", instance, browser, python, "python", "because")
+    return Expected("atlas", "request", "plain", instance, browser, python, right="python", reason="because")
 
 
 def test_listed_findings_pass_and_the_rest_fail():
