@@ -43,7 +43,7 @@ class Harness extends Component {
     if (spec.wrap?.kind === "request") {
       return <MuiForm {...common} uiSchema={spec.uiSchema} templates={requestTemplates} customValidate={requestValidate} />;
     }
-    return <MuiForm {...common} uiSchema={spec.wrap ? undefined : spec.uiSchema} />;
+    return <MuiForm {...common} />; // SkyPortal's allocation form: no uiSchema
   }
 }
 

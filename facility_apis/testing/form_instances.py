@@ -104,7 +104,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 UNKNOWN_KEY = "unexpected_field"
-#: What :func:`valid_value` returns when it knows no valid value (and, to `_set`, "remove the key").
+#: What :func:`valid_value` returns when it knows no valid value (and, given to ``_set``, "remove the key").
 NO_VALUE = object()
 
 
@@ -129,7 +129,7 @@ def _label(value: Any) -> str:
 
 
 def valid_value(spec: Any) -> Any:
-    """A value ``spec`` should accept: its ``const``, first ``enum`` value, ``default`` or
+    """A value ``spec`` should accept: its ``const`` or ``default``, first ``enum`` value or
     ``examples`` entry, else one built from its type and bounds. ``NO_VALUE`` when none is known."""
     if not isinstance(spec, Mapping):
         return NO_VALUE
