@@ -1,0 +1,144 @@
+// Renders facility forms in headless Chromium and reports what each form does when submitted.
+//
+//   node browser/check.mjs JOB.json RESULTS.json
+//
+// JOB.json (written by facility_apis.testing.browser_check) lists the forms: facility, form
+// ("request" or "altdata"), requestType, title, schema, uiSchema and the instances to submit.
+// Each form is rendered in every mode of MODES; the results list, per form and mode, the untouched
+// form's outcome and every instance's, the console errors and any request that tried to leave the
+// page. The Python side judges them. The browser is Debian's Chromium (CHROMIUM overrides the
+// path), never a downloaded one; the page comes from a file and may load nothing else.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { build } from "esbuild";
+import { chromium } from "playwright-core";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+// plain: @rjsf/core as the schema alone asks (the form library's own verdict, HTML5 checks off).
+// skyportal: @rjsf/mui inside SkyPortal's wrapping, HTML5 checks on as in SkyPortal.
+const MODES = {
+  plain: { theme: "core", html5: false, wrap: () => null, shots: { request: "request" } },
+  skyportal: {
+    theme: "mui",
+    html5: true,
+    wrap: (form) =>
+      form.form === "request"
+        ? { kind: "request", requestType: form.requestType }
+        : { kind: "allocation", instrumentTitle: form.title },
+    shots: { request: "request-skyportal", altdata: "allocation" },
+  },
+};
+
+async function bundle() {
+  await build({
+    entryPoints: [join(HERE, "src", "page.jsx")],
+    outfile: join(HERE, "build", "page.js"),
+    bundle: true,
+    format: "iife",
+    jsx: "automatic",
+    target: "chrome120",
+    define: { "process.env.NODE_ENV": '"production"' },
+    logLevel: "error",
+  });
+}
+
+async function runForm(context, form, modeName, screenshotDir) {
+  const mode = MODES[modeName];
+  const page = await context.newPage();
+  const log = { console: [] };
+  let step = "load";
+  page.on("console", (msg) => {
+    if (msg.type() === "error") log.console.push({ step, text: msg.text() });
+  });
+  page.on("pageerror", (error) => log.console.push({ step, text: `uncaught: ${error.message}` }));
+  await page.goto(pathToFileURL(join(HERE, "page.html")).href);
+  const spec = (formData) => ({
+    theme: mode.theme,
+    html5: mode.html5,
+    wrap: mode.wrap(form),
+    schema: form.schema,
+    uiSchema: form.uiSchema,
+    formData,
+  });
+  // The untouched form is submitted with a real mouse click, after its screenshot; each instance is
+  // mounted and submitted (its button's click()) in one call to the page.
+  step = "untouched";
+  const mounted = await page.evaluate((s) => window.formCheck.mount(s), spec(undefined));
+  const shot = mode.shots[form.form];
+  let markup = null;
+  if (shot && screenshotDir) {
+    markup = await page.evaluate(() => window.formCheck.markup());
+    await page.locator("#form-under-test").screenshot({ path: join(screenshotDir, `${form.facility}-${shot}.png`) });
+  }
+  await page.click("#form-under-test button[type=submit]");
+  const untouched = { id: "untouched", ...mounted, ...(await page.evaluate(() => window.formCheck.outcome())) };
+  if (shot && screenshotDir) Object.assign(untouched, { screenshot: shot, markup });
+  const instances = [];
+  for (const instance of form.instances) {
+    step = instance.id;
+    instances.push({ id: instance.id, ...(await page.evaluate((s) => window.formCheck.submit(s), spec(instance.data))) });
+  }
+  await page.close();
+  return { facility: form.facility, form: form.form, mode: modeName, untouched, instances, ...log };
+}
+
+async function main([jobPath, resultsPath]) {
+  const job = JSON.parse(readFileSync(jobPath, "utf8"));
+  const started = performance.now();
+  await bundle();
+  const profile = mkdtempSync(join(tmpdir(), "form-check-profile-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 720, height: 900 },
+    deviceScaleFactor: 1,
+    timezoneId: "UTC",
+    locale: "en-US",
+  });
+  const left = [];
+  await context.route("**/*", (route) => {
+    const url = route.request().url();
+    if (url.startsWith("file:")) return route.continue();
+    left.push(url);
+    return route.abort();
+  });
+  if (job.screenshotDir) mkdirSync(job.screenshotDir, { recursive: true });
+  const probe = await context.newPage();
+  const { product } = await (await context.newCDPSession(probe)).send("Browser.getVersion");
+  await probe.close();
+  const runs = [];
+  try {
+    for (const form of job.forms) {
+      for (const modeName of Object.keys(MODES)) runs.push(await runForm(context, form, modeName, job.screenshotDir));
+    }
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+  const versions = {};
+  for (const name of ["@rjsf/core", "@rjsf/mui", "@rjsf/utils", "@rjsf/validator-ajv8", "ajv", "ajv-formats", "react", "@mui/material", "playwright-core"]) {
+    versions[name] = JSON.parse(readFileSync(join(HERE, "node_modules", name, "package.json"), "utf8")).version;
+  }
+  versions.chromium = product.replace(/^\D*\//, "");
+  const seconds = (performance.now() - started) / 1000;
+  writeFileSync(resultsPath, JSON.stringify({ versions, seconds, left, runs }, null, 1));
+}
+
+main(process.argv.slice(2)).catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

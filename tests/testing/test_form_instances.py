@@ -1,0 +1,159 @@
+"""The form instance generator: stable ids, every kind of probe, valid bases, branches that hold."""
+
+import pytest
+from jsonschema import Draft7Validator
+
+from facility_apis.core.registry import default_registry
+from facility_apis.core.schemas import DRAFT7
+from facility_apis.testing.form_instances import FORMAT_PROBES, NO_VALUE, UNKNOWN_KEY, base_instance, form_instances, valid_value
+
+FACILITIES = default_registry().all()
+
+# SkyPortal-style altdata with a discriminated dependencies/oneOf (the GENERIC facility's shape).
+NOTIFY = {
+    "$schema": DRAFT7,
+    "type": "object",
+    "properties": {
+        "notification_type": {"type": "string", "enum": ["API", "slack"], "title": "How to notify"},
+        "retries": {"type": "integer", "minimum": 0, "maximum": 5},
+        "options": {"type": "object", "properties": {"verbose": {"type": "boolean"}, "tag": {"type": "string", "maxLength": 8}}},
+    },
+    "required": ["notification_type"],
+    "dependencies": {
+        "notification_type": {
+            "oneOf": [
+                {
+                    "properties": {
+                        "notification_type": {"enum": ["API"]},
+                        "endpoint": {"type": "string", "format": "uri"},
+                        "api_token": {"type": "string", "minLength": 3},
+                    },
+                    "required": ["endpoint", "api_token"],
+                },
+                {
+                    "properties": {
+                        "notification_type": {"enum": ["slack"]},
+                        "channel": {"type": "string", "pattern": "^#", "default": "#followup"},
+                    },
+                    "required": ["channel"],
+                },
+            ]
+        }
+    },
+}
+
+
+def by_id(schema, **kwargs):
+    return {instance.id: instance for instance in form_instances(schema, **kwargs)}
+
+
+def valid(schema, data):
+    return not list(Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER).iter_errors(data))
+
+
+def test_instances_are_deterministic_with_unique_ids():
+    first, second = form_instances(NOTIFY), form_instances(NOTIFY)
+    assert [(i.id, i.data) for i in first] == [(i.id, i.data) for i in second]
+    assert len({i.id for i in first}) == len(first)
+    assert all(i.note for i in first)
+
+
+@pytest.mark.parametrize("cls", FACILITIES, ids=[cls.name for cls in FACILITIES])
+def test_each_facilitys_examples_and_minimal_instances_are_valid_to_the_facility(cls):
+    facility = cls()
+    request, altdata = by_id(facility.request_schema()), by_id(cls.altdata_schema())
+    facility.validate_payload(request["example"].data)
+    facility.validate_payload(request["minimal"].data)
+    facility.validate_altdata(altdata["example"].data)
+    facility.validate_altdata(altdata["minimal"].data)
+
+
+def test_every_kind_of_probe_is_generated_for_the_atlas_request_form():
+    from facility_apis.facilities.atlas import ATLASFacility
+
+    instances = by_id(ATLASFacility().request_schema())
+    expected = {
+        "start_date/missing": lambda d: "start_date" not in d,
+        "start_date/null": lambda d: d["start_date"] is None,
+        "start_date/wrong-type": lambda d: d["start_date"] == 12345,
+        "start_date/empty-string": lambda d: d["start_date"] == "",
+        "start_date/format:year-0000": lambda d: d["start_date"] == "0000-01-01",
+        "start_date/format:with-time": lambda d: d["start_date"] == "2026-10-01 12:00:00",
+        "snr_threshold/exclusiveMinimum:at": lambda d: d["snr_threshold"] == 0,
+        "snr_threshold/maximum:beyond": lambda d: d["snr_threshold"] == 101,
+        "use_reduced/wrong-type": lambda d: d["use_reduced"] == "true",
+        "radec_epoch_year/minimum:beyond": lambda d: d["radec_epoch_year"] == 1899,
+        "propermotion_ra/dependencies:all": lambda d: {"propermotion_ra", "propermotion_dec", "radec_epoch_year"} <= set(d),
+        "propermotion_ra/dependencies:without-radec_epoch_year": lambda d: "propermotion_ra" in d and "radec_epoch_year" not in d,
+        "unknown-key": lambda d: d[UNKNOWN_KEY] == "x",
+        "empty": lambda d: d == {},
+    }
+    for instance_id, holds in expected.items():
+        assert holds(instances[instance_id].data), instance_id
+    # Each format probe is there, one per spelling.
+    assert {i for i in instances if i.startswith("end_date/format:")} == {f"end_date/format:{label}" for label, _ in FORMAT_PROBES["date"]}
+
+
+def test_ignored_host_fields_are_not_probed():
+    schema = {"type": "object", "properties": {"a": {"type": "string"}, "request_type": {"type": "string", "enum": ["x"]}}}
+    ids = set(by_id(schema, ignore=["request_type"]))
+    assert "a/wrong-type" in ids
+    assert not any(i.startswith("request_type/") for i in ids)
+
+
+def test_each_oneof_branch_is_filled_and_emptied_field_by_field():
+    instances = by_id(NOTIFY)
+    api, slack = instances["dependencies:notification_type=API"], instances["dependencies:notification_type=slack"]
+    assert valid(NOTIFY, api.data) and api.data["notification_type"] == "API"
+    assert valid(NOTIFY, slack.data) and slack.data["channel"] == "#followup"
+    for branch, fields in (("API", ("endpoint", "api_token")), ("slack", ("channel",))):
+        for field in fields:
+            missing = instances[f"dependencies:notification_type={branch}/missing:{field}"].data
+            assert field not in missing and not valid(NOTIFY, missing)
+    # The branch's own properties are probed inside the branch.
+    assert instances["dependencies:notification_type=API/api_token/minLength:at"].data["api_token"] == "xxx"
+    assert instances["dependencies:notification_type=API/endpoint/format:relative"].data["notification_type"] == "API"
+    assert instances["dependencies:notification_type=slack/channel/pattern:mismatch"].data["channel"] == " #followup"
+    assert instances["notification_type/enum:slack"].data["notification_type"] == "slack"
+    assert instances["notification_type/enum:outside"].data["notification_type"] == "not-an-option"
+
+
+def test_without_examples_the_base_satisfies_the_branch_its_values_select():
+    base = base_instance(NOTIFY)
+    assert base["notification_type"] == "API" and {"endpoint", "api_token"} <= set(base)
+    assert valid(NOTIFY, base)
+    # Each single-field probe then starts from a valid instance.
+    assert valid(NOTIFY, by_id(NOTIFY)["retries/maximum:at"].data)
+    # A branch's instance carries no field of the other branch.
+    assert "endpoint" not in by_id(NOTIFY)["dependencies:notification_type=slack"].data
+
+
+def test_nested_objects_and_integers_are_probed():
+    instances = by_id(NOTIFY)
+    assert instances["options.tag/maxLength:above"].data["options"]["tag"] == "x" * 9
+    assert instances["options.verbose/wrong-type"].data["options"]["verbose"] == "true"
+    assert instances["retries/fraction"].data["retries"] == 3.5
+    assert instances["retries/minimum:beyond"].data["retries"] == -1
+
+
+def test_valid_values_respect_the_schema():
+    assert valid_value({"type": "integer", "minimum": 1, "maximum": 2}) == 2
+    assert valid_value({"type": "number", "exclusiveMinimum": 0}) == 1
+    assert valid_value({"type": "string", "minLength": 4}) == "xxxx"
+    assert valid_value({"type": "string", "format": "email"}) == FORMAT_PROBES["email"][0][1]
+    assert valid_value({"type": "string", "pattern": "^[A-Z]+$"}) is NO_VALUE  # no example to go by
+    assert valid_value({"type": "string", "pattern": "^[A-Z]+$", "examples": ["ABC"]}) == "ABC"
+    for probes in FORMAT_PROBES.values():
+        assert probes[0][0] == "valid"
+
+
+def test_without_examples_the_base_fills_the_required_fields():
+    schema = {
+        "$schema": DRAFT7,
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": 10}, "day": {"type": "string", "format": "date"}, "note": {"type": "string"}},
+        "required": ["n", "day"],
+    }
+    base = base_instance(schema)
+    assert base == {"n": 11, "day": "2026-10-01"}
+    assert valid(schema, base)
