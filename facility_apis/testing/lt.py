@@ -23,9 +23,11 @@ What it emulates, from the public source of LT's services (GitHub ``LivTel/node_
   else (``+00:00`` included) in the server's time zone, ``server_timezone``.
 
 Knobs: ``soap_fault_next(text)``, ``reject_next(reason)``, ``reply_next(mode)`` (answer the next
-document with a bare RTML reply of that mode), ``tea_connected = False`` (every document
-rejected, as the node agent does when its TEA is away), and the :class:`LoopbackServer` faults
-(latency, status, malformed, drop, ``down()``). ``documents()`` gives every RTML document
+document with a bare RTML reply of that mode), ``garble_next(body)`` (carry out the next call,
+then answer with ``body`` instead of the SOAP reply, as a broken proxy would), ``tea_connected =
+False`` (every document rejected, as the node agent does when its TEA is away), and the
+:class:`LoopbackServer` faults (latency, status, malformed, drop, ``down()``), which act before
+the call is carried out. ``documents()`` gives every RTML document
 received, ``groups`` the Phase 2 groups.
 """
 
@@ -162,6 +164,7 @@ class LTNodeAgentEmulator(LoopbackServer):
         self._groups: dict[tuple[str, str], Group] = {}
         self._received: list[_Received] = []
         self._faults: list[str] = []
+        self._garbled: list[str] = []
         self._script: list[_Script] = []
 
     def routes(self) -> list[Any]:
@@ -183,6 +186,15 @@ class LTNodeAgentEmulator(LoopbackServer):
         """Reject the next RTML document with ``reason``, whatever it holds."""
         with self._lock:
             self._script.append(_Script("reject", reason))
+
+    def garble_next(self, body: str = "Proxy Error: the upstream answer was lost") -> None:
+        """Carry out the next call, then answer HTTP 200 with ``body`` (plain text)."""
+        with self._lock:
+            self._garbled.append(body)
+
+    def take_garbled(self) -> str | None:
+        with self._lock:
+            return self._garbled.pop(0) if self._garbled else None
 
     def reply_next(self, mode: str) -> None:
         """Answer the next RTML document with a reply of ``mode`` and nothing done."""
@@ -453,5 +465,10 @@ class NodeAgentHandler(LoopbackHandler):
                 self._fault("S:Client", "handle_rtml: no arg0 part")
                 return
             ET.SubElement(answer, "return").text = server.handle_rtml(username, argument.text or "")
+        garbled = server.take_garbled()
+        if garbled is not None:
+            self.set_header("Content-Type", "text/plain")
+            self.finish(garbled)
+            return
         self._answer(200, answer)
 

@@ -208,6 +208,9 @@ def test_the_knobs(lt):
     assert refusal(lt, document()) == ["java.lang.Exception: is.tea.connected = false, not sending rtml onwards"]
     assert ET.fromstring(call(lt, "", operation="ping").content).findtext(f".//{{{NA}}}pingResponse/return") == "NAK (not live)"
     lt.tea_connected = True
-    lt.faults.add("malformed")
-    assert call(lt, document()).text.startswith('{"status"')
-    assert reply(call(lt, document()))[1].get("mode") == "confirm"
+    lt.faults.add("malformed")  # before the call is carried out
+    assert call(lt, document()).text.startswith('{"status"') and lt.groups == []
+    lt.garble_next("Proxy Error")  # after it
+    garbled = call(lt, document())
+    assert (garbled.status_code, garbled.text) == (200, "Proxy Error") and len(lt.groups) == 1
+    assert reply(call(lt, document(uid="next")))[1].get("mode") == "confirm"
