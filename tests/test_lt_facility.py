@@ -4,8 +4,10 @@ masked in every record; the forms and the allocation rules."""
 
 import dataclasses
 import logging
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
@@ -363,3 +365,80 @@ def test_a_resubmission_sends_a_new_uid(monkeypatch):
     req = dataclasses.replace(request(), payload=facility.validate_payload(PAYLOAD))
     first, second = (ET.fromstring(ET.fromstring(facility.prepare(req).data).find(f".//{{{NODE_AGENT_NS}}}handle_rtml/arg0").text).get("uid") for _ in range(2))
     assert first != second
+
+
+# -- the status table of docs/facilities/lt.md ------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCUMENTED = IOOFacility.example_remote_id
+
+
+def _documented_statuses() -> set[str]:
+    text = (DOCS / "facilities" / "lt.md").read_text(encoding="utf-8")
+    section = text[text.index("(lt-statuses)=") : text.index("## Differences from SkyPortal")]
+    return {re.sub(r"\d+", "N", span) for span in re.findall(r"`([^`]+)`", section)}
+
+
+STATUS_SCENARIOS = {
+    "confirm": ("submit", None, (200, soap_return(rtml_reply("confirm")))),
+    "reject": ("submit", None, (200, soap_return(rtml_reply("reject", "java.lang.IllegalArgumentException: Your Exposure time is too short.")))),
+    "reject without error": ("submit", None, (200, soap_return(rtml_reply("reject")))),
+    "credentials fault": ("submit", None, (500, soap_fault(CREDENTIALS_FAULT))),
+    "other fault": ("submit", None, (500, soap_fault("java.lang.RuntimeException: node agent restarting"))),
+    "garbled": ("submit", None, (200, "Proxy Error")),
+    "connect": ("submit", None, requests.ConnectTimeout("connect timed out")),
+    "throttled": ("submit", None, (429, "")),
+    "404": ("submit", None, (404, "Not Found")),
+    "4xx": ("submit", None, (400, "Bad Request")),
+    "offer": ("remote_validate", None, (200, soap_return(rtml_reply("offer")))),
+    "inquiry rejected": ("remote_validate", None, (200, soap_return(rtml_reply("reject", "Device configuration error: IO:O filter wheel offline")))),
+    "inquiry rejected silently": ("remote_validate", None, (200, soap_return(rtml_reply("reject")))),
+    "inquiry confirmed": ("remote_validate", None, (200, soap_return(rtml_reply("confirm")))),
+    "aborted": ("delete", DOCUMENTED, (200, soap_return(rtml_reply("abort")))),
+    "abort refused": ("delete", DOCUMENTED, (200, soap_return(rtml_reply("reject", NOT_FOUND.replace(UID, DOCUMENTED))))),
+    "abort offered": ("delete", DOCUMENTED, (200, soap_return(rtml_reply("offer")))),
+    "abort credentials": ("delete", DOCUMENTED, (500, soap_fault(CREDENTIALS_FAULT))),
+    "foreign uid": ("delete", "ZTF26lt-7-1700000000", (200, "")),
+}
+
+
+@pytest.mark.parametrize("scenario", list(STATUS_SCENARIOS))
+def test_every_status_is_documented(scenario, monkeypatch):
+    monkeypatch.setattr(lt_facility.LiverpoolFacility, "new_uid", staticmethod(lambda request: DOCUMENTED))
+    operation, remote_id, answer = STATUS_SCENARIOS[scenario]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock, Transport(backoff=0, retries=0) as transport:
+        if isinstance(answer, Exception):
+            mock.post(URL, body=answer)
+        else:
+            mock.post(URL, status=answer[0], body=answer[1], content_type="text/xml")
+        status = perform(IOOFacility(), operation, request(remote_id), transport).status
+    assert re.sub(r"\d+", "N", status) in _documented_statuses(), f"{scenario}: {status!r} is not in docs/facilities/lt.md"
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (
+            {"payload": {**PAYLOAD, "start_date": "2030-01-02T00:00:00Z", "end_date": "2030-01-01T00:00:00Z"}},
+            "rejected: invalid payload: $.end_date: must be after start_date",
+        ),
+        ({"altdata": {"username": "observer", "password": PASSWORD}}, "failed to submit: invalid altdata: $.LT_proposalID: is required"),
+        ({"remote_id": None}, "deleted: nothing had been sent to the Liverpool Telescope"),
+    ],
+)
+def test_the_documented_statuses_of_bad_input_and_nothing_to_do(change, status):
+    operation = "delete" if "remote_id" in change else "submit"
+    with responses.RequestsMock() as mock, Transport() as transport:
+        outcome = perform(IOOFacility(), operation, request(**change), transport)
+        assert len(mock.calls) == 0
+    assert outcome.status == status and status in _documented_statuses()
+
+
+def test_an_internal_error_status_is_documented(monkeypatch):
+    def broken(self, payload):
+        raise KeyError("x")
+
+    monkeypatch.setattr(IOOFacility, "exposures", broken)
+    with Transport() as transport:
+        status = perform(IOOFacility(), "submit", request(), transport).status
+    assert status == "failed to submit: internal error in lt_ioo.submit: KeyError" and status in _documented_statuses()

@@ -3,6 +3,7 @@ node agent's replies read."""
 
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +240,18 @@ def test_a_reject_without_any_error_element_has_an_empty_reason():
 def test_anything_else_is_a_remote_error(text, message):
     with pytest.raises(RemoteError, match=message):
         rtml.parse_reply(text, service="LT")
+
+
+# -- the documents shown in docs/facilities/lt.md --------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCUMENTED_UID = IOOFacility.example_remote_id
+
+
+def test_the_documented_request_and_abort_are_what_the_code_builds(monkeypatch):
+    monkeypatch.setattr(lt_facility.LiverpoolFacility, "new_uid", staticmethod(lambda request: DOCUMENTED_UID))
+    call = prepared(IOOFacility, {"observation_choices": ["g", "r"], "exposure_time": 120, "exposure_counts": 2}, Target("ZTF26abcdefg", 150.1234, -20.5678))
+    shown = ET.parse(DOCS / "examples" / "lt-ioo-request.xml").getroot()
+    assert shape(sent_document(call)) == shape(shown)
+    abort = rtml.abort_document(DOCUMENTED_UID, project="PL26A01", username="observer")
+    assert shape(ET.fromstring(abort)) == shape(ET.parse(DOCS / "examples" / "lt-abort.xml").getroot())
