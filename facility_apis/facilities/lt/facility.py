@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import requests
@@ -43,7 +43,7 @@ DEFAULT_WINDOW = timedelta(days=7)
 COMMON_FORM = "lt/request"
 
 
-def _iso(moment) -> str:
+def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
