@@ -16,7 +16,9 @@ from .schemas import apply_defaults, available_schemas, load_document, load_sche
 from .transport import HTTPCall, Transport
 
 OPERATIONS = ("submit", "get", "update", "delete")
-IMPLEMENTABLE = ("validate_altdata", "prepare", *OPERATIONS)
+#: Asks the facility about a request without queuing it (LT's RTML inquiry, LCO's validate).
+REMOTE_VALIDATE = "remote_validate"
+IMPLEMENTABLE = ("validate_altdata", "prepare", *OPERATIONS, REMOTE_VALIDATE)
 
 
 class Kind(str, enum.Enum):
@@ -268,13 +270,24 @@ class Facility:
         """
         raise NotImplementedOperation(f"{self.name} does not implement delete")
 
+    def remote_validate(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        """Ask the facility whether it would accept the request, queuing nothing (a remote dry
+        run: the Liverpool Telescope's RTML ``inquiry``, LCO's ``/api/requestgroups/validate/``).
+
+        Receives a request whose altdata and payload passed validation, like ``submit``. Returns
+        ``pending`` (not submitted) with a detail giving the facility's offer when it would accept
+        the request; ``rejected`` with the facility's reason when it would not. Failures are
+        raised as for ``submit``. ``facility-apis submit --remote-validate`` runs it.
+        """
+        raise NotImplementedOperation(f"{self.name} does not implement remote_validate")
+
     # -- capabilities --------------------------------------------------------------------------
 
     @classmethod
     def implements(cls) -> dict[str, bool]:
         """Which of ``validate_altdata``, ``prepare``, ``submit``, ``get``, ``update``,
-        ``delete`` this facility overrides (``validate_altdata`` always: every facility checks its
-        schema)."""
+        ``delete``, ``remote_validate`` this facility overrides (``validate_altdata`` always:
+        every facility checks its schema)."""
         return {op: op == "validate_altdata" or getattr(cls, op) is not getattr(Facility, op) for op in IMPLEMENTABLE}
 
 

@@ -11,7 +11,8 @@ raised                   state       ``poll_after``
 =======================  ==========  ================================================================
 ``AltdataError``         failed      none (the admin must fix the allocation)
 ``PayloadError``         rejected    none
-``Rejected``             rejected    none on submit/update; while following or deleting: failed, none
+``Rejected``             rejected    none on submit/update/remote_validate; while following or
+                                     deleting: failed, none
 ``CredentialsRefused``   failed      ``RETRY_AFTER_FAILURE`` while following; none on submit
 ``Throttled``            throttled   the wait the facility asked for
 ``FacilityUnavailable``  failed      ``RETRY_AFTER_FAILURE``, except a submit that may have arrived
@@ -38,7 +39,7 @@ from .errors import (
     RemoteError,
     Throttled,
 )
-from .interface import OPERATIONS, Facility, FollowupRequest
+from .interface import OPERATIONS, REMOTE_VALIDATE, Facility, FollowupRequest
 from .outcome import Outcome, State
 from .redact import get_logger
 from .transport import Transport
@@ -54,20 +55,24 @@ DETAIL_LIMIT = 500
 def perform(facility: Facility, operation: str, request: FollowupRequest, transport: Transport) -> Outcome:
     """Run ``facility.<operation>(request, transport)`` safely; see the module docstring.
 
-    Raises only for programming errors: ``ValueError`` for an unknown operation,
-    ``NotImplementedOperation`` for one the facility does not implement.
+    ``operation`` is one of ``submit``, ``get``, ``update``, ``delete`` or ``remote_validate``
+    (which, like ``submit``, validates the payload first). Raises only for programming errors:
+    ``ValueError`` for an unknown operation, ``NotImplementedOperation`` for one the facility does
+    not implement.
     """
-    if operation not in OPERATIONS:
-        raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
+    known = (*OPERATIONS, REMOTE_VALIDATE)
+    if operation not in known:
+        raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(known)}")
     if not facility.implements()[operation]:
         raise NotImplementedOperation(f"{facility.name} does not implement {operation}")
-    following = operation != "submit"
+    asking = operation in ("submit", REMOTE_VALIDATE)
+    following = not asking
     remote_id = request.remote_id
     with transport.recording(facility.secrets(request.allocation.altdata or {})) as transactions:
         try:
             altdata = facility.validate_altdata(request.allocation.altdata or {})
             allocation = dataclasses.replace(request.allocation, altdata=altdata)
-            payload = facility.validate_payload(request.payload) if operation == "submit" else dict(request.payload)
+            payload = facility.validate_payload(request.payload) if asking else dict(request.payload)
             request = dataclasses.replace(request, allocation=allocation, payload=payload)
             outcome = getattr(facility, operation)(request, transport)
         except AltdataError as exc:
@@ -75,7 +80,7 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
         except PayloadError as exc:
             outcome = Outcome(State.REJECTED, str(exc), remote_id=remote_id)
         except Rejected as exc:
-            if operation in ("submit", "update"):
+            if operation in ("submit", "update", REMOTE_VALIDATE):
                 outcome = Outcome(State.REJECTED, str(exc), remote_id=remote_id)
             else:
                 outcome = Outcome(State.FAILED, f"{facility.title} refused the {operation}: {exc}", remote_id=remote_id)

@@ -20,6 +20,9 @@ ENTRY_POINT_GROUP = "skyportal.facility_apis"
 
 BUILTINS: dict[str, str] = {
     "atlas": "facility_apis.facilities.atlas:ATLASFacility",
+    "lt_ioo": "facility_apis.facilities.lt:IOOFacility",
+    "lt_ioi": "facility_apis.facilities.lt:IOIFacility",
+    "lt_sprat": "facility_apis.facilities.lt:SPRATFacility",
 }
 
 

@@ -70,13 +70,17 @@ class Transaction:
 
 @dataclass(frozen=True)
 class HTTPCall:
-    """A request built but not sent: what ``prepare`` returns and ``--dry-run`` prints."""
+    """A request built but not sent: what ``prepare`` returns and ``--dry-run`` prints.
+
+    ``data`` is a form (a dict, sent form-encoded) or a raw body (``str`` or ``bytes``, e.g. an
+    XML document, sent as it is with the ``Content-Type`` the headers give).
+    """
 
     method: str
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] | None = None
-    data: dict[str, Any] | None = None
+    data: dict[str, Any] | str | bytes | None = None
     json: Any = None
 
 

@@ -172,6 +172,9 @@ class Jobs:
             if row.cancel_requested and job.operation != "delete" and step.operation is not None:
                 # The cancel was asked while this call was out: carry it out on what it returned.
                 values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now))
+            elif job.operation == "delete" and step.operation is None and not step.state.terminal:
+                # The facility refused the delete and still holds the request: a new cancel may try again.
+                values["cancel_requested"] = False
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
 

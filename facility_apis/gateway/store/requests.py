@@ -156,13 +156,16 @@ class Requests:
 
         A call in flight (a submission, say) lands first and the cancel follows it. Then: not
         held by the facility, or a facility that cannot delete: deleted here at once. Held: a
-        ``delete`` call is due now. Already finished or already cancelling: ``Conflict``.
+        ``delete`` call is due now, also for a held request nobody polls (a facility without
+        ``get``, such as the Liverpool Telescope). Already finished, failed or already
+        cancelling: ``Conflict``.
         """
         now = time.time() if now is None else now
         with self._database.connection() as connection:
             row = _owned(connection, request_id, owner_id)
             state = State(row.state)
-            if state.terminal or row.cancel_requested or (row.operation is None and state is not State.PENDING):
+            settled = row.operation is None and state is not State.PENDING and not state.active
+            if state.terminal or row.cancel_requested or settled:
                 raise Conflict(f"follow-up request {request_id} is already {row.status!r}")
             values: dict[str, Any] = {"cancel_requested": True, "updated_at": now}
             if row.lease_owner is None or (row.lease_expires or 0.0) < now:
