@@ -20,6 +20,7 @@ ENTRY_POINT_GROUP = "skyportal.facility_apis"
 
 BUILTINS: dict[str, str] = {
     "atlas": "facility_apis.facilities.atlas:ATLASFacility",
+    "bhtom": "facility_apis.facilities.bhtom:BHTOMFacility",
 }
 
 
