@@ -172,13 +172,13 @@ class BHTOMFacility(Facility):
         whatever their HTTP status; field errors answered with 404 are a refusal."""
         try:
             expect(response, *statuses, service=SERVICE)
-        except RemoteNotFound:
+        except RemoteNotFound as not_found:
             try:
                 refused = response.json()
             except ValueError:
-                raise
+                refused = None
             if not isinstance(refused, dict):
-                raise
+                raise not_found from None
             raise Rejected(body_line(response), http_status=404) from None
         body = json_object(response, service=SERVICE, what=what)
         refusal = error_object(body)
