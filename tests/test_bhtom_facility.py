@@ -445,3 +445,78 @@ def test_the_filter_table_maps_only_to_skyportal_bandpass_names():
     johnson_cousins = {f"{band}(GaiaSP)" for band in "UBVRI"}
     gaia = {name for name in FILTERS if name.startswith(("G(", "BP(", "RP(", "GSA("))}
     assert vega == johnson_cousins | gaia | {"ASASSN(V)", "OGLE(I)", "KMTNET(I)"}  # every other band is AB already
+
+
+# -- the documented statuses ----------------------------------------------------------------------
+
+
+def _documented() -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "facilities" / "bhtom.md").read_text()
+    section = text[text.index("(bhtom-statuses)=") : text.index("(bhtom-photometry)=")]
+    return [re.sub(r"\d+(\.\d+)?", "N", span) for span in re.findall(r"`([^`]+)`", section)]
+
+
+def _is_documented(status: str, name: str) -> bool:
+    """The status's wording is a documented span, its trailing notes (``; ...``) documented notes."""
+    import re
+
+    normal = re.sub(r"\d+(\.\d+)?", "N", status.replace(name, "<name>"))
+    spans = _documented()
+    parts = normal.split("; ")
+    for cut in range(len(parts), 0, -1):
+        head, notes = "; ".join(parts[:cut]), parts[cut:]
+        if _matches(head, spans) and all(f"; {note}" in spans for note in notes):
+            return True
+    return False
+
+
+def _matches(normal: str, spans: list[str]) -> bool:
+    for span in spans:
+        for open_end in ("<BHTOM's message>", "...", ": ..."):
+            if span.endswith(open_end) and normal.startswith(span[: -len(open_end)]):
+                return True
+        if normal == span:
+            return True
+    return False
+
+
+def test_every_status_these_scenarios_produce_is_documented(bhtom, facility, transport):
+    seen: list[tuple[str, str]] = []
+
+    def run(operation, request, name="ZTF26aaexact"):
+        outcome = perform(facility, operation, request, transport)
+        seen.append((outcome.status, name))
+        return followed(request, outcome)
+
+    request = run("submit", make_request())
+    run("get", request)
+    bhtom.upload("ZTF26aaexact", [(61000.1, 17.0, 0.05, "T", "V(GaiaSP)", "o"), (61000.2, 17.0, 0.05, "T", "W1(WISE)", "o")])
+    request = run("get", request)
+    run("update", dataclasses.replace(request, payload={**PAYLOAD, "importance": 4, "cadence_hours": 48}))
+    bhtom.error_next("busy", "/targets/download-photometry/")
+    run("get", request)
+    ended = dataclasses.replace(Progress.decode(request.cursor), until=time.time() - 1).encode()
+    run("get", dataclasses.replace(request, cursor=ended))
+    run("delete", request)
+    bhtom.delete_target("ZTF26aaexact")
+    run("get", request)
+    run("update", request)
+    run("delete", request)
+    run("delete", make_request())
+    run("get", make_request())
+    bhtom.add_target("Other", 150.0, -20.0, importance=3.0, cadence=3.0)
+    other = run("submit", make_request(), "Other")
+    run("update", dataclasses.replace(other, payload={**PAYLOAD, "importance": 2}), "Other")
+    run("delete", other, "Other")
+    bhtom.update_target("Other", {"importance": 9.5, "cadence": 0.25})
+    run("submit", make_request(), "Other")
+    run("submit", make_request(obj_id="Far", ra=10.0, dec=10.0, payload={**PAYLOAD, "bhtom_name": "Other"}), "Other")
+    run("submit", make_request(payload={**PAYLOAD, "bhtom_name": "a/b"}))
+    run("submit", make_request(altdata={"username": "u", "password": PASSWORD}))
+    bhtom.error_next("busy", "/targets/getTargetList/")
+    run("submit", make_request(obj_id="Fresh", ra=20.0, dec=20.0))
+    missing = [status for status, name in seen if not _is_documented(status, name)]
+    assert not missing, f"statuses not in docs/facilities/bhtom.md: {missing}"
