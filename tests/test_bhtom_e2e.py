@@ -36,7 +36,8 @@ def test_a_request_is_followed_and_each_new_point_reaches_skyportal_once(gateway
             facility_config={"bhtom": {"base_url": bhtom.base_url, "poll_interval": 0.3}},
             settings=WorkerSettings(idle=0.05, egress=loopback_egress(bhtom)),
         )
-        deliverer = Deliverer.for_skyportal(gateway_store, skyportal.url, SP_TOKEN, settings=DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05))
+        quick = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
+        deliverer = Deliverer.for_skyportal(gateway_store, skyportal.url, SP_TOKEN, settings=quick)
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and len(bhtom.points("ZTF26bhtome2e") if bhtom.target("ZTF26bhtome2e") else []) < 12:
@@ -61,7 +62,8 @@ def test_a_request_is_followed_and_each_new_point_reaches_skyportal_once(gateway
 
         # The target was created once, with the request's values, and is now released.
         creates = [json.loads(r.body) for r in bhtom.requests if r.path == "/targets/createTarget/"]
-        assert creates == [{"name": "ZTF26bhtome2e", "ra": 210.5, "dec": 33.25, "epoch": 2000.0, "classification": "Unknown", "importance": 7.0, "cadence": 1.0}]
+        created = {"name": "ZTF26bhtome2e", "ra": 210.5, "dec": 33.25, "epoch": 2000.0, "classification": "Unknown", "importance": 7.0, "cadence": 1.0}
+        assert creates == [created]
         assert bhtom.target("ZTF26bhtome2e")["importance"] == 0.0
 
         # Every point BHTOM has reached SkyPortal, each in exactly one delivery, none twice.

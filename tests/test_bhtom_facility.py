@@ -71,7 +71,8 @@ def test_submit_looks_up_by_name_and_cone_then_creates_with_the_exact_body(bhtom
         (
             "POST",
             "/targets/createTarget/",
-            {"name": "ZTF26aaexact", "ra": 150.0, "dec": -20.0, "epoch": 2000.0, "classification": "SN", "importance": 8.0, "cadence": 0.5, "description": "rising"},
+            {"name": "ZTF26aaexact", "ra": 150.0, "dec": -20.0, "epoch": 2000.0, "classification": "SN",
+             "importance": 8.0, "cadence": 0.5, "description": "rising"},
         ),
     ]
     sent = bhtom.requests[-1].headers
@@ -429,7 +430,12 @@ def test_operations_on_an_allocation_still_holding_a_password_say_to_save_it_aga
 
 @pytest.mark.parametrize(
     ("altdata", "path"),
-    [({}, "$.api_token"), ({"password": PASSWORD}, "$.username"), ({"api_token": "has space"}, "$.api_token"), ({"api_token": TOKEN, "base_url": "http://10.0.0.1"}, "$.base_url")],
+    [
+        ({}, "$.api_token"),
+        ({"password": PASSWORD}, "$.username"),
+        ({"api_token": "has space"}, "$.api_token"),
+        ({"api_token": TOKEN, "base_url": "http://10.0.0.1"}, "$.base_url"),
+    ],
 )
 def test_bad_altdata_names_the_field(altdata, path):
     with pytest.raises(AltdataError) as caught:

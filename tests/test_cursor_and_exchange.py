@@ -113,7 +113,7 @@ def test_the_gateway_store_keeps_the_cursor_between_claims(gateway_store):
         outcome = Outcome(State.RUNNING, "x", remote_id="r1", poll_after=1.0, cursor=returned)
         assert gateway_store.jobs.record(job, outcome, can_poll=True, now=200.0 + number * 10)
     (job,) = gateway_store.jobs.claim("w", 1, 60.0, now=1000.0)
-    assert cursors + [job.request.cursor] == [None, "one", "one", "three"]
+    assert [*cursors, job.request.cursor] == [None, "one", "one", "three"]
 
 
 def test_the_skyportal_class_returns_the_exchanged_altdata_for_skyportal_to_store():
@@ -128,7 +128,8 @@ def test_the_skyportal_class_returns_the_exchanged_altdata_for_skyportal_to_stor
         configure(facilities={"bhtom": {"base_url": bhtom.base_url}}, egress=loopback_egress(bhtom))
         try:
             api = make_api_class("BHTOMAPI", BHTOMFacility)
-            assert api.validate_altdata({"username": "observer", "password": "pass word", "base_url": ""}) == {"username": "observer", "api_token": "bhtom-sp-token"}
+            stored = api.validate_altdata({"username": "observer", "password": "pass word", "base_url": ""})
+            assert stored == {"username": "observer", "api_token": "bhtom-sp-token"}
             with pytest.raises(AltdataError, match=r"\$\.password: BHTOM refused the username and password"):
                 api.validate_altdata({"username": "observer", "password": "nope"})
         finally:

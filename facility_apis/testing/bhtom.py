@@ -56,7 +56,10 @@ CLASSIFICATIONS = frozenset({
 })  # fmt: skip
 WRITABLE = ("name", "ra", "dec", "epoch", "description", "classification", "discovery_date", "importance", "cadence")
 FORBIDDEN_NAME_CHARS = set("()/\\:")
-SERVER_ERROR_PAGE = '<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n'
+SERVER_ERROR_PAGE = (
+    '<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n'
+    "<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n"
+)
 CSV_HEADER = "MJD;Magnitude;Error;Facility;Filter;Observer"
 MJD_UNIX_EPOCH = 40587.0
 

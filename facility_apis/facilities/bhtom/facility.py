@@ -92,6 +92,12 @@ def _days(hours: float) -> float:
     return round(hours / 24.0, 6)
 
 
+def raised(before: tuple[float, float], asked: tuple[float, float]) -> tuple[float, float]:
+    """``(importance, cadence in hours)`` for a target someone else put on BHTOM: the higher
+    importance and the shorter cadence of the two (a cadence of 0 means none was set)."""
+    return max(before[0], asked[0]), min(before[1], asked[1]) if before[1] > 0 else asked[1]
+
+
 def _fmt(value: float) -> str:
     return f"{value:g}"
 
@@ -275,16 +281,16 @@ class BHTOMFacility(Facility):
             return Outcome(State.SUBMITTED, detail, remote_id=remote, poll_after=self._poll_after(cadence, progress), cursor=progress.encode())
         remote = str(found["name"])
         before = (float(found.get("importance") or 0.0), _hours(found.get("cadence")))
-        raised = (max(before[0], importance), min(before[1], cadence) if before[1] > 0 else cadence)
+        wanted = raised(before, (importance, cadence))
         where = f"as {remote}" + ("" if remote == name else f", {distance:.1f} arcsec from this object")
         had = f"BHTOM already had this target {where} (importance {_fmt(before[0])}, cadence {_fmt(before[1])} h)"
-        if raised != before:
-            self._patch(transport, request, remote, {"importance": raised[0], "cadence": _days(raised[1])})
-            detail = f"{had}: raised to importance {_fmt(raised[0])}, cadence {_fmt(raised[1])} h instead of creating a duplicate"
+        if wanted != before:
+            self._patch(transport, request, remote, {"importance": wanted[0], "cadence": _days(wanted[1])})
+            detail = f"{had}: raised to importance {_fmt(wanted[0])}, cadence {_fmt(wanted[1])} h instead of creating a duplicate"
         else:
             detail = f"{had}, already at least what was asked: left as it is, no duplicate created"
-        progress = Progress(created=False, before=before, set=raised, until=until)
-        return Outcome(State.SUBMITTED, detail, remote_id=remote, poll_after=self._poll_after(raised[1], progress), cursor=progress.encode())
+        progress = Progress(created=False, before=before, set=wanted, until=until)
+        return Outcome(State.SUBMITTED, detail, remote_id=remote, poll_after=self._poll_after(wanted[1], progress), cursor=progress.encode())
 
     def get(self, request: FollowupRequest, transport: Transport) -> Outcome:
         if not request.remote_id:
@@ -337,7 +343,7 @@ class BHTOMFacility(Facility):
             return Outcome(State.CANCELED, f"the target {name} is no longer on BHTOM: nothing to update", remote_id=name)
         asked = (float(payload["importance"]), float(payload["cadence_hours"]))
         owned = progress.created is not False  # created by this request, or unknown: the observer's values
-        wanted = asked if owned or progress.before is None else (max(progress.before[0], asked[0]), min(progress.before[1], asked[1]) if progress.before[1] > 0 else asked[1])
+        wanted = asked if owned or progress.before is None else raised(progress.before, asked)
         body: dict[str, Any] = {"importance": wanted[0], "cadence": _days(wanted[1])}
         if owned and payload.get("description"):
             body["description"] = payload["description"]
@@ -371,7 +377,8 @@ class BHTOMFacility(Facility):
         current = (float(target.get("importance") or 0.0), _hours(target.get("cadence")))
         if progress.set == progress.before:
             return f"{name} left as it was on BHTOM: this request had not changed it"
-        if progress.set is None or progress.before is None or not all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(current, progress.set, strict=True)):
+        unchanged = progress.set is not None and all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(current, progress.set, strict=True))
+        if progress.before is None or not unchanged:
             return f"{name} left as it is on BHTOM: its importance or cadence changed since this request set them"
         before = progress.before
         self._patch(transport, request, name, {"importance": before[0], "cadence": _days(before[1])})

@@ -166,8 +166,9 @@ class Jobs:
                 owe(connection, job.request_id, "photometry", body, now)
             remote_id = outcome.remote_id or row.remote_id
             values = change_state(connection, job.request_id, row.status, step.state, step.status, step.detail, now)
+            cursor = row.cursor if outcome.cursor is None else outcome.cursor
             values.update(
-                remote_id=remote_id, cursor=row.cursor if outcome.cursor is None else outcome.cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
+                remote_id=remote_id, cursor=cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
                 attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now,
             )  # fmt: skip
             if row.cancel_requested and job.operation != "delete" and step.operation is not None:
