@@ -43,6 +43,7 @@ from typing import Any, NoReturn
 
 import tornado.web
 
+from .atlas import TokenAuthHandler  # DRF's obtain-auth-token view, as ATLAS serves it too
 from .server import LoopbackHandler, LoopbackServer
 
 PAGE_SIZE = 200
@@ -435,21 +436,6 @@ class _BHTOMHandler(LoopbackHandler):
             self.send_json(result[1], result[0])
         else:
             self.send_json(result)
-
-
-class TokenAuthHandler(LoopbackHandler):
-    def post(self) -> None:
-        try:
-            data = _json_body(self)
-        except Refusal as exc:
-            return self.send_json(exc.body, exc.status)
-        missing = {name: ["This field is required."] for name in ("username", "password") if not data.get(name)}
-        if missing:
-            return self.send_json(missing, 400)
-        token = self.server.token_for(str(data["username"]), str(data["password"]))  # type: ignore[attr-defined]
-        if token is None:
-            return self.send_json({"non_field_errors": ["Unable to log in with provided credentials."]}, 400)
-        self.send_json({"token": token})
 
 
 class TargetListHandler(_BHTOMHandler):
