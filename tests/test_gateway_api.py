@@ -561,3 +561,20 @@ def test_no_secret_in_any_answer_log_or_file(api, store, tmp_path, caplog):
     assert any(path.name == "g.db" for path in files)
     for path in files:
         assert SECRET.encode() not in path.read_bytes(), path.name
+
+
+def test_a_bhtom_password_is_exchanged_for_a_token_when_the_allocation_is_saved_and_never_stored(store, serve):
+    from facility_apis.testing.bhtom import BHTOMEmulator
+    from facility_apis.testing.network import loopback_egress
+
+    with BHTOMEmulator({"observer": ("pass word", "bhtom-gw-token")}) as bhtom:
+        url = serve(facility_config={"bhtom": {"base_url": bhtom.base_url}}, egress=loopback_egress(bhtom))
+        client = Client(url, store.clients.add("a"))
+        altdata = {"username": "observer", "password": "pass word"}
+        ok(client.post("/api/allocations/validate", json={"facility": "bhtom", "altdata": altdata}))
+        ok(client.put("/api/allocations/5", json={"facility": "bhtom", "altdata": altdata}))
+        assert store.allocations.get(5)[1].altdata == {"username": "observer", "api_token": "bhtom-gw-token"}
+        message, errors = error(client.put("/api/allocations/6", json={"facility": "bhtom", "altdata": {**altdata, "password": "not it"}}), 400)
+        assert errors == ["altdata.password: BHTOM refused the username and password (Unable to log in with provided credentials.)"]
+        assert "not it" not in message
+        assert [r.path for r in bhtom.requests] == ["/api/token-auth/"] * 3

@@ -11,7 +11,7 @@ from facility_apis.core.interface import Target
 from facility_apis.core.outcome import Outcome, State
 from facility_apis.core.photometry import Photometry
 from facility_apis.gateway.crypto import SealError, SecretBox, generate_key
-from facility_apis.gateway.models import AllocationRow, Meta
+from facility_apis.gateway.models import SCHEMA_VERSION, AllocationRow, Meta
 from facility_apis.gateway.policy import Schedule
 from facility_apis.gateway.store import Conflict, NotFound, Store
 
@@ -45,7 +45,7 @@ def test_a_database_of_another_schema_version_is_refused(gateway_store, database
     with gateway_store.database.session() as session:
         session.merge(Meta(key="schema_version", value="99"))
     url, options = database
-    with pytest.raises(ConfigurationError, match=r"schema version 99.*needs 1.*docs/gateway.md"):
+    with pytest.raises(ConfigurationError, match=rf"schema version 99.*needs {SCHEMA_VERSION}.*docs/gateway.md"):
         Store(url, SecretBox(secret_key), **options)
 
 

@@ -65,7 +65,9 @@ class FollowupRequest:
 
     ``remote_id`` is the facility's handle once submitted (e.g. the ATLAS task URL);
     ``callback_url``, when the caller can receive one, is where the facility may announce changes
-    (a hint: the facility must work without it).
+    (a hint: the facility must work without it). ``cursor`` is the last ``Outcome.cursor`` the
+    facility returned for this request (``None`` before it returned one): its own note of where
+    it stands, kept by the caller between calls (see :class:`~facility_apis.core.outcome.Outcome`).
     """
 
     id: int | None
@@ -75,6 +77,7 @@ class FollowupRequest:
     requester: str | None = None
     remote_id: str | None = None
     callback_url: str | None = None
+    cursor: str | None = None
 
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")
@@ -183,6 +186,20 @@ class Facility:
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         """Rules beyond the schema, on altdata that passed it; raise ``AltdataError``."""
+
+    def exchange_altdata(self, altdata: dict[str, Any], transport: Transport) -> dict[str, Any]:
+        """The altdata to store when an allocation is saved, after a one-time exchange with the
+        facility (e.g. a password traded for an API token, so the password is never stored nor
+        sent again); by default ``altdata`` unchanged, with no I/O.
+
+        Called once per save, on altdata that passed :meth:`validate_altdata`, by whoever stores
+        allocations: the gateway's ``PUT /api/allocations/<id>`` (and its validate call) and the
+        SkyPortal classes' ``validate_altdata``, whose return value SkyPortal stores on
+        ``POST /api/allocation``. Every call goes through ``transport``; the result must pass
+        :meth:`validate_altdata`. Raises ``AltdataError``/``CredentialsRefused`` when the facility
+        refuses, and lets the transport's errors pass.
+        """
+        return altdata
 
     def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Check a request payload; return it with defaults filled in. Raises ``PayloadError``

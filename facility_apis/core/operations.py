@@ -21,17 +21,24 @@ raised                   state       ``poll_after``
 ``EgressRefused``        failed      none (the destination is not allowed)
 anything else (a bug)    failed      none; the traceback is logged, redacted
 =======================  ==========  ================================================================
+
+An outcome's ``cursor`` that holds one of the allocation's secrets or is longer than
+``CURSOR_LIMIT`` is a bug too: the outcome becomes ``failed`` (no ``poll_after``) and the cursor is
+dropped, so no caller ever stores it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from .answers import one_line
 from .egress import EgressRefused
 from .errors import (
     AltdataError,
     CredentialsRefused,
+    FacilityError,
     FacilityUnavailable,
     NotImplementedOperation,
     PayloadError,
@@ -40,7 +47,7 @@ from .errors import (
     Throttled,
 )
 from .interface import OPERATIONS, REMOTE_VALIDATE, Facility, FollowupRequest
-from .outcome import Outcome, State
+from .outcome import CURSOR_LIMIT, Outcome, State
 from .redact import get_logger
 from .transport import Transport
 
@@ -98,6 +105,46 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
         except Exception as exc:  # a facility bug must not lose the request: report it as a failure
             log.exception("%s.%s raised unexpectedly", facility.name, operation)
             outcome = Outcome(State.FAILED, f"internal error in {facility.name}.{operation}: {type(exc).__name__}", remote_id=remote_id)
+        outcome = _checked_cursor(facility, operation, outcome, transport, remote_id)
         # Mask first, then fold and cut: cutting first could leave part of a secret unmasked.
         detail = one_line(transport.redactor.text(outcome.detail), DETAIL_LIMIT)
     return dataclasses.replace(outcome, detail=detail, transactions=tuple(transactions))
+
+
+def _checked_cursor(facility: Facility, operation: str, outcome: Outcome, transport: Transport, remote_id: str | None) -> Outcome:
+    """``outcome``, or a failure without the cursor when the cursor could leak or overflow."""
+    cursor = outcome.cursor
+    if cursor is None:
+        return outcome
+    problem = None
+    if not isinstance(cursor, str):
+        problem = "a cursor that is not text"
+    elif len(cursor) > CURSOR_LIMIT:
+        problem = f"a cursor over {CURSOR_LIMIT} characters"
+    elif transport.redactor.text(cursor) != cursor:
+        problem = "a cursor holding a secret"
+    if problem is None:
+        return outcome
+    log.error("%s.%s returned %s; it was dropped", facility.name, operation, problem)
+    return Outcome(State.FAILED, f"internal error in {facility.name}.{operation}: it returned {problem}", remote_id=outcome.remote_id or remote_id)
+
+
+def exchange(facility: Facility, altdata: Mapping[str, Any], transport: Transport) -> dict[str, Any]:
+    """Validate ``altdata`` and run the facility's one-time exchange on it
+    (:meth:`~facility_apis.core.interface.Facility.exchange_altdata`): the altdata to store.
+
+    Every error is an ``AltdataError`` with a masked message: the facility's own, or one saying the
+    exchange with the facility failed (refused credentials, an unreachable service, a refused
+    destination), so a caller that saves allocations refuses the save with field errors. The
+    exchange's transactions are not kept: the answer that carries a new token would show it.
+    """
+    cleaned = facility.validate_altdata(altdata)
+    with transport.recording(facility.secrets(cleaned)):
+        try:
+            exchanged = facility.exchange_altdata(dict(cleaned), transport)
+        except AltdataError:
+            raise
+        except (FacilityError, EgressRefused) as exc:
+            message = one_line(transport.redactor.text(str(exc)), DETAIL_LIMIT)
+            raise AltdataError.single("$", f"{facility.title} refused or could not complete the credential exchange: {message}") from None
+    return facility.validate_altdata(exchanged)

@@ -37,6 +37,9 @@ class State(str, enum.Enum):
         return self in (State.SUBMITTED, State.QUEUED, State.RUNNING)
 
 
+#: Longest ``Outcome.cursor`` a caller must keep (characters).
+CURSOR_LIMIT = 16384
+
 TERMINAL = frozenset({State.COMPLETED, State.NO_DATA, State.REJECTED, State.CANCELED, State.DELETED})
 
 
@@ -46,6 +49,13 @@ class Outcome:
 
     ``poll_after`` is the number of seconds the caller should wait before the next call (a
     throttle's wait, or the facility's advised polling interval); ``None`` when nothing is due.
+
+    ``cursor`` is a short text (at most ``CURSOR_LIMIT`` characters, never a secret) the facility
+    wants back on its next call for this request, as ``FollowupRequest.cursor``: e.g. which data
+    it already delivered, or what the request changed at the facility. Callers that follow a
+    request keep the newest one (the gateway in its ``requests.cursor`` column, the SkyPortal
+    classes in the request's transactions, ``follow()`` in memory); ``None`` leaves the kept one
+    unchanged. Opaque to everyone but the facility.
     """
 
     state: State
@@ -54,6 +64,7 @@ class Outcome:
     poll_after: float | None = None
     photometry: Photometry | None = None
     transactions: tuple[Transaction, ...] = field(default=(), repr=False)
+    cursor: str | None = None
 
     @property
     def status(self) -> str:

@@ -14,7 +14,13 @@ def _count(number: int, noun: str) -> str:
 @dataclass(frozen=True)
 class Photometry:
     """Points of one target: ``mag``/``magerr`` are ``None`` for a non-detection, whose
-    ``limiting_mag`` is then the upper limit. ``notes`` say what was left out and why."""
+    ``limiting_mag`` is then the upper limit. ``notes`` say what was left out and why.
+
+    ``origin`` names the series (SkyPortal's ``origin``, part of its duplicate check): one text for
+    all points, or a list with one entry per point when the points come from several sources (e.g.
+    BHTOM's telescopes). ``altdata``, when given, is one JSON object per point, stored by SkyPortal
+    with that point (e.g. the observer who took it).
+    """
 
     mjd: list[float]
     mag: list[float | None]
@@ -24,8 +30,9 @@ class Photometry:
     ra: list[float | None] | None = None
     dec: list[float | None] | None = None
     magsys: str = "ab"
-    origin: str | None = None
+    origin: str | list[str | None] | None = None
     notes: tuple[str, ...] = field(default=())
+    altdata: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         lengths = {len(column) for column in self._columns().values()}
@@ -42,6 +49,10 @@ class Photometry:
         }
         if self.ra is not None and self.dec is not None:
             columns |= {"ra": self.ra, "dec": self.dec}
+        if isinstance(self.origin, list):
+            columns["origin"] = self.origin
+        if self.altdata is not None:
+            columns["altdata"] = self.altdata
         return columns
 
     def __len__(self) -> int:
@@ -59,7 +70,7 @@ class Photometry:
     def to_skyportal(self, obj_id: str, instrument_id: int, group_ids: Iterable[int] = ()) -> dict[str, Any]:
         """The body of SkyPortal's ``PUT /api/photometry`` (magnitude space)."""
         body: dict[str, Any] = {"obj_id": obj_id, "instrument_id": instrument_id, "magsys": self.magsys}
-        if self.origin:
+        if isinstance(self.origin, str) and self.origin:
             body["origin"] = self.origin
         groups = sorted(set(group_ids))
         if groups:

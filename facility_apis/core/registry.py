@@ -23,6 +23,7 @@ BUILTINS: dict[str, str] = {
     "lt_ioo": "facility_apis.facilities.lt:IOOFacility",
     "lt_ioi": "facility_apis.facilities.lt:IOIFacility",
     "lt_sprat": "facility_apis.facilities.lt:SPRATFacility",
+    "bhtom": "facility_apis.facilities.bhtom:BHTOMFacility",
 }
 
 

@@ -1,12 +1,14 @@
-"""``/api/allocations``: store an allocation's credentials (validated, encrypted), check them,
-show an allocation without them."""
+"""``/api/allocations``: store an allocation's credentials (validated, exchanged once with the
+facility where it asks for that, encrypted), check them, show an allocation without them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..core.errors import AltdataError, FieldError
-from ..core.interface import Kind
+from ..core.interface import Facility, Kind
+from ..core.operations import exchange
+from ..core.transport import Transport
 from .api_base import ApiError, BaseHandler, parse_id, schema_errors, under
 from .store import NotFound
 
@@ -16,8 +18,12 @@ FIELDS = ("pi", "proposal_id", "instrument_id", "instrument_name", "filters", "g
 class AllocationBody(BaseHandler):
     """Validation shared by storing and checking an allocation."""
 
-    def checked_allocation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """``(facility, validated altdata, other fields)``, or a 400 listing every failing field."""
+    async def checked_allocation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """``(facility, altdata to store, other fields)``, or a 400 listing every failing field.
+
+        Valid altdata then goes through the facility's one-time exchange (``exchange_altdata``,
+        e.g. BHTOM's password traded for a token), off the IOLoop; a failed exchange is a 400 too.
+        """
         body = self.json_body()
         errors = schema_errors("allocation", body)
         facility, altdata = body.get("facility"), body.get("altdata")
@@ -34,9 +40,18 @@ class AllocationBody(BaseHandler):
                     errors += under("altdata", exc.errors)
             if instance.kind is Kind.FORCED_PHOTOMETRY and body.get("instrument_id") is None:
                 errors.append(FieldError("instrument_id", "is required for a forced photometry facility (SkyPortal stores photometry under an instrument)"))
+        if not errors:
+            try:
+                cleaned = await self.blocking(self._exchanged, self.gateway.facility(facility), cleaned)
+            except AltdataError as exc:
+                errors += under("altdata", exc.errors)
         if errors:
             raise ApiError.invalid("allocation", sorted(set(errors), key=lambda e: e.path))
         return facility, cleaned, {name: body[name] for name in FIELDS if name in body}
+
+    def _exchanged(self, facility: Facility, altdata: dict[str, Any]) -> dict[str, Any]:
+        with Transport(retries=1, egress=self.gateway.egress) as transport:
+            return exchange(facility, altdata, transport)
 
 
 class AllocationHandler(AllocationBody):
@@ -48,7 +63,7 @@ class AllocationHandler(AllocationBody):
 
     async def put(self, allocation_id: str) -> None:
         number = parse_id(allocation_id, "allocation")
-        facility, altdata, fields = self.checked_allocation()
+        facility, altdata, fields = await self.checked_allocation()
         allocations = self.gateway.store.allocations
         try:
             await self.blocking(allocations.put, self.client_id, number, facility, altdata, **fields)
@@ -61,5 +76,5 @@ class AllocationValidateHandler(AllocationBody):
     """``POST``: would this allocation be accepted? Nothing is stored."""
 
     async def post(self) -> None:
-        self.checked_allocation()
+        await self.checked_allocation()
         self.success({"valid": True})

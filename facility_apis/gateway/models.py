@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean, Double, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bumped whenever a table changes; the store refuses a database of another version.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -75,6 +75,8 @@ class RequestRow(Base):
     payload: Mapped[dict[str, Any]]
     requester: Mapped[str | None] = mapped_column(String(256))
     remote_id: Mapped[str | None] = mapped_column(Text)
+    #: The facility's newest ``Outcome.cursor``, handed back to it on each later call (schema 2).
+    cursor: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text, default="")

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from ..core.errors import AltdataError, FacilityError, PayloadError
 from ..core.interface import OPERATIONS, Facility, FollowupRequest, Kind
-from ..core.operations import perform
+from ..core.operations import exchange, perform
 from ..core.outcome import Outcome, State, skyportal_status
 from ..core.redact import Redactor
 from ..core.transport import Transport
@@ -27,7 +27,7 @@ from . import handoff
 from .handoff import Result
 from .models import get_models
 from .settings import current_settings
-from .snapshot import GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, core_request, field, recorded
+from .snapshot import CURSOR, GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, core_request, field, recorded
 
 #: The keys of SkyPortal's ``implements()``.
 SKYPORTAL_METHODS = (
@@ -156,15 +156,21 @@ class SkyPortalFacility(metaclass=_FacilityType):
 
     @classmethod
     def validate_altdata(cls, altdata: Any, **kwargs: Any) -> dict[str, Any]:
-        """Check allocation credentials against the facilities' schemas; returns them without
-        blank values. Raises ``AltdataError`` naming every failing field (never a value). With two
-        facilities, altdata either accepts is accepted."""
+        """Check allocation credentials against the facilities' schemas and run the facility's
+        one-time exchange (``exchange_altdata``: BHTOM trades a password for a token); returns
+        what SkyPortal stores (``POST /api/allocation`` keeps this return value), without blank
+        values. Raises ``AltdataError`` naming every failing field (never a value). With two
+        facilities, altdata either accepts is accepted. Blocking: an exchange makes HTTP calls."""
         failures = []
         for member in cls.facilities:
+            facility = cls.facility(member)
             try:
-                return cls.facility(member).validate_altdata(altdata)
+                facility.validate_altdata(altdata)
             except AltdataError as exc:
                 failures.append(exc)
+                continue
+            with Transport(retries=1, egress=current_settings().egress) as transport:
+                return exchange(facility, altdata, transport)
         raise failures[0]
 
     @classmethod
@@ -212,6 +218,8 @@ class SkyPortalFacility(metaclass=_FacilityType):
         with Transport(egress=current_settings().egress) as transport:
             outcome = perform(cls.facility(member), operation, request, transport)
         tags = {REMOTE_ID: outcome.remote_id} if outcome.remote_id else {}
+        if outcome.cursor is not None:
+            tags[CURSOR] = outcome.cursor  # handed back on the next call (snapshot.recorded)
         if operation == "delete" and outcome.state not in (State.DELETED, State.CANCELED):
             return Result(None, outcome.transactions, tags, outcome.photometry, error=f"could not delete: {outcome.detail}")
         return Result(outcome.status, outcome.transactions, tags, outcome.photometry)
@@ -220,7 +228,12 @@ class SkyPortalFacility(metaclass=_FacilityType):
     async def _perform(cls, operation: str, request: Any, member: type[Facility]) -> tuple[FollowupRequest | None, Result]:
         """Run the operation in a worker thread: here, or through the gateway."""
         try:
-            core = core_request(request, remote_id=None if operation == "submit" else recorded(request, REMOTE_ID))
+            submitting = operation == "submit"
+            core = core_request(
+                request,
+                remote_id=None if submitting else recorded(request, REMOTE_ID),
+                cursor=None if submitting else recorded(request, CURSOR),
+            )
         except PayloadError as exc:  # coordinates SkyPortal holds but no facility can use
             if operation != "submit":
                 raise FacilityError(str(exc)) from None

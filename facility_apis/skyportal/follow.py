@@ -33,7 +33,8 @@ def follow(
 ) -> Outcome:
     """Submit ``request`` (retrying after throttles) and poll it until it is terminal.
 
-    Each new status is passed to ``report`` and, with ``skyportal``, posted to ``/api/facility``;
+    The newest ``Outcome.cursor`` goes back to the facility with each later call. Each new status
+    is passed to ``report`` and, with ``skyportal``, posted to ``/api/facility``;
     photometry is delivered with ``PUT /api/photometry`` before the status that announces it.
     Stops after ``max_calls`` facility calls, returning the last outcome. An error from SkyPortal
     propagates: this driver keeps nothing to deliver later (the gateway's outbox does).
@@ -61,6 +62,8 @@ def follow(
         publish(outcome)
         if outcome.remote_id:
             request = dataclasses.replace(request, remote_id=outcome.remote_id)
+        if outcome.cursor is not None:
+            request = dataclasses.replace(request, cursor=outcome.cursor)
         if outcome.state.terminal or outcome.poll_after is None:
             break
         sleep(outcome.poll_after)

@@ -21,6 +21,7 @@ from ..core.interface import Allocation, FollowupRequest, Target
 #: Keys of a stored transaction ``response`` that hold what later calls need.
 REMOTE_ID = "remote_id"
 GATEWAY_ID = "gateway_request_id"
+CURSOR = "cursor"
 #: The payload key SkyPortal's own UI adds to mark forced-photometry requests; not a facility field.
 REQUEST_TYPE = "request_type"
 SKYPORTAL_PAYLOAD_KEYS = (REQUEST_TYPE,)
@@ -69,9 +70,9 @@ def recorded(request: Any, key: str) -> Any:
     return None
 
 
-def core_request(request: Any, *, remote_id: str | None = None) -> FollowupRequest:
-    """The core ``FollowupRequest`` for SkyPortal's ``request``; ``PayloadError`` for unusable
-    coordinates."""
+def core_request(request: Any, *, remote_id: str | None = None, cursor: str | None = None) -> FollowupRequest:
+    """The core ``FollowupRequest`` for SkyPortal's ``request`` (with the facility's ``remote_id``
+    and ``cursor`` as recorded); ``PayloadError`` for unusable coordinates."""
     obj, allocation = request.obj, request.allocation
     instrument = allocation.instrument
     target = Target(
@@ -91,4 +92,4 @@ def core_request(request: Any, *, remote_id: str | None = None) -> FollowupReque
     )
     payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
     requester = getattr(request.requester, "username", None) if request.requester is not None else None
-    return FollowupRequest(request.id, target, core_allocation, payload, requester=requester, remote_id=remote_id)
+    return FollowupRequest(request.id, target, core_allocation, payload, requester=requester, remote_id=remote_id, cursor=cursor)

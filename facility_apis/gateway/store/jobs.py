@@ -97,7 +97,7 @@ class Jobs:
                     connection.execute(update(REQUESTS).where(REQUESTS.c.id == row.id).values(**values))
                     continue
                 target = Target(row.obj_id, row.ra, row.dec)
-                request = FollowupRequest(row.id, target, allocation, row.payload, requester=row.requester, remote_id=row.remote_id)
+                request = FollowupRequest(row.id, target, allocation, row.payload, requester=row.requester, remote_id=row.remote_id, cursor=row.cursor)
                 interrupted = row.operation == "submit" and row.submitting_since is not None
                 jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted))
         return jobs
@@ -127,8 +127,9 @@ class Jobs:
             return connection.scalar(select(func.min(REQUESTS.c.next_poll_at)))
 
     def record(self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, now: float | None = None) -> bool:
-        """Apply an outcome: state, history, transactions and outbox (photometry before the status
-        that announces it) in one transaction. ``can_poll``/``can_delete``: the facility implements
+        """Apply an outcome: state, history, transactions, outbox (photometry before the status
+        that announces it) and the facility's cursor (kept unless the outcome brings a new one) in
+        one transaction. ``can_poll``/``can_delete``: the facility implements
         ``get``/``delete``.
 
         Returns False (and writes nothing) when the lease was lost meanwhile: another worker
@@ -141,7 +142,7 @@ class Jobs:
         if photometry is not None and allocation.instrument_id is None:
             photometry = None
             detail = "photometry arrived but the allocation names no instrument_id"
-            outcome = Outcome(State.FAILED, detail, outcome.remote_id, transactions=outcome.transactions)
+            outcome = Outcome(State.FAILED, detail, outcome.remote_id, transactions=outcome.transactions)  # the cursor stays: nothing was delivered
         body = photometry.to_skyportal(job.request.target.id, allocation.instrument_id, allocation.group_ids) if photometry is not None else None
         records = [{"request_id": job.request_id, "at": now, "operation": job.operation, "record": t.as_dict()} for t in outcome.transactions]
         with self._database.connection() as connection:
@@ -165,8 +166,9 @@ class Jobs:
                 owe(connection, job.request_id, "photometry", body, now)
             remote_id = outcome.remote_id or row.remote_id
             values = change_state(connection, job.request_id, row.status, step.state, step.status, step.detail, now)
+            cursor = row.cursor if outcome.cursor is None else outcome.cursor
             values.update(
-                remote_id=remote_id, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
+                remote_id=remote_id, cursor=cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
                 attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now,
             )  # fmt: skip
             if row.cancel_requested and job.operation != "delete" and step.operation is not None:
