@@ -45,7 +45,9 @@ class Target:
 
 @dataclass(frozen=True)
 class Allocation:
-    """An allocation on a facility. ``altdata`` holds credentials and never shows in a repr."""
+    """An allocation on a facility. ``altdata`` holds credentials and never shows in a repr.
+    ``group`` is the name of the SkyPortal group that holds the allocation, where known (for
+    messages to people); ``group_ids`` are the groups its data is shared with."""
 
     id: int | None
     altdata: Mapping[str, Any] = field(repr=False)
@@ -55,6 +57,7 @@ class Allocation:
     instrument_name: str | None = None
     filters: tuple[str, ...] = ()
     group_ids: tuple[int, ...] = ()
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,9 @@ class FollowupRequest:
 
     ``remote_id`` is the facility's handle once submitted (e.g. the ATLAS task URL);
     ``callback_url``, when the caller can receive one, is where the facility may announce changes
-    (a hint: the facility must work without it).
+    (a hint: the facility must work without it). ``comments`` are remarks a caller may pass on
+    with the request (the requester's note, the source's comments in SkyPortal), one line each,
+    for facilities that forward them to people (a notification's ``include_comments``).
     """
 
     id: int | None
@@ -73,6 +78,7 @@ class FollowupRequest:
     requester: str | None = None
     remote_id: str | None = None
     callback_url: str | None = None
+    comments: tuple[str, ...] = ()
 
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")
