@@ -20,6 +20,8 @@ ENTRY_POINT_GROUP = "skyportal.facility_apis"
 
 BUILTINS: dict[str, str] = {
     "atlas": "facility_apis.facilities.atlas:ATLASFacility",
+    "generic": "facility_apis.facilities.notification.generic:GenericFacility",
+    "slack": "facility_apis.facilities.notification.slack:SlackFacility",
 }
 
 
