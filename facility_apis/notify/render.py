@@ -36,7 +36,7 @@ def render_text(notice: Notice) -> str:
         lines += ["", f"{COMMENTS}:"]
         for comment in notice.comments:
             first, *rest = comment.split("\n")
-            lines += [f"  - {first}", *(f"    {line}" for line in rest)]
+            lines += [f"  - {first}", *(f"    {line}" if line else "" for line in rest)]
     lines += ["", f"Sent by {notice.app_title} for {notice.facility}."]
     return "\n".join(lines) + "\n"
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ssl
 import threading
+import warnings
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -55,7 +56,8 @@ class _Handler:
         data = envelope.original_content or envelope.content
         parsed = message_from_bytes(data, policy=policy.default)
         user = session.auth_data.login.decode() if session.authenticated and hasattr(session.auth_data, "login") else None
-        captured = CapturedMail(envelope.mail_from, tuple(envelope.rcpt_tos), data, parsed, user, session.ssl is not None)  # type: ignore[arg-type]
+        tls = session.ssl is not None or self.server.security == "ssl"
+        captured = CapturedMail(envelope.mail_from, tuple(envelope.rcpt_tos), data, parsed, user, tls)  # type: ignore[arg-type]
         with self.server._lock:
             self.server._messages.append(captured)
         return "250 2.0.0 Ok: queued"
@@ -131,13 +133,21 @@ class SMTPEmulator:
 
         if self._down:
             return _Closer()
-        return SMTP(
+        with warnings.catch_warnings():
+            # aiosmtpd warns that AUTH without STARTTLS is unsafe; with implicit TLS it is not.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+            return self._smtp(SMTP)  # aiosmtpd's class, imported lazily
+
+    def _smtp(self, smtp_class: type) -> asyncio.Protocol:
+        return smtp_class(
             _Handler(self),
             hostname="localhost",
             tls_context=self.tls if self.security == "starttls" else None,
             require_starttls=self.security == "starttls",
             auth_required=bool(self.users),
-            auth_require_tls=self.security != "none",
+            # With implicit TLS the whole connection is TLS, which aiosmtpd's check (it looks for
+            # a STARTTLS) cannot see.
+            auth_require_tls=self.security == "starttls",
             authenticator=_Authenticator(self.users) if self.users else None,
             timeout=30,
             loop=self._loop,
