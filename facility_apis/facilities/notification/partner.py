@@ -12,7 +12,6 @@ package's gateway speaks the same protocol (``/api/followup_request``).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -52,22 +51,11 @@ def submission(request: FollowupRequest) -> HTTPCall:
 
 
 def _checked(response: requests.Response, host: str) -> requests.Response:
-    """``response`` if it is a success; a 4xx carrying SkyPortal's error envelope raises
-    ``Rejected`` with its ``message``; anything else is for ``expect``."""
-    if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 404, 429):
-        message = _envelope_message(response)
-        if message:
-            raise Rejected(f"{host}: {message}", http_status=response.status_code)
-    return expect(response, *SUCCESS, service=host)
-
-
-def _envelope_message(response: requests.Response) -> str | None:
+    """``response`` if it is a success, else what ``expect`` raises, a refusal naming the partner."""
     try:
-        body = json.loads(response.text or "")
-    except ValueError:
-        return None
-    message = body.get("message") if isinstance(body, dict) else None
-    return message if isinstance(message, str) and message.strip() else None
+        return expect(response, *SUCCESS, service=host)
+    except Rejected as exc:
+        raise Rejected(f"{host}: {exc}", http_status=exc.http_status) from None
 
 
 def _success_data(response: requests.Response, host: str, what: str) -> dict[str, Any]:
