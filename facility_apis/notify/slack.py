@@ -67,7 +67,7 @@ def read_answer(response: requests.Response) -> None:
     if code == 200:
         if text == "ok":
             return
-        raise RemoteError(f"Slack answered HTTP 200 without its 'ok' ({body_line(response)})", http_status=code)
+        raise RemoteError(f"Slack answered HTTP 200 without its 'ok': {body_line(response)}; the message may have been posted", http_status=code)
     if code in REFUSALS:
         reason = f"{text} ({ERRORS[text]})" if text in ERRORS else body_line(response)
         raise Rejected(f"Slack refused the message (HTTP {code}): {reason}", http_status=code)
