@@ -33,6 +33,7 @@ from ..core.errors import AltdataError, ConfigurationError
 from ..core.interface import FollowupRequest
 from ..core.transport import HTTPCall, Transport
 from .altdata import check_notification_altdata, include_comments, parse_addresses
+from .config import settings_mapping
 from .mail import build_email, new_message_id
 from .message import Event, Notice, build_notice, one_line
 from .slack import DEFAULT_BASE_URL, read_answer, webhook_call, webhook_url
@@ -58,11 +59,7 @@ class NotifySettings:
         ``ConfigurationError`` names the key and the rule."""
         if config is None:
             return cls()
-        if not isinstance(config, Mapping):
-            raise ConfigurationError("notify must be a mapping")
-        unknown = sorted(set(config) - _KEYS)
-        if unknown:
-            raise ConfigurationError(f"notify: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}")
+        config = settings_mapping(config, "notify", _KEYS)
         skyportal_url = config.get("skyportal_url")
         if skyportal_url is not None:
             reason = INTERNAL.refusal(skyportal_url) if isinstance(skyportal_url, str) and one_line(skyportal_url) == skyportal_url else "it must be one line"

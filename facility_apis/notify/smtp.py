@@ -37,6 +37,7 @@ from ..core.errors import ConfigurationError, FacilityUnavailable, Rejected, Rem
 from ..core.redact import Redactor
 from ..core.transport import Transport
 from .altdata import ADDRESS
+from .config import settings_mapping
 
 SECURITY = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -87,11 +88,7 @@ class SMTPSettings:
         ``security`` is ``starttls`` (default; port 587), ``ssl`` (port 465) or ``none`` (port
         25); ``password`` may be given directly or read from ``password_file`` (one line).
         ``ConfigurationError`` names the key and the rule (never the password)."""
-        if not isinstance(config, Mapping):
-            raise ConfigurationError("notify.smtp must be a mapping")
-        unknown = sorted(set(config) - _SETTINGS)
-        if unknown:
-            raise ConfigurationError(f"notify.smtp: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_SETTINGS))}")
+        config = settings_mapping(config, "notify.smtp", _SETTINGS)
         host = config.get("host")
         if not isinstance(host, str) or not _HOST.fullmatch(host):
             raise ConfigurationError("notify.smtp.host must be a host name or an IP address (no scheme, user or path)")
