@@ -208,3 +208,40 @@ def test_generic_api_mode_forwards_to_this_packages_gateway(tmp_path, secret_key
     assert [p.text.split(":")[0] for p in slack.posts] == ["New follow-up request", "Updated follow-up request", "Cancelled follow-up request"]
     assert skyportal.statuses(41) == ["submitted: posted to Slack", "submitted: update posted to Slack", "deleted: cancellation posted to Slack"]
     assert token not in json.dumps([t.as_dict() for o in (submitted, updated, deleted) for t in o.transactions])
+
+
+def test_put_changes_a_payload_but_never_moves_a_request(tmp_path, secret_key, fast_schedule):
+    import requests
+
+    from facility_apis.gateway.crypto import SecretBox
+
+    store = Store(f"sqlite:///{tmp_path / 'put.db'}", SecretBox(secret_key), schedule=fast_schedule)
+    token = store.clients.add("skyportal")
+    owner = store.clients.authenticate(token)
+    store.allocations.put(owner, 7, "slack", SLACK_ALTDATA)
+    store.allocations.put(owner, 8, "slack", SLACK_ALTDATA)
+    request_id = store.requests.add(7, Target("ZTF26put", 1.0, 2.0), SLACK_PAYLOAD)
+    headers = {"Authorization": f"token {token}"}
+    try:
+        with AppThread(make_app(store)) as http:
+            url = f"{http.url}/api/followup_request/{request_id}"
+
+            def put(body, where=url):
+                return requests.put(where, json=body, headers=headers, timeout=10)
+
+            moved = put({"allocation_id": 8, "obj_id": "ZTF26put", "payload": SLACK_PAYLOAD})
+            assert moved.status_code == 400
+            assert moved.json()["data"]["errors"] == ["allocation_id: must be the request's own allocation (a request cannot move)"]
+            elsewhere = put({"allocation_id": 7, "target": {"id": "ZTF26put", "ra": 3.0, "dec": 2.0}, "payload": SLACK_PAYLOAD})
+            assert elsewhere.json()["data"]["errors"] == ["target: cannot change: cancel the request and submit a new one"]
+            other = put({"allocation_id": 7, "obj_id": "ZTF26other", "payload": SLACK_PAYLOAD})
+            assert other.json()["data"]["errors"] == ["obj_id: must be the request's own source"]
+            bad = put({"allocation_id": 7, "obj_id": "ZTF26put", "payload": {**SLACK_PAYLOAD, "exposure_time": -1}})
+            assert bad.status_code == 400 and bad.json()["data"]["errors"] == ["payload.exposure_time: must be greater than 0"]
+            assert store.requests.view(request_id)["payload"] == {**SLACK_PAYLOAD}  # nothing changed by the refusals
+            changed = put({"allocation_id": 7, "obj_id": "ZTF26put", "payload": {**SLACK_PAYLOAD, "exposure_time": 5}})
+            assert changed.status_code == 200 and changed.json()["data"] == {"id": request_id, "state": "pending", "ignored": []}
+            assert store.requests.view(request_id)["payload"]["exposure_time"] == 5
+            assert put({"allocation_id": 7, "obj_id": "ZTF26put", "payload": SLACK_PAYLOAD}, f"{http.url}/api/followup_request/999").status_code == 404
+    finally:
+        store.close()
