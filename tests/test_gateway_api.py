@@ -21,7 +21,7 @@ import tornado.netutil
 
 from facility_apis.core.egress import INTERNAL
 from facility_apis.core.interface import Target
-from facility_apis.core.registry import Registry
+from facility_apis.core.registry import Registry, default_registry
 from facility_apis.core.transport import Transport
 from facility_apis.gateway.api import MAX_BODY_BYTES, callback_path, make_app
 from facility_apis.gateway.crypto import SecretBox, generate_key
@@ -263,7 +263,6 @@ def test_allocation_errors_are_listed_at_once(api):
 def test_unknown_facility_lists_the_known_ones(api):
     a, _, _ = api
     _, errors = error(a.put("/api/allocations/1", json={"facility": "hubble", "altdata": {}}), 400)
-    from facility_apis.core.registry import default_registry
 
     assert errors == [f"facility: is not a known facility (known: {', '.join(default_registry().names())})"]
     _, errors = error(a.put("/api/allocations/1", json={"altdata": []}), 400)

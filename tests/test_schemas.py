@@ -101,6 +101,12 @@ def test_dependencies_oneof_are_enforced_and_report_the_chosen_branch():
     assert field_errors(BRANCHED, {"mode": "imaging", "filters": ["g"]}) == []
 
 
+def test_a_value_no_branch_takes_is_named_with_every_value_the_branches_allow():
+    schema = {**BRANCHED, "properties": {"mode": {"type": "string"}}}  # the branches alone decide
+    assert [str(e) for e in field_errors(schema, {"mode": "polarimetry"})] == ["$.mode: must be one of ['imaging', 'spectroscopy']"]
+    assert [str(e) for e in field_errors(BRANCHED, {"mode": "polarimetry"})] == ["$.mode: must be one of ['imaging', 'spectroscopy']"]
+
+
 def test_property_dependencies_name_the_missing_field():
     schema = {"$schema": DRAFT7, "type": "object", "dependencies": {"a": ["b"]}}
     assert [str(e) for e in field_errors(schema, {"a": 1})] == ["$.b: is required when a is given"]

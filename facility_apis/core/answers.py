@@ -83,15 +83,29 @@ def _flatten(value: Any, field: str = "") -> list[str]:
     return [f"{field}: {text}" if field else text]
 
 
+def _envelope(body: Any) -> Any:
+    """SkyPortal's answer envelope (``{"status": "error", "message": ..., "data": ...,
+    "version": ...}``, which the gateway and SkyPortal-like services share) reduced to its
+    ``message`` and the field errors in ``data.errors``; any other body as it is."""
+    if not (isinstance(body, dict) and body.get("status") in ("error", "success") and isinstance(body.get("message"), str)):
+        return body
+    if not set(body) <= {"status", "message", "data", "version"}:
+        return body
+    errors = body.get("data", {}).get("errors") if isinstance(body.get("data"), dict) else None
+    message = body["message"]
+    return [message, *[e for e in errors if isinstance(e, str) and e not in message]] if isinstance(errors, list) else message
+
+
 def body_line(response: requests.Response) -> str:
-    """Any answer body as one readable line: JSON error fields flattened (``field: message;
-    ...``), an HTML page reduced to its title or first text line, plain text to its first line; an empty
-    body reads ``(empty body)``. Never markup; not cut (see :func:`one_line`)."""
+    """Any answer body as one readable line: SkyPortal's envelope read for its message, JSON
+    error fields flattened (``field: message; ...``), an HTML page reduced to its title or first
+    text line, plain text to its first line; an empty body reads ``(empty body)``. Never markup;
+    not cut (see :func:`one_line`)."""
     text = response.text or ""
     if not text.strip():
         return "(empty body)"
     try:
-        parts = _flatten(json.loads(text))
+        parts = _flatten(_envelope(json.loads(text)))
     except ValueError:
         parts = None
     if parts is not None:

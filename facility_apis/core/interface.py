@@ -47,7 +47,9 @@ class Target:
 
 @dataclass(frozen=True)
 class Allocation:
-    """An allocation on a facility. ``altdata`` holds credentials and never shows in a repr."""
+    """An allocation on a facility. ``altdata`` holds credentials and never shows in a repr.
+    ``group`` is the name of the SkyPortal group that holds the allocation, where known (for
+    messages to people); ``group_ids`` are the groups its data is shared with."""
 
     id: int | None
     altdata: Mapping[str, Any] = field(repr=False)
@@ -57,6 +59,7 @@ class Allocation:
     instrument_name: str | None = None
     filters: tuple[str, ...] = ()
     group_ids: tuple[int, ...] = ()
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class FollowupRequest:
     (a hint: the facility must work without it). ``cursor`` is the last ``Outcome.cursor`` the
     facility returned for this request (``None`` before it returned one): its own note of where
     it stands, kept by the caller between calls (see :class:`~facility_apis.core.outcome.Outcome`).
+    ``comments`` are remarks a caller may pass on with the request (the requester's note, the
+    source's comments in SkyPortal), one line each, for facilities that forward them to people (a
+    notification's ``include_comments``).
     """
 
     id: int | None
@@ -78,6 +84,7 @@ class FollowupRequest:
     remote_id: str | None = None
     callback_url: str | None = None
     cursor: str | None = None
+    comments: tuple[str, ...] = ()
 
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")

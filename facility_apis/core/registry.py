@@ -24,6 +24,8 @@ BUILTINS: dict[str, str] = {
     "lt_ioi": "facility_apis.facilities.lt:IOIFacility",
     "lt_sprat": "facility_apis.facilities.lt:SPRATFacility",
     "bhtom": "facility_apis.facilities.bhtom:BHTOMFacility",
+    "generic": "facility_apis.facilities.notification.generic:GenericFacility",
+    "slack": "facility_apis.facilities.notification.slack:SlackFacility",
 }
 
 

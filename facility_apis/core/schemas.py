@@ -127,11 +127,28 @@ def _rule(error: ValidationError) -> str:
     return template.format(error.validator_value) if template else f"breaks the rule {error.validator!r}"
 
 
-def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
+def _unmatched_choice(error: ValidationError) -> FieldError | None:
+    """When no branch of a ``oneOf``/``anyOf`` was chosen because every branch refused the same
+    discriminating property (``notification_type: fax``): that property and every value the
+    branches allow. None otherwise."""
+    paths: set[str] = set()
+    allowed: list[Any] = []
+    for index, branch in enumerate(error.validator_value):
+        refusals = [e for e in error.context or () if e.relative_schema_path[0] == index and e.validator in ("enum", "const")]
+        if len(refusals) != 1 or not isinstance(branch, dict):
+            return None
+        paths.add(refusals[0].json_path)
+        values = refusals[0].validator_value
+        allowed += [value for value in (values if refusals[0].validator == "enum" else [values]) if value not in allowed]
+    return FieldError(paths.pop(), f"must be one of {allowed}") if len(paths) == 1 else None
+
+
+def _leaf_errors(error: ValidationError) -> Iterable[ValidationError | FieldError]:
     """Expand ``oneOf``/``anyOf`` failures to the errors of the branch the instance chose.
 
-    A branch is chosen when its discriminating ``enum``/``const`` keywords all matched; without
-    a chosen branch the combinator error itself is reported.
+    A branch is chosen when its discriminating ``enum``/``const`` keywords all matched. Without
+    a chosen branch: when every branch refused the same discriminating value, that property
+    with the values allowed; else the combinator error itself.
     """
     if error.validator not in ("oneOf", "anyOf") or not error.context:
         yield error
@@ -149,7 +166,7 @@ def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
         for sub in by_branch[chosen[0]]:
             yield from _leaf_errors(sub)
     else:
-        yield error
+        yield _unmatched_choice(error) or error
 
 
 def _has_discriminator(branch: dict[str, Any]) -> bool:
@@ -165,8 +182,8 @@ def field_errors(schema: dict[str, Any], instance: Any) -> list[FieldError]:
     seen: dict[str, FieldError] = {}
     for error in validator.iter_errors(instance):
         for leaf in _leaf_errors(error):
-            path = _json_path(leaf)
-            seen.setdefault(path, FieldError(path, _rule(leaf)))
+            found = leaf if isinstance(leaf, FieldError) else FieldError(_json_path(leaf), _rule(leaf))
+            seen.setdefault(found.path, found)
     return sorted(seen.values(), key=lambda e: e.path)
 
 

@@ -322,6 +322,39 @@ class Transport:
             )
         return response
 
+    def record_exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        request_headers: Mapping[str, str] | None = None,
+        request_body: str | None = None,
+        status: int | None = None,
+        response_body: str | None = None,
+        elapsed: float = 0.0,
+        error: str | None = None,
+        secrets: Iterable[str] = (),
+    ) -> Transaction:
+        """Record an exchange made without HTTP (an SMTP delivery, say) as a ``Transaction`` in
+        every open ``recording``, redacted exactly as HTTP exchanges are, plus ``secrets`` (e.g. a
+        deployment's SMTP password). ``method`` names the protocol's verb (``SMTP``), ``url`` the
+        server (``smtp://host:587``). Returns the redacted record."""
+        redact = Redactor([*self.redactor.secrets(), *secrets])
+        transaction = Transaction(
+            method=method,
+            url=redact.text(url),
+            request_headers=redact.headers(request_headers),
+            request_body=_clip(redact.text(request_body)) if request_body is not None else None,
+            status=status,
+            response_body=_clip(redact.text(response_body)) if response_body is not None else None,
+            elapsed=round(elapsed, 6),
+            error=redact.text(error) if error else None,
+        )
+        log.debug("%s %s -> %s in %.3f s", transaction.method, transaction.url, transaction.status or transaction.error, elapsed)
+        for records in self._records:
+            records.append(transaction)
+        return transaction
+
     def _unavailable(self, method: str, exc: requests.RequestException) -> FacilityUnavailable:
         """Classify a transport failure: could the request have reached the service?"""
         reason = exc.__context__ or exc

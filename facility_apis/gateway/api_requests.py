@@ -1,5 +1,5 @@
-"""``/api/followup_request``: accept (direct or SkyPortal GENERIC body), list, show and cancel
-follow-up requests; ``/api/callbacks``: a facility's signed nudge."""
+"""``/api/followup_request``: accept (direct or SkyPortal GENERIC body), list, show, change and
+cancel follow-up requests; ``/api/callbacks``: a facility's signed nudge."""
 
 from __future__ import annotations
 
@@ -19,28 +19,8 @@ def _callback_text(request_id: int) -> str:
     return f"callback:{request_id}"
 
 
-class FollowupRequestsHandler(BaseHandler):
-    """``POST`` accepts a request on one of the caller's allocations; ``GET`` lists the caller's."""
-
-    async def get(self) -> None:
-        self.success({"requests": await self.blocking(self.gateway.store.requests.newest, self.client_id)})
-
-    async def post(self) -> None:
-        body = self.json_body()
-        allocation_id, target, payload, ignored = await self._checked(body)
-        if not isinstance(target, Target):
-            target = await self._resolve(body["obj_id"])
-        followup_request_id = body.get("followup_request_id")
-        request_id = await self.blocking(
-            self.gateway.store.requests.add,
-            allocation_id,
-            target,
-            payload,
-            owner_id=self.client_id,
-            followup_request_id=None if followup_request_id is None else int(followup_request_id),
-            requester=body.get("requester"),
-        )
-        self.success({"id": request_id, "state": "pending", "ignored": ignored})
+class _RequestBodyHandler(BaseHandler):
+    """Reads a follow-up request body, direct or SkyPortal GENERIC (``POST`` and ``PUT``)."""
 
     async def _checked(self, body: dict[str, Any]) -> tuple[int, Target | None, dict[str, Any], list[str]]:
         """``(allocation id, target or None for a GENERIC body, validated payload, ignored
@@ -76,6 +56,30 @@ class FollowupRequestsHandler(BaseHandler):
             raise ApiError.invalid("follow-up request", sorted(set(errors), key=lambda e: e.path))
         return int(body["allocation_id"]), target, payload, ignored
 
+
+class FollowupRequestsHandler(_RequestBodyHandler):
+    """``POST`` accepts a request on one of the caller's allocations; ``GET`` lists the caller's."""
+
+    async def get(self) -> None:
+        self.success({"requests": await self.blocking(self.gateway.store.requests.newest, self.client_id)})
+
+    async def post(self) -> None:
+        body = self.json_body()
+        allocation_id, target, payload, ignored = await self._checked(body)
+        if not isinstance(target, Target):
+            target = await self._resolve(body["obj_id"])
+        followup_request_id = body.get("followup_request_id")
+        request_id = await self.blocking(
+            self.gateway.store.requests.add,
+            allocation_id,
+            target,
+            payload,
+            owner_id=self.client_id,
+            followup_request_id=None if followup_request_id is None else int(followup_request_id),
+            requester=body.get("requester"),
+        )
+        self.success({"id": request_id, "state": "pending", "ignored": ignored})
+
     async def _resolve(self, obj_id: str) -> Target:
         """The target of a GENERIC body: its coordinates, as SkyPortal has them."""
         skyportal = self.gateway.skyportal
@@ -98,13 +102,33 @@ class FollowupRequestsHandler(BaseHandler):
             raise ApiError.invalid("follow-up request", under("target", exc.errors)) from None
 
 
-class FollowupRequestHandler(BaseHandler):
-    """``GET`` shows one of the caller's requests; ``DELETE`` cancels it (SkyPortal GENERIC's
-    delete sends ``DELETE <endpoint>/<id>``)."""
+class FollowupRequestHandler(_RequestBodyHandler):
+    """``GET`` shows one of the caller's requests; ``PUT`` changes its payload (SkyPortal's
+    ``PUT /api/followup_request/<id>``, the body of ``POST``); ``DELETE`` cancels it (SkyPortal
+    GENERIC's delete sends ``DELETE <endpoint>/<id>``)."""
 
     async def get(self, request_id: str) -> None:
         number = parse_id(request_id, "follow-up request")
         self.success(await self.blocking(self.gateway.store.requests.view, number, self.client_id))
+
+    async def put(self, request_id: str) -> None:
+        number = parse_id(request_id, "follow-up request")
+        requests = self.gateway.store.requests
+        current = await self.blocking(requests.view, number, self.client_id)
+        body = self.json_body()
+        allocation_id, target, payload, ignored = await self._checked(body)
+        errors = []
+        if allocation_id != current["allocation_id"]:
+            errors.append(FieldError("allocation_id", "must be the request's own allocation (a request cannot move)"))
+        if (body.get("obj_id") or (target.id if isinstance(target, Target) else None)) != current["obj_id"]:
+            errors.append(FieldError("obj_id", "must be the request's own source"))
+        if isinstance(target, Target) and (target.ra, target.dec) != (current["ra"], current["dec"]):
+            errors.append(FieldError("target", "cannot change: cancel the request and submit a new one"))
+        if errors:
+            raise ApiError.invalid("follow-up request", errors)
+        can_update = self.gateway.facility_class(current["facility"]).implements()["update"]
+        state = await self.blocking(requests.change, number, payload, self.client_id, can_update=can_update)
+        self.success({"id": number, "state": state, "ignored": ignored})
 
     async def delete(self, request_id: str) -> None:
         number = parse_id(request_id, "follow-up request")

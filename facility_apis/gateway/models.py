@@ -59,7 +59,7 @@ class AllocationRow(Base):
 class RequestRow(Base):
     """A follow-up request and where the gateway stands with it.
 
-    ``operation`` is the next facility call owed (submit, get, delete) and ``next_poll_at`` when it
+    ``operation`` is the next facility call owed (submit, get, update, delete) and ``next_poll_at`` when it
     is due; both are null when nothing more is owed. A worker holds the row while
     ``lease_owner``/``lease_expires`` say so; an expired lease makes it claimable again.
     """

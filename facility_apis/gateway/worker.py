@@ -116,7 +116,7 @@ class Worker:
             if outcome.state is State.THROTTLED and outcome.poll_after:
                 self._pauses.pause((job.facility, job.request.allocation.id), time.time() + outcome.poll_after)
             implemented = facility.implements()
-            if not self.store.jobs.record(job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"]):
+            if not self.store.jobs.record(job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"], can_update=implemented["update"]):
                 log.warning("request %s: lease lost while calling %s; its result was dropped", job.request_id, job.facility)
         except Exception:  # the lease expires and another attempt follows
             log.exception("request %s: the worker failed to handle %s", job.request_id, job.operation)

@@ -24,9 +24,10 @@ class SkyPortalModels:
     """SkyPortal's own models (``skyportal.models``), imported at call time."""
 
     async def reload(self, session: Any, request: Any) -> Any:
-        """``request`` re-selected with its allocation (and instrument), object, requester and
-        transactions eagerly loaded: an ``AsyncSession`` cannot lazy-load them later."""
-        from skyportal.models import Allocation, FollowupRequest
+        """``request`` re-selected with its allocation (and instrument and group), object (and its
+        comments with their authors), requester and transactions eagerly loaded: an
+        ``AsyncSession`` cannot lazy-load them later."""
+        from skyportal.models import Allocation, Comment, FollowupRequest, Obj
         from sqlalchemy import select
         from sqlalchemy.orm import selectinload
 
@@ -35,7 +36,8 @@ class SkyPortalModels:
             .where(FollowupRequest.id == request.id)
             .options(
                 selectinload(FollowupRequest.allocation).selectinload(Allocation.instrument),
-                selectinload(FollowupRequest.obj),
+                selectinload(FollowupRequest.allocation).selectinload(Allocation.group),
+                selectinload(FollowupRequest.obj).selectinload(Obj.comments).selectinload(Comment.author),
                 selectinload(FollowupRequest.requester),
                 selectinload(FollowupRequest.transactions),
             )

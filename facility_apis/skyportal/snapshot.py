@@ -2,10 +2,11 @@
 
 Attributes read (all loaded by ``SkyPortalModels.reload``; nothing else is touched, so nothing is
 lazy-loaded): ``request.id``, ``.payload``, ``.status``, ``.last_modified_by_id``,
-``.requester.username``, ``.transactions`` (newest first, their ``response``), ``request.obj.id``,
-``.ra``, ``.dec``, ``.internal_key``, ``request.allocation.id``, ``.altdata``, ``.pi``,
-``.proposal_id``, ``.instrument_id``, ``.group_id``, ``.default_share_group_ids`` and
-``request.allocation.instrument.name``, ``.filters``.
+``.requester.username``, ``.comment``, ``.transactions`` (newest first, their ``response``),
+``request.obj.id``, ``.ra``, ``.dec``, ``.internal_key``, ``.comments`` (their ``text``,
+``created_at`` and ``author.username``), ``request.allocation.id``, ``.altdata``, ``.pi``,
+``.proposal_id``, ``.instrument_id``, ``.group_id``, ``.group.name``,
+``.default_share_group_ids`` and ``request.allocation.instrument.name``, ``.filters``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,18 @@ def recorded(request: Any, key: str) -> Any:
     return None
 
 
+def comments(request: Any) -> tuple[str, ...]:
+    """What an observer may pass on with the request: its own note (``comment``), then the
+    source's comments, newest first, each as ``<author>: <text>``."""
+    found = [f"Request note: {request.comment}"] if getattr(request, "comment", None) else []
+    notes = sorted(getattr(request.obj, "comments", None) or (), key=lambda c: str(getattr(c, "created_at", "")), reverse=True)
+    for comment in notes:
+        author = getattr(getattr(comment, "author", None), "username", None) or "unknown"
+        if getattr(comment, "text", None):
+            found.append(f"{author}: {comment.text}")
+    return tuple(found)
+
+
 def core_request(request: Any, *, remote_id: str | None = None, cursor: str | None = None) -> FollowupRequest:
     """The core ``FollowupRequest`` for SkyPortal's ``request`` (with the facility's ``remote_id``
     and ``cursor`` as recorded); ``PayloadError`` for unusable coordinates."""
@@ -89,7 +102,10 @@ def core_request(request: Any, *, remote_id: str | None = None, cursor: str | No
         instrument_name=instrument.name if instrument is not None else None,
         filters=tuple(instrument.filters or ()) if instrument is not None else (),
         group_ids=group_ids(allocation),
+        group=getattr(getattr(allocation, "group", None), "name", None),
     )
     payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
     requester = getattr(request.requester, "username", None) if request.requester is not None else None
-    return FollowupRequest(request.id, target, core_allocation, payload, requester=requester, remote_id=remote_id, cursor=cursor)
+    return FollowupRequest(
+        request.id, target, core_allocation, payload, requester=requester, remote_id=remote_id, cursor=cursor, comments=comments(request)
+    )

@@ -49,6 +49,22 @@ class Instrument:
 
 
 @dataclass(eq=False)
+class Group:
+    id: int
+    name: str
+
+
+@dataclass(eq=False)
+class Comment:
+    """A comment on a source: ``text``, its ``author`` and when it was made."""
+
+    text: str
+    author: User
+    created_at: datetime = field(default_factory=_now)
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(eq=False)
 class Allocation:
     id: int
     instrument: Instrument
@@ -59,6 +75,7 @@ class Allocation:
     default_share_group_ids: list[int] = field(default_factory=list)
     types: list[str] = field(default_factory=lambda: ["triggered"])
     hours_allocated: float = 10.0
+    group: Group | None = None
 
     @property
     def instrument_id(self) -> int:
@@ -71,6 +88,7 @@ class Obj:
     ra: float | None
     dec: float | None
     internal_key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    comments: list[Comment] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -229,7 +247,10 @@ def make_request(
     """A follow-up request with its object, allocation, instrument and requester."""
     user = User(*requester)
     inst = Instrument(*instrument, api_classname=api_classname)
-    allocation = Allocation(allocation_id, inst, group_id, dict(altdata or {}), pi="A. PI", proposal_id="P-1", default_share_group_ids=list(share_group_ids))
+    group = Group(group_id, f"Group {group_id}")
+    allocation = Allocation(
+        allocation_id, inst, group_id, dict(altdata or {}), pi="A. PI", proposal_id="P-1", default_share_group_ids=list(share_group_ids), group=group
+    )
     return FollowupRequest(request_id, Obj(*obj), allocation, user, dict(payload or {}), last_modified_by_id=user.id)
 
 

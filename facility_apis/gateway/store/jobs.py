@@ -28,7 +28,7 @@ from .requests import carry_out_cancel, change_state
 @dataclass(frozen=True)
 class Job:
     """A claimed request: what a worker needs to make one facility call. ``operation`` is
-    ``submit``, ``get`` or ``delete``; ``lease_owner`` is the claiming worker's name."""
+    ``submit``, ``get``, ``update`` or ``delete``; ``lease_owner`` is the claiming worker's name."""
 
     request_id: int
     facility: str
@@ -126,11 +126,14 @@ class Jobs:
         with self._database.connection() as connection:
             return connection.scalar(select(func.min(REQUESTS.c.next_poll_at)))
 
-    def record(self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, now: float | None = None) -> bool:
+    def record(
+        self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, can_update: bool = False, now: float | None = None
+    ) -> bool:
         """Apply an outcome: state, history, transactions, outbox (photometry before the status
         that announces it) and the facility's cursor (kept unless the outcome brings a new one) in
-        one transaction. ``can_poll``/``can_delete``: the facility implements
-        ``get``/``delete``.
+        one transaction. ``can_poll``/``can_delete``/``can_update``: the facility implements
+        ``get``/``delete``/``update``. A payload changed while the call was out is sent with an
+        ``update`` due now, once the facility holds the request.
 
         Returns False (and writes nothing) when the lease was lost meanwhile: another worker
         owns the request now and its result wins.
@@ -171,12 +174,16 @@ class Jobs:
                 remote_id=remote_id, cursor=cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
                 attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now,
             )  # fmt: skip
-            if row.cancel_requested and job.operation != "delete" and step.operation is not None:
+            open_after = step.operation is not None or step.state.active
+            if row.cancel_requested and job.operation != "delete" and open_after:
                 # The cancel was asked while this call was out: carry it out on what it returned.
                 values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now))
             elif job.operation == "delete" and step.operation is None and not step.state.terminal:
                 # The facility refused the delete and still holds the request: a new cancel may try again.
                 values["cancel_requested"] = False
+            elif row.payload != job.request.payload and can_update and remote_id is not None and step.state.active and step.operation in (None, "get"):
+                # The payload changed while this call was out: the facility holds the old one.
+                values.update(operation="update", next_poll_at=now)
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
 
