@@ -104,6 +104,8 @@ class IPACEmulator(LoopbackServer):
         self._ids = itertools.count(1001)
         self._busy = 0
         self._exits: list[int] = []
+        #: The service's clock at each read of the job list (busy answers included).
+        self.list_reads: list[float] = []
 
     def routes(self) -> list[Any]:
         return [
@@ -270,6 +272,7 @@ class _RequestHandler(_IPACHandler):
 
 class _ListHandler(_IPACHandler):
     def get(self) -> None:
+        self.ipac.list_reads.append(self.ipac.now())
         if self.ipac.take_busy():
             return self.plain(BUSY_TEXT)
         email = self.account()

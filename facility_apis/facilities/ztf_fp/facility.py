@@ -66,7 +66,8 @@ class ZTFForcedPhotometryFacility(Facility):
     Configuration (deployment-wide): ``base_url`` (default ``https://ztfweb.ipac.caltech.edu``),
     ``list_period`` (seconds between refreshes of IPAC's job list: 3600, on the hour),
     ``list_delay`` (seconds after a refresh before looking: 300), ``match_degrees`` and
-    ``match_days`` (how close a listed job's position and JDs must be to the request's: 1e-5).
+    ``match_days`` (how close a listed job's position and JDs must be to the request's: 1e-5),
+    ``busy_wait`` (seconds before asking again after "database is busy": 120).
     """
 
     name: ClassVar[str] = "ztf_fp"
@@ -88,10 +89,11 @@ class ZTFForcedPhotometryFacility(Facility):
             self.list_period = float(self.config.get("list_period", 3600.0))
             self.list_delay = float(self.config.get("list_delay", 300.0))
             self.tolerance = Tolerance(float(self.config.get("match_degrees", 1e-5)), float(self.config.get("match_days", 1e-5)))
+            self.busy_wait = float(self.config.get("busy_wait", BUSY_WAIT))
         except (TypeError, ValueError):
-            raise ConfigurationError("ztf_fp: list_period, list_delay, match_degrees and match_days must be numbers") from None
-        if not (self.list_period > 0 and 0 <= self.list_delay < self.list_period and self.tolerance.degrees >= 0 and self.tolerance.days >= 0):
-            raise ConfigurationError("ztf_fp: list_period must be positive, list_delay in [0, list_period), tolerances not negative")
+            raise ConfigurationError("ztf_fp: list_period, list_delay, match_degrees, match_days and busy_wait must be numbers") from None
+        if not (self.list_period > 0 and 0 <= self.list_delay < self.list_period and min(self.tolerance.degrees, self.tolerance.days, self.busy_wait) >= 0):
+            raise ConfigurationError("ztf_fp: list_period must be positive, list_delay in [0, list_period), the others not negative")
 
     @property
     def base_url(self) -> str:
@@ -167,7 +169,7 @@ class ZTFForcedPhotometryFacility(Facility):
         response = expect(transport.send(self.prepare(request)), 200, service=SERVICE)
         text = response.text or ""
         if BUSY in text:
-            raise Throttled(BUSY_WAIT, "IPAC's forced photometry database is busy (it asks to try again a minute later); nothing was queued")
+            raise Throttled(self.busy_wait, "IPAC's forced photometry database is busy (it asks to try again a minute later); nothing was queued")
         echoed = parse_confirmation(text)
         if echoed is None:
             if _limit_reached(text):
@@ -189,7 +191,7 @@ class ZTFForcedPhotometryFacility(Facility):
         response = expect(transport.request("GET", self.base_url + LIST_PATH, headers=self._auth(altdata), params=params), 200, service=SERVICE)
         text = response.text or ""
         if BUSY in text:
-            raise Throttled(BUSY_WAIT, "IPAC's forced photometry database is busy (it asks to try again a minute later)")
+            raise Throttled(self.busy_wait, "IPAC's forced photometry database is busy (it asks to try again a minute later)")
         if ZERO_RECORDS in text:
             return []
         jobs = parse_job_list(text)
