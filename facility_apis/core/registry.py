@@ -21,6 +21,7 @@ ENTRY_POINT_GROUP = "skyportal.facility_apis"
 BUILTINS: dict[str, str] = {
     "atlas": "facility_apis.facilities.atlas:ATLASFacility",
     "ztf_fp": "facility_apis.facilities.ztf_fp:ZTFForcedPhotometryFacility",
+    "fink_fp": "facility_apis.facilities.fink_fp:FinkForcedPhotometryFacility",
 }
 
 
