@@ -246,7 +246,7 @@ def dry_run_output(cls: type[Facility], altdata: Mapping[str, Any], payload: Map
     facility = cls()
     with Transport(secrets=facility.secrets(altdata)) as transport:
         cleaned = facility.validate_altdata(altdata)
-        request = FollowupRequest(None, Target(*target), Allocation(None, cleaned), facility.validate_payload(payload))
+        request = FollowupRequest(None, Target(*target), Allocation(None, cleaned), facility.validate_payload(payload, Target(*target)))
         return transport.render(facility.prepare(request))
 
 

@@ -31,18 +31,59 @@ class Kind(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class HostPoint:
+    """One photometric point the host (SkyPortal) holds for the target, as far as a facility may
+    need it (e.g. to compute a flux-weighted position).
+
+    ``ra``/``dec``: where the point was measured (degrees, ICRS), ``None`` when unknown;
+    ``flux``/``fluxerr``: its flux and uncertainty, in one unit for all points of a target
+    (SkyPortal's µJy; only ratios and weights are meaningful), ``None`` when unknown;
+    ``origin``: SkyPortal's origin text (``"fp"`` marks forced photometry);
+    ``instrument``: the measuring instrument's name; ``alert``: whether the point came from an
+    alert stream (SkyPortal: it belongs to at least one stream).
+    """
+
+    ra: float | None
+    dec: float | None
+    flux: float | None
+    fluxerr: float | None
+    origin: str | None = None
+    instrument: str | None = None
+    alert: bool = False
+
+
+@dataclass(frozen=True)
 class Target:
-    """The source to follow up; ``ra``/``dec`` in decimal degrees (ICRS)."""
+    """The source to follow up; ``ra``/``dec`` in decimal degrees (ICRS).
+
+    What else the host knows of it, for facilities that need it (both optional; a facility must
+    say what it does without them):
+
+    ``aliases``
+        other names of the source (SkyPortal's ``Obj.alias``, e.g. a survey's object id), in the
+        host's order;
+    ``photometry``
+        the host's photometry of the source (:class:`HostPoint`), given only to a facility that
+        asks for it for this payload (``Facility.uses_host_photometry``): it can be large.
+
+    Both come from SkyPortal's object in the SkyPortal classes (``request.obj.alias``, and its
+    photometry as the requester may see it), from the request body's ``target`` at the gateway,
+    and the gateway asks SkyPortal for the aliases of a source named by ``obj_id`` only.
+    """
 
     id: str
     ra: float
     dec: float
+    aliases: tuple[str, ...] = ()
+    photometry: tuple[HostPoint, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.ra) and 0.0 <= self.ra < 360.0):
             raise PayloadError.single("$.ra", "must be a finite number in [0, 360)")
         if not (math.isfinite(self.dec) and -90.0 <= self.dec <= 90.0):
             raise PayloadError.single("$.dec", "must be a finite number in [-90, 90]")
+        object.__setattr__(self, "aliases", tuple(str(alias) for alias in self.aliases or ()))
+        object.__setattr__(self, "photometry", tuple(self.photometry or ()))
 
 
 @dataclass(frozen=True)
@@ -208,16 +249,41 @@ class Facility:
         """
         return altdata
 
-    def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+    def validate_payload(self, payload: Mapping[str, Any], target: Target | None = None) -> dict[str, Any]:
         """Check a request payload; return it with defaults filled in. Raises ``PayloadError``
-        naming every failing field and its rule."""
+        naming every failing field and its rule.
+
+        With ``target``, the fields the facility takes from what the host knows of the target
+        are filled in too (``fill_from_target``) and the result is checked again: this is how a
+        request is validated when it is submitted (``perform``) or accepted for later (the
+        gateway, the SkyPortal hand-off), so what was decided is stored with the request.
+        """
         if not isinstance(payload, Mapping):
             raise PayloadError.single("$", "must be an object")
         schema = self.request_schema()
         filled = apply_defaults(schema, dict(payload))
         validate(schema, filled, PayloadError)
         self.check_payload(filled)
-        return filled
+        if target is None:
+            return filled
+        completed = self.fill_from_target(dict(filled), target)
+        if completed != filled:
+            validate(schema, completed, PayloadError)
+            self.check_payload(completed)
+        return completed
+
+    def fill_from_target(self, payload: dict[str, Any], target: Target) -> dict[str, Any]:
+        """The payload (valid, defaults filled) with the fields that depend on what the host knows
+        of the target filled in, e.g. an object id taken from ``target.aliases``, or a position
+        computed from ``target.photometry``. A field the payload already has is kept, so filling
+        twice changes nothing. Raise ``PayloadError`` naming the field when it cannot be filled.
+        By default the payload unchanged."""
+        return payload
+
+    def uses_host_photometry(self, payload: Mapping[str, Any]) -> bool:
+        """Whether ``fill_from_target`` needs ``target.photometry`` for this payload (the host
+        then loads it; it is left empty otherwise). By default False."""
+        return False
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         """Rules beyond the schema (e.g. ordering of dates), on a payload that passed it with its

@@ -1,6 +1,7 @@
 """``perform``: the one way to run a facility operation.
 
-It validates the allocation (and, for a submission, the payload), records the call's HTTP
+It validates the allocation (and, for a submission, the payload, filled in from what the host
+knows of the target: ``Facility.validate_payload(payload, target)``), records the call's HTTP
 exchanges with the allocation's secrets masked, runs the operation, turns every typed error into
 an ``Outcome``, attaches the redacted transactions, and makes the detail one masked line of at
 most ``DETAIL_LIMIT`` characters. Callers never see a raw exception from a facility, and nothing
@@ -79,7 +80,7 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
         try:
             altdata = facility.validate_altdata(request.allocation.altdata or {})
             allocation = dataclasses.replace(request.allocation, altdata=altdata)
-            payload = facility.validate_payload(request.payload) if asking else dict(request.payload)
+            payload = facility.validate_payload(request.payload, request.target) if asking else dict(request.payload)
             request = dataclasses.replace(request, allocation=allocation, payload=payload)
             outcome = getattr(facility, operation)(request, transport)
         except AltdataError as exc:

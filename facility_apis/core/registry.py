@@ -26,6 +26,8 @@ BUILTINS: dict[str, str] = {
     "bhtom": "facility_apis.facilities.bhtom:BHTOMFacility",
     "generic": "facility_apis.facilities.notification.generic:GenericFacility",
     "slack": "facility_apis.facilities.notification.slack:SlackFacility",
+    "ztf_fp": "facility_apis.facilities.ztf_fp:ZTFForcedPhotometryFacility",
+    "fink_fp": "facility_apis.facilities.fink_fp:FinkForcedPhotometryFacility",
 }
 
 

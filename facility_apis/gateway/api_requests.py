@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import FacilityError, FieldError, PayloadError
-from ..core.interface import Target
+from ..core.interface import Facility, HostPoint, Target
 from ..core.redact import redact_everywhere
 from ..skyportal.client import SkyPortalError
 from .api_base import ApiError, BaseHandler, parse_id, schema_errors, under
@@ -22,11 +22,12 @@ def _callback_text(request_id: int) -> str:
 class _RequestBodyHandler(BaseHandler):
     """Reads a follow-up request body, direct or SkyPortal GENERIC (``POST`` and ``PUT``)."""
 
-    async def _checked(self, body: dict[str, Any]) -> tuple[int, Target | None, dict[str, Any], list[str]]:
-        """``(allocation id, target or None for a GENERIC body, validated payload, ignored
-        payload keys)``: a 404 for another client's allocation, else a 400 listing every failing
-        field. A GENERIC body carries GENERIC's own form (observation_choices, exposure_time,
-        ...): only the fields the facility's form defines are kept, and the others are named."""
+    async def _checked(self, body: dict[str, Any]) -> tuple[int, Facility, Target | None, dict[str, Any], list[str]]:
+        """``(allocation id, its facility, target or None for a GENERIC body, validated payload,
+        ignored payload keys)``: a 404 for another client's allocation, else a 400 listing every
+        failing field. A GENERIC body carries GENERIC's own form (observation_choices,
+        exposure_time, ...): only the fields the facility's form defines are kept, and the others
+        are named."""
         errors = schema_errors("followup_request", body)
         target, obj_id, payload = body.get("target"), body.get("obj_id"), body.get("payload")
         ignored: list[str] = []
@@ -49,12 +50,13 @@ class _RequestBodyHandler(BaseHandler):
                     errors += under("payload", exc.errors)
         if isinstance(target, dict) and not any(e.path.startswith("target") for e in errors):
             try:
-                target = Target(target["id"], float(target["ra"]), float(target["dec"]))
+                photometry = tuple(HostPoint(**point) for point in target.get("photometry") or ())
+                target = Target(target["id"], float(target["ra"]), float(target["dec"]), aliases=tuple(target.get("aliases") or ()), photometry=photometry)
             except PayloadError as exc:
                 errors += under("target", exc.errors)
         if errors:
             raise ApiError.invalid("follow-up request", sorted(set(errors), key=lambda e: e.path))
-        return int(body["allocation_id"]), target, payload, ignored
+        return int(body["allocation_id"]), facility, target, payload, ignored
 
 
 class FollowupRequestsHandler(_RequestBodyHandler):
@@ -65,9 +67,15 @@ class FollowupRequestsHandler(_RequestBodyHandler):
 
     async def post(self) -> None:
         body = self.json_body()
-        allocation_id, target, payload, ignored = await self._checked(body)
+        allocation_id, facility, target, payload, ignored = await self._checked(body)
         if not isinstance(target, Target):
             target = await self._resolve(body["obj_id"])
+        try:
+            # Fields the facility takes from the source (an id among its aliases, a centroid of its
+            # photometry) are decided now and stored with the payload.
+            payload = await self.blocking(facility.validate_payload, payload, target)
+        except PayloadError as exc:
+            raise ApiError.invalid("follow-up request", under("payload", exc.errors)) from None
         followup_request_id = body.get("followup_request_id")
         request_id = await self.blocking(
             self.gateway.store.requests.add,
@@ -81,7 +89,7 @@ class FollowupRequestsHandler(_RequestBodyHandler):
         self.success({"id": request_id, "state": "pending", "ignored": ignored})
 
     async def _resolve(self, obj_id: str) -> Target:
-        """The target of a GENERIC body: its coordinates, as SkyPortal has them."""
+        """The target of a GENERIC body: its coordinates and aliases, as SkyPortal has them."""
         skyportal = self.gateway.skyportal
         if skyportal is None:
             raise ApiError.invalid("follow-up request", [FieldError("target", "is required: this gateway has no SkyPortal to look obj_id up in")])
@@ -96,8 +104,10 @@ class FollowupRequestsHandler(_RequestBodyHandler):
         ra, dec = source.get("ra"), source.get("dec")
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (ra, dec)):
             raise ApiError(502, "SkyPortal gave no coordinates for the source")
+        names = source.get("alias")
+        aliases = tuple(name for name in names if isinstance(name, str) and name) if isinstance(names, list) else ()
         try:
-            return Target(obj_id, float(ra), float(dec))
+            return Target(obj_id, float(ra), float(dec), aliases=aliases)
         except PayloadError as exc:
             raise ApiError.invalid("follow-up request", under("target", exc.errors)) from None
 
@@ -116,7 +126,7 @@ class FollowupRequestHandler(_RequestBodyHandler):
         requests = self.gateway.store.requests
         current = await self.blocking(requests.view, number, self.client_id)
         body = self.json_body()
-        allocation_id, target, payload, ignored = await self._checked(body)
+        allocation_id, _, target, payload, ignored = await self._checked(body)
         errors = []
         if allocation_id != current["allocation_id"]:
             errors.append(FieldError("allocation_id", "must be the request's own allocation (a request cannot move)"))

@@ -18,7 +18,7 @@ import asyncio
 from typing import Any, ClassVar
 
 from ..core.errors import AltdataError, FacilityError, PayloadError
-from ..core.interface import OPERATIONS, Facility, FollowupRequest, Kind
+from ..core.interface import OPERATIONS, Facility, FollowupRequest, HostPoint, Kind
 from ..core.operations import exchange, perform
 from ..core.outcome import Outcome, State, skyportal_status
 from ..core.redact import Redactor
@@ -27,7 +27,7 @@ from . import handoff
 from .handoff import Result
 from .models import get_models
 from .settings import current_settings
-from .snapshot import CURSOR, GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, core_request, field, recorded
+from .snapshot import CURSOR, GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, SKYPORTAL_PAYLOAD_KEYS, core_request, field, host_point, recorded
 
 #: The keys of SkyPortal's ``implements()``.
 SKYPORTAL_METHODS = (
@@ -225,7 +225,17 @@ class SkyPortalFacility(metaclass=_FacilityType):
         return Result(outcome.status, outcome.transactions, tags, outcome.photometry)
 
     @classmethod
-    async def _perform(cls, operation: str, request: Any, member: type[Facility]) -> tuple[FollowupRequest | None, Result]:
+    async def _host_photometry(cls, models: Any, session: Any, request: Any, operation: str, member: type[Facility]) -> tuple[HostPoint, ...]:
+        """The source's photometry, for a submission whose facility uses it (e.g. a centroid)."""
+        payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
+        if operation != "submit" or not cls.facility(member).uses_host_photometry(payload):
+            return ()
+        return tuple(host_point(point) for point in await models.host_photometry(session, request))
+
+    @classmethod
+    async def _perform(
+        cls, operation: str, request: Any, member: type[Facility], photometry: tuple[HostPoint, ...] = ()
+    ) -> tuple[FollowupRequest | None, Result]:
         """Run the operation in a worker thread: here, or through the gateway."""
         try:
             submitting = operation == "submit"
@@ -233,6 +243,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
                 request,
                 remote_id=None if submitting else recorded(request, REMOTE_ID),
                 cursor=None if submitting else recorded(request, CURSOR),
+                photometry=photometry,
             )
         except PayloadError as exc:  # coordinates SkyPortal holds but no facility can use
             if operation != "submit":
@@ -253,7 +264,8 @@ class SkyPortalFacility(metaclass=_FacilityType):
         # Read before anything can commit: a committed async object cannot be lazy-loaded.
         initiator_id, obj_key, request_id = request.last_modified_by_id, getattr(request.obj, "internal_key", None), request.id
         member = cls.facility_for(request.payload)
-        core, result = await cls._perform(operation, request, member)
+        photometry = await cls._host_photometry(models, session, request, operation, member)
+        core, result = await cls._perform(operation, request, member, photometry)
         if core is not None and result.photometry is not None and len(result.photometry):
             result = await cls._store_photometry(models, session, request, core, result, member)
         for transaction in result.transactions:

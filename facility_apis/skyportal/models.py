@@ -45,6 +45,19 @@ class SkyPortalModels:
         loaded = await resolve(session.scalar(statement))
         return request if loaded is None else loaded
 
+    async def host_photometry(self, session: Any, request: Any) -> list[Any]:
+        """The photometry of the request's source that its requester may see, with each point's
+        instrument and streams loaded (only for a facility that asks for it: it can be large)."""
+        from skyportal.models import Photometry
+        from sqlalchemy.orm import selectinload
+
+        statement = (
+            Photometry.select(request.requester)
+            .where(Photometry.obj_id == request.obj.id)
+            .options(selectinload(Photometry.instrument), selectinload(Photometry.streams))
+        )
+        return list((await resolve(session.scalars(statement))).all())
+
     async def load_request(self, session: Any, request_id: int) -> Any:
         """The follow-up request ``request_id`` (SkyPortal's handler has checked access to it)."""
         from skyportal.models import FollowupRequest

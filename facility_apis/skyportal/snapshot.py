@@ -3,10 +3,12 @@
 Attributes read (all loaded by ``SkyPortalModels.reload``; nothing else is touched, so nothing is
 lazy-loaded): ``request.id``, ``.payload``, ``.status``, ``.last_modified_by_id``,
 ``.requester.username``, ``.comment``, ``.transactions`` (newest first, their ``response``),
-``request.obj.id``, ``.ra``, ``.dec``, ``.internal_key``, ``.comments`` (their ``text``,
+``request.obj.id``, ``.ra``, ``.dec``, ``.alias``, ``.internal_key``, ``.comments`` (their ``text``,
 ``created_at`` and ``author.username``), ``request.allocation.id``, ``.altdata``, ``.pi``,
 ``.proposal_id``, ``.instrument_id``, ``.group_id``, ``.group.name``,
-``.default_share_group_ids`` and ``request.allocation.instrument.name``, ``.filters``.
+``.default_share_group_ids`` and ``request.allocation.instrument.name``, ``.filters``. Photometry
+points, when a facility asks for them (``SkyPortalModels.host_photometry``): ``ra``, ``dec``,
+``flux``, ``fluxerr``, ``origin``, ``instrument.name`` and ``streams``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import PayloadError
-from ..core.interface import Allocation, FollowupRequest, Target
+from ..core.interface import Allocation, FollowupRequest, HostPoint, Target
 
 #: Keys of a stored transaction ``response`` that hold what later calls need.
 REMOTE_ID = "remote_id"
@@ -83,15 +85,48 @@ def comments(request: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-def core_request(request: Any, *, remote_id: str | None = None, cursor: str | None = None) -> FollowupRequest:
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def host_point(point: Any) -> HostPoint:
+    """One of SkyPortal's ``Photometry`` rows as a ``HostPoint`` (its flux in SkyPortal's µJy)."""
+    instrument = field(point, "instrument")
+    return HostPoint(
+        ra=_finite(field(point, "ra")),
+        dec=_finite(field(point, "dec")),
+        flux=_finite(field(point, "flux")),
+        fluxerr=_finite(field(point, "fluxerr")),
+        origin=field(point, "origin"),
+        instrument=field(instrument, "name") if instrument is not None else None,
+        alert=bool(field(point, "streams")),
+    )
+
+
+def aliases(obj: Any) -> tuple[str, ...]:
+    """The source's other names (SkyPortal's ``Obj.alias``: a list of strings, or null)."""
+    names = field(obj, "alias")
+    return tuple(str(name) for name in names if isinstance(name, str) and name) if isinstance(names, (list, tuple)) else ()
+
+
+def core_request(
+    request: Any, *, remote_id: str | None = None, cursor: str | None = None, photometry: tuple[HostPoint, ...] = ()
+) -> FollowupRequest:
     """The core ``FollowupRequest`` for SkyPortal's ``request`` (with the facility's ``remote_id``
-    and ``cursor`` as recorded); ``PayloadError`` for unusable coordinates."""
+    and ``cursor`` as recorded, and the source's ``photometry`` when the facility asked for it);
+    ``PayloadError`` for unusable coordinates."""
     obj, allocation = request.obj, request.allocation
     instrument = allocation.instrument
     target = Target(
         str(obj.id),
         _degrees(obj.ra, "$.ra", "must be a finite number in [0, 360)"),
         _degrees(obj.dec, "$.dec", "must be a finite number in [-90, 90]"),
+        aliases=aliases(obj),
+        photometry=photometry,
     )
     core_allocation = Allocation(
         id=allocation.id,

@@ -146,9 +146,10 @@ class SkyPortalStub(LoopbackServer):
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def add_source(self, obj_id: str, ra: float, dec: float) -> None:
+    def add_source(self, obj_id: str, ra: float, dec: float, alias: Iterable[str] | None = None) -> None:
+        """A source, with its other names (``alias``: SkyPortal's list, or null)."""
         with self._lock:
-            self._sources[obj_id] = {"id": obj_id, "ra": ra, "dec": dec}
+            self._sources[obj_id] = {"id": obj_id, "ra": ra, "dec": dec, "alias": None if alias is None else list(alias)}
 
     def add_instrument(self, instrument_id: int, filters: Iterable[str], name: str = "ATLAS") -> None:
         with self._lock:

@@ -83,12 +83,36 @@ class Allocation:
 
 
 @dataclass(eq=False)
+class Stream:
+    id: int
+    name: str
+
+
+@dataclass(eq=False)
+class Photometry:
+    """A photometry point as SkyPortal stores it: flux in µJy (zero point 23.9), where it was
+    measured, how it came (``origin``, its ``instrument`` and alert ``streams``)."""
+
+    id: int
+    flux: float | None
+    fluxerr: float
+    ra: float | None = None
+    dec: float | None = None
+    origin: str | None = None
+    instrument: Instrument | None = None
+    streams: list[Stream] = field(default_factory=list)
+
+
+@dataclass(eq=False)
 class Obj:
     id: str
     ra: float | None
     dec: float | None
     internal_key: str = field(default_factory=lambda: str(uuid.uuid4()))
     comments: list[Comment] = field(default_factory=list)
+    #: Other names of the source (SkyPortal: an array of strings, or null).
+    alias: list[str] | None = None
+    photometry: list[Photometry] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -205,12 +229,18 @@ class FakeModels(SkyPortalModels):
 
     def __init__(self) -> None:
         self.refreshes: list[dict[str, Any]] = []
+        #: How often a source's photometry was loaded (only facilities that use it ask).
+        self.photometry_loads = 0
 
     async def reload(self, session: Any, request: Any) -> Any:
         return request
 
     async def load_request(self, session: Any, request_id: int) -> Any:
         return await session.get(FollowupRequest, request_id)
+
+    async def host_photometry(self, session: Any, request: Any) -> list[Any]:
+        self.photometry_loads += 1
+        return list(request.obj.photometry)
 
     def transaction(self, **fields: Any) -> FacilityTransaction:
         return FacilityTransaction(**fields)
