@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .egress import EgressPolicy
-from .errors import AltdataError, NotImplementedOperation, PayloadError
+from .errors import AltdataError, FieldError, NotImplementedOperation, PayloadError
 from .outcome import Outcome
-from .schemas import apply_defaults, available_schemas, load_document, load_schema, secret_fields, validate
+from .schemas import apply_defaults, available_schemas, field_errors, load_document, load_schema, secret_fields, validate
+from .timeutil import DATE_PATTERN, utc_date
 from .transport import HTTPCall, Transport
 
 OPERATIONS = ("submit", "get", "update", "delete")
@@ -116,6 +117,9 @@ class Facility:
     setup_url: ClassVar[str] = ""
     priority_order: ClassVar[str] = "asc"
     example_remote_id: ClassVar[str] = "1"
+    #: Request fields holding a UTC date (see ``core.timeutil.DATE_PATTERN``): served with that
+    #: pattern, and any spelling of it normalised to ``YYYY-MM-DD`` before the rules run.
+    date_fields: ClassVar[tuple[str, ...]] = ()
     #: The package whose ``schemas/<name>/`` folder holds this facility's documents.
     schema_package: ClassVar[str] = "facility_apis"
 
@@ -136,11 +140,22 @@ class Facility:
         return load_schema(f"{cls.name}/altdata", cls.schema_package)
 
     def request_schema(self) -> dict[str, Any]:
-        """The request form (draft-07), with the time-relative defaults of ``request_defaults()``
-        computed now; a fresh copy."""
+        """The request form (draft-07), as SkyPortal and the browser receive it; a fresh copy.
+
+        - the time-relative defaults of ``request_defaults()`` are computed now;
+        - each of ``date_fields`` gets ``DATE_PATTERN`` (its description says the rule in words);
+        - a field with a default is never ``required``: the package fills it itself at validation
+          time, and SkyPortal, which checks ``required`` on the served form before the facility
+          runs and computes that form once at start-up, must accept a payload without it.
+        """
         schema = load_schema(f"{self.name}/request", self.schema_package)
+        properties = schema["properties"]
         for key, value in self.request_defaults().items():
-            schema["properties"][key]["default"] = value
+            properties[key]["default"] = value
+        for key in self.date_fields:
+            properties[key]["pattern"] = DATE_PATTERN
+        if "required" in schema:
+            schema["required"] = [key for key in schema["required"] if "default" not in properties.get(key, {})]
         return schema
 
     def request_defaults(self) -> dict[str, Any]:
@@ -183,13 +198,24 @@ class Facility:
         """Rules beyond the schema, on altdata that passed it; raise ``AltdataError``."""
 
     def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """Check a request payload; return it with defaults filled in. Raises ``PayloadError``
-        naming every failing field and its rule."""
+        """Check a request payload; return it with defaults filled in (computed now) and its
+        ``date_fields`` as ``YYYY-MM-DD``. Raises ``PayloadError`` naming every failing field and
+        its rule."""
         if not isinstance(payload, Mapping):
             raise PayloadError.single("$", "must be an object")
         schema = self.request_schema()
         filled = apply_defaults(schema, dict(payload))
-        validate(schema, filled, PayloadError)
+        date_errors = {}
+        for key in self.date_fields:
+            if isinstance(filled.get(key), str):
+                try:
+                    filled[key] = utc_date(filled[key]).isoformat()
+                except ValueError as exc:
+                    date_errors[f"$.{key}"] = FieldError(f"$.{key}", str(exc))
+        # A date's rule in words, rather than the pattern it failed.
+        errors = [*date_errors.values(), *(e for e in field_errors(schema, filled) if e.path not in date_errors)]
+        if errors:
+            raise PayloadError(sorted(errors, key=lambda e: e.path))
         self.check_payload(filled)
         return filled
 

@@ -58,6 +58,7 @@ class ATLASFacility(Facility):
     skyportal_class: ClassVar[str] = "ATLASAPI"
     setup_url: ClassVar[str] = "https://fallingstar-data.com/forcedphot/apiguide/"
     example_remote_id: ClassVar[str] = f"{DEFAULT_BASE_URL}/queue/123/"
+    date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -78,8 +79,6 @@ class ATLASFacility(Facility):
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         mjd_min, mjd_max = self._mjd_range(payload)
-        if mjd_min <= 0:
-            raise PayloadError.single("$.start_date", "must be after 1858-11-17 (MJD > 0)")
         if mjd_max <= mjd_min:
             raise PayloadError.single("$.end_date", "must not be before start_date")
 
