@@ -24,6 +24,7 @@ from ..core.outcome import Outcome, State, skyportal_status
 from ..core.redact import Redactor
 from ..core.transport import Transport
 from . import handoff
+from .guard import log_once, never_raises
 from .handoff import Result
 from .models import get_models
 from .settings import current_settings
@@ -57,26 +58,44 @@ def _merged_altdata(schemas: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+#: Appended to the status of a submission the facility expects to be followed, in direct mode:
+#: SkyPortal 1.4.0 never calls ``get`` (its /api/photometry_request fails before, and its
+#: facility_queue polls only its own requests), so nothing more will happen to it there.
+NOT_FOLLOWED = "; not followed: SkyPortal does not poll requests in direct mode, so no results will arrive (the facility_apis gateway follows them)"
+
+#: The form keys of ``frontend_render_info``.
+RENDER_FORMS = ("formSchema", "formSchemaForcedPhotometry", "formSchemaAltdata", "formSchemaConfig", "uiSchema")
+
+
+def _no_methods() -> dict[str, bool]:
+    return dict.fromkeys(SKYPORTAL_METHODS, False)
+
+
 class _FacilityType(type):
     """Class-level properties: SkyPortal reads these attributes when it renders or validates a
-    form, so computing them on access keeps time-relative defaults (e.g. "today") fresh."""
+    form. They are computed on each access (SkyPortal itself keeps what its handlers computed at
+    start-up, see docs/skyportal.md) and never raise (``guard.py``)."""
 
     @property
+    @never_raises(lambda: None)
     def form_json_schema(cls) -> dict[str, Any] | None:
         return cls.custom_json_schema(None, None)
 
     @property
+    @never_raises(lambda: None)
     def form_json_schema_forced_photometry(cls) -> dict[str, Any] | None:
         forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
         return None if forced is None else cls._form(forced, None)
 
     @property
+    @never_raises(lambda: None)
     def form_json_schema_altdata(cls) -> dict[str, Any]:
         schema = _merged_altdata([member.altdata_schema() for member in cls.facilities])
         schema.pop("$id", None)
         return schema
 
     @property
+    @never_raises(dict)
     def ui_json_schema(cls) -> dict[str, Any]:
         ui: dict[str, Any] = {}
         for member in reversed(cls.facilities):
@@ -88,6 +107,7 @@ class _FacilityType(type):
         return ui
 
     @property
+    @never_raises(dict)
     def alias_lookup(cls) -> dict[str, str]:
         """Column headers of SkyPortal's request list: each request field's form title (one
         source, so the list reads as the form does)."""
@@ -99,6 +119,7 @@ class _FacilityType(type):
         return titles
 
     @property
+    @never_raises(lambda: "asc")
     def priorityOrder(cls) -> str:  # SkyPortal's attribute name, camelCase
         return cls.facility_class.priority_order
 
@@ -131,10 +152,32 @@ class SkyPortalFacility(metaclass=_FacilityType):
 
     @classmethod
     def facility(cls, facility_class: type[Facility] | None = None) -> Facility:
-        """A core facility of this class (the first by default), with the deployment's settings."""
+        """A core facility of this class (the first by default), with the deployment's settings;
+        ``ConfigurationError`` when its settings are unusable (see :meth:`problem`)."""
         facility_class = facility_class or cls.facility_class
         settings = current_settings()
         return facility_class(settings.facility_config(facility_class.name), egress=settings.egress)
+
+    @classmethod
+    def _form_facility(cls, facility_class: type[Facility]) -> Facility:
+        """The facility for what does not depend on its settings (forms, altdata checks): with
+        unusable settings, one without them, the problem logged once (operations report it)."""
+        try:
+            return cls.facility(facility_class)
+        except Exception as exc:  # noqa: BLE001 - a form must be served whatever the settings
+            log_once(f"facility_apis.facilities.{facility_class.name}", str(exc))
+            return facility_class({}, egress=current_settings().egress)
+
+    @classmethod
+    def problem(cls, facility_class: type[Facility]) -> str | None:
+        """Why ``facility_class`` cannot run with this deployment's settings, or ``None``."""
+        problem = current_settings().problem_for(facility_class.name)
+        if problem is None:
+            try:
+                cls.facility(facility_class)
+            except Exception as exc:  # noqa: BLE001 - reported in the status, never raised at SkyPortal
+                problem = f"facility_apis.facilities.{facility_class.name}: {exc}"
+        return problem
 
     @classmethod
     def hands_off(cls) -> bool:
@@ -142,6 +185,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         return all(current_settings().hands_off(member.name) for member in cls.facilities)
 
     @classmethod
+    @never_raises(_no_methods)
     def implements(cls) -> dict[str, bool]:
         """SkyPortal's capability table. With the gateway, it follows the requests (no ``get``
         or ``update`` here) and cancels them (``delete``)."""
@@ -162,7 +206,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         failures = []
         for member in cls.facilities:
             try:
-                return cls.facility(member).validate_altdata(altdata)
+                return cls._form_facility(member).validate_altdata(altdata)
             except AltdataError as exc:
                 failures.append(exc)
         raise failures[0]
@@ -171,13 +215,14 @@ class SkyPortalFacility(metaclass=_FacilityType):
     def _form(cls, facility_class: type[Facility], instrument: Any) -> dict[str, Any]:
         """A request form (defaults computed now), narrowed to ``instrument`` by the facility's
         ``instrument_form``."""
-        facility = cls.facility(facility_class)
+        facility = cls._form_facility(facility_class)
         schema = facility.request_schema()
         if instrument is not None:
             schema = facility.instrument_form(schema, name=field(instrument, "name"), filters=tuple(field(instrument, "filters") or ()))
         return _for_skyportal(schema)
 
     @classmethod
+    @never_raises(lambda: None)
     def custom_json_schema(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any] | None:
         """The regular request form for ``instrument``; ``None`` when the class has only a
         forced-photometry form (``form_json_schema_forced_photometry``, which SkyPortal then uses)."""
@@ -185,6 +230,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         return None if regular is None else cls._form(regular, instrument)
 
     @classmethod
+    @never_raises(lambda: {"methodsImplemented": _no_methods(), **dict.fromkeys(RENDER_FORMS), "aliasLookup": {}, "priorityOrder": "asc"})
     def frontend_render_info(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any]:
         """What SkyPortal's UI reads to offer operations and render forms."""
         forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
@@ -214,17 +260,27 @@ class SkyPortalFacility(metaclass=_FacilityType):
         tags = {REMOTE_ID: outcome.remote_id} if outcome.remote_id else {}
         if operation == "delete" and outcome.state not in (State.DELETED, State.CANCELED):
             return Result(None, outcome.transactions, tags, outcome.photometry, error=f"could not delete: {outcome.detail}")
-        return Result(outcome.status, outcome.transactions, tags, outcome.photometry)
+        status = outcome.status
+        if operation == "submit" and outcome.state.active:
+            status += NOT_FOLLOWED  # SkyPortal never polls it: say so where the observer looks
+        return Result(status, outcome.transactions, tags, outcome.photometry)
 
     @classmethod
     async def _perform(cls, operation: str, request: Any, member: type[Facility]) -> tuple[FollowupRequest | None, Result]:
         """Run the operation in a worker thread: here, or through the gateway."""
+        problem = cls.problem(member)
+        if problem is not None:
+            detail = f"facility_apis is not configured correctly in SkyPortal: {problem}"
+            if operation != "submit":
+                raise FacilityError(f"could not {operation}: {detail}")
+            return None, Result(Outcome(State.FAILED, detail).status)
         try:
             core = core_request(request, remote_id=None if operation == "submit" else recorded(request, REMOTE_ID))
-        except PayloadError as exc:  # coordinates SkyPortal holds but no facility can use
+        except (AltdataError, PayloadError) as exc:  # credentials or coordinates SkyPortal holds but no facility can use
             if operation != "submit":
                 raise FacilityError(str(exc)) from None
-            return None, Result(Outcome(State.REJECTED, str(exc)).status)
+            state = State.FAILED if isinstance(exc, AltdataError) else State.REJECTED
+            return None, Result(Outcome(state, str(exc)).status)
         settings, gateway_id = current_settings(), recorded(request, GATEWAY_ID)
         if operation == "submit" and cls.hands_off():
             return core, await asyncio.to_thread(handoff.hand_off, cls.facility(member), core, settings)
