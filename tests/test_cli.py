@@ -26,7 +26,7 @@ def test_list_plain_and_json(capsys):
     assert "atlas" in capsys.readouterr().out
     assert main(["list", "--json"]) == 0
     (row,) = [r for r in json.loads(capsys.readouterr().out) if r["name"] == "atlas"]
-    implements = ["validate_altdata", "prepare", "submit", "get", "delete"]
+    implements = ["validate_altdata", "prepare", "submit", "get", "delete", "find"]
     assert row == {"name": "atlas", "title": "ATLAS forced photometry", "kind": "forced_photometry", "implements": implements}
 
 

@@ -16,8 +16,11 @@ from .schemas import apply_defaults, available_schemas, field_errors, load_docum
 from .timeutil import DATE_PATTERN, utc_date
 from .transport import HTTPCall, Transport
 
+#: The operations SkyPortal knows (its classes get a method for each one implemented).
 OPERATIONS = ("submit", "get", "update", "delete")
-IMPLEMENTABLE = ("validate_altdata", "prepare", *OPERATIONS)
+#: What ``perform`` runs: those, and ``find`` (for the caller that lost a submission's answer).
+PERFORMABLE = (*OPERATIONS, "find")
+IMPLEMENTABLE = ("validate_altdata", "prepare", *PERFORMABLE)
 
 
 class Kind(str, enum.Enum):
@@ -63,8 +66,11 @@ class FollowupRequest:
     """An observer's request: what to observe, on which allocation, with which form payload.
 
     ``remote_id`` is the facility's handle once submitted (e.g. the ATLAS task URL);
-    ``callback_url``, when the caller can receive one, is where the facility may announce changes
-    (a hint: the facility must work without it).
+    ``callback_url``, when the caller can receive one, is where the facility may announce changes:
+    a hint, which must never cost the request (the facility leaves out one its service's rules
+    refuse, and submits without it when the service refuses the callback alone).
+    ``attempted_at`` (UNIX seconds) is set for ``find``: when the submission whose answer was
+    lost left.
     """
 
     id: int | None
@@ -74,6 +80,7 @@ class FollowupRequest:
     requester: str | None = None
     remote_id: str | None = None
     callback_url: str | None = None
+    attempted_at: float | None = None
 
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")
@@ -287,20 +294,38 @@ class Facility:
 
     def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:
         """Cancel the request at the facility (``remote_id`` may be ``None``: nothing was sent).
+        Called for a finished request too (SkyPortal's delete): the facility then removes what
+        it keeps, if anything.
 
         Returns ``deleted`` (with a detail saying what happened remotely, and ``photometry`` if
         results were fetched first); any other state means the request was not canceled and the
-        detail says why (e.g. ``failed: the facility cannot cancel a completed request``).
+        detail says why (e.g. ``failed: the facility cannot cancel a completed request``). Results
+        that can never be fetched (expired, unreadable) must not block the delete.
         """
         raise NotImplementedOperation(f"{self.name} does not implement delete")
+
+    def find(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        """Look for a submission that may have reached the facility without its answer being
+        recorded (the caller died while it was out; ``request.attempted_at`` is when it left,
+        ``remote_id`` is ``None``). Implement it where the facility lets a request be found again
+        (by name, by listing the account's requests); the gateway then calls it instead of
+        giving such a request up.
+
+        Returns, as ``submit`` would, the request's state with ``remote_id`` when it is found
+        (``submitted``/``queued``/``running``, with ``poll_after``, or a final state);
+        ``pending`` when it certainly never arrived (it is then submitted again); ``failed``
+        with no ``poll_after`` and a detail saying so when the facility cannot tell. A faulty
+        answer must never read as "absent": raise (``RemoteError``) and the caller asks again.
+        """
+        raise NotImplementedOperation(f"{self.name} does not implement find")
 
     # -- capabilities --------------------------------------------------------------------------
 
     @classmethod
     def implements(cls) -> dict[str, bool]:
         """Which of ``validate_altdata``, ``prepare``, ``submit``, ``get``, ``update``,
-        ``delete`` this facility overrides (``validate_altdata`` always: every facility checks its
-        schema)."""
+        ``delete``, ``find`` this facility overrides (``validate_altdata`` always: every facility
+        checks its schema)."""
         return {op: op == "validate_altdata" or getattr(cls, op) is not getattr(Facility, op) for op in IMPLEMENTABLE}
 
 

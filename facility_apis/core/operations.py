@@ -1,6 +1,6 @@
 """``perform``: the one way to run a facility operation.
 
-It validates the allocation (and, for a submission, the payload), records the call's HTTP
+It validates the allocation (and, for ``submit`` and ``find``, the payload), records the call's HTTP
 exchanges with the allocation's secrets masked, runs the operation, turns every typed error into
 an ``Outcome``, attaches the redacted transactions, and makes the detail one masked line of at
 most ``DETAIL_LIMIT`` characters. Callers never see a raw exception from a facility, and nothing
@@ -20,6 +20,9 @@ raised                   state       ``poll_after``
 ``EgressRefused``        failed      none (the destination is not allowed)
 anything else (a bug)    failed      none; the traceback is logged, redacted
 =======================  ==========  ================================================================
+
+"While following" means every operation but ``submit``: ``get``, ``update``, ``delete`` and
+``find`` (which only reads).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from .errors import (
     RemoteError,
     Throttled,
 )
-from .interface import OPERATIONS, Facility, FollowupRequest
+from .interface import PERFORMABLE, Facility, FollowupRequest
 from .outcome import Outcome, State
 from .redact import get_logger
 from .transport import Transport
@@ -57,8 +60,8 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
     Raises only for programming errors: ``ValueError`` for an unknown operation,
     ``NotImplementedOperation`` for one the facility does not implement.
     """
-    if operation not in OPERATIONS:
-        raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
+    if operation not in PERFORMABLE:
+        raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(PERFORMABLE)}")
     if not facility.implements()[operation]:
         raise NotImplementedOperation(f"{facility.name} does not implement {operation}")
     following = operation != "submit"
@@ -67,7 +70,8 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
         try:
             altdata = facility.validate_altdata(request.allocation.altdata or {})
             allocation = dataclasses.replace(request.allocation, altdata=altdata)
-            payload = facility.validate_payload(request.payload) if operation == "submit" else dict(request.payload)
+            checked = operation in ("submit", "find")  # both build the submission from the payload
+            payload = facility.validate_payload(request.payload) if checked else dict(request.payload)
             request = dataclasses.replace(request, allocation=allocation, payload=payload)
             outcome = getattr(facility, operation)(request, transport)
         except AltdataError as exc:
