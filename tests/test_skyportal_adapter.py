@@ -121,6 +121,16 @@ def test_get_follows_to_completion_and_stores_the_photometry(atlas, fakes, caplo
     assert caplog.records and TOKEN not in caplog.text
 
 
+def test_direct_mode_stores_photometry_beyond_skyportals_upload_limit_in_several_uploads(fakes):
+    with ATLASEmulator(tokens={TOKEN: "observer"}, rows=12_000) as emulator:
+        configure(facilities={"atlas": {"base_url": emulator.base_url, "poll_interval": 0.05}}, egress=loopback_egress(emulator))
+        request, session = submitted()
+        run(ATLASAPI.submit(request, session))
+        poll_until_done(request, session)
+    assert request.status.startswith("complete: 12000 points")
+    assert [len(body["mjd"]) for body in session.photometry] == [10_000, 2_000]
+
+
 def test_get_recovers_the_task_from_the_newest_transaction_only(atlas):
     request, session = submitted()
     run(ATLASAPI.submit(request, session))

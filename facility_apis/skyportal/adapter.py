@@ -317,16 +317,21 @@ class SkyPortalFacility(metaclass=_FacilityType):
 
     @classmethod
     async def _store_photometry(cls, models: Any, session: Any, request: Any, core: FollowupRequest, result: Result, member: type[Facility]) -> Result:
-        """Store the photometry in SkyPortal (as its own ATLAS does, repeated points updated);
-        when that fails, say so in the status instead of the facility's."""
+        """Store the photometry in SkyPortal (as its own ATLAS does, repeated points updated), in
+        uploads of at most 10,000 points (SkyPortal refuses larger ones); when that fails, say so
+        in the status, with how many points were stored, instead of the facility's."""
         allocation = core.allocation
+        stored = 0
         try:
             if allocation.instrument_id is None:
                 raise FacilityError("the allocation names no instrument")
-            body = result.photometry.to_skyportal(core.target.id, allocation.instrument_id, allocation.group_ids)
-            await models.store_photometry(session, request, body)
+            for upload in result.photometry.uploads(core.target.id, allocation.instrument_id, allocation.group_ids):
+                await models.store_photometry(session, request, upload)
+                stored += len(upload["mjd"])
         except Exception as exc:  # noqa: BLE001 - any SkyPortal error becomes the status; it must not lose the transactions
-            detail = Redactor(member.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal: {exc}")
+            total = len(result.photometry)
+            counted = f" ({stored} of {total} points stored)" if stored else ""
+            detail = Redactor(member.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal{counted}: {exc}")
             return Result(skyportal_status(State.FAILED, detail, submitted=True), result.transactions, result.tags, None, result.error)
         return result
 

@@ -275,7 +275,7 @@ class ATLASFacility(Facility):
                 return Outcome(State.FAILED, detail)
         if not found:
             return Outcome(State.PENDING, "the interrupted submission never reached ATLAS (no such task in its list): submitting it again")
-        task = min(found, key=lambda task: task.get("id") if isinstance(task.get("id"), int) else math.inf)
+        task = min(found, key=lambda task: _distance(task, request.attempted_at))
         task_url = self._on_origin(task.get("url"), altdata, "task URL")
         detail = f"ATLAS task {task_url.rstrip('/').rsplit('/', 1)[-1]} (found in ATLAS's list after an interrupted submission)"
         return Outcome(State.SUBMITTED, detail, remote_id=task_url, poll_after=self.poll_interval)
@@ -326,6 +326,15 @@ def _stamp(task: dict[str, Any]) -> float | None:
 def _stamped_since(task: dict[str, Any], earliest: float | None) -> bool:
     stamp = _stamp(task)
     return earliest is None or (stamp is not None and stamp >= earliest)
+
+
+def _distance(task: dict[str, Any], attempted_at: float | None) -> tuple[bool, float]:
+    """How well ``task`` fits as the one the attempt made: stamped at or after the attempt first,
+    the earliest of those; then the latest of those stamped (just) before it."""
+    stamp = _stamp(task)
+    if stamp is None or attempted_at is None:
+        return (True, math.inf)
+    return (stamp < attempted_at, abs(stamp - attempted_at))
 
 
 def _newest_first_and_past(ids: list[Any], page: list[Any], earliest: float | None) -> bool:
