@@ -195,6 +195,10 @@ ROW = "60990.1 17.5 0.05 350 12 {f} 0 1.1 150.0 -20.0 1 1 2 2 0 0 19.5 20 01a"
 FINISHED = {"url": TASK, "starttimestamp": "2026-11-21T10:00:00Z", "finishtimestamp": "2026-11-21T10:05:00Z", "result_url": RESULT}
 
 
+MAINTENANCE = "<html><head><title>Maintenance</title></head><body>back soon</body></html>"
+FOUND = {"id": 123, "ra": 150.0, "dec": -20.0, "mjd_min": 61314.0, "mjd_max": 61345.0, "use_reduced": False, "timestamp": "2026-11-21T10:00:00Z"}
+
+
 def _finished(mock, result=None, status=200):
     mock.get(TASK, json=FINISHED)
     mock.get(RESULT, status=status, body=result if result is not None else "\n".join([HEADER, ROW.format(f="o"), ROW.format(f="c")]))
@@ -253,7 +257,19 @@ def _atlas_scenarios():
             TASK,
             lambda m: (m.get(TASK, json={"url": TASK}), m.delete(TASK, status=403, json={"detail": "You do not have permission to perform this action."})),
         ),
-        "delete without results": ("delete", TASK, lambda m: _finished(m, "Not Found", status=404)),
+        "delete with expired results": ("delete", TASK, lambda m: (_finished(m, "Not Found", status=404), m.delete(TASK, status=204))),
+        "delete without results for now": ("delete", TASK, lambda m: _finished(m, "Server Error", status=500)),
+        "delete answered by a page": (
+            "delete",
+            TASK,
+            lambda m: (m.get(TASK, json={"url": TASK}), m.delete(TASK, status=200, body=MAINTENANCE, content_type="text/html")),
+        ),
+        "result is a page": ("get", TASK, lambda m: _finished(m, MAINTENANCE)),
+        "found after an interruption": (
+            "find",
+            None,
+            lambda m: m.get(f"{ATLAS_BASE}/queue/?ordering=-id&pagesize=100", json={"next": None, "results": [{**FOUND, "url": TASK}]}),
+        ),
     }
 
 
@@ -276,7 +292,8 @@ def test_every_atlas_status_is_documented(scenario):
     if isinstance(setup, dict):  # bad input: the dict replaces the altdata or the payload
         altdata, payload = (setup, payload) if "end_date" not in setup else (altdata, setup)
         setup = lambda mock: None  # noqa: E731
-    request = FollowupRequest(1, Target("ZTF26x", 150.0, -20.0), Allocation(1, altdata), payload, remote_id=remote_id)
+    attempted_at = 1_795_255_200.0  # 2026-11-21T10:00:00Z
+    request = FollowupRequest(1, Target("ZTF26x", 150.0, -20.0), Allocation(1, altdata), payload, remote_id=remote_id, attempted_at=attempted_at)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         setup(mock)
         with Transport(backoff=0, retries=1) as transport:
