@@ -200,5 +200,6 @@ class Jobs:
                 return False
             values = change_state(connection, job.request_id, row.status, State.FAILED, f"failed: {detail}", detail, now)
             values.update(operation=None, next_poll_at=None, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now)
+            values["cancel_requested"] = False  # a cancel asked meanwhile may be asked again: the request is no longer held here
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
