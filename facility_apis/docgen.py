@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.interface import IMPLEMENTABLE, Allocation, FollowupRequest, Target
-from .core.timeutil import utcnow
+from .core.timeutil import DATE_PATTERN, DATE_RULE, utcnow
 from .core.transport import Transport
 
 if TYPE_CHECKING:
@@ -87,7 +87,9 @@ def _allowed(spec: Mapping[str, Any]) -> str:
         rules.append(f"at least {spec['minLength']} character{'s' if spec['minLength'] != 1 else ''}")
     if "maxLength" in spec:
         rules.append(f"at most {spec['maxLength']} characters")
-    if "pattern" in spec:
+    if spec.get("pattern") == DATE_PATTERN:
+        rules.append(_text(DATE_RULE))  # the rule in words, not a 500-character expression
+    elif "pattern" in spec:
         rules.append(f"matches {_code(spec['pattern'])}")
     items = spec.get("items")
     if isinstance(items, Mapping):

@@ -22,7 +22,9 @@ import tornado.netutil
 from facility_apis.core.egress import INTERNAL
 from facility_apis.core.interface import Target
 from facility_apis.core.registry import Registry, default_registry
+from facility_apis.core.timeutil import DATE_RULE
 from facility_apis.core.transport import Transport
+from facility_apis.facilities.atlas import ATLASFacility
 from facility_apis.gateway.api import MAX_BODY_BYTES, callback_path, make_app
 from facility_apis.gateway.crypto import SecretBox, generate_key
 from facility_apis.gateway.store import Store
@@ -33,6 +35,7 @@ SECRET = "SECRET-TOKEN-123"
 PAYLOAD = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
 ALLOCATION = {"facility": "atlas", "altdata": {"api_token": SECRET}, "instrument_id": 7, "pi": "A. Observer", "filters": ["atlasc", "atlaso"], "group_ids": [1]}
 TARGET = {"id": "ZTF21aaaaaaa", "ra": 150.1, "dec": 2.2}
+BASE_URL_RULE = ATLASFacility.altdata_schema()["properties"]["base_url"]["description"]
 
 
 class Served:
@@ -246,7 +249,7 @@ def test_allocation_errors_are_listed_at_once(api):
     _, errors = error(a.put("/api/allocations/1", json=body), 400)
     assert errors == [
         "altdata.api_token: is required",
-        "altdata.base_url: must be a valid uri",
+        f"altdata.base_url: does not follow its rule: {BASE_URL_RULE}",
         "colour: is not an allowed property",
         "filters: must be of type array",
         "group_ids[1]: must be of type integer",
@@ -254,7 +257,8 @@ def test_allocation_errors_are_listed_at_once(api):
     ]
     body = {**ALLOCATION, "altdata": {"api_token": SECRET, "base_url": "http://example.org/x"}}
     _, errors = error(a.put("/api/allocations/1", json=body), 400)
-    assert errors == ["altdata.base_url: credentials may travel only over https (plain http only to a loopback address), not to example.org"]
+    assert errors == [f"altdata.base_url: does not follow its rule: {BASE_URL_RULE}"]  # the browser's form says the same
+    assert "https only; plain http only to a loopback address" in BASE_URL_RULE
     body = {**ALLOCATION, "altdata": {"api_token": SECRET, "base_url": "https://169.254.169.254/latest"}}
     _, errors = error(a.post("/api/allocations/validate", json=body), 400)
     assert errors == ["altdata.base_url: 169.254.169.254 is a private or internal address, which this deployment does not allow"]
@@ -344,7 +348,7 @@ def test_bad_payload_values_are_named(api, store):
         "payload.propermotion_dec: is required when propermotion_ra is given",
         "payload.radec_epoch_year: is required when propermotion_ra is given",
         "payload.snr_threshold: must be greater than 0",
-        "payload.start_date: must be a valid date",
+        f"payload.start_date: must be {DATE_RULE}",
         "target.ra: must be less than 360",
     ]
     _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": {**PAYLOAD, "end_date": "2026-09-01"}}), 400)

@@ -136,13 +136,13 @@ def test_every_example_branch_is_valid(mail_ready):
             ["$.email: must be e-mail addresses (name@example.org), one or several separated by commas; entry 1 is not one"],
         ),
         ({"notification_type": "email", "email": "a@example.org", "emails": "b@example.org"}, ["$.emails: is not an allowed property"]),
-        ({"notification_type": "API", "endpoint": "ftp://partner.example.org", "api_token": "x"}, ["$.endpoint: must match the pattern"]),
+        ({"notification_type": "API", "endpoint": "ftp://partner.example.org", "api_token": "x"}, ["$.endpoint: does not follow its rule: The partner's"]),
     ],
 )
 def test_bad_altdata_names_the_field_and_the_rule(mail_ready, altdata, errors):
     with pytest.raises(AltdataError) as caught:
         mail_ready.validate_altdata(altdata)
-    assert [str(e).split(" '^")[0] for e in caught.value.errors] == errors
+    assert [str(e).split(" '^")[0][: len(expected)] for e, expected in zip(caught.value.errors, errors, strict=True)] == errors
 
 
 def test_fields_of_a_branch_no_longer_chosen_are_kept_harmlessly(mail_ready):

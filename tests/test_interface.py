@@ -30,7 +30,7 @@ def test_allocation_repr_hides_altdata():
 def test_implements_reports_overridden_operations():
     atlas = get_facility("atlas")
     assert atlas.implements() == {
-        "validate_altdata": True, "prepare": True, "submit": True, "get": True, "update": False, "delete": True, "remote_validate": False,
+        "validate_altdata": True, "prepare": True, "submit": True, "get": True, "update": False, "delete": True, "find": True, "remote_validate": False,
     }  # fmt: skip
 
 
@@ -205,3 +205,45 @@ def test_perform_fills_the_payload_from_the_target_on_submit():
     missing = FollowupRequest(1, Target("x", 1.0, 2.0), allocation, {})
     outcome = perform(Recording(), "submit", missing, Transport())
     assert outcome.state is State.REJECTED and "$.survey_id: is required" in outcome.detail
+
+
+class Window(Facility):
+    """A facility with a date window: one date filled by the package, one the observer must give."""
+
+    name, title, kind, skyportal_class = "window", "Window", Kind.OBSERVATION, "WINDOWAPI"
+    date_fields = ("start_date", "end_date")
+
+    def request_defaults(self):
+        return {"start_date": "2026-11-01"}
+
+
+WINDOW_FORM = {
+    "$schema": DRAFT7,
+    "type": "object",
+    "properties": {"start_date": {"type": "string", "title": "Start"}, "end_date": {"type": "string", "title": "End"}, "n": {"type": "integer", "default": 1}},
+    "required": ["start_date", "end_date", "n"],
+    "additionalProperties": False,
+}
+
+
+def test_the_kit_never_serves_as_required_a_field_it_fills_and_reads_every_date_spelling(monkeypatch):
+    import copy
+
+    import jsonschema
+
+    from facility_apis.core import interface
+
+    monkeypatch.setattr(interface, "load_schema", lambda name, package: copy.deepcopy(WINDOW_FORM))
+    facility = Window()
+    served = facility.request_schema()
+    assert served["required"] == ["end_date"]  # start_date and n have defaults: filled by the package
+    jsonschema.validate({"end_date": "2026-11-30 12:00:00"}, served)  # what SkyPortal checks first
+    payload = facility.validate_payload({"end_date": "2026-11-30 23:30:00-05:00"})
+    assert payload == {"start_date": "2026-11-01", "end_date": "2026-12-01", "n": 1}
+    with pytest.raises(PayloadError) as caught:
+        facility.validate_payload({"start_date": "2026-02-30", "end_date": "soon"})
+    assert [(e.path, e.message.split(" ", 3)[:3]) for e in caught.value.errors] == [
+        ("$.end_date", ["must", "be", "a"]),
+        ("$.start_date", ["must", "be", "a"]),
+    ]
+    assert "real calendar date" in str(caught.value) and "pattern" not in str(caught.value)

@@ -120,8 +120,17 @@ def test_formats_are_checked():
     assert paths == {"$.d", "$.t"}
 
 
+DATES = {
+    "$schema": DRAFT7,
+    "type": "object",
+    "properties": {"start_date": {"type": "string", "format": "date"}, "end_date": {"type": "string", "format": "date"}},
+    "required": ["start_date", "end_date"],
+    "additionalProperties": False,
+}
+
+
 def test_one_message_per_field_every_field_reported():
-    errors = field_errors(load_schema("atlas/request"), {"start_date": 5, "extra": 1})
+    errors = field_errors(DATES, {"start_date": 5, "extra": 1})
     assert [e.path for e in errors] == ["$.end_date", "$.extra", "$.start_date"]
 
 
@@ -146,7 +155,7 @@ def test_errors_never_echo_the_value(value):
 
 def test_validate_raises_the_given_error_class_with_all_errors():
     with pytest.raises(PayloadError) as caught:
-        validate(load_schema("atlas/request"), {}, PayloadError)
+        validate(DATES, {}, PayloadError)
     assert str(caught.value) == "invalid payload: $.end_date: is required; $.start_date: is required"
 
 

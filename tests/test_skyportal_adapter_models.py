@@ -10,6 +10,7 @@ import time
 import pytest
 
 from facility_apis.skyportal import ATLASAPI, FacilityMessageListener, configure, reset
+from facility_apis.skyportal.adapter import NOT_FOLLOWED
 from facility_apis.testing import ATLASEmulator
 from facility_apis.testing.network import loopback_egress
 from facility_apis.testing.skyportal_models import Handler
@@ -174,7 +175,7 @@ def test_default_models_seam_with_sqlalchemy(skyportal_package):
         asyncio.run(ATLASAPI.submit(fresh(), session))
         session.commit()  # as SkyPortal's handler does
         request = fresh()
-        assert request.status == "submitted: ATLAS task 1"
+        assert request.status == "submitted: ATLAS task 1" + NOT_FOLLOWED
         assert request.transactions[0].response["remote_id"] == f"{atlas.base_url}/queue/1/"
         assert request.transactions[0].initiator_id == 42
 

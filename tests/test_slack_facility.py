@@ -178,9 +178,9 @@ def test_a_filter_the_instrument_lacks_is_rejected_and_the_form_offers_its_filte
     ("altdata", "path", "rule"),
     [
         ({"slack_token": None}, "$.slack_token", "is required"),
-        ({"slack_channel": "B01/../x"}, "$.slack_channel", "must match the pattern"),
-        ({"slack_workspace": "T 1"}, "$.slack_workspace", "must match the pattern"),
-        ({"slack_token": "abc\r\ndef"}, "$.slack_token", "must match the pattern"),
+        ({"slack_channel": "B01/../x"}, "$.slack_channel", "does not follow its rule: The second part of the incoming webhook"),
+        ({"slack_workspace": "T 1"}, "$.slack_workspace", "does not follow its rule: The first part of the incoming webhook"),
+        ({"slack_token": "abc\r\ndef"}, "$.slack_token", "does not follow its rule: The last part of the incoming webhook"),
         ({"webhook": "https://x"}, "$.webhook", "is not an allowed property"),
     ],
 )
@@ -190,7 +190,7 @@ def test_bad_altdata_names_the_field(slack, altdata, path, rule):
     merged = {"slack_workspace": "T0123ABCD", "slack_channel": "B0123ABCD", "slack_token": TOKEN, **altdata}
     with pytest.raises(AltdataError) as caught:
         facility_for(slack).validate_altdata({k: v for k, v in merged.items() if v is not None})
-    assert [(e.path, e.message.split(" '")[0]) for e in caught.value.errors] == [(path, rule)]
+    assert [(e.path, e.message[: len(rule)]) for e in caught.value.errors] == [(path, rule)]
     assert "abc\r\ndef" not in str(caught.value)
 
 

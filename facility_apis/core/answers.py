@@ -143,6 +143,18 @@ def expect(response: requests.Response, *statuses: int, service: str) -> request
     raise RemoteError(f"{service} answered HTTP {code}: {line}", http_status=code)
 
 
+def not_html(response: requests.Response, *, service: str, what: str) -> requests.Response:
+    """``response``, unless its body is an HTML page where the service answers with data (a
+    proxy's or a maintenance page, even with a 2xx status): then a ``RemoteError`` naming the
+    page by its title. Not permanent: such pages come and go."""
+    text = response.text or ""
+    if is_html(text):
+        title = html_line(text)
+        found = f"an HTML page ({title})" if title else "an HTML page"
+        raise RemoteError(one_line(f"{service} sent {found} instead of {what} (HTTP {response.status_code})"), http_status=response.status_code)
+    return response
+
+
 def json_body(response: requests.Response, *, service: str, what: str = "its answer") -> Any:
     """The parsed JSON of ``response``; ``RemoteError`` saying what came instead (an HTML page
     with its title, an empty body, malformed JSON)."""
@@ -151,13 +163,10 @@ def json_body(response: requests.Response, *, service: str, what: str = "its ans
         return json.loads(text)
     except ValueError:
         pass
+    not_html(response, service=service, what=f"JSON for {what}")
     if not text.strip():
-        found = "an empty body"
-    elif is_html(text):
-        found = "an HTML page" + (f" ({html_line(text)})" if html_line(text) else "")
-    else:
-        raise RemoteError(f"{service} sent malformed JSON for {what} (HTTP {response.status_code})", http_status=response.status_code)
-    raise RemoteError(one_line(f"{service} sent {found} instead of JSON for {what} (HTTP {response.status_code})"), http_status=response.status_code)
+        raise RemoteError(f"{service} sent an empty body instead of JSON for {what} (HTTP {response.status_code})", http_status=response.status_code)
+    raise RemoteError(f"{service} sent malformed JSON for {what} (HTTP {response.status_code})", http_status=response.status_code)
 
 
 def json_object(response: requests.Response, *, service: str, what: str = "its answer") -> dict[str, Any]:

@@ -10,15 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .egress import EgressPolicy
-from .errors import AltdataError, NotImplementedOperation, PayloadError
+from .errors import AltdataError, FieldError, NotImplementedOperation, PayloadError
 from .outcome import Outcome
-from .schemas import apply_defaults, available_schemas, load_document, load_schema, secret_fields, validate
+from .schemas import apply_defaults, available_schemas, field_errors, load_document, load_schema, secret_fields, validate
+from .timeutil import DATE_PATTERN, utc_date
 from .transport import HTTPCall, Transport
 
+#: The operations SkyPortal knows (its classes get a method for each one implemented).
 OPERATIONS = ("submit", "get", "update", "delete")
 #: Asks the facility about a request without queuing it (LT's RTML inquiry, LCO's validate).
 REMOTE_VALIDATE = "remote_validate"
-IMPLEMENTABLE = ("validate_altdata", "prepare", *OPERATIONS, REMOTE_VALIDATE)
+#: What ``perform`` runs: the operations, ``find`` (for the caller that lost a submission's answer)
+#: and ``remote_validate``.
+PERFORMABLE = (*OPERATIONS, "find", REMOTE_VALIDATE)
+IMPLEMENTABLE = ("validate_altdata", "prepare", *PERFORMABLE)
 
 
 class Kind(str, enum.Enum):
@@ -108,13 +113,16 @@ class FollowupRequest:
     """An observer's request: what to observe, on which allocation, with which form payload.
 
     ``remote_id`` is the facility's handle once submitted (e.g. the ATLAS task URL);
-    ``callback_url``, when the caller can receive one, is where the facility may announce changes
-    (a hint: the facility must work without it). ``cursor`` is the last ``Outcome.cursor`` the
-    facility returned for this request (``None`` before it returned one): its own note of where
-    it stands, kept by the caller between calls (see :class:`~facility_apis.core.outcome.Outcome`).
-    ``comments`` are remarks a caller may pass on with the request (the requester's note, the
-    source's comments in SkyPortal), one line each, for facilities that forward them to people (a
-    notification's ``include_comments``).
+    ``callback_url``, when the caller can receive one, is where the facility may announce changes:
+    a hint, which must never cost the request (the facility leaves out one its service's rules
+    refuse, and submits without it when the service refuses the callback alone). ``cursor`` is
+    the last ``Outcome.cursor`` the facility returned for this request (``None`` before it
+    returned one): its own note of where it stands, kept by the caller between calls (see
+    :class:`~facility_apis.core.outcome.Outcome`). ``comments`` are remarks a caller may pass on
+    with the request (the requester's note, the source's comments in SkyPortal), one line each,
+    for facilities that forward them to people (a notification's ``include_comments``).
+    ``attempted_at`` (UNIX seconds) is set for ``find``: when the submission whose answer was
+    lost left.
     """
 
     id: int | None
@@ -126,6 +134,7 @@ class FollowupRequest:
     callback_url: str | None = None
     cursor: str | None = None
     comments: tuple[str, ...] = ()
+    attempted_at: float | None = None
 
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")
@@ -169,6 +178,9 @@ class Facility:
     setup_url: ClassVar[str] = ""
     priority_order: ClassVar[str] = "asc"
     example_remote_id: ClassVar[str] = "1"
+    #: Request fields holding a UTC date (see ``core.timeutil.DATE_PATTERN``): served with that
+    #: pattern, and any spelling of it normalised to ``YYYY-MM-DD`` before the rules run.
+    date_fields: ClassVar[tuple[str, ...]] = ()
     #: The package whose ``schemas/<name>/`` folder holds this facility's documents.
     schema_package: ClassVar[str] = "facility_apis"
 
@@ -189,11 +201,22 @@ class Facility:
         return load_schema(f"{cls.name}/altdata", cls.schema_package)
 
     def request_schema(self) -> dict[str, Any]:
-        """The request form (draft-07), with the time-relative defaults of ``request_defaults()``
-        computed now; a fresh copy."""
+        """The request form (draft-07), as SkyPortal and the browser receive it; a fresh copy.
+
+        - the time-relative defaults of ``request_defaults()`` are computed now;
+        - each of ``date_fields`` gets ``DATE_PATTERN`` (its description says the rule in words);
+        - a field with a default is never ``required``: the package fills it itself at validation
+          time, and SkyPortal, which checks ``required`` on the served form before the facility
+          runs and computes that form once at start-up, must accept a payload without it.
+        """
         schema = load_schema(f"{self.name}/request", self.schema_package)
+        properties = schema["properties"]
         for key, value in self.request_defaults().items():
-            schema["properties"][key]["default"] = value
+            properties[key]["default"] = value
+        for key in self.date_fields:
+            properties[key]["pattern"] = DATE_PATTERN
+        if "required" in schema:
+            schema["required"] = [key for key in schema["required"] if "default" not in properties.get(key, {})]
         return schema
 
     def request_defaults(self) -> dict[str, Any]:
@@ -250,8 +273,9 @@ class Facility:
         return altdata
 
     def validate_payload(self, payload: Mapping[str, Any], target: Target | None = None) -> dict[str, Any]:
-        """Check a request payload; return it with defaults filled in. Raises ``PayloadError``
-        naming every failing field and its rule.
+        """Check a request payload; return it with defaults filled in (computed now) and its
+        ``date_fields`` as ``YYYY-MM-DD``. Raises ``PayloadError`` naming every failing field and
+        its rule.
 
         With ``target``, the fields the facility takes from what the host knows of the target
         are filled in too (``fill_from_target``) and the result is checked again: this is how a
@@ -262,7 +286,17 @@ class Facility:
             raise PayloadError.single("$", "must be an object")
         schema = self.request_schema()
         filled = apply_defaults(schema, dict(payload))
-        validate(schema, filled, PayloadError)
+        date_errors = {}
+        for key in self.date_fields:
+            if isinstance(filled.get(key), str):
+                try:
+                    filled[key] = utc_date(filled[key]).isoformat()
+                except ValueError as exc:
+                    date_errors[f"$.{key}"] = FieldError(f"$.{key}", str(exc))
+        # A date's rule in words, rather than the pattern it failed.
+        errors = [*date_errors.values(), *(e for e in field_errors(schema, filled) if e.path not in date_errors)]
+        if errors:
+            raise PayloadError(sorted(errors, key=lambda e: e.path))
         self.check_payload(filled)
         if target is None:
             return filled
@@ -353,10 +387,13 @@ class Facility:
 
     def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:
         """Cancel the request at the facility (``remote_id`` may be ``None``: nothing was sent).
+        Called for a finished request too (SkyPortal's delete): the facility then removes what
+        it keeps, if anything.
 
         Returns ``deleted`` (with a detail saying what happened remotely, and ``photometry`` if
         results were fetched first); any other state means the request was not canceled and the
-        detail says why (e.g. ``failed: the facility cannot cancel a completed request``).
+        detail says why (e.g. ``failed: the facility cannot cancel a completed request``). Results
+        that can never be fetched (expired, unreadable) must not block the delete.
         """
         raise NotImplementedOperation(f"{self.name} does not implement delete")
 
@@ -371,13 +408,28 @@ class Facility:
         """
         raise NotImplementedOperation(f"{self.name} does not implement remote_validate")
 
+    def find(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        """Look for a submission that may have reached the facility without its answer being
+        recorded (the caller died while it was out; ``request.attempted_at`` is when it left,
+        ``remote_id`` is ``None``). Implement it where the facility lets a request be found again
+        (by name, by listing the account's requests); the gateway then calls it instead of
+        giving such a request up.
+
+        Returns, as ``submit`` would, the request's state with ``remote_id`` when it is found
+        (``submitted``/``queued``/``running``, with ``poll_after``, or a final state);
+        ``pending`` when it certainly never arrived (it is then submitted again); ``failed``
+        with no ``poll_after`` and a detail saying so when the facility cannot tell. A faulty
+        answer must never read as "absent": raise (``RemoteError``) and the caller asks again.
+        """
+        raise NotImplementedOperation(f"{self.name} does not implement find")
+
     # -- capabilities --------------------------------------------------------------------------
 
     @classmethod
     def implements(cls) -> dict[str, bool]:
         """Which of ``validate_altdata``, ``prepare``, ``submit``, ``get``, ``update``,
-        ``delete``, ``remote_validate`` this facility overrides (``validate_altdata`` always:
-        every facility checks its schema)."""
+        ``delete``, ``find``, ``remote_validate`` this facility overrides (``validate_altdata``
+        always: every facility checks its schema)."""
         return {op: op == "validate_altdata" or getattr(cls, op) is not getattr(Facility, op) for op in IMPLEMENTABLE}
 
 

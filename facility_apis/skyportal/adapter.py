@@ -24,6 +24,7 @@ from ..core.outcome import Outcome, State, skyportal_status
 from ..core.redact import Redactor
 from ..core.transport import Transport
 from . import handoff
+from .guard import log_once, never_raises
 from .handoff import Result
 from .models import get_models
 from .settings import current_settings
@@ -57,26 +58,44 @@ def _merged_altdata(schemas: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+#: Appended to the status of a submission the facility expects to be followed, in direct mode:
+#: SkyPortal 1.4.0 never calls ``get`` (its /api/photometry_request fails before, and its
+#: facility_queue polls only its own requests), so nothing more will happen to it there.
+NOT_FOLLOWED = "; not followed: SkyPortal does not poll requests in direct mode, so no results will arrive (the facility_apis gateway follows them)"
+
+#: The form keys of ``frontend_render_info``.
+RENDER_FORMS = ("formSchema", "formSchemaForcedPhotometry", "formSchemaAltdata", "formSchemaConfig", "uiSchema")
+
+
+def _no_methods() -> dict[str, bool]:
+    return dict.fromkeys(SKYPORTAL_METHODS, False)
+
+
 class _FacilityType(type):
     """Class-level properties: SkyPortal reads these attributes when it renders or validates a
-    form, so computing them on access keeps time-relative defaults (e.g. "today") fresh."""
+    form. They are computed on each access (SkyPortal itself keeps what its handlers computed at
+    start-up, see docs/skyportal.md) and never raise (``guard.py``)."""
 
     @property
+    @never_raises(lambda: None)
     def form_json_schema(cls) -> dict[str, Any] | None:
         return cls.custom_json_schema(None, None)
 
     @property
+    @never_raises(lambda: None)
     def form_json_schema_forced_photometry(cls) -> dict[str, Any] | None:
         forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
         return None if forced is None else cls._form(forced, None)
 
     @property
+    @never_raises(lambda: None)
     def form_json_schema_altdata(cls) -> dict[str, Any]:
         schema = _merged_altdata([member.altdata_schema() for member in cls.facilities])
         schema.pop("$id", None)
         return schema
 
     @property
+    @never_raises(dict)
     def ui_json_schema(cls) -> dict[str, Any]:
         ui: dict[str, Any] = {}
         for member in reversed(cls.facilities):
@@ -88,6 +107,7 @@ class _FacilityType(type):
         return ui
 
     @property
+    @never_raises(dict)
     def alias_lookup(cls) -> dict[str, str]:
         """Column headers of SkyPortal's request list: each request field's form title (one
         source, so the list reads as the form does)."""
@@ -99,6 +119,7 @@ class _FacilityType(type):
         return titles
 
     @property
+    @never_raises(lambda: "asc")
     def priorityOrder(cls) -> str:  # SkyPortal's attribute name, camelCase
         return cls.facility_class.priority_order
 
@@ -131,10 +152,32 @@ class SkyPortalFacility(metaclass=_FacilityType):
 
     @classmethod
     def facility(cls, facility_class: type[Facility] | None = None) -> Facility:
-        """A core facility of this class (the first by default), with the deployment's settings."""
+        """A core facility of this class (the first by default), with the deployment's settings;
+        ``ConfigurationError`` when its settings are unusable (see :meth:`problem`)."""
         facility_class = facility_class or cls.facility_class
         settings = current_settings()
         return facility_class(settings.facility_config(facility_class.name), egress=settings.egress)
+
+    @classmethod
+    def _form_facility(cls, facility_class: type[Facility]) -> Facility:
+        """The facility for what does not depend on its settings (forms, altdata checks): with
+        unusable settings, one without them, the problem logged once (operations report it)."""
+        try:
+            return cls.facility(facility_class)
+        except Exception as exc:  # noqa: BLE001 - a form must be served whatever the settings
+            log_once(f"facility_apis.facilities.{facility_class.name}", str(exc))
+            return facility_class({}, egress=current_settings().egress)
+
+    @classmethod
+    def problem(cls, facility_class: type[Facility]) -> str | None:
+        """Why ``facility_class`` cannot run with this deployment's settings, or ``None``."""
+        problem = current_settings().problem_for(facility_class.name)
+        if problem is None:
+            try:
+                cls.facility(facility_class)
+            except Exception as exc:  # noqa: BLE001 - reported in the status, never raised at SkyPortal
+                problem = f"facility_apis.facilities.{facility_class.name}: {exc}"
+        return problem
 
     @classmethod
     def hands_off(cls) -> bool:
@@ -142,6 +185,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         return all(current_settings().hands_off(member.name) for member in cls.facilities)
 
     @classmethod
+    @never_raises(_no_methods)
     def implements(cls) -> dict[str, bool]:
         """SkyPortal's capability table. With the gateway, it follows the requests (no ``get``
         or ``update`` here) and cancels them (``delete``)."""
@@ -163,7 +207,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         facilities, altdata either accepts is accepted. Blocking: an exchange makes HTTP calls."""
         failures = []
         for member in cls.facilities:
-            facility = cls.facility(member)
+            facility = cls._form_facility(member)
             try:
                 facility.validate_altdata(altdata)
             except AltdataError as exc:
@@ -177,13 +221,14 @@ class SkyPortalFacility(metaclass=_FacilityType):
     def _form(cls, facility_class: type[Facility], instrument: Any) -> dict[str, Any]:
         """A request form (defaults computed now), narrowed to ``instrument`` by the facility's
         ``instrument_form``."""
-        facility = cls.facility(facility_class)
+        facility = cls._form_facility(facility_class)
         schema = facility.request_schema()
         if instrument is not None:
             schema = facility.instrument_form(schema, name=field(instrument, "name"), filters=tuple(field(instrument, "filters") or ()))
         return _for_skyportal(schema)
 
     @classmethod
+    @never_raises(lambda: None)
     def custom_json_schema(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any] | None:
         """The regular request form for ``instrument``; ``None`` when the class has only a
         forced-photometry form (``form_json_schema_forced_photometry``, which SkyPortal then uses)."""
@@ -191,6 +236,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         return None if regular is None else cls._form(regular, instrument)
 
     @classmethod
+    @never_raises(lambda: {"methodsImplemented": _no_methods(), **dict.fromkeys(RENDER_FORMS), "aliasLookup": {}, "priorityOrder": "asc"})
     def frontend_render_info(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any]:
         """What SkyPortal's UI reads to offer operations and render forms."""
         forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
@@ -222,13 +268,16 @@ class SkyPortalFacility(metaclass=_FacilityType):
             tags[CURSOR] = outcome.cursor  # handed back on the next call (snapshot.recorded)
         if operation == "delete" and outcome.state not in (State.DELETED, State.CANCELED):
             return Result(None, outcome.transactions, tags, outcome.photometry, error=f"could not delete: {outcome.detail}")
-        return Result(outcome.status, outcome.transactions, tags, outcome.photometry)
+        status = outcome.status
+        if operation == "submit" and outcome.state.active and member.implements()["get"]:
+            status += NOT_FOLLOWED  # SkyPortal never polls it: say so where the observer looks
+        return Result(status, outcome.transactions, tags, outcome.photometry)
 
     @classmethod
     async def _host_photometry(cls, models: Any, session: Any, request: Any, operation: str, member: type[Facility]) -> tuple[HostPoint, ...]:
         """The source's photometry, for a submission whose facility uses it (e.g. a centroid)."""
         payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
-        if operation != "submit" or not cls.facility(member).uses_host_photometry(payload):
+        if operation != "submit" or not cls._form_facility(member).uses_host_photometry(payload):
             return ()
         return tuple(host_point(point) for point in await models.host_photometry(session, request))
 
@@ -237,6 +286,12 @@ class SkyPortalFacility(metaclass=_FacilityType):
         cls, operation: str, request: Any, member: type[Facility], photometry: tuple[HostPoint, ...] = ()
     ) -> tuple[FollowupRequest | None, Result]:
         """Run the operation in a worker thread: here, or through the gateway."""
+        problem = cls.problem(member)
+        if problem is not None:
+            detail = f"facility_apis is not configured correctly in SkyPortal: {problem}"
+            if operation != "submit":
+                raise FacilityError(f"could not {operation}: {detail}")
+            return None, Result(Outcome(State.FAILED, detail).status)
         try:
             submitting = operation == "submit"
             core = core_request(
@@ -245,10 +300,11 @@ class SkyPortalFacility(metaclass=_FacilityType):
                 cursor=None if submitting else recorded(request, CURSOR),
                 photometry=photometry,
             )
-        except PayloadError as exc:  # coordinates SkyPortal holds but no facility can use
+        except (AltdataError, PayloadError) as exc:  # credentials or coordinates SkyPortal holds but no facility can use
             if operation != "submit":
                 raise FacilityError(str(exc)) from None
-            return None, Result(Outcome(State.REJECTED, str(exc)).status)
+            state = State.FAILED if isinstance(exc, AltdataError) else State.REJECTED
+            return None, Result(Outcome(state, str(exc)).status)
         settings, gateway_id = current_settings(), recorded(request, GATEWAY_ID)
         if operation == "submit" and cls.hands_off():
             return core, await asyncio.to_thread(handoff.hand_off, cls.facility(member), core, settings)
@@ -286,16 +342,21 @@ class SkyPortalFacility(metaclass=_FacilityType):
 
     @classmethod
     async def _store_photometry(cls, models: Any, session: Any, request: Any, core: FollowupRequest, result: Result, member: type[Facility]) -> Result:
-        """Store the photometry in SkyPortal (as its own ATLAS does, repeated points updated);
-        when that fails, say so in the status instead of the facility's."""
+        """Store the photometry in SkyPortal (as its own ATLAS does, repeated points updated), in
+        uploads of at most 10,000 points (SkyPortal refuses larger ones); when that fails, say so
+        in the status, with how many points were stored, instead of the facility's."""
         allocation = core.allocation
+        stored = 0
         try:
             if allocation.instrument_id is None:
                 raise FacilityError("the allocation names no instrument")
-            body = result.photometry.to_skyportal(core.target.id, allocation.instrument_id, allocation.group_ids)
-            await models.store_photometry(session, request, body)
+            for upload in result.photometry.uploads(core.target.id, allocation.instrument_id, allocation.group_ids):
+                await models.store_photometry(session, request, upload)
+                stored += len(upload["mjd"])
         except Exception as exc:  # noqa: BLE001 - any SkyPortal error becomes the status; it must not lose the transactions
-            detail = Redactor(member.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal: {exc}")
+            total = len(result.photometry)
+            counted = f" ({stored} of {total} points stored)" if stored else ""
+            detail = Redactor(member.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal{counted}: {exc}")
             return Result(skyportal_status(State.FAILED, detail, submitted=True), result.transactions, result.tags, None, result.error)
         return result
 

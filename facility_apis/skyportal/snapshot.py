@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.errors import PayloadError
+from ..core.errors import AltdataError, PayloadError
 from ..core.interface import Allocation, FollowupRequest, HostPoint, Target
 
 #: Keys of a stored transaction ``response`` that hold what later calls need.
@@ -47,10 +47,23 @@ def _degrees(value: Any, path: str, rule: str) -> float:
     return number
 
 
+#: Why altdata SkyPortal holds cannot be read (never quoting it: it holds the credentials).
+UNREADABLE_ALTDATA = "must be a JSON object of the allocation's credentials; SkyPortal holds something else for this allocation (fix it on the allocation page)"
+
+
 def _altdata(value: Any) -> dict[str, Any]:
+    """The allocation's credentials as a dict; ``AltdataError`` when SkyPortal holds text that is
+    not a JSON object (an allocation saved with malformed altdata)."""
     if isinstance(value, str):
-        value = json.loads(value) if value.strip() else {}
-    return dict(value or {})
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise AltdataError.single("$", UNREADABLE_ALTDATA) from None
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise AltdataError.single("$", UNREADABLE_ALTDATA)
+    return dict(value)
 
 
 def group_ids(allocation: Any) -> tuple[int, ...]:
@@ -118,7 +131,8 @@ def core_request(
 ) -> FollowupRequest:
     """The core ``FollowupRequest`` for SkyPortal's ``request`` (with the facility's ``remote_id``
     and ``cursor`` as recorded, and the source's ``photometry`` when the facility asked for it);
-    ``PayloadError`` for unusable coordinates."""
+    ``PayloadError`` for unusable coordinates, ``AltdataError`` for credentials that are not a
+    JSON object."""
     obj, allocation = request.obj, request.allocation
     instrument = allocation.instrument
     target = Target(

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.photometry import MAX_UPLOAD_ROWS
 from ..skyportal.models import SkyPortalModels, use_models
 
 _ids = itertools.count(1)
@@ -248,6 +249,10 @@ class FakeModels(SkyPortalModels):
     async def store_photometry(self, session: Any, request: Any, body: dict[str, Any]) -> None:
         if getattr(session, "photometry_error", None) is not None:
             raise session.photometry_error
+        rows = len(body.get("mjd", []))
+        if rows > MAX_UPLOAD_ROWS:  # as SkyPortal's add_external_photometry refuses it
+            message = f"Maximum number of photometry rows to post exceeded: {rows} > {MAX_UPLOAD_ROWS}."
+            raise ValueError(message + " Please break up the data into smaller sets and try again")
         session.photometry.append(body)
 
     def refresh(self, **flags: Any) -> None:

@@ -160,21 +160,25 @@ class Requests:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def cancel(self, request_id: int, owner_id: int | None = None, *, can_delete: bool, now: float | None = None) -> str:
-        """Ask for a request to be cancelled; return its state afterwards.
+        """Ask for a request to be cancelled (SkyPortal's delete); return its state afterwards.
 
-        A call in flight (a submission, say) lands first and the cancel follows it. Then: not
-        held by the facility, or a facility that cannot delete: deleted here at once. Held: a
-        ``delete`` call is due now, also for a held request nobody polls (a facility without
-        ``get``, such as the Liverpool Telescope). Already finished, failed or already
-        cancelling: ``Conflict``.
+        Finished requests included, as in SkyPortal's direct mode: a facility holding the request
+        removes it (ATLAS deletes a finished task after fetching its results once more), also a
+        held request nobody polls (a facility without ``get``, such as the Liverpool Telescope). A
+        call in flight, or the lookup of an interrupted submission, lands first and the cancel
+        follows it. Then: not held by the facility, or a facility that cannot delete: deleted here
+        at once. Held: a ``delete`` call is due now. Already deleted or already cancelling:
+        ``Conflict``.
         """
         now = time.time() if now is None else now
         with self._database.connection() as connection:
             row = _owned(connection, request_id, owner_id)
-            if row.cancel_requested or not answers_for(row):
+            if State(row.state) is State.DELETED or row.cancel_requested:
                 raise Conflict(f"follow-up request {request_id} is already {row.status!r}")
             values: dict[str, Any] = {"cancel_requested": True, "updated_at": now}
-            if row.lease_owner is None or (row.lease_expires or 0.0) < now:
+            in_flight = row.lease_owner is not None and (row.lease_expires or 0.0) >= now
+            looking_up = row.operation == "find" or (row.operation == "submit" and row.submitting_since is not None)
+            if not in_flight and not looking_up:
                 values.update(carry_out_cancel(connection, request_id, row.remote_id, row.status, can_delete, now))
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(**values))
             return values.get("state", row.state)
