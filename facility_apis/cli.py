@@ -14,6 +14,7 @@ from .core.egress import EgressPolicy
 from .core.errors import FacilityError, ValidationFailed
 from .core.interface import Allocation, Facility, FollowupRequest, Target
 from .core.operations import perform
+from .core.outcome import State
 from .core.registry import default_registry
 from .core.transport import Transport
 from .gateway.commands import add_commands as add_gateway_commands
@@ -102,11 +103,26 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(transport.render(facility.prepare(request)), end="")
             return 0
+        if args.remote_validate:
+            return _remote_validate(facility, request, transport)
         outcome = perform(facility, "submit", request, transport)
     print(outcome.status)
     if outcome.remote_id:
         print(f"remote id: {outcome.remote_id}")
     return 0 if outcome.remote_id else 1
+
+
+def _remote_validate(facility: Facility, request: FollowupRequest, transport: Transport) -> int:
+    """Ask the facility whether it would accept the request (nothing is submitted): exit 0 when it
+    would, 2 when it refuses the request, 1 when it could not be asked."""
+    if not facility.implements()["remote_validate"]:
+        print(f"error: {facility.name} offers no remote validation; use --dry-run to see the request", file=sys.stderr)
+        return EXIT_INVALID
+    outcome = perform(facility, "remote_validate", request, transport)
+    print(outcome.status)
+    if outcome.state is State.PENDING:
+        return 0
+    return EXIT_INVALID if outcome.state is State.REJECTED else 1
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -165,7 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow", action="append", metavar="ORIGIN_OR_NETWORK",
         help="let calls reach this private origin (http://127.0.0.1:8001) or network (10.0.0.0/8); repeatable",
     )
-    submit.add_argument("--dry-run", action="store_true", help="print the exact HTTP request, secrets masked, and send nothing")
+    mode = submit.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print the exact HTTP request, secrets masked, and send nothing")
+    mode.add_argument(
+        "--remote-validate", action="store_true",
+        help="ask the facility whether it would accept the request, without submitting it (exit 2 when it would refuse it)",
+    )
     submit.set_defaults(run=cmd_submit)
 
     new = commands.add_parser("new", help="write the files of a new facility (class, schemas, test, docs page)")

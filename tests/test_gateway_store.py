@@ -45,7 +45,7 @@ def test_a_database_of_another_schema_version_is_refused(gateway_store, database
     with gateway_store.database.session() as session:
         session.merge(Meta(key="schema_version", value="99"))
     url, options = database
-    with pytest.raises(ConfigurationError, match=r"schema version 99.*needs 1.*docs/gateway.md"):
+    with pytest.raises(ConfigurationError, match=r"schema version 99.*needs 2.*docs/gateway.md"):
         Store(url, SecretBox(secret_key), **options)
 
 

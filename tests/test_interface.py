@@ -29,7 +29,9 @@ def test_allocation_repr_hides_altdata():
 
 def test_implements_reports_overridden_operations():
     atlas = get_facility("atlas")
-    assert atlas.implements() == {"validate_altdata": True, "prepare": True, "submit": True, "get": True, "update": False, "delete": True}
+    assert atlas.implements() == {
+        "validate_altdata": True, "prepare": True, "remote_validate": False, "submit": True, "get": True, "update": False, "delete": True,
+    }  # fmt: skip
 
 
 def test_a_facility_without_its_metadata_is_refused_when_defined():

@@ -16,7 +16,9 @@ from .schemas import apply_defaults, available_schemas, load_document, load_sche
 from .transport import HTTPCall, Transport
 
 OPERATIONS = ("submit", "get", "update", "delete")
-IMPLEMENTABLE = ("validate_altdata", "prepare", *OPERATIONS)
+#: Operations that ask the facility about a request without changing anything there.
+CHECKS = ("remote_validate",)
+IMPLEMENTABLE = ("validate_altdata", "prepare", *CHECKS, *OPERATIONS)
 
 
 class Kind(str, enum.Enum):
@@ -228,6 +230,18 @@ class Facility:
         I/O at all): it powers ``--dry-run`` and the docs' generated example."""
         raise NotImplementedOperation(f"{self.name} cannot prepare a request")
 
+    def remote_validate(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        """Ask the facility whether it would accept the request, without submitting it: a
+        validation endpoint, an inquiry or feasibility mode (``facility-apis submit --remote-validate``).
+
+        The request is exactly what ``submit`` would send (build it with ``prepare``). Returns
+        ``pending`` (still not submitted) with a detail saying what the facility answered (e.g. the
+        time it would take); raises ``Rejected`` with the facility's reasons, field by field, when
+        it would refuse the request (``perform`` makes that ``rejected``). Nothing may be created
+        at the facility: a facility without such a side-effect-free call does not implement this.
+        """
+        raise NotImplementedOperation(f"{self.name} offers no remote validation")
+
     def submit(self, request: FollowupRequest, transport: Transport) -> Outcome:
         """Send the request to the facility.
 
@@ -272,9 +286,9 @@ class Facility:
 
     @classmethod
     def implements(cls) -> dict[str, bool]:
-        """Which of ``validate_altdata``, ``prepare``, ``submit``, ``get``, ``update``,
-        ``delete`` this facility overrides (``validate_altdata`` always: every facility checks its
-        schema)."""
+        """Which of ``validate_altdata``, ``prepare``, ``remote_validate``, ``submit``, ``get``,
+        ``update``, ``delete`` this facility overrides (``validate_altdata`` always: every facility
+        checks its schema)."""
         return {op: op == "validate_altdata" or getattr(cls, op) is not getattr(Facility, op) for op in IMPLEMENTABLE}
 
 

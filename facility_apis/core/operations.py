@@ -11,12 +11,12 @@ raised                   state       ``poll_after``
 =======================  ==========  ================================================================
 ``AltdataError``         failed      none (the admin must fix the allocation)
 ``PayloadError``         rejected    none
-``Rejected``             rejected    none on submit/update; while following or deleting: failed, none
+``Rejected``             rejected    none on submit/update/remote_validate; while following or deleting: failed, none
 ``CredentialsRefused``   failed      ``RETRY_AFTER_FAILURE`` while following; none on submit
 ``Throttled``            throttled   the wait the facility asked for
 ``FacilityUnavailable``  failed      ``RETRY_AFTER_FAILURE``, except a submit that may have arrived
 ``RemoteError``          failed      ``RETRY_AFTER_FAILURE`` while following (none if ``permanent``);
-                                     none on submit
+                                     none on submit and remote_validate
 ``EgressRefused``        failed      none (the destination is not allowed)
 anything else (a bug)    failed      none; the traceback is logged, redacted
 =======================  ==========  ================================================================
@@ -38,7 +38,7 @@ from .errors import (
     RemoteError,
     Throttled,
 )
-from .interface import OPERATIONS, Facility, FollowupRequest
+from .interface import CHECKS, OPERATIONS, Facility, FollowupRequest
 from .outcome import Outcome, State
 from .redact import get_logger
 from .transport import Transport
@@ -54,20 +54,24 @@ DETAIL_LIMIT = 500
 def perform(facility: Facility, operation: str, request: FollowupRequest, transport: Transport) -> Outcome:
     """Run ``facility.<operation>(request, transport)`` safely; see the module docstring.
 
+    ``operation`` is one of ``OPERATIONS`` or ``remote_validate``, which is run as a submission
+    is (the payload validated first, nothing retried) but changes nothing at the facility.
+
     Raises only for programming errors: ``ValueError`` for an unknown operation,
     ``NotImplementedOperation`` for one the facility does not implement.
     """
-    if operation not in OPERATIONS:
-        raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
+    if operation not in OPERATIONS + CHECKS:
+        raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS + CHECKS)}")
     if not facility.implements()[operation]:
         raise NotImplementedOperation(f"{facility.name} does not implement {operation}")
-    following = operation != "submit"
+    sending = operation in ("submit", *CHECKS)
+    following = not sending
     remote_id = request.remote_id
     with transport.recording(facility.secrets(request.allocation.altdata or {})) as transactions:
         try:
             altdata = facility.validate_altdata(request.allocation.altdata or {})
             allocation = dataclasses.replace(request.allocation, altdata=altdata)
-            payload = facility.validate_payload(request.payload) if operation == "submit" else dict(request.payload)
+            payload = facility.validate_payload(request.payload) if sending else dict(request.payload)
             request = dataclasses.replace(request, allocation=allocation, payload=payload)
             outcome = getattr(facility, operation)(request, transport)
         except AltdataError as exc:
@@ -75,7 +79,7 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
         except PayloadError as exc:
             outcome = Outcome(State.REJECTED, str(exc), remote_id=remote_id)
         except Rejected as exc:
-            if operation in ("submit", "update"):
+            if operation in ("submit", "update", *CHECKS):
                 outcome = Outcome(State.REJECTED, str(exc), remote_id=remote_id)
             else:
                 outcome = Outcome(State.FAILED, f"{facility.title} refused the {operation}: {exc}", remote_id=remote_id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .frames import Frame
     from .photometry import Photometry
     from .transport import Transaction
 
@@ -46,6 +47,8 @@ class Outcome:
 
     ``poll_after`` is the number of seconds the caller should wait before the next call (a
     throttle's wait, or the facility's advised polling interval); ``None`` when nothing is due.
+    ``frames`` are data files the facility lists for the request (see ``frames.py``), the
+    complete list as of this call.
     """
 
     state: State
@@ -54,6 +57,7 @@ class Outcome:
     poll_after: float | None = None
     photometry: Photometry | None = None
     transactions: tuple[Transaction, ...] = field(default=(), repr=False)
+    frames: tuple[Frame, ...] = ()
 
     @property
     def status(self) -> str:

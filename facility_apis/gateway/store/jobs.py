@@ -127,8 +127,8 @@ class Jobs:
             return connection.scalar(select(func.min(REQUESTS.c.next_poll_at)))
 
     def record(self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, now: float | None = None) -> bool:
-        """Apply an outcome: state, history, transactions and outbox (photometry before the status
-        that announces it) in one transaction. ``can_poll``/``can_delete``: the facility implements
+        """Apply an outcome: state, history, transactions, frames (the newest list replaces the
+        last) and outbox (photometry before the status that announces it) in one transaction. ``can_poll``/``can_delete``: the facility implements
         ``get``/``delete``.
 
         Returns False (and writes nothing) when the lease was lost meanwhile: another worker
@@ -165,6 +165,8 @@ class Jobs:
                 owe(connection, job.request_id, "photometry", body, now)
             remote_id = outcome.remote_id or row.remote_id
             values = change_state(connection, job.request_id, row.status, step.state, step.status, step.detail, now)
+            if outcome.frames:
+                values["frames"] = [frame.as_dict() for frame in outcome.frames]
             values.update(
                 remote_id=remote_id, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
                 attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now,
