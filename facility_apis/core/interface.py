@@ -140,10 +140,16 @@ class Facility:
     def request_schema(self) -> dict[str, Any]:
         """The request form (draft-07), with the time-relative defaults of ``request_defaults()``
         computed now; a fresh copy."""
-        schema = load_schema(f"{self.name}/request", self.schema_package)
+        schema = self.request_document()
         for key, value in self.request_defaults().items():
             schema["properties"][key]["default"] = value
         return schema
+
+    def request_document(self) -> dict[str, Any]:
+        """The request form as shipped, before the time-relative defaults: ``schemas/<name>/request.json``,
+        a fresh copy. A family of facilities that assembles its forms from shared parts overrides
+        this (see the Observation Portal facilities)."""
+        return load_schema(f"{self.name}/request", self.schema_package)
 
     def request_defaults(self) -> dict[str, Any]:
         """Defaults that depend on the moment of the call (e.g. "the last 30 days"), by field."""

@@ -20,6 +20,13 @@ ENTRY_POINT_GROUP = "skyportal.facility_apis"
 
 BUILTINS: dict[str, str] = {
     "atlas": "facility_apis.facilities.atlas:ATLASFacility",
+    "lco_sinistro": "facility_apis.facilities.observation_portal.lco:SinistroFacility",
+    "lco_spectral": "facility_apis.facilities.observation_portal.lco:SpectralFacility",
+    "lco_muscat": "facility_apis.facilities.observation_portal.lco:MuscatFacility",
+    "lco_floyds": "facility_apis.facilities.observation_portal.lco:FloydsFacility",
+    "soar_goodman_imager": "facility_apis.facilities.observation_portal.soar:GoodmanImagerFacility",
+    "soar_goodman_spectrograph": "facility_apis.facilities.observation_portal.soar:GoodmanSpectrographFacility",
+    "soar_triplespec": "facility_apis.facilities.observation_portal.soar:TripleSpecFacility",
 }
 
 
