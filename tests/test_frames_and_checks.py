@@ -42,7 +42,7 @@ def test_a_frame_round_trips_as_a_dict_and_refuses_what_cannot_be_a_file():
 def test_frames_summary_counts_per_filter_in_first_seen_order():
     frames = [Frame(f"f{i}", f"https://x/{i}", band) for i, band in enumerate(["gp", "rp", "gp", None])]
     assert frames_summary(frames) == "4 frames (gp ×2, rp, no filter)"
-    assert frames_summary(frames[:1]) == "1 frame (gp)"
+    assert frames_summary(frames[:1], "reduced frame") == "1 reduced frame (gp)"
     assert frames_summary([]) == "0 frames"
 
 

@@ -42,10 +42,10 @@ class Frame:
         return cls(data["name"], data["url"], data.get("filter"), data.get("mjd"))
 
 
-def frames_summary(frames: Iterable[Frame]) -> str:
-    """``"3 frames (gp ×2, rp)"``: how many, and how many in each filter (in first-seen order)."""
+def frames_summary(frames: Iterable[Frame], noun: str = "frame") -> str:
+    """``"3 frames (gp ×2, rp)"``: how many of ``noun`` (made plural), and how many in each filter (in first-seen
+    order)."""
     frames = list(frames)
     counts = Counter(frame.filter or "no filter" for frame in frames)
     parts = [name if count == 1 else f"{name} ×{count}" for name, count in counts.items()]
-    noun = "frame" if len(frames) == 1 else "frames"
-    return f"{len(frames)} {noun}" + (f" ({', '.join(parts)})" if parts else "")
+    return f"{len(frames)} {noun}{'' if len(frames) == 1 else 's'}" + (f" ({', '.join(parts)})" if parts else "")

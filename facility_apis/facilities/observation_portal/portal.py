@@ -341,7 +341,7 @@ class ObservationPortalFacility(Facility, abstract=True):
 
     def _completed(self, request: FollowupRequest, group: dict[str, Any], request_ids: list[int], transport: Transport) -> Outcome:
         remote_id = request.remote_id
-        done = f"request group {remote_id} completed"
+        done = f"request group {remote_id} observed"
         token = request.allocation.altdata.get("API_ARCHIVE_TOKEN")
         if self.network != "lco":
             return Outcome(State.COMPLETED, done, remote_id=remote_id)
@@ -353,7 +353,8 @@ class ObservationPortalFacility(Facility, abstract=True):
         except CredentialsRefused as exc:
             return Outcome(State.COMPLETED, f"{done}; frames not listed: {exc}", remote_id=remote_id)
         if frames:
-            return Outcome(State.COMPLETED, f"{done}; {frames_summary(frames)} reduced in the LCO archive", remote_id=remote_id, frames=frames)
+            summary = frames_summary(frames, "reduced frame")
+            return Outcome(State.COMPLETED, f"{done}: {summary} in the LCO archive", remote_id=remote_id, frames=frames)
         wait = timedelta(hours=float(self.config.get("archive_wait_hours", DEFAULT_ARCHIVE_WAIT_HOURS)))
         try:
             recent = utcnow() - parse_utc(group.get("modified")) < wait
