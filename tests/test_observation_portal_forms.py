@@ -272,12 +272,13 @@ def test_triplespec_spectrum():
     )
 
 
-def test_the_group_name_lets_a_lost_submission_be_found_and_fits_the_portal():
+def test_the_group_and_target_names_fit_the_portal_and_let_a_lost_submission_be_found():
     facility = SinistroFacility()
     long_id = "X" * 60
     for request_id, expected in ((17, "X" * 47 + "_17"), (None, "X" * 50)):
         request = FollowupRequest(request_id, Target(long_id, 1.0, 2.0), Allocation(1, LCO_ALTDATA), {})
         assert facility.group_name(request) == expected and len(expected) <= 50
+        assert facility.target(request)["name"] == "X" * 50
 
 
 # -- form rules ----------------------------------------------------------------------------------

@@ -119,7 +119,9 @@ class ObservationPortalEmulator(LoopbackServer):
 
     ``tokens`` and ``archive_tokens`` map API tokens to user names, ``proposals`` user names to
     the proposals they belong to; ``instruments`` is the instrument list (default
-    ``observation_portal_rules.INSTRUMENTS``). Times are in seconds (see the module docstring).
+    ``observation_portal_rules.INSTRUMENTS``); ``semesters`` (``(start, end)`` UTC datetimes), when
+    given, are the only periods a window may fall in. Times are in seconds (see the module
+    docstring).
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class ObservationPortalEmulator(LoopbackServer):
         wait_time: float = 0.0,
         run_time: float = 0.0,
         reduce_time: float = 0.0,
+        semesters: tuple[tuple[datetime, datetime], ...] = (),
     ) -> None:
         super().__init__()
         self.tokens = dict(tokens if tokens is not None else {"portal-token": "observer"})
@@ -140,6 +143,7 @@ class ObservationPortalEmulator(LoopbackServer):
         self.proposals = {user: set(ids) for user, ids in (proposals if proposals is not None else {"observer": {"LCO2026B-001"}}).items()}
         self.instruments = dict(instruments if instruments is not None else INSTRUMENTS)
         self.schedule_time, self.wait_time, self.run_time, self.reduce_time = schedule_time, wait_time, run_time, reduce_time
+        self.semesters = tuple(semesters)
         self._lock = threading.Lock()
         self._groups: dict[int, _Group] = {}
         self._group_ids = itertools.count(1001)
@@ -216,7 +220,8 @@ class ObservationPortalEmulator(LoopbackServer):
             return self._throttles.pop(0) if self._throttles else None
 
     def check(self, body: Any, user: str) -> RequestGroupCheck:
-        return RequestGroupCheck(body, proposals=self.proposals.get(user, set()), instruments=self.instruments, now=datetime.now(UTC)).run()
+        proposals = self.proposals.get(user, set())
+        return RequestGroupCheck(body, proposals=proposals, instruments=self.instruments, now=datetime.now(UTC), semesters=self.semesters).run()
 
     def create(self, body: dict[str, Any], check: RequestGroupCheck, user: str) -> tuple[dict[str, Any], bool]:
         """Store a checked group; returns it as shown, and whether its answer is to be lost."""

@@ -128,14 +128,23 @@ def visible_at(site: str, dec: float, max_airmass: float) -> bool:
 
 
 class RequestGroupCheck:
-    """Checks one request group body against ``instruments`` for a user of ``proposals``, at ``now``.
+    """Checks one request group body against ``instruments`` for a user of ``proposals``, at ``now``;
+    with ``semesters`` (``(start, end)`` pairs), a window must fit in one of them.
 
     After ``run()``: ``errors`` (DRF's shape, empty when valid) and, when valid, ``durations``
     (the portal's ``request_durations``) and ``sites`` (per request, where it can be observed).
     """
 
-    def __init__(self, body: Any, *, proposals: set[str], instruments: Mapping[str, Instrument], now: datetime):
-        self.body, self.proposals, self.instruments, self.now = body, proposals, instruments, now
+    def __init__(
+        self,
+        body: Any,
+        *,
+        proposals: set[str],
+        instruments: Mapping[str, Instrument],
+        now: datetime,
+        semesters: tuple[tuple[datetime, datetime], ...] = (),
+    ):
+        self.body, self.proposals, self.instruments, self.now, self.semesters = body, proposals, instruments, now, semesters
         self.errors: dict[str, Any] = {}
         self.durations: dict[str, Any] = {}
         self.sites: list[list[str]] = []
@@ -268,6 +277,10 @@ class RequestGroupCheck:
             errors.add("end", "Window end time must be in the future")
         if not errors and end is not None and end <= (start or self.now):
             errors.nonfield(f"Window end '{end}' cannot be earlier than window start '{start or self.now}'")
+        elif not errors and end is not None and self.semesters:
+            first = start or self.now
+            if not any(low <= first and end <= high for low, high in self.semesters):
+                errors.nonfield("The observation window does not fit within any defined semester.")
         return dict(errors)
 
     def _configuration(self, configuration: Any) -> dict[str, Any]:
@@ -293,6 +306,8 @@ class RequestGroupCheck:
                     problems.add(key, f"Ensure this value is between {low:g} and {high:g}." if _number(value) else "This field is required.")
             if not isinstance(target.get("name"), str) or not target["name"]:
                 problems.add("name", "This field is required.")
+            elif len(target["name"]) > 50:
+                problems.add("name", "Ensure this field has no more than 50 characters.")
             if problems:
                 errors["target"] = dict(problems)
         constraints = configuration.get("constraints")

@@ -51,7 +51,7 @@ DEFAULT_ARCHIVE_WAIT_HOURS = 6.0
 #: The archive's reduction level of the BANZAI pipelines' reduced frames.
 DEFAULT_REDUCTION_LEVEL = 91
 SERVICE = "LCO Observation Portal"
-#: A group name is at most this long (the portal's model).
+#: A group's or target's name is at most this long (the portal's models).
 NAME_LENGTH = 50
 #: How far before the lost submission a group found by name may have been created (clock skew).
 LOOKUP_MARGIN = timedelta(minutes=10)
@@ -148,8 +148,9 @@ class ObservationPortalFacility(Facility, abstract=True):
 
     @staticmethod
     def target(request: FollowupRequest) -> dict[str, Any]:
+        """The source, ICRS at epoch 2000; its name cut to the portal's 50 characters."""
         target = request.target
-        return {"name": target.id, "type": "ICRS", "ra": target.ra, "dec": target.dec, "epoch": 2000}
+        return {"name": target.id[:NAME_LENGTH], "type": "ICRS", "ra": target.ra, "dec": target.dec, "epoch": 2000}
 
     @staticmethod
     def constraints(payload: Mapping[str, Any]) -> dict[str, Any]:
