@@ -89,6 +89,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     egress = _egress(args)
     facility = _facility(args.name, args.base_url, egress)
+    if args.remote_validate and not facility.implements()["remote_validate"]:
+        print(f"error: {facility.name} offers no remote validation; use --dry-run to see the request", file=sys.stderr)
+        return EXIT_INVALID
     altdata = _read_json(args.altdata, "altdata")
     payload = _read_json(args.payload, "payload") if args.payload else {}
     with Transport(secrets=facility.secrets(altdata), egress=egress) as transport:
@@ -115,9 +118,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _remote_validate(facility: Facility, request: FollowupRequest, transport: Transport) -> int:
     """Ask the facility whether it would accept the request (nothing is submitted): exit 0 when it
     would, 2 when it refuses the request, 1 when it could not be asked."""
-    if not facility.implements()["remote_validate"]:
-        print(f"error: {facility.name} offers no remote validation; use --dry-run to see the request", file=sys.stderr)
-        return EXIT_INVALID
     outcome = perform(facility, "remote_validate", request, transport)
     print(outcome.status)
     if outcome.state is State.PENDING:

@@ -248,7 +248,7 @@ class ObservationPortalEmulator(LoopbackServer):
             start = scheduled + self.wait_time
             attempt = _Attempt(next(self._observation_ids), scheduled, start, start + self.run_time, result)
             request.attempts.append(attempt)
-            scheduled = attempt.end
+            scheduled = attempt.end + self.schedule_time  # the scheduler's next run places it again
         last = request.attempts[-1]
         if last.result == "COMPLETED":
             request.completed_at = last.end

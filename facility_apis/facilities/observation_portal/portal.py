@@ -292,12 +292,23 @@ class ObservationPortalFacility(Facility, abstract=True):
         if not request.remote_id:
             return Outcome(State.PENDING, "not submitted to the Observation Portal yet")
         group = self._group(request, transport)
-        remote_id = request.remote_id
         if group is None:
-            return Outcome(State.CANCELED, f"the portal no longer shows request group {remote_id} (deleted, or not visible to this token)", remote_id=remote_id)
+            gone = f"the portal no longer shows request group {request.remote_id} (deleted, or not visible to this token)"
+            return Outcome(State.CANCELED, gone, remote_id=request.remote_id)
+        return self._follow(request, group, transport)
+
+    def _follow(self, request: FollowupRequest, group: dict[str, Any], transport: Transport, *, recheck: bool = True) -> Outcome:
+        """The outcome of a group's state. ``recheck``: a PENDING group whose newest observation
+        has ended is read once more, since the group may have ended between the two reads."""
+        remote_id = request.remote_id
         state, ids = group["state"], [r["id"] for r in group["requests"]]
         if state == "PENDING":
-            return self._pending(request, ids[0], transport)
+            outcome, newest = self._pending(request, ids[0], transport)
+            if recheck and newest in _OBSERVATION_WORDS:  # it ended: the group may have ended with it
+                fresh = self._group(request, transport)
+                if fresh is not None and fresh["state"] != "PENDING":
+                    return self._follow(request, fresh, transport, recheck=False)
+            return outcome
         if state == "COMPLETED":
             return self._completed(request, group, ids, transport)
         ended = {
@@ -322,23 +333,24 @@ class ObservationPortalFacility(Facility, abstract=True):
             raise RemoteError(f"{SERVICE} sent request group {request.remote_id} with a request without an id")
         return group
 
-    def _pending(self, request: FollowupRequest, request_number: int, transport: Transport) -> Outcome:
-        """Waiting at the portal: what its newest observation says (scheduled, observing, not attempted)."""
+    def _pending(self, request: FollowupRequest, request_number: int, transport: Transport) -> tuple[Outcome, str | None]:
+        """Waiting at the portal: what its newest observation says (scheduled, observing, not
+        attempted), and that observation's state (``None`` when there is none)."""
         observations = self._get(request, transport, f"requests/{request_number}/observations/", "the observations", {"exclude_canceled": "true"})
         if not isinstance(observations, list) or not all(isinstance(o, dict) for o in observations):
             raise RemoteError(f"{SERVICE} sent observations that are not a list of objects")
         poll = {"remote_id": request.remote_id, "poll_after": self.poll_interval}
         if not observations:
-            return Outcome(State.QUEUED, "waiting to be scheduled", **poll)
+            return Outcome(State.QUEUED, "waiting to be scheduled", **poll), None
         last = observations[-1]
         where = " ".join(str(last[key]) for key in ("site", "telescope") if last.get(key))
         state, start = last.get("state"), _moment(last.get("start"))
         if state == "PENDING":
-            return Outcome(State.QUEUED, f"scheduled at {where} for {start}", **poll)
+            return Outcome(State.QUEUED, f"scheduled at {where} for {start}", **poll), state
         if state == "IN_PROGRESS":
-            return Outcome(State.RUNNING, f"observing at {where} since {start}", **poll)
+            return Outcome(State.RUNNING, f"observing at {where} since {start}", **poll), state
         words = _OBSERVATION_WORDS.get(state, f"ended as {state}")
-        return Outcome(State.QUEUED, f"the observation at {where} on {start} {words}; waiting to be scheduled again", **poll)
+        return Outcome(State.QUEUED, f"the observation at {where} on {start} {words}; waiting to be scheduled again", **poll), state
 
     def _completed(self, request: FollowupRequest, group: dict[str, Any], request_ids: list[int], transport: Transport) -> Outcome:
         remote_id = request.remote_id
