@@ -139,9 +139,9 @@ def test_capability_table_has_a_row_per_facility_and_a_column_per_operation():
     registry = Registry({"atlas": "facility_apis.facilities.atlas:ATLASFacility"}, group=None)
     registry.register("pager", Pager)
     lines = docgen.capability_table(registry).splitlines()
-    assert lines[0] == "| Facility | Kind | `validate_altdata` | `prepare` | `submit` | `get` | `update` | `delete` |"
-    assert lines[2] == "| `atlas` (ATLAS forced photometry) | forced_photometry | yes | yes | yes | yes | — | yes |"
-    assert lines[3] == "| `pager` (Pager \\| notifications) | notification | yes | — | yes | — | — | — |"
+    assert lines[0] == "| Facility | Kind | `validate_altdata` | `prepare` | `remote_validate` | `submit` | `get` | `update` | `delete` |"
+    assert lines[2] == "| `atlas` (ATLAS forced photometry) | forced_photometry | yes | yes | — | yes | yes | — | yes |"
+    assert lines[3] == "| `pager` (Pager \\| notifications) | notification | yes | — | — | yes | — | — | — |"
     assert len(lines) == 2 + len(registry.names())
 
 
