@@ -263,7 +263,7 @@ def test_allocation_errors_are_listed_at_once(api):
 def test_unknown_facility_lists_the_known_ones(api):
     a, _, _ = api
     _, errors = error(a.put("/api/allocations/1", json={"facility": "hubble", "altdata": {}}), 400)
-    assert errors == ["facility: is not a known facility (known: atlas)"]
+    assert errors == [f"facility: is not a known facility (known: {', '.join(Registry(group=None).names())})"]
     _, errors = error(a.put("/api/allocations/1", json={"altdata": []}), 400)
     assert errors == ["altdata: must be of type object", "facility: is required"]
 
