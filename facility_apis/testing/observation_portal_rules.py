@@ -98,6 +98,16 @@ class Errors(dict):
     def nonfield(self, message: str) -> None:
         self.add("non_field_errors", message)
 
+    def each(self, key: str, items: Any, check: Any, empty: str) -> None:
+        """A list field: ``empty`` when it is missing or empty, else one error object per item
+        (``{}`` for a good one), kept only when some item has errors."""
+        if not isinstance(items, list) or not items:
+            self.add(key, empty)
+            return
+        checked = [check(item) for item in items]
+        if any(checked):
+            self[key] = checked
+
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -168,12 +178,7 @@ class RequestGroupCheck:
         if not _number(body.get("ipp_value")):
             errors.add("ipp_value", "A valid number is required.")
         requests = body.get("requests")
-        if not isinstance(requests, list) or not requests:
-            errors.add("requests", "You must specify at least 1 request")
-        else:
-            checked = [self._request(request, body.get("observation_type")) for request in requests]
-            if any(checked):
-                errors["requests"] = checked
+        errors.each("requests", requests, self._request, "You must specify at least 1 request")
         if not errors:
             self._group_rules(body, errors)
         self.errors = dict(errors)
@@ -204,24 +209,12 @@ class RequestGroupCheck:
                         )
         return None
 
-    def _request(self, request: Any, observation_type: Any) -> dict[str, Any]:
+    def _request(self, request: Any) -> dict[str, Any]:
         errors = Errors()
         if not isinstance(request, dict):
             return {"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]}
-        configurations = request.get("configurations")
-        if not isinstance(configurations, list) or not configurations:
-            errors.add("configurations", "You must specify at least 1 configuration")
-        else:
-            checked = [self._configuration(configuration) for configuration in configurations]
-            if any(checked):
-                errors["configurations"] = checked
-        windows = request.get("windows")
-        if not isinstance(windows, list) or not windows:
-            errors.add("windows", "You must specify at least 1 window")
-        else:
-            checked = [self._window(window) for window in windows]
-            if any(checked):
-                errors["windows"] = checked
+        errors.each("configurations", request.get("configurations"), self._configuration, "You must specify at least 1 configuration")
+        errors.each("windows", request.get("windows"), self._window, "You must specify at least 1 window")
         location = request.get("location")
         if not isinstance(location, dict) or location.get("telescope_class") not in TELESCOPE_CLASSES:
             errors["location"] = {"telescope_class": ['"{}" is not a valid choice.'.format((location or {}).get("telescope_class"))]}
@@ -322,12 +315,7 @@ class RequestGroupCheck:
         if problems:
             errors["constraints"] = dict(problems)
         configs = configuration.get("instrument_configs")
-        if not isinstance(configs, list) or not configs:
-            errors.add("instrument_configs", "A configuration must have at least one instrument configuration")
-        else:
-            checked = [self._instrument_config(config) for config in configs]
-            if any(checked):
-                errors["instrument_configs"] = checked
+        errors.each("instrument_configs", configs, self._instrument_config, "A configuration must have at least one instrument configuration")
         if not errors and instrument is not None:
             message = self._configuration_rules(configuration, instrument)
             if message:
