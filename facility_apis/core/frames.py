@@ -43,8 +43,8 @@ class Frame:
 
 
 def frames_summary(frames: Iterable[Frame], noun: str = "frame") -> str:
-    """``"3 frames (gp ×2, rp)"``: how many of ``noun`` (made plural), and how many in each filter (in first-seen
-    order)."""
+    """``"3 frames (gp ×2, rp)"``: how many of ``noun`` (made plural), and how many in each
+    filter, in first-seen order."""
     frames = list(frames)
     counts = Counter(frame.filter or "no filter" for frame in frames)
     parts = [name if count == 1 else f"{name} ×{count}" for name, count in counts.items()]
