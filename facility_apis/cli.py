@@ -89,6 +89,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     egress = _egress(args)
     facility = _facility(args.name, args.base_url, egress)
+    if args.remote_validate and not facility.implements()["remote_validate"]:
+        print(f"error: {facility.name} offers no remote validation; use --dry-run to see the request", file=sys.stderr)
+        return EXIT_INVALID
     altdata = _read_json(args.altdata, "altdata")
     payload = _read_json(args.payload, "payload") if args.payload else {}
     with Transport(secrets=facility.secrets(altdata), egress=egress) as transport:

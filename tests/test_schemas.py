@@ -165,3 +165,27 @@ def test_apply_defaults_fills_only_missing_top_level_properties():
     assert filled == {"a": [1], "b": 5}
     filled["a"].append(9)
     assert schema["properties"]["a"]["default"] == [1]
+
+
+def test_an_enum_error_inside_the_chosen_branch_is_reported_on_its_field():
+    """A dependency branch chosen by its key: an enum error on another field (a list item) is that
+    branch's error, named by its own path, not a sign that another branch was meant."""
+    schema = {
+        "$schema": DRAFT7,
+        "type": "object",
+        "properties": {"camera": {"enum": ["red", "blue"]}, "filters": {"type": "array"}, "mode": {"type": "string"}},
+        "dependencies": {
+            "camera": {
+                "oneOf": [
+                    {"properties": {"camera": {"enum": ["red"]}, "filters": {"items": {"enum": ["r", "i"]}}, "mode": {"enum": ["R1"]}}},
+                    {"properties": {"camera": {"enum": ["blue"]}, "filters": {"items": {"enum": ["u", "g"]}}, "mode": {"enum": ["B1"]}}},
+                ]
+            }
+        },
+    }
+    def found(instance):
+        return [(e.path, e.message) for e in field_errors(schema, instance)]
+
+    assert found({"camera": "blue", "filters": ["g", "i"]}) == [("$.filters[1]", "must be one of ['u', 'g']")]
+    assert found({"camera": "blue", "mode": "R1"}) == [("$.mode", "must be one of ['B1']")]
+    assert field_errors(schema, {"camera": "blue", "filters": ["u"], "mode": "B1"}) == []

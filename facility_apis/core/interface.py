@@ -209,7 +209,7 @@ class Facility:
           time, and SkyPortal, which checks ``required`` on the served form before the facility
           runs and computes that form once at start-up, must accept a payload without it.
         """
-        schema = load_schema(f"{self.name}/request", self.schema_package)
+        schema = self.request_document()
         properties = schema["properties"]
         for key, value in self.request_defaults().items():
             properties[key]["default"] = value
@@ -218,6 +218,12 @@ class Facility:
         if "required" in schema:
             schema["required"] = [key for key in schema["required"] if "default" not in properties.get(key, {})]
         return schema
+
+    def request_document(self) -> dict[str, Any]:
+        """The request form as shipped, before the time-relative defaults: ``schemas/<name>/request.json``,
+        a fresh copy. A family of facilities that assembles its forms from shared parts overrides
+        this (see the Observation Portal facilities)."""
+        return load_schema(f"{self.name}/request", self.schema_package)
 
     def request_defaults(self) -> dict[str, Any]:
         """Defaults that depend on the moment of the call (e.g. "the last 30 days"), by field."""
@@ -401,10 +407,13 @@ class Facility:
         """Ask the facility whether it would accept the request, queuing nothing (a remote dry
         run: the Liverpool Telescope's RTML ``inquiry``, LCO's ``/api/requestgroups/validate/``).
 
-        Receives a request whose altdata and payload passed validation, like ``submit``. Returns
-        ``pending`` (not submitted) with a detail giving the facility's offer when it would accept
-        the request; ``rejected`` with the facility's reason when it would not. Failures are
-        raised as for ``submit``. ``facility-apis submit --remote-validate`` runs it.
+        Receives a request whose altdata and payload passed validation, like ``submit``, and asks
+        about exactly what ``submit`` would send (build it with ``prepare``). Returns ``pending``
+        (not submitted) with a detail giving the facility's offer when it would accept the
+        request; raises ``Rejected`` with the facility's reasons, field by field, when it would
+        not (``perform`` makes that ``rejected``). Failures are raised as for ``submit``. Nothing
+        may be created at the facility: a facility without such a side-effect-free call does not
+        implement this. ``facility-apis submit --remote-validate`` runs it.
         """
         raise NotImplementedOperation(f"{self.name} does not implement remote_validate")
 

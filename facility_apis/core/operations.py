@@ -18,7 +18,7 @@ raised                   state       ``poll_after``
 ``Throttled``            throttled   the wait the facility asked for
 ``FacilityUnavailable``  failed      ``RETRY_AFTER_FAILURE``, except a submit that may have arrived
 ``RemoteError``          failed      ``RETRY_AFTER_FAILURE`` while following (none if ``permanent``);
-                                     none on submit
+                                     none on submit and remote_validate
 ``EgressRefused``        failed      none (the destination is not allowed)
 anything else (a bug)    failed      none; the traceback is logged, redacted
 =======================  ==========  ================================================================

@@ -8,7 +8,9 @@ class for one registered facility, defining only the operations it supports.
 An operation re-reads the request through the models seam (``models.py``), builds the core value
 objects (``snapshot.py``), runs the facility through ``perform()`` in a worker thread (or hands the
 submission to the gateway, ``handoff.py``), then writes ``request.status`` and one
-``FacilityTransaction`` per HTTP exchange (already redacted) and adds them to the session.
+``FacilityTransaction`` per HTTP exchange (already redacted; the data files a facility listed,
+``Outcome.frames``, are added to each one's ``response`` under ``frames``) and adds them to the
+session.
 SkyPortal's handler commits, as it does for its own facilities.
 """
 
@@ -28,7 +30,7 @@ from .guard import log_once, never_raises
 from .handoff import Result
 from .models import get_models
 from .settings import current_settings
-from .snapshot import CURSOR, GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, SKYPORTAL_PAYLOAD_KEYS, core_request, field, host_point, recorded
+from .snapshot import CURSOR, FRAMES, GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, SKYPORTAL_PAYLOAD_KEYS, core_request, field, host_point, recorded
 
 #: The keys of SkyPortal's ``implements()``.
 SKYPORTAL_METHODS = (
@@ -263,9 +265,11 @@ class SkyPortalFacility(metaclass=_FacilityType):
             return Result("deleted") if operation == "delete" else Result(None, error=f"{member.title} does not implement {operation}")
         with Transport(egress=current_settings().egress) as transport:
             outcome = perform(cls.facility(member), operation, request, transport)
-        tags = {REMOTE_ID: outcome.remote_id} if outcome.remote_id else {}
+        tags: dict[str, Any] = {REMOTE_ID: outcome.remote_id} if outcome.remote_id else {}
         if outcome.cursor is not None:
             tags[CURSOR] = outcome.cursor  # handed back on the next call (snapshot.recorded)
+        if outcome.frames:
+            tags[FRAMES] = [frame.as_dict() for frame in outcome.frames]
         if operation == "delete" and outcome.state not in (State.DELETED, State.CANCELED):
             return Result(None, outcome.transactions, tags, outcome.photometry, error=f"could not delete: {outcome.detail}")
         status = outcome.status

@@ -25,6 +25,9 @@ from ..core.interface import Allocation, FollowupRequest, HostPoint, Target
 REMOTE_ID = "remote_id"
 GATEWAY_ID = "gateway_request_id"
 CURSOR = "cursor"
+#: Key of a stored transaction ``response`` listing the data files the facility gave (SkyPortal has
+#: no table for them): ``[{"name", "url", "filter", "mjd"}, ...]``.
+FRAMES = "frames"
 #: The payload key SkyPortal's own UI adds to mark forced-photometry requests; not a facility field.
 REQUEST_TYPE = "request_type"
 SKYPORTAL_PAYLOAD_KEYS = (REQUEST_TYPE,)

@@ -133,9 +133,10 @@ class Jobs:
     def record(
         self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, can_update: bool = False, now: float | None = None
     ) -> bool:
-        """Apply an outcome: state, history, transactions, outbox (photometry before the status
-        that announces it) and the facility's cursor (kept unless the outcome brings a new one) in
-        one transaction. ``can_poll``/``can_delete``/``can_update``: the facility implements
+        """Apply an outcome: state, history, transactions, frames (the newest list replaces the
+        last), outbox (photometry before the status that announces it) and the facility's cursor
+        (kept unless the outcome brings a new one) in one transaction.
+        ``can_poll``/``can_delete``/``can_update``: the facility implements
         ``get``/``delete``/``update``. A payload changed while the call was out is sent with an
         ``update`` due now, once the facility holds the request.
 
@@ -187,6 +188,8 @@ class Jobs:
             )  # fmt: skip
             if step.give_up_at is not None:
                 values["give_up_at"] = step.give_up_at
+            if outcome.frames:
+                values["frames"] = [frame.as_dict() for frame in outcome.frames]
             if job.operation == "delete":
                 values["cancel_requested"] = False  # done, or failed for good: a delete may be asked again
             elif row.cancel_requested and step.state is not State.DELETED:

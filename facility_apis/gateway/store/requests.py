@@ -121,6 +121,7 @@ class Requests:
     def view(self, request_id: int, owner_id: int | None = None) -> dict[str, Any]:
         """A request as the API shows it: its stored fields, ``state``, ``status``, ``detail``,
         ``next_operation``, ``next_poll_at``, ``attempts``, ``created_at``, and the lists
+        ``frames`` (the data files the facility listed: ``name``, ``url``, ``filter``, ``mjd``),
         ``history``, ``transactions`` (redacted) and ``deliveries`` (its outbox rows)."""
         with self._database.connection() as connection:
             row = _owned(connection, request_id, owner_id)
@@ -136,6 +137,7 @@ class Requests:
             "next_poll_at": row.next_poll_at,
             "attempts": row.attempts,
             "created_at": row.created_at,
+            "frames": list(row.frames or []),
             "history": [{"at": h.at, "state": h.state, "status": h.status} for h in history],
             "transactions": [{"at": t.at, "operation": t.operation, **t.record} for t in transactions],
             "deliveries": [
