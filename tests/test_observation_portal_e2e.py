@@ -157,7 +157,7 @@ def test_a_504_after_sending_is_found_by_name_and_never_sent_again(gateway_store
     assert follow_through(gateway_store, portal, skyportal)
     sent = skyportal.statuses(1)
     assert sent == history(gateway_store, request_id)
-    assert shape(sent[0]) == "submitted: Observation Portal request group 1001 (found by name after: <portal> answered HTTP 504 (temporarily unavailable))"
+    assert shape(sent[0]) == "submitted: Observation Portal request group 1001 (found by name after: <portal> answered HTTP 504 (temporarily unavailable); the request may have reached the facility and was not sent again)"
     assert sent[-1] == "complete: request group 1001 observed"  # SOAR: no frames are listed
     assert posts(portal) == 1 and len(portal.request_groups()) == 1
     assert gateway_store.requests.view(request_id)["frames"] == []
