@@ -26,6 +26,8 @@ from facility_apis.core.outcome import Outcome, State
 from facility_apis.core.transport import Transport
 from facility_apis.facilities.observation_portal import GoodmanSpectrographFacility, SinistroFacility
 
+MAY_HAVE_ARRIVED = "; the request may have reached the facility and was not sent again"
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "facilities" / "observation-portal.md"
 BASE = "https://observe.lco.global/api"
 GROUPS = f"{BASE}/requestgroups/"
@@ -143,11 +145,12 @@ scenario(
 )  # fmt: skip
 scenario(
     "504 then found", "submit", None, both(lambda m: m.post(GROUPS, status=504, body="<html><title>504 Gateway Time-out</title></html>"), lookup(group())),
-    "submitted: Observation Portal request group 1234 (found by name after: observe.lco.global answered HTTP 504 (temporarily unavailable); the request may have reached the facility and was not sent again)",
+    "submitted: Observation Portal request group 1234 (found by name after: observe.lco.global answered HTTP 504 "
+    "(temporarily unavailable)" + MAY_HAVE_ARRIVED + ")",
 )  # fmt: skip
 scenario(
     "504 not found", "submit", None, both(lambda m: m.post(GROUPS, status=504), lookup()),
-    "failed: observe.lco.global answered HTTP 504 (temporarily unavailable); the request may have reached the facility and was not sent again; no request group named 'ZTF26aaabbbc_17' was found at the "
+    "failed: observe.lco.global answered HTTP 504 (temporarily unavailable)" + MAY_HAVE_ARRIVED + "; no request group named 'ZTF26aaabbbc_17' was found at the "
     "portal yet: check it before submitting again",
 )  # fmt: skip
 scenario(
@@ -173,7 +176,7 @@ scenario(
 )  # fmt: skip
 scenario(
     "two found", "submit", None, both(lambda m: m.post(GROUPS, status=504), lookup(group(), {**group(), "id": 1240})),
-    "failed: observe.lco.global answered HTTP 504 (temporarily unavailable); the request may have reached the facility and was not sent again; the portal holds several request groups named "
+    "failed: observe.lco.global answered HTTP 504 (temporarily unavailable)" + MAY_HAVE_ARRIVED + "; the portal holds several request groups named "
     "'ZTF26aaabbbc_17' (1234, 1240): check them before submitting again",
 )  # fmt: skip
 scenario(
