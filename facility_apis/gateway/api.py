@@ -18,7 +18,7 @@ Store and SkyPortal calls run on ``executor``, never on the IOLoop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
@@ -38,10 +38,14 @@ __all__ = ["MAX_BODY_BYTES", "ApiError", "callback_path", "make_app"]
 
 
 class HealthHandler(BaseHandler):
-    """``GET``: queue depth by facility and state, due jobs, the outbox backlog."""
+    """``GET``: queue depth by facility and state, due jobs, the outbox backlog, and whether the
+    worker and outbox loops of this process are running (``loops``, ``healthy``)."""
 
     async def get(self) -> None:
-        self.success(await self.blocking(self.gateway.store.metrics))
+        metrics = await self.blocking(self.gateway.store.metrics)
+        loops = self.gateway.loops() if self.gateway.loops is not None else {}
+        healthy = all(loop["alive"] and not loop["stalled"] for loop in loops.values())
+        self.success({**metrics, "loops": loops, "healthy": healthy})
 
 
 class IndexHandler(BaseHandler):
@@ -69,6 +73,7 @@ def make_app(
     facility_config: Mapping[str, Mapping[str, Any]] | None = None,
     box: SecretBox | None = None,
     egress: EgressPolicy | None = None,
+    loops: Callable[[], dict[str, Any]] | None = None,
 ) -> tornado.web.Application:
     """The API over ``store``.
 
@@ -76,7 +81,9 @@ def make_app(
     coordinates of SkyPortal GENERIC bodies; ``executor`` runs blocking calls (default: the
     loop's); ``facility_config`` maps facility names to their constructor config; ``box`` signs
     callback URLs (default: the store's); ``egress`` is where facilities may call besides the
-    public internet (it decides which URLs in altdata are accepted). Serve it with ``max_body_size=MAX_BODY_BYTES``.
+    public internet (it decides which URLs in altdata are accepted); ``loops`` reports the
+    process's worker and outbox loops for ``/api/health`` (``Supervisor.health``). Serve it with
+    ``max_body_size=MAX_BODY_BYTES``.
     """
     gateway = Gateway(
         store=store,
@@ -86,6 +93,7 @@ def make_app(
         executor=executor,
         facility_config=dict(facility_config or {}),
         egress=egress if egress is not None else EgressPolicy(),
+        loops=loops,
     )
     routes = [
         (r"/", IndexHandler),

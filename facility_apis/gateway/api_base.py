@@ -91,6 +91,7 @@ class Gateway:
     executor: Executor | None = None
     facility_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    loops: Callable[[], dict[str, Any]] | None = None
     _facilities: dict[str, Facility] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
