@@ -7,19 +7,20 @@ from typing import Any
 
 from ..core.errors import AltdataError, FieldError
 from ..core.interface import Kind
-from .api_base import ApiError, BaseHandler, parse_id, schema_errors, under
+from .api_base import ApiError, BaseHandler, parse_id, under
+from .api_schemas import AllocationBody, body_errors
 from .store import NotFound
 
 FIELDS = ("pi", "proposal_id", "instrument_id", "instrument_name", "filters", "group_ids")
 
 
-class AllocationBody(BaseHandler):
+class AllocationHandlerBase(BaseHandler):
     """Validation shared by storing and checking an allocation."""
 
     def checked_allocation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """``(facility, validated altdata, other fields)``, or a 400 listing every failing field."""
         body = self.json_body()
-        errors = schema_errors("allocation", body)
+        errors = body_errors(AllocationBody(), body)
         facility, altdata = body.get("facility"), body.get("altdata")
         cleaned: dict[str, Any] = {}
         registry = self.gateway.registry
@@ -39,7 +40,7 @@ class AllocationBody(BaseHandler):
         return facility, cleaned, {name: body[name] for name in FIELDS if name in body}
 
 
-class AllocationHandler(AllocationBody):
+class AllocationHandler(AllocationHandlerBase):
     """``PUT`` creates or replaces one of the caller's allocations; ``GET`` shows it."""
 
     async def get(self, allocation_id: str) -> None:
@@ -57,7 +58,7 @@ class AllocationHandler(AllocationBody):
         self.success(await self.blocking(allocations.summary, number, self.client_id))
 
 
-class AllocationValidateHandler(AllocationBody):
+class AllocationValidateHandler(AllocationHandlerBase):
     """``POST``: would this allocation be accepted? Nothing is stored."""
 
     async def post(self) -> None:

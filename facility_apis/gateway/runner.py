@@ -24,8 +24,9 @@ async def _set_when(flag: threading.Event, stopping: asyncio.Event) -> None:
 async def _serve(app: tornado.web.Application, sockets: list, stopping: asyncio.Event, ready: Callable[[], None]) -> None:
     from .api import MAX_BODY_BYTES
 
-    # The limit is enforced while reading, before a handler ever holds the body.
-    server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=MAX_BODY_BYTES)
+    # The handlers stream bodies in and answer 413 past MAX_BODY_BYTES; the server itself drops
+    # the connection only far beyond it.
+    server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=64 * MAX_BODY_BYTES)
     server.add_sockets(sockets)
     ready()
     await stopping.wait()
