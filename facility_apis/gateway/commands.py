@@ -43,8 +43,11 @@ def cmd_client_add(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..core.redact import log_to_stderr
     from .runner import serve_forever
     from .service import Gateway
+
+    log_to_stderr()
 
     gateway = Gateway(_config(args, address=args.address, port=args.port))
     try:
@@ -71,7 +74,10 @@ def _exit_status(gateway) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from ..core.redact import log_to_stderr
     from .service import Gateway
+
+    log_to_stderr()
 
     config = _config(args)
     if args.lease is not None:
