@@ -51,10 +51,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     gateway = Gateway(_config(args, address=args.address, port=args.port))
     try:
-        gateway.start_background(worker=not args.no_worker)
         config = gateway.config
 
-        def ready(port: int) -> None:
+        def ready(port: int) -> None:  # the port is bound: nothing runs before that
+            gateway.start_background(worker=not args.no_worker)
             print(f"gateway listening on http://{config.address}:{port}", flush=True)
 
         serve_forever(gateway.app(), config.address, config.port, ready, stop=gateway.fatal)
