@@ -10,7 +10,8 @@ Routes (all need ``Authorization: token <t>`` or ``Bearer <t>``, except the faci
     GET    /api/followup_request/<id>       one request: history, transactions, deliveries
     DELETE /api/followup_request/<id>       cancel it
     POST   /api/callbacks/<id>/<signature>  a facility's nudge (signed URL, no token)
-    GET    /api/health                      queue and outbox metrics
+    GET    /api/health                      queue and outbox metrics, the process's loops
+    GET    /api/openapi.json                the OpenAPI document of this API (no token)
     GET    /                                a small HTML table of the caller's requests
 
 Store and SkyPortal calls run on ``executor``, never on the IOLoop.
@@ -18,6 +19,7 @@ Store and SkyPortal calls run on ``executor``, never on the IOLoop.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
@@ -32,6 +34,7 @@ from .api_allocations import AllocationHandler, AllocationValidateHandler
 from .api_base import MAX_BODY_BYTES, ApiError, BaseHandler, Gateway, NotFoundHandler, log_request
 from .api_requests import CallbackHandler, FollowupRequestHandler, FollowupRequestsHandler, callback_path
 from .crypto import SecretBox
+from .openapi import openapi_document
 from .store import Store
 
 __all__ = ["MAX_BODY_BYTES", "ApiError", "callback_path", "make_app"]
@@ -46,6 +49,15 @@ class HealthHandler(BaseHandler):
         loops = self.gateway.loops() if self.gateway.loops is not None else {}
         healthy = all(loop["alive"] and not loop["stalled"] for loop in loops.values())
         self.success({**metrics, "loops": loops, "healthy": healthy})
+
+
+class OpenAPIHandler(BaseHandler):
+    """``GET /api/openapi.json``: the API's contract (``openapi.py``); no token needed."""
+
+    auth_required = False
+
+    async def get(self) -> None:
+        self.finish(json.dumps(openapi_document()))
 
 
 class IndexHandler(BaseHandler):
@@ -103,5 +115,6 @@ def make_app(
         (r"/api/followup_request/([^/]+)", FollowupRequestHandler),
         (r"/api/callbacks/([^/]+)/([^/]+)", CallbackHandler),
         (r"/api/health", HealthHandler),
+        (r"/api/openapi.json", OpenAPIHandler),
     ]
     return tornado.web.Application(routes, gateway=gateway, default_handler_class=NotFoundHandler, log_function=log_request)
