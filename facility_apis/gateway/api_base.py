@@ -144,14 +144,44 @@ class Gateway:
             return self._facilities[name]
 
 
+def _refusing_first(verb: Callable[..., Any]) -> Callable[..., Any]:
+    """``verb``, preceded by the refusal ``prepare`` found, if any."""
+
+    @functools.wraps(verb)
+    async def guarded(self: BaseHandler, *args: Any) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+        await verb(self, *args)
+
+    return guarded
+
+
 @tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
     """Token auth, JSON bodies and SkyPortal's envelope; subclasses implement the verbs.
 
     The body is streamed in, so that one over ``MAX_BODY_BYTES`` is answered 413 in the envelope
     (from its ``Content-Length`` before it is read, or once its chunks pass the limit) and never
-    held in memory.
+    held in memory. Any other refusal found before the body arrives (no token, no such route)
+    is answered once the body is in: closing a connection with unread bytes would reset it, and
+    the client would see no answer at all.
     """
+
+    VERBS = ("get", "head", "post", "put", "delete", "patch", "options")
+    _refusal: ApiError | None = None
+
+    async def _unsupported(self, *args: Any) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+        raise tornado.web.HTTPError(405)
+
+    get = head = post = put = delete = patch = options = _unsupported  # what a route does not override
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for verb in cls.VERBS:
+            if verb in cls.__dict__:
+                setattr(cls, verb, _refusing_first(cls.__dict__[verb]))
 
     #: False only for routes a remote facility calls without a token.
     auth_required = True
@@ -174,6 +204,13 @@ class BaseHandler(tornado.web.RequestHandler):
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             raise self._too_large()
+        try:
+            await self.admit()
+        except ApiError as exc:
+            self._refusal = exc
+
+    async def admit(self) -> None:
+        """Refuse (``ApiError``) a request before its body is read: here, one without a valid token."""
         if self.auth_required:
             self.client_id = await self.blocking(self.gateway.store.clients.authenticate, self._token())
             if self.client_id is None:
@@ -267,7 +304,7 @@ class NotFoundHandler(BaseHandler):
 
     auth_required = False
 
-    async def prepare(self) -> None:
+    async def admit(self) -> None:
         raise ApiError(404, f"no such API route: {self.request.path[:200]}")
 
 
