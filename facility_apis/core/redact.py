@@ -12,6 +12,7 @@ import html
 import json
 import logging
 import re
+import sys
 import threading
 import weakref
 from collections.abc import Iterable
@@ -185,12 +186,24 @@ def log_to_stderr(level: int = logging.INFO) -> logging.Handler:
     global _stderr
     root = logging.getLogger()
     if _stderr is None or _stderr not in root.handlers:
-        _stderr = logging.StreamHandler()
+        _stderr = _StderrHandler()
         _stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         _stderr.addFilter(_FILTER)
         root.addHandler(_stderr)
     root.setLevel(level)
     return _stderr
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test may have swapped it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 _stderr: logging.Handler | None = None

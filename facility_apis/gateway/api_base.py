@@ -24,6 +24,7 @@ from ..core.interface import Facility
 from ..core.redact import get_logger, redact_everywhere
 from ..core.registry import Registry
 from ..skyportal.client import SkyPortalClient
+from .api_schemas import MAX_ID
 from .crypto import SecretBox
 from .store import Conflict, NotFound, Store
 
@@ -32,8 +33,6 @@ log = get_logger("facility_apis.gateway.api")
 MAX_BODY_BYTES = 1 << 20
 #: How deep a request body may nest objects and arrays.
 MAX_DEPTH = 32
-#: Ids are PostgreSQL ``integer`` columns: a larger one cannot name a row.
-MAX_ID = 2**31 - 1
 REALM = 'realm="facility_apis gateway"'
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from ..core.errors import FieldError
 
-#: Ids are PostgreSQL ``integer`` columns.
+#: Ids are PostgreSQL ``integer`` columns: a larger one cannot name a row.
 MAX_ID = 2**31 - 1
 
 
