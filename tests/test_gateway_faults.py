@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy
 from sqlalchemy import event
 
@@ -487,3 +488,37 @@ def test_backoff_doubles_to_its_cap_and_logs_a_repeated_failure_once_per_quiet_p
     assert waits[:4] == [0.1, 0.2, 0.4, 0.5] and set(waits[3:]) == {0.5}
     assert [r.getMessage() for r in caplog.records] == ["claiming failed; retrying in 0.1 s", "claiming works again after 50 failure(s)"]
     assert "OSError: disk full" in caplog.records[0].exc_text  # the first one with its traceback (redacted)
+
+
+def test_health_shows_the_processs_loops_and_a_restart(tmp_path, skyportal, monkeypatch):
+    import functools
+
+    from facility_apis.gateway import service
+    from facility_apis.gateway.config import GatewayConfig
+    from facility_apis.gateway.runner import AppThread
+
+    monkeypatch.setattr(service, "Supervisor", functools.partial(Supervisor, restart_wait=0.01))
+    original, crashes = Worker.run, []
+
+    def crash_once(self):
+        if not crashes:
+            crashes.append(1)
+            raise RuntimeError("the first round failed")
+        original(self)
+
+    monkeypatch.setattr(Worker, "run", crash_once)
+    key = generate_key()
+    config = GatewayConfig.load(data_dir=tmp_path, environ={KEY_ENV: key}, skyportal_url=skyportal.url, skyportal_token=SP_TOKEN)
+    gateway = service.Gateway(config)
+    try:
+        token = gateway.store.clients.add("health")
+        gateway.start_background()
+        with AppThread(gateway.app()) as app:
+            assert wait_for(lambda: gateway.supervisor.health()["worker"]["restarts"] == 1, 10)
+            health = requests.get(f"{app.url}/api/health", headers={"Authorization": f"token {token}"}, timeout=10).json()["data"]
+    finally:
+        gateway.close()
+    assert health["healthy"] is True and set(health["loops"]) == {"worker", "outbox"}
+    worker, outbox = health["loops"]["worker"], health["loops"]["outbox"]
+    assert worker["alive"] and not worker["stalled"] and worker["restarts"] == 1 and worker["last_error"] == "RuntimeError: the first round failed"
+    assert outbox["alive"] and outbox["restarts"] == 0 and outbox["seconds_since_beat"] < 5
