@@ -49,6 +49,17 @@ QUICK_DELIVERY = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 # -- the kit ---------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """``main(["worker", ...])`` run in-process installs the stderr log handler: take it away."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
 class Killer:
     """Drops the connections of one store on PostgreSQL, and only those: they carry an
     ``application_name`` of their own, and the server ends their backends with
