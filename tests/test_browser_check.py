@@ -122,7 +122,7 @@ def test_the_python_side_judges_what_skyportal_hands_the_facility():
     assert request.judge({**ok, "request_type": "forced_photometry"}) == Verdict(True)  # SkyPortal's marker is dropped
     assert request.judge({**ok, "start_date": "2026-10-01 00:00:00"}) == Verdict(True)  # a time is read as its date
     assert request.judge({**ok, "start_date": "2026-02-30"}) == Verdict(False, ("$.start_date",))
-    assert altdata.judge({"api_token": "abc", "base_url": ""}) == Verdict(True)
+    assert altdata.judge({"api_token": "abc-token", "base_url": ""}) == Verdict(True)
     assert altdata.judge({}) == Verdict(False, ("$.api_token",))
     assert "request_type" in request.schema["properties"] and "request_type" in request.ignore
     with pytest.raises(LookupError, match="atlass"):

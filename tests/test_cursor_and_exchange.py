@@ -79,7 +79,7 @@ def test_perform_drops_a_cursor_that_holds_a_secret_or_is_too_long(mode, problem
 
 def test_exchange_returns_what_to_store_and_maps_failures_to_masked_altdata_errors():
     with Transport() as transport:
-        assert exchange(Counting(), {"api_token": "abc"}, transport) == {"api_token": "exchanged-abc"}
+        assert exchange(Counting(), {"api_token": "abc-token"}, transport) == {"api_token": "exchanged-abc-token"}
         with pytest.raises(AltdataError) as caught:
             exchange(Counting(), {"api_token": "unreachable"}, transport)
     assert str(caught.value) == "invalid altdata: $: Counting refused or could not complete the credential exchange: could not connect while sending ***"
@@ -89,7 +89,7 @@ def test_the_default_exchange_changes_nothing_and_sends_nothing():
     from facility_apis.facilities.atlas import ATLASFacility
 
     with responses.RequestsMock() as mock, Transport() as transport:
-        assert exchange(ATLASFacility(), {"api_token": "abc", "base_url": ""}, transport) == {"api_token": "abc"}
+        assert exchange(ATLASFacility(), {"api_token": "abc-token", "base_url": ""}, transport) == {"api_token": "abc-token"}
     assert len(mock.calls) == 0
 
 
@@ -131,6 +131,6 @@ def test_the_skyportal_class_returns_the_exchanged_altdata_for_skyportal_to_stor
             stored = api.validate_altdata({"username": "observer", "password": "pass word", "base_url": ""})
             assert stored == {"username": "observer", "api_token": "bhtom-sp-token"}
             with pytest.raises(AltdataError, match=r"\$\.password: BHTOM refused the username and password"):
-                api.validate_altdata({"username": "observer", "password": "nope"})
+                api.validate_altdata({"username": "observer", "password": "not the password"})
         finally:
             configure()

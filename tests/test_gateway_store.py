@@ -136,7 +136,7 @@ def test_a_lease_renewed_as_the_call_leaves_is_kept_and_a_lost_one_refuses(gatew
     assert not gateway_store.jobs.start(job, lease=30, now=1056.0) and stolen.lease_owner == "w2"
 
 
-def test_one_allocation_that_does_not_open_does_not_stall_the_others(database, secret_key):
+def test_one_allocation_that_does_not_open_pauses_its_requests_and_stalls_no_other(database, secret_key):
     url, options = database
     store = Store(url, SecretBox(secret_key), schedule=FAST_TEST, **options)
     owner = _allocation(store)
@@ -148,8 +148,13 @@ def test_one_allocation_that_does_not_open_does_not_stall_the_others(database, s
         row.sealed_altdata = row.sealed_altdata[:-4] + ("AAAA" if not row.sealed_altdata.endswith("AAAA") else "BBBB")
     assert [job.request_id for job in store.jobs.claim("w", 10, 30, now=1002.0)] == [fine]
     view = store.requests.view(broken)
-    assert (view["state"], view["next_operation"]) == ("failed", None)
-    assert view["status"] == "failed: stored credentials of allocation:7 do not open with this key (wrong key, or altered data)"
+    assert (view["state"], view["status"], view["next_operation"]) == ("pending", "pending submission", "submit")  # paused, not ended
+    assert view["detail"] == "paused: stored credentials of allocation:7 do not open with this key (wrong key, or altered data)"
+    assert view["next_poll_at"] == 1002.0 + FAST_TEST.backoff(1) and view["deliveries"] == []  # nothing told to SkyPortal
+    assert store.jobs.claim("w", 10, 30, now=1002.0 + FAST_TEST.backoff(1) / 2) == []
+    store.allocations.put(owner, 7, "atlas", {"api_token": SECRET}, instrument_id=1)  # the admin stores it again
+    (job,) = store.jobs.claim("w", 10, 30, now=1002.0 + FAST_TEST.backoff(1))
+    assert job.request_id == broken and job.operation == "submit" and job.request.allocation.altdata == {"api_token": SECRET}
     store.close()
 
 

@@ -121,9 +121,9 @@ def test_every_example_branch_is_valid(mail_ready):
 @pytest.mark.parametrize(
     ("altdata", "errors"),
     [
-        ({"notification_type": "API", "api_token": "x"}, ["$.endpoint: is required"]),
+        ({"notification_type": "API", "api_token": "tok-12345678"}, ["$.endpoint: is required"]),
         ({"notification_type": "API", "endpoint": "https://partner.example.org/api"}, ["$.api_token: is required"]),
-        ({"notification_type": "slack", "slack_workspace": "T1", "slack_token": "x"}, ["$.slack_channel: is required"]),
+        ({"notification_type": "slack", "slack_workspace": "T1", "slack_token": "xoxtest12345678"}, ["$.slack_channel: is required"]),
         ({"notification_type": "email"}, ["$.email: is required"]),
         ({"notification_type": "fax"}, ["$.notification_type: must be one of ['API', 'slack', 'email']"]),
         ({}, ["$.notification_type: is required"]),
@@ -136,7 +136,10 @@ def test_every_example_branch_is_valid(mail_ready):
             ["$.email: must be e-mail addresses (name@example.org), one or several separated by commas; entry 1 is not one"],
         ),
         ({"notification_type": "email", "email": "a@example.org", "emails": "b@example.org"}, ["$.emails: is not an allowed property"]),
-        ({"notification_type": "API", "endpoint": "ftp://partner.example.org", "api_token": "x"}, ["$.endpoint: does not follow its rule: The partner's"]),
+        (
+            {"notification_type": "API", "endpoint": "ftp://partner.example.org", "api_token": "tok-12345678"},
+            ["$.endpoint: does not follow its rule: The partner's"],
+        ),
     ],
 )
 def test_bad_altdata_names_the_field_and_the_rule(mail_ready, altdata, errors):

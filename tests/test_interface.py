@@ -62,7 +62,7 @@ def test_an_abstract_base_needs_no_metadata_but_its_facilities_do():
 
 def test_validate_altdata_drops_blank_values_like_skyportal():
     atlas = get_facility("atlas")()
-    assert atlas.validate_altdata({"api_token": "t", "base_url": ""}) == {"api_token": "t"}
+    assert atlas.validate_altdata({"api_token": "token-123", "base_url": ""}) == {"api_token": "token-123"}
 
 
 class Broken(Facility):

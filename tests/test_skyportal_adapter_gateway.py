@@ -191,17 +191,12 @@ def test_a_handed_off_request_cannot_be_deleted_without_the_gateway(gateway):
 
 
 def test_the_bodies_match_the_gateways_published_schemas(gateway):
-    from jsonschema import Draft7Validator
+    from facility_apis.gateway.api_schemas import AllocationBody, FollowupRequestBody, body_errors
 
-    from facility_apis.core.schemas import available_schemas, load_schema
-
-    if "gateway/allocation" not in available_schemas():
-        pytest.skip("the gateway's schemas are not in this checkout")
     accept(gateway)
     request, session = request_and_session()
     request.allocation.pi = request.allocation.proposal_id = None  # unknown values are left out, not null
     run(ATLASAPI.submit(request, session))
     put, post = (json.loads(call.request.body) for call in gateway.calls)
     assert "pi" not in put and "proposal_id" not in put
-    Draft7Validator(load_schema("gateway/allocation")).validate(put)
-    Draft7Validator(load_schema("gateway/followup_request")).validate(post)
+    assert body_errors(AllocationBody(), put) == [] and body_errors(FollowupRequestBody(), post) == []

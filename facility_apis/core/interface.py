@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .credentials import credential_errors
 from .egress import EgressPolicy
 from .errors import AltdataError, FieldError, NotImplementedOperation, PayloadError
 from .outcome import Outcome
@@ -252,12 +253,19 @@ class Facility:
     def validate_altdata(self, altdata: Mapping[str, Any]) -> dict[str, Any]:
         """Check allocation credentials; return them without blank values (SkyPortal drops those).
 
-        Raises ``AltdataError`` naming every failing field and its rule (never a value).
+        Raises ``AltdataError`` naming every failing field and its rule (never a value): the
+        schema's, then those of ``core/credentials.py`` (secrets that can travel in a header, no
+        user name or password in a URL), then ``check_altdata``'s.
         """
         if not isinstance(altdata, Mapping):
             raise AltdataError.single("$", "must be an object")
         cleaned = {key: value for key, value in altdata.items() if value not in (None, "")}
-        validate(self.altdata_schema(), cleaned, AltdataError)
+        # The schema's errors first; then the rules every facility's credentials obey.
+        errors = {error.path: error for error in field_errors(self.altdata_schema(), cleaned)}
+        for error in credential_errors(cleaned, self.secret_fields()):
+            errors.setdefault(error.path, error)
+        if errors:
+            raise AltdataError(sorted(errors.values(), key=lambda error: error.path))
         self.check_altdata(cleaned)
         return cleaned
 

@@ -11,6 +11,8 @@ import base64
 import html
 import json
 import logging
+import re
+import sys
 import threading
 import weakref
 from collections.abc import Iterable
@@ -100,19 +102,45 @@ def redact_everywhere(text: str) -> str:
     return text
 
 
+# Credentials no redactor knows (an API client's token, say) in the shapes they take in a log
+# line: a header quoted by an HTTP parser's complaint (tornado's "Invalid header value '...'"),
+# an Authorization header written out, a token after its scheme word.
+_QUOTED_HEADER = re.compile(r"(Invalid header (?:value|name)) ('[^\n]*'|\"[^\n]*\"|\S+)")
+_AUTHORIZATION = re.compile(r"(?im)((?:proxy-)?authorization['\"]?\s*[:=]\s*)[^\n,}]+")
+_SCHEME_CREDENTIAL = re.compile(r"(?i)\b(token|bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{16,}")
+
+
+def scrub_credentials(text: str) -> str:
+    """``text`` with credentials in the shapes above masked (their values are not known here)."""
+    text = _QUOTED_HEADER.sub(rf"\1 {MASK}", text)
+    text = _AUTHORIZATION.sub(rf"\1{MASK}", text)
+    return _SCHEME_CREDENTIAL.sub(rf"\1\2{MASK}", text)
+
+
+def clean(text: str) -> str:
+    """What a log line may show: every live secret and every recognisable credential masked."""
+    return scrub_credentials(redact_everywhere(text))
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that masks every live secret in a record's final message."""
+    """A logging filter that masks every live secret, and credentials in the shapes
+    ``scrub_credentials`` knows, in a record's final message and its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_facility_apis_clean", False):
+            return True  # already cleaned by a filter on its way here
         message = record.getMessage()
-        cleaned = redact_everywhere(message)
+        cleaned = clean(message)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact_everywhere(record.exc_text)
+            record.exc_text = clean(record.exc_text)
             record.exc_info = None
+        if record.stack_info:
+            record.stack_info = clean(record.stack_info)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        record._facility_apis_clean = True
         return True
 
 
@@ -120,8 +148,22 @@ _FILTER = RedactingFilter()
 
 
 # Filters apply only to records logged on the logger itself (not to those propagated from
-# children), so the filter goes on every logger that can see a URL, header or body.
-THIRD_PARTY_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "urllib3.response")
+# children), so the filter goes on every logger that can see a URL, header or body: urllib3's,
+# tornado's (its HTTP parser quotes a malformed header, token included), asyncio's (callbacks'
+# tracebacks) and SQLAlchemy's (statements and their parameters when echoing). A process that
+# writes logs also puts the filter on its handler (``log_to_stderr``), which every record passes.
+THIRD_PARTY_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.util.retry",
+    "urllib3.response",
+    "tornado.access",
+    "tornado.application",
+    "tornado.general",
+    "asyncio",
+    "sqlalchemy.engine.Engine",
+    "sqlalchemy.pool.impl.QueuePool",
+)
 
 
 def install_log_filter(*names: str) -> None:
@@ -136,6 +178,35 @@ def get_logger(name: str) -> logging.Logger:
     """A logger of ours, with the redacting filter attached."""
     install_log_filter(name)
     return logging.getLogger(name)
+
+
+def log_to_stderr(level: int = logging.INFO) -> logging.Handler:
+    """Write every logger's records at ``level`` and above to stderr, one line each, through
+    the redacting filter (on the handler, so records of any logger of the process pass it)."""
+    global _stderr
+    root = logging.getLogger()
+    if _stderr is None or _stderr not in root.handlers:
+        _stderr = _StderrHandler()
+        _stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        _stderr.addFilter(_FILTER)
+        root.addHandler(_stderr)
+    root.setLevel(level)
+    return _stderr
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test may have swapped it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+_stderr: logging.Handler | None = None
 
 
 install_log_filter(*THIRD_PARTY_LOGGERS)

@@ -11,7 +11,8 @@ Routes (all need ``Authorization: token <t>`` or ``Bearer <t>``, except the faci
     PUT    /api/followup_request/<id>       change its payload (an update at the facility)
     DELETE /api/followup_request/<id>       cancel it
     POST   /api/callbacks/<id>/<signature>  a facility's nudge (signed URL, no token)
-    GET    /api/health                      queue and outbox metrics
+    GET    /api/health                      queue and outbox metrics, the process's loops
+    GET    /api/openapi.json                the OpenAPI document of this API (no token)
     GET    /                                a small HTML table of the caller's requests
 
 Store and SkyPortal calls run on ``executor``, never on the IOLoop.
@@ -19,7 +20,8 @@ Store and SkyPortal calls run on ``executor``, never on the IOLoop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
@@ -33,16 +35,30 @@ from .api_allocations import AllocationHandler, AllocationValidateHandler
 from .api_base import MAX_BODY_BYTES, ApiError, BaseHandler, Gateway, NotFoundHandler, log_request
 from .api_requests import CallbackHandler, FollowupRequestHandler, FollowupRequestsHandler, callback_path
 from .crypto import SecretBox
+from .openapi import openapi_document
 from .store import Store
 
 __all__ = ["MAX_BODY_BYTES", "ApiError", "callback_path", "make_app"]
 
 
 class HealthHandler(BaseHandler):
-    """``GET``: queue depth by facility and state, due jobs, the outbox backlog."""
+    """``GET``: queue depth by facility and state, due jobs, the outbox backlog, and whether the
+    worker and outbox loops of this process are running (``loops``, ``healthy``)."""
 
     async def get(self) -> None:
-        self.success(await self.blocking(self.gateway.store.metrics))
+        metrics = await self.blocking(self.gateway.store.metrics)
+        loops = self.gateway.loops() if self.gateway.loops is not None else {}
+        healthy = all(loop["alive"] and not loop["stalled"] for loop in loops.values())
+        self.success({**metrics, "loops": loops, "healthy": healthy})
+
+
+class OpenAPIHandler(BaseHandler):
+    """``GET /api/openapi.json``: the API's contract (``openapi.py``); no token needed."""
+
+    auth_required = False
+
+    async def get(self) -> None:
+        self.finish(json.dumps(openapi_document()))
 
 
 class IndexHandler(BaseHandler):
@@ -70,6 +86,7 @@ def make_app(
     facility_config: Mapping[str, Mapping[str, Any]] | None = None,
     box: SecretBox | None = None,
     egress: EgressPolicy | None = None,
+    loops: Callable[[], dict[str, Any]] | None = None,
 ) -> tornado.web.Application:
     """The API over ``store``.
 
@@ -77,7 +94,9 @@ def make_app(
     coordinates of SkyPortal GENERIC bodies; ``executor`` runs blocking calls (default: the
     loop's); ``facility_config`` maps facility names to their constructor config; ``box`` signs
     callback URLs (default: the store's); ``egress`` is where facilities may call besides the
-    public internet (it decides which URLs in altdata are accepted). Serve it with ``max_body_size=MAX_BODY_BYTES``.
+    public internet (it decides which URLs in altdata are accepted); ``loops`` reports the
+    process's worker and outbox loops for ``/api/health`` (``Supervisor.health``). Serve it with
+    ``max_body_size=MAX_BODY_BYTES``.
     """
     gateway = Gateway(
         store=store,
@@ -87,6 +106,7 @@ def make_app(
         executor=executor,
         facility_config=dict(facility_config or {}),
         egress=egress if egress is not None else EgressPolicy(),
+        loops=loops,
     )
     routes = [
         (r"/", IndexHandler),
@@ -96,5 +116,6 @@ def make_app(
         (r"/api/followup_request/([^/]+)", FollowupRequestHandler),
         (r"/api/callbacks/([^/]+)/([^/]+)", CallbackHandler),
         (r"/api/health", HealthHandler),
+        (r"/api/openapi.json", OpenAPIHandler),
     ]
     return tornado.web.Application(routes, gateway=gateway, default_handler_class=NotFoundHandler, log_function=log_request)

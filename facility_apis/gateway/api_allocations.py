@@ -9,13 +9,14 @@ from ..core.errors import AltdataError, FieldError
 from ..core.interface import Facility, Kind
 from ..core.operations import exchange
 from ..core.transport import Transport
-from .api_base import ApiError, BaseHandler, parse_id, schema_errors, under
+from .api_base import ApiError, BaseHandler, parse_id, under
+from .api_schemas import AllocationBody, body_errors
 from .store import NotFound
 
 FIELDS = ("pi", "proposal_id", "instrument_id", "instrument_name", "filters", "group_ids")
 
 
-class AllocationBody(BaseHandler):
+class AllocationHandlerBase(BaseHandler):
     """Validation shared by storing and checking an allocation."""
 
     async def checked_allocation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -25,7 +26,7 @@ class AllocationBody(BaseHandler):
         e.g. BHTOM's password traded for a token), off the IOLoop; a failed exchange is a 400 too.
         """
         body = self.json_body()
-        errors = schema_errors("allocation", body)
+        errors = body_errors(AllocationBody(), body)
         facility, altdata = body.get("facility"), body.get("altdata")
         cleaned: dict[str, Any] = {}
         registry = self.gateway.registry
@@ -54,7 +55,7 @@ class AllocationBody(BaseHandler):
             return exchange(facility, altdata, transport)
 
 
-class AllocationHandler(AllocationBody):
+class AllocationHandler(AllocationHandlerBase):
     """``PUT`` creates or replaces one of the caller's allocations; ``GET`` shows it."""
 
     async def get(self, allocation_id: str) -> None:
@@ -72,7 +73,7 @@ class AllocationHandler(AllocationBody):
         self.success(await self.blocking(allocations.summary, number, self.client_id))
 
 
-class AllocationValidateHandler(AllocationBody):
+class AllocationValidateHandler(AllocationHandlerBase):
     """``POST``: would this allocation be accepted? Nothing is stored."""
 
     async def post(self) -> None:

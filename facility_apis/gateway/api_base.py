@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -22,16 +23,16 @@ from ..core.errors import ConfigurationError, FieldError, UnknownFacility, Valid
 from ..core.interface import Facility
 from ..core.redact import get_logger, redact_everywhere
 from ..core.registry import Registry
-from ..core.schemas import field_errors, load_schema
 from ..skyportal.client import SkyPortalClient
+from .api_schemas import MAX_ID
 from .crypto import SecretBox
 from .store import Conflict, NotFound, Store
 
 log = get_logger("facility_apis.gateway.api")
 
 MAX_BODY_BYTES = 1 << 20
-#: Ids are PostgreSQL ``integer`` columns: a larger one cannot name a row.
-MAX_ID = 2**31 - 1
+#: How deep a request body may nest objects and arrays.
+MAX_DEPTH = 32
 REALM = 'realm="facility_apis gateway"'
 
 T = TypeVar("T")
@@ -63,9 +64,38 @@ def under(prefix: str, errors: Iterable[FieldError]) -> list[FieldError]:
     return renamed
 
 
-def schema_errors(name: str, body: Mapping[str, Any]) -> list[FieldError]:
-    """How ``body`` breaks the gateway request-body schema ``gateway/<name>``."""
-    return under("", field_errors(load_schema(f"gateway/{name}"), body))
+def unstorable(value: Any, path: str = "body", depth: int = 0) -> list[FieldError]:
+    """What in a parsed JSON body no database could store, one error per field: nesting deeper
+    than ``MAX_DEPTH``, a number too large to be finite (``1e400``), a NUL character or a lone
+    UTF-16 surrogate in a string or a key."""
+    if isinstance(value, str):
+        reason = _text_rule(value)
+        return [FieldError(path, reason)] if reason else []
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [FieldError(path, "must be a finite number")]
+    if not isinstance(value, (dict, list)):
+        return []
+    if depth >= MAX_DEPTH:
+        return [FieldError(path, f"must not be nested more than {MAX_DEPTH} levels deep")]
+    errors = []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(key, str) and _text_rule(key):
+            errors.append(FieldError(path, f"keys {_text_rule(key)}"))
+            continue
+        inner = f"{path}[{key}]" if isinstance(key, int) else (key if path == "body" else f"{path}.{key}")
+        errors += unstorable(item, inner, depth + 1)
+    return errors
+
+
+def _text_rule(text: str) -> str | None:
+    if "\x00" in text:
+        return "must not contain the NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (a lone surrogate such as \\ud800 is not)"
+    return None
 
 
 def parse_id(text: str, what: str) -> int:
@@ -91,6 +121,7 @@ class Gateway:
     executor: Executor | None = None
     facility_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    loops: Callable[[], dict[str, Any]] | None = None
     _facilities: dict[str, Facility] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -112,8 +143,44 @@ class Gateway:
             return self._facilities[name]
 
 
+def _refusing_first(verb: Callable[..., Any]) -> Callable[..., Any]:
+    """``verb``, preceded by the refusal ``prepare`` found, if any."""
+
+    @functools.wraps(verb)
+    async def guarded(self: BaseHandler, *args: Any) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+        await verb(self, *args)
+
+    return guarded
+
+
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Token auth, JSON bodies and SkyPortal's envelope; subclasses implement the verbs."""
+    """Token auth, JSON bodies and SkyPortal's envelope; subclasses implement the verbs.
+
+    The body is streamed in, so that one over ``MAX_BODY_BYTES`` is answered 413 in the envelope
+    (from its ``Content-Length`` before it is read, or once its chunks pass the limit) and never
+    held in memory. Any other refusal found before the body arrives (no token, no such route)
+    is answered once the body is in: closing a connection with unread bytes would reset it, and
+    the client would see no answer at all.
+    """
+
+    VERBS = ("get", "head", "post", "put", "delete", "patch", "options")
+    _refusal: ApiError | None = None
+
+    async def _unsupported(self, *args: Any) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+        raise tornado.web.HTTPError(405)
+
+    get = head = post = put = delete = patch = options = _unsupported  # what a route does not override
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for verb in cls.VERBS:
+            if verb in cls.__dict__:
+                setattr(cls, verb, _refusing_first(cls.__dict__[verb]))
 
     #: False only for routes a remote facility calls without a token.
     auth_required = True
@@ -128,9 +195,21 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
 
+    def initialize(self) -> None:
+        self._chunks: list[bytes] = []
+        self._received = 0
+
     async def prepare(self) -> None:
-        if len(self.request.body or b"") > MAX_BODY_BYTES:
-            raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise self._too_large()
+        try:
+            await self.admit()
+        except ApiError as exc:
+            self._refusal = exc
+
+    async def admit(self) -> None:
+        """Refuse (``ApiError``) a request before its body is read: here, one without a valid token."""
         if self.auth_required:
             self.client_id = await self.blocking(self.gateway.store.clients.authenticate, self._token())
             if self.client_id is None:
@@ -145,6 +224,23 @@ class BaseHandler(tornado.web.RequestHandler):
             raise self._unauthorized("the Authorization header must be 'token <token>' or 'Bearer <token>'")
         return token.strip()
 
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received <= MAX_BODY_BYTES:
+            self._chunks.append(chunk)
+        else:
+            self._chunks.clear()  # kept count of, not kept
+
+    @staticmethod
+    def _too_large() -> ApiError:
+        return ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes", [FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes")])
+
+    def body(self) -> bytes:
+        """The request body (``ApiError`` 413 when it was too large)."""
+        if self._received > MAX_BODY_BYTES:
+            raise self._too_large()
+        return b"".join(self._chunks)
+
     @staticmethod
     def _unauthorized(message: str) -> ApiError:
         return ApiError(401, message, headers={"WWW-Authenticate": f"Token {REALM}"})
@@ -154,13 +250,18 @@ class BaseHandler(tornado.web.RequestHandler):
         return await IOLoop.current().run_in_executor(self.gateway.executor, functools.partial(fn, *args, **kwargs))
 
     def json_body(self) -> dict[str, Any]:
-        """The body as a JSON object, or a 400 saying why not."""
+        """The body as a JSON object a database can store, or a 400 saying why not."""
         try:
-            body = json.loads(self.request.body.decode("utf-8"), parse_constant=_reject_constant)
+            body = json.loads(self.body().decode("utf-8"), parse_constant=_reject_constant)
+        except RecursionError:
+            raise ApiError.invalid("body", [FieldError("body", f"must not be nested more than {MAX_DEPTH} levels deep")]) from None
         except (UnicodeDecodeError, ValueError):
             raise ApiError(400, "the body is not JSON", [FieldError("body", "must be JSON")]) from None
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object", [FieldError("body", "must be of type object")])
+        errors = unstorable(body)
+        if errors:
+            raise ApiError.invalid("body", errors)
         return body
 
     def success(self, data: Any) -> None:
@@ -202,7 +303,7 @@ class NotFoundHandler(BaseHandler):
 
     auth_required = False
 
-    async def prepare(self) -> None:
+    async def admit(self) -> None:
         raise ApiError(404, f"no such API route: {self.request.path[:200]}")
 
 

@@ -9,7 +9,8 @@ from ..core.errors import FacilityError, FieldError, PayloadError
 from ..core.interface import Facility, HostPoint, Target
 from ..core.redact import redact_everywhere
 from ..skyportal.client import SkyPortalError
-from .api_base import ApiError, BaseHandler, parse_id, schema_errors, under
+from .api_base import ApiError, BaseHandler, parse_id, under
+from .api_schemas import FollowupRequestBody, body_errors
 
 #: SkyPortal statuses meaning "no such source" rather than "SkyPortal is failing".
 UNKNOWN_SOURCE_STATUSES = frozenset({400, 404})
@@ -28,7 +29,7 @@ class _RequestBodyHandler(BaseHandler):
         failing field. A GENERIC body carries GENERIC's own form (observation_choices,
         exposure_time, ...): only the fields the facility's form defines are kept, and the others
         are named."""
-        errors = schema_errors("followup_request", body)
+        errors = body_errors(FollowupRequestBody(), body)
         target, obj_id, payload = body.get("target"), body.get("obj_id"), body.get("payload")
         ignored: list[str] = []
         if target is None and obj_id is None:

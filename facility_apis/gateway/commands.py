@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .config import GatewayConfig
+
+from ..core.errors import ConfigurationError
 
 # The gateway's dependencies (SQLAlchemy, cryptography) load only when a gateway verb runs.
 
@@ -40,21 +43,41 @@ def cmd_client_add(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..core.redact import log_to_stderr
     from .runner import serve_forever
     from .service import Gateway
 
+    log_to_stderr()
+
     gateway = Gateway(_config(args, address=args.address, port=args.port))
     try:
-        gateway.start_background(worker=not args.no_worker)
         config = gateway.config
-        serve_forever(gateway.app(), config.address, config.port, lambda port: print(f"gateway listening on http://{config.address}:{port}", flush=True))
+
+        def ready(port: int) -> None:  # the port is bound: nothing runs before that
+            gateway.start_background(worker=not args.no_worker)
+            print(f"gateway listening on http://{config.address}:{port}", flush=True)
+
+        serve_forever(gateway.app(), config.address, config.port, ready, stop=gateway.fatal)
+    except OSError as exc:  # e.g. the port is taken
+        raise ConfigurationError(f"cannot listen on {gateway.config.address}:{gateway.config.port}: {exc.strerror}") from None
     finally:
         gateway.close()
+    return _exit_status(gateway)
+
+
+def _exit_status(gateway) -> int:
+    """1 when a loop of the process kept crashing (its supervisor should start it afresh)."""
+    if gateway.fatal.is_set():
+        print(f"error: {gateway.fatal_reason}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from ..core.redact import log_to_stderr
     from .service import Gateway
+
+    log_to_stderr()
 
     config = _config(args)
     if args.lease is not None:
@@ -66,10 +89,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         gateway.start_background()
         print(f"worker {gateway.worker.name} running", flush=True)
-        stopped.wait()
+        while not (stopped.wait(0.25) or gateway.fatal.is_set()):
+            pass
     finally:
         gateway.close()
-    return 0
+    return _exit_status(gateway)
 
 
 def cmd_outbox_requeue(args: argparse.Namespace) -> int:

@@ -84,7 +84,11 @@ class GatewayConfig:
         data_dir = Path(data_dir or document.get("data_dir") or default_data_dir())
         url = database_url or document.get("database_url") or f"sqlite:///{data_dir / 'gateway.db'}"
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.removeprefix("sqlite:///")).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot create the data directory {folder}: {exc.strerror}") from None
 
         key = environ.get(KEY_ENV) or (_read_secret_file(Path(document["secret_key_file"]), "secret key") if "secret_key_file" in document else None)
         if not key:

@@ -24,6 +24,7 @@ from ..core.errors import FacilityError, FacilityUnavailable, Throttled
 from ..core.redact import get_logger
 from ..core.transport import Transport
 from ..skyportal.client import SkyPortalClient, SkyPortalError
+from .loops import Backoff, GaveUp, keep_trying, store_unavailable
 from .store import Delivery, Store
 
 log = get_logger(__name__)
@@ -72,6 +73,10 @@ class Deliverer:
         self._resolving = threading.Lock()
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="outbox")
         self._stop = threading.Event()
+        self._claiming = Backoff(f"{self.name}: claiming messages", logger=log)
+        self._saves = Backoff(f"{self.name}: recording deliveries", logger=log)
+        #: ``time.monotonic()`` of the loop's latest round (the supervisor's heartbeat).
+        self.last_beat = time.monotonic()
 
     @classmethod
     def for_skyportal(cls, store: Store, url: str, token: str, **options: Any) -> Deliverer:
@@ -109,19 +114,32 @@ class Deliverer:
         except FacilityError as exc:  # e.g. a status that fails the listener schema: no retry helps
             self._dead(delivery, str(exc))
         except Exception as exc:
+            if store_unavailable(exc):  # resolving a GENERIC request's id needs the store
+                self._saves.failure(exc)
+                return False  # the message stays leased and is tried again when the lease ends
             log.exception("outbox %s: delivery failed", delivery.id)
             self._retry(delivery, f"{type(exc).__name__}: {exc}")
         else:
             return True
         return False
 
+    def _record_failure(self, delivery: Delivery, error: str, at: float, *, dead: bool = False) -> None:
+        """Write a failed attempt; should the store fail too, the message stays leased and is
+        tried again once its lease ends (nothing is lost)."""
+        try:
+            self.store.outbox.retry(delivery, error, at, dead=dead)
+        except Exception as exc:
+            if not store_unavailable(exc):
+                raise
+            self._saves.failure(exc)
+
     def _dead(self, delivery: Delivery, error: str) -> None:
         log.error("outbox %s: given up: %s", delivery.id, error)
-        self.store.outbox.retry(delivery, error, time.time(), dead=True)
+        self._record_failure(delivery, error, time.time(), dead=True)
 
     def _retry(self, delivery: Delivery, error: str, wait: float | None = None) -> None:
         wait = self.settings.backoff(delivery.attempts + 1) if wait is None else wait
-        self.store.outbox.retry(delivery, error, time.time() + wait)
+        self._record_failure(delivery, error, time.time() + wait)
 
     def _resolve(self, client: SkyPortalClient, delivery: Delivery) -> int:
         """Find SkyPortal's id of a request that arrived through GENERIC forwarding (whose body
@@ -151,19 +169,28 @@ class Deliverer:
 
     def run_once(self) -> int:
         """Deliver one batch; return how many messages were attempted."""
+        leased_until = time.time() + self.settings.lease
         deliveries = self.store.outbox.claim(self.name, self.settings.batch, self.settings.lease)
-        # The batch is marked in one statement once sent. Should the process die before that,
-        # the batch is sent again: delivery is at least once (photometry by idempotent PUT).
-        self.store.outbox.delivered([delivery for delivery, sent in zip(deliveries, self._pool.map(self.send, deliveries), strict=True) if sent])
+        # The batch is marked in one statement once sent, retried while the store is unavailable
+        # and the lease lasts. Should that fail (or the process die first), the batch is sent
+        # again: delivery is at least once (photometry by idempotent PUT).
+        sent = [delivery for delivery, ok in zip(deliveries, self._pool.map(self.send, deliveries), strict=True) if ok]
+        try:
+            keep_trying(lambda: self.store.outbox.delivered(sent), self._saves, self._stop, deadline=leased_until)
+        except GaveUp as exc:
+            log.error("outbox: %d delivered message(s) not marked; they will be sent again: %s", len(sent), exc)
         return len(deliveries)
 
     def run(self) -> None:
+        """Deliver until ``stop()``; a store failure is retried with backoff."""
         while not self._stop.is_set():
+            self.last_beat = time.monotonic()
             try:
                 attempted = self.run_once()
-            except Exception:
-                log.exception("outbox: claiming failed; retrying")
-                attempted = 0
+            except Exception as exc:  # noqa: BLE001 - logged (rate-limited) by the backoff
+                self._stop.wait(self._claiming.failure(exc))
+                continue
+            self._claiming.success()
             if not attempted:
                 self._stop.wait(self.settings.idle)
 

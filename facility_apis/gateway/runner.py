@@ -15,11 +15,18 @@ import tornado.web
 STOP_TIMEOUT = 10.0
 
 
+async def _set_when(flag: threading.Event, stopping: asyncio.Event) -> None:
+    while not flag.is_set() and not stopping.is_set():
+        await asyncio.sleep(0.25)
+    stopping.set()
+
+
 async def _serve(app: tornado.web.Application, sockets: list, stopping: asyncio.Event, ready: Callable[[], None]) -> None:
     from .api import MAX_BODY_BYTES
 
-    # The limit is enforced while reading, before a handler ever holds the body.
-    server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=MAX_BODY_BYTES)
+    # The handlers stream bodies in and answer 413 past MAX_BODY_BYTES; the server itself drops
+    # the connection only far beyond it.
+    server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=64 * MAX_BODY_BYTES)
     server.add_sockets(sockets)
     ready()
     await stopping.wait()
@@ -27,8 +34,14 @@ async def _serve(app: tornado.web.Application, sockets: list, stopping: asyncio.
     await asyncio.wait_for(server.close_all_connections(), STOP_TIMEOUT)
 
 
-def serve_forever(app: tornado.web.Application, address: str, port: int, on_ready: Callable[[int], None] = lambda port: None) -> None:
-    """Serve until SIGINT or SIGTERM."""
+def serve_forever(
+    app: tornado.web.Application,
+    address: str,
+    port: int,
+    on_ready: Callable[[int], None] = lambda port: None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM, or until ``stop`` is set (e.g. a loop of the process died)."""
     sockets = tornado.netutil.bind_sockets(port, address)
 
     async def main() -> None:
@@ -36,7 +49,10 @@ def serve_forever(app: tornado.web.Application, address: str, port: int, on_read
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
+        watcher = loop.create_task(_set_when(stop, stopping)) if stop is not None else None
         await _serve(app, sockets, stopping, lambda: on_ready(sockets[0].getsockname()[1]))
+        if watcher is not None:
+            await watcher
 
     asyncio.run(main())
 

@@ -12,6 +12,7 @@ from ..core.transport import Transport
 from ..skyportal.client import SkyPortalClient
 from .config import GatewayConfig
 from .crypto import SecretBox
+from .loops import Supervisor
 from .outbox import Deliverer
 from .store import Store
 from .worker import Worker
@@ -25,8 +26,10 @@ def open_store(config: GatewayConfig, **options: Any) -> Store:
 
 
 class Gateway:
-    """One gateway process. ``start_background()`` runs the worker and the deliverer in threads;
-    ``app()`` is the tornado application to listen with."""
+    """One gateway process. ``start_background()`` runs the worker and the deliverer in
+    supervised threads (restarted if they crash; ``fatal`` is set, with ``fatal_reason``, when
+    one keeps crashing, and the process should then exit non-zero); ``app()`` is the tornado
+    application to listen with."""
 
     def __init__(self, config: GatewayConfig, *, registry: Registry | None = None, **store_options: Any):
         self.config = config
@@ -41,7 +44,13 @@ class Gateway:
             callback_url=self._callback_url if config.public_url else None,
         )
         self.deliverer = Deliverer.for_skyportal(self.store, config.skyportal_url, config.skyportal_token) if config.skyportal_url else None
-        self._threads: list[threading.Thread] = []
+        self.fatal = threading.Event()
+        self.fatal_reason: str | None = None
+        self.supervisor = Supervisor(self._on_fatal)
+
+    def _on_fatal(self, reason: str) -> None:
+        self.fatal_reason = reason
+        self.fatal.set()
 
     def _callback_url(self, request_id: int) -> str:
         from .api import callback_path
@@ -64,26 +73,21 @@ class Gateway:
             facility_config=config.facility_config(),
             box=self.box,
             egress=config.worker.egress,
+            loops=self.supervisor.health,
         )
 
     def start_background(self, *, worker: bool = True, deliverer: bool = True) -> None:
-        """Run the worker and the outbox deliverer in daemon threads until ``close()``."""
+        """Run the worker and the outbox deliverer in supervised daemon threads until ``close()``."""
         if worker:
-            self._threads.append(threading.Thread(target=self.worker.run, name="gateway-worker", daemon=True))
+            self.supervisor.start("worker", self.worker)
         if deliverer:
             if self.deliverer is None:
                 log.warning("no SkyPortal configured: statuses stay in the outbox until one is")
             else:
-                self._threads.append(threading.Thread(target=self.deliverer.run, name="gateway-outbox", daemon=True))
-        for thread in self._threads:
-            thread.start()
+                self.supervisor.start("outbox", self.deliverer)
 
     def close(self) -> None:
-        self.worker.stop()
-        if self.deliverer is not None:
-            self.deliverer.stop()
-        for thread in self._threads:
-            thread.join(timeout=60)
+        self.supervisor.stop()
         self.worker.close()
         if self.deliverer is not None:
             self.deliverer.close()

@@ -7,7 +7,9 @@ account for exactly the wait the facility asked for. Sleeping happens here, neve
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import os
 import socket
 import threading
@@ -25,6 +27,7 @@ from ..core.outcome import Outcome, State
 from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
 from ..core.transport import Transport
+from .loops import Backoff, GaveUp, keep_trying, store_unavailable
 from .pacing import FacilityLimit, Gate, Pauses
 from .store import Job, Store
 
@@ -84,6 +87,12 @@ class Worker:
         self._in_flight: set[Future] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        #: Requests whose outcome is being saved again after a store failure (their lease is ours).
+        self._saving: set[int] = set()
+        self._claiming = Backoff(f"worker {self.name}: claiming due requests", logger=log)
+        self._saves = Backoff(f"worker {self.name}: saving outcomes", logger=log)
+        #: ``time.monotonic()`` of the dispatcher's latest round (the supervisor's heartbeat).
+        self.last_beat = time.monotonic()
         #: With calls in flight, claim only once this many slots are free: fewer, fuller claims.
         self._batch = max(1, self.settings.concurrency // 4)
 
@@ -123,12 +132,35 @@ class Worker:
             if outcome.state is State.THROTTLED and outcome.poll_after:
                 self._pauses.pause((job.facility, job.request.allocation.id), time.time() + outcome.poll_after)
             implemented = facility.implements()
-            if not self.store.jobs.record(job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"], can_update=implemented["update"]):
+            record = functools.partial(
+                self.store.jobs.record, job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"], can_update=implemented["update"]
+            )
+            if not self._save(job, outcome, record):
                 log.warning("request %s: lease lost while calling %s; its result was dropped", job.request_id, job.facility)
-        except Exception:  # the lease expires and another attempt follows
-            log.exception("request %s: the worker failed to handle %s", job.request_id, job.operation)
+        except Exception as exc:  # the lease expires and another attempt follows (nothing was sent)
+            if store_unavailable(exc):
+                self._saves.failure(exc)
+            else:
+                log.exception("request %s: the worker failed to handle %s", job.request_id, job.operation)
         finally:
             self._wake.set()
+
+    def _save(self, job: Job, outcome: Outcome, write: Callable[[], bool]) -> bool:
+        """``write()`` the outcome of a call, retried while the store is unavailable: the lease
+        is ours until another worker claims the request, and the store refuses a save after
+        that (False). On giving up (the worker is stopping) the lease is released, and a
+        submission's remote id is logged, so that nothing the facility holds goes unrecorded."""
+        self._saving.add(job.request_id)
+        try:
+            return keep_trying(write, self._saves, self._stop)
+        except GaveUp as exc:
+            held = f"; the facility holds it as {outcome.remote_id}" if outcome.remote_id and outcome.remote_id != job.request.remote_id else ""
+            log.error("request %s: the outcome of %s (%s) was not saved%s: %s", job.request_id, job.operation, outcome.state.value, held, exc)
+            with contextlib.suppress(Exception):
+                self.store.jobs.defer(job)
+            return True
+        finally:
+            self._saving.discard(job.request_id)
 
     def _call(self, facility: Facility, job: Job) -> Outcome | None:
         request = job.request
@@ -152,6 +184,8 @@ class Worker:
         started = 0
         now = time.time()
         for job in self.store.jobs.claim(self.name, free, self.settings.lease, now):
+            if job.request_id in self._saving:
+                continue  # its outcome is being saved: that save ends the lease
             paused = self._pauses.until((job.facility, job.request.allocation.id), now)
             if paused is not None:
                 self.store.jobs.defer(job, paused)
@@ -172,16 +206,20 @@ class Worker:
         return min(self.settings.idle, max(0.001, next_due - time.time()))
 
     def run(self) -> None:
-        """Dispatch until ``stop()``; in-flight calls finish before it returns."""
+        """Dispatch until ``stop()``; in-flight calls finish before it returns. A store failure
+        (claiming, or asking when the next request is due) is retried with backoff."""
         while not self._stop.is_set():
+            self.last_beat = time.monotonic()
             self._wake.clear()  # before claiming, so that a call finishing meanwhile is not missed
             try:
                 started = self.run_once()
-            except Exception:
-                log.exception("worker %s: claiming failed; retrying", self.name)
-                started = 0
-            if started == 0 or len(self._in_flight) >= self.settings.concurrency:
-                self._wake.wait(self._idle_wait())
+                wait = self._idle_wait() if started == 0 or len(self._in_flight) >= self.settings.concurrency else None
+            except Exception as exc:  # noqa: BLE001 - logged (rate-limited) by the backoff
+                self._stop.wait(self._claiming.failure(exc))
+                continue
+            self._claiming.success()
+            if wait is not None:
+                self._wake.wait(wait)
         self._drain_in_flight()
 
     def run_until_idle(self, timeout: float = 60.0) -> bool:

@@ -9,6 +9,9 @@
     with socket_guard(allow_loopback=True):   # 127.0.0.0/8 and ::1 allowed, the rest refused
         ...
 
+    with socket_guard(allow=[emulator.url]) as attempts:   # exactly these origins' host and port
+        ...
+
 A refused attempt raises ``ConnectionRefusedError`` before any packet leaves, so a test that
 checks a refusal of a private address can show that no connection to it was even tried.
 """
@@ -19,8 +22,9 @@ import contextlib
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..core.egress import EgressPolicy
 
@@ -40,18 +44,30 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _endpoint(entry: str | tuple[str, int]) -> tuple[str, int]:
+    if isinstance(entry, tuple):
+        return entry[0], int(entry[1])
+    parts = urlsplit(entry)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
 @contextlib.contextmanager
-def socket_guard(*, allow_loopback: bool = False) -> Iterator[list[tuple[str, Any]]]:
+def socket_guard(*, allow_loopback: bool = False, allow: Iterable[str | tuple[str, int]] = ()) -> Iterator[list[tuple[str, Any]]]:
     """Refuse (and record as ``(host, address)``) every outgoing socket connection made inside
-    the block, except to loopback addresses when ``allow_loopback``. Applies to all threads."""
+    the block, except to loopback addresses when ``allow_loopback``, and to the exact
+    ``(host, port)`` endpoints (or URLs) in ``allow``: another port on loopback is refused then.
+    Applies to all threads."""
     attempts: list[tuple[str, Any]] = []
     original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    endpoints = {_endpoint(entry) for entry in allow}
 
     def permitted(sock: socket.socket, address: Any) -> bool:
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
             return True  # Unix sockets (e.g. a local database) are not network traffic
         host = _host_of(address)
         if allow_loopback and _is_loopback(host):
+            return True
+        if isinstance(address, tuple) and len(address) >= 2 and (host, int(address[1])) in endpoints:
             return True
         with _lock:
             attempts.append((host, address))

@@ -35,7 +35,8 @@ __all__ = ["Conflict", "Database", "Delivery", "Job", "NotFound", "Store"]
 class Store:
     """The gateway's tables on ``database_url``; ``box`` seals altdata and signs callback URLs,
     ``schedule`` paces polls and retries (see ``policy.py``). ``create`` and ``engine_options``
-    are ``Database``'s; opening raises ``ConfigurationError`` as it does."""
+    are ``Database``'s; opening raises ``ConfigurationError`` as it does, and when ``box``'s key
+    is not the one the database's credentials are sealed with."""
 
     def __init__(self, database_url: str, box: SecretBox, *, schedule: Schedule | None = None, create: bool = True, **engine_options: Any):
         self.database = Database(database_url, create=create, **engine_options)
@@ -46,6 +47,11 @@ class Store:
         self.requests = Requests(self.database, self.schedule)
         self.jobs = Jobs(self.database, self.allocations, self.schedule)
         self.outbox = Outbox(self.database)
+        try:
+            self.allocations.check_key()
+        except Exception:
+            self.database.close()
+            raise
 
     @property
     def box(self) -> SecretBox:

@@ -7,9 +7,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import select
+
+from ...core.errors import ConfigurationError
 from ...core.interface import Allocation
-from ..crypto import SecretBox
-from ..models import AllocationRow
+from ..crypto import SealError, SecretBox
+from ..models import AllocationRow, Meta
 from .database import Database
 from .errors import NotFound
 
@@ -22,12 +25,46 @@ def _context(allocation_id: int) -> str:
     return f"allocation:{allocation_id}"
 
 
+#: ``gateway_meta`` row holding a value sealed with the database's key, and what it seals.
+KEY_CHECK = "key_check"
+_KEY_CHECK_TEXT = "facility_apis gateway key check"
+
+WRONG_KEY = (
+    "the encryption key is not the one this database's credentials were sealed with: start with the right key "
+    "(FACILITY_APIS_SECRET_KEY or secret_key_file); nothing was changed"
+)
+
+
 class Allocations:
     """Storing allocations and opening their credentials."""
 
     def __init__(self, database: Database, box: SecretBox):
         self._database = database
         self._box = box
+
+    def check_key(self) -> None:
+        """Refuse (``ConfigurationError``) a key that is not the database's, before anything runs.
+
+        The database keeps a value sealed with its key (``gateway_meta.key_check``); a database
+        that has none yet gets one, once an existing allocation (if any) proves the key right.
+        """
+        with self._database.session() as session:
+            found = session.get(Meta, KEY_CHECK)
+            if found is None:
+                sample = session.execute(select(AllocationRow.id, AllocationRow.sealed_altdata).limit(1)).one_or_none()
+                if sample is not None and not self._opens(sample.sealed_altdata, _context(sample.id)):
+                    raise ConfigurationError(WRONG_KEY)
+                session.add(Meta(key=KEY_CHECK, value=self._box.seal(_KEY_CHECK_TEXT, KEY_CHECK)))
+                return
+        if not self._opens(found.value, KEY_CHECK, _KEY_CHECK_TEXT):
+            raise ConfigurationError(WRONG_KEY)
+
+    def _opens(self, sealed: str, context: str, expected: Any = None) -> bool:
+        try:
+            value = self._box.open(sealed, context)
+        except SealError:
+            return False
+        return expected is None or value == expected
 
     def put(self, owner_id: int, allocation_id: int, facility: str, altdata: Mapping[str, Any], **fields: Any) -> None:
         """Create or replace an allocation (``altdata`` already validated; ``fields`` among

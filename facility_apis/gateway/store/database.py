@@ -14,10 +14,22 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...core.errors import ConfigurationError
 from ..models import SCHEMA_VERSION, Base, Meta
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in one line: the driver's own message without SQLAlchemy's wrapping."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:500]
 
 
 def _private_file(path: str | None) -> None:
@@ -49,16 +61,23 @@ class Database:
     ``ConfigurationError``."""
 
     def __init__(self, database_url: str, *, create: bool = True, **engine_options: Any):
-        self.engine = create_engine(database_url, **engine_options)
-        if self.dialect == "sqlite":
-            _private_file(self.engine.url.database)
-            _configure_sqlite(self.engine)
+        try:
+            self.engine = create_engine(database_url, **engine_options)
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise ConfigurationError(f"the database URL is not usable: {_reason(exc)}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time and every transaction here takes the write lock: this
         # process's threads queue on a lock rather than in SQLite's busy handler, which sleeps
         # (up to 100 ms) while the lock may already be free.
         self._serial = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
-        self._check_schema(create)
+        try:
+            if self.dialect == "sqlite":
+                _private_file(self.engine.url.database)
+                _configure_sqlite(self.engine)
+            self._check_schema(create)
+        except (SQLAlchemyError, OSError) as exc:
+            self.engine.dispose()
+            raise ConfigurationError(f"cannot open the database {self.display_url}: {_reason(exc)}") from None
 
     @property
     def dialect(self) -> str:

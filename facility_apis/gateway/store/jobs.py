@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 
 from ...core.interface import Allocation, FollowupRequest, Target
 from ...core.outcome import Outcome, State
+from ...core.redact import get_logger
 from ..crypto import SealError
 from ..models import ALLOCATIONS, REQUESTS, TRANSACTIONS
 from ..policy import Schedule, next_step
@@ -23,6 +24,8 @@ from .allocations import ALLOCATION_FIELDS, Allocations
 from .database import Database
 from .outbox import owe
 from .requests import carry_out_cancel, change_state
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ class Jobs:
     def claim(self, owner: str, limit: int, lease: float, now: float | None = None, facilities: Sequence[str] | None = None) -> list[Job]:
         """Lease up to ``limit`` due requests (of ``facilities`` only, when given) to ``owner`` for
         ``lease`` seconds, the longest overdue first. A request whose allocation's credentials do
-        not open fails at once instead (``failed: ...``), so it stalls no one else."""
+        not open (altered at rest: a wrong key is refused at start-up) is not claimed: it waits,
+        its status unchanged and the reason in its ``detail``, for a backoff that doubles up to
+        the schedule's cap, until the allocation is stored again; it stalls no one else."""
         now = time.time() if now is None else now
         due = (
             select(REQUESTS.c.id)
@@ -92,10 +97,12 @@ class Jobs:
                         allocations[row.allocation_id] = exc
                 allocation = allocations[row.allocation_id]
                 if isinstance(allocation, SealError):
-                    # One allocation's unreadable credentials must not stall everyone else's requests.
-                    values = change_state(connection, row.id, row.status, State.FAILED, f"failed: {allocation}", str(allocation), now)
-                    values.update(operation=None, next_poll_at=None, lease_owner=None, lease_expires=None)
-                    connection.execute(update(REQUESTS).where(REQUESTS.c.id == row.id).values(**values))
+                    # Paused, never ended: the facility may hold the request, and a restored
+                    # allocation must find it where it was.
+                    wait = self._schedule.backoff(row.failures + 1)
+                    log.warning("request %s: %s; it waits %g s for the allocation to be stored again", row.id, allocation, wait)
+                    paused = {"detail": f"paused: {allocation}", "next_poll_at": now + wait, "failures": row.failures + 1}
+                    connection.execute(update(REQUESTS).where(REQUESTS.c.id == row.id).values(**paused, lease_owner=None, lease_expires=None))
                     continue
                 target = Target(row.obj_id, row.ra, row.dec)
                 interrupted = row.operation == "submit" and row.submitting_since is not None
