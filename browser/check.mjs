@@ -55,16 +55,26 @@ async function bundle() {
   });
 }
 
+// An outcome for a submission the page could not make (the form broke, or the page itself did).
+const broken = (why, formData = null) => ({ submitted: false, blockedBy: "broken", broken: why, formData, html5: [], errors: [], raw: [] });
+const SUBMIT = "#form-under-test form button[type=submit]";
+
 async function runForm(context, form, modeName, screenshotDir) {
   const mode = MODES[modeName];
-  const page = await context.newPage();
   const log = { console: [] };
   let step = "load";
-  page.on("console", (msg) => {
-    if (msg.type() === "error") log.console.push({ step, text: msg.text() });
-  });
-  page.on("pageerror", (error) => log.console.push({ step, text: `uncaught: ${error.message}` }));
-  await page.goto(pathToFileURL(join(HERE, "page.html")).href);
+  let page = null;
+  // A fresh page, also after the last one crashed or hung: the other submissions still run.
+  const open = async () => {
+    if (page && !page.isClosed()) await page.close().catch(() => {});
+    page = await context.newPage();
+    page.setDefaultTimeout(10000);
+    page.on("console", (msg) => {
+      if (msg.type() === "error") log.console.push({ step, text: msg.text() });
+    });
+    page.on("pageerror", (error) => log.console.push({ step, text: `uncaught: ${error.message}` }));
+    await page.goto(pathToFileURL(join(HERE, "page.html")).href);
+  };
   const spec = (formData) => ({
     theme: mode.theme,
     html5: mode.html5,
@@ -73,25 +83,41 @@ async function runForm(context, form, modeName, screenshotDir) {
     uiSchema: form.uiSchema,
     formData,
   });
+  // Whatever goes wrong in the page is that submission's outcome, never the end of the check.
+  const attempt = async (formData, action) => {
+    try {
+      if (!page || page.isClosed()) await open();
+      return await action();
+    } catch (error) {
+      const why = `the page failed: ${error.message.split("\n")[0]}`;
+      await page?.close().catch(() => {});
+      return broken(why, formData ?? null);
+    }
+  };
   // The untouched form is submitted with a real mouse click, after its screenshot; each instance is
   // mounted and submitted (its button's click()) in one call to the page.
   step = "untouched";
-  const mounted = await page.evaluate((s) => window.formCheck.mount(s), spec(undefined));
   const shot = mode.shots[form.form];
-  let markup = null;
-  if (shot && screenshotDir) {
-    markup = await page.evaluate(() => window.formCheck.markup());
-    await page.locator("#form-under-test").screenshot({ path: join(screenshotDir, `${form.facility}-${shot}.png`) });
-  }
-  await page.click("#form-under-test button[type=submit]");
-  const untouched = { id: "untouched", ...mounted, ...(await page.evaluate(() => window.formCheck.outcome())) };
-  if (shot && screenshotDir) Object.assign(untouched, { screenshot: shot, markup });
+  const untouched = { id: "untouched" };
+  Object.assign(
+    untouched,
+    await attempt(undefined, async () => {
+      const mounted = await page.evaluate((s) => window.formCheck.mount(s), spec(undefined));
+      if (shot && screenshotDir) {
+        Object.assign(untouched, { screenshot: shot, markup: await page.evaluate(() => window.formCheck.markup()) });
+        await page.locator("#form-under-test").screenshot({ path: join(screenshotDir, `${form.facility}-${shot}.png`) });
+      }
+      if (!mounted.broken) await page.click(SUBMIT); // else the outcome says why it cannot be submitted
+      return { ...mounted, ...(await page.evaluate(() => window.formCheck.outcome())) };
+    }),
+  );
   const instances = [];
   for (const instance of form.instances) {
     step = instance.id;
-    instances.push({ id: instance.id, ...(await page.evaluate((s) => window.formCheck.submit(s), spec(instance.data))) });
+    const outcome = await attempt(instance.data, () => page.evaluate((s) => window.formCheck.submit(s), spec(instance.data)));
+    instances.push({ id: instance.id, ...outcome });
   }
-  await page.close();
+  await page?.close().catch(() => {});
   return { facility: form.facility, form: form.form, mode: modeName, untouched, instances, ...log };
 }
 
