@@ -123,6 +123,9 @@ def _rule(error: ValidationError) -> str:
         return "is not an allowed property"
     if error.validator == "dependencies":
         return f"is required when {_quoted(error.message, 1)} is given"
+    if error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("description"):
+        # The description says the rule in words (every form field's must); a pattern is no explanation.
+        return f"does not follow its rule: {error.schema['description']}"
     template = _RULES.get(str(error.validator))
     return template.format(error.validator_value) if template else f"breaks the rule {error.validator!r}"
 
