@@ -239,11 +239,14 @@ def test_a_screenshot_is_rewritten_only_when_its_form_changed(tmp_path):
     def results(markup):
         return {"versions": {"@rjsf/core": "6.7.1"}, "runs": [{"facility": "atlas", "untouched": {"screenshot": "request", "markup": markup}}]}
 
-    assert bc.keep_screenshots(results('<input value="2026-10-31 10:00:00">'), shots, target) == {"atlas-request.png": "added"}
+    assert bc.keep_screenshots(results('<input id="_r_2_" value="2026-10-31 10:00:00">'), shots, target) == {"atlas-request.png": "added"}
     (shots / "atlas-request.png").write_bytes(b"second")
     # Another day: only the dates moved.
-    assert bc.keep_screenshots(results('<input value="2026-11-01 09:00:00">'), shots, target) == {"atlas-request.png": "unchanged"}
+    assert bc.keep_screenshots(results('<input id="_r_2_" value="2026-11-01 09:00:00">'), shots, target) == {"atlas-request.png": "unchanged"}
     assert (target / "atlas-request.png").read_bytes() == b"first"
+    # Another page: React numbered its generated ids on from the forms it showed before.
+    assert bc.keep_screenshots(results('<input id="_r_3f_" value="2026-10-31 10:00:00">'), shots, target) == {"atlas-request.png": "unchanged"}
+    assert bc.keep_screenshots(results('<input id="_r_7_" value="2026-10-31 10:00:00">'), shots, target) == {"atlas-request.png": "unchanged"}
     assert bc.keep_screenshots(results('<input value="2026-11-01"><label>New</label>'), shots, target) == {"atlas-request.png": "updated"}
     assert (target / "atlas-request.png").read_bytes() == b"second"
 

@@ -51,15 +51,27 @@ class Harness extends Component {
   }
 }
 
+// The schema as the host wraps it, per form and mode: one object for all of a form's submissions,
+// so Ajv compiles it once (it caches compiled schemas by object) and SkyPortal's date defaults are
+// computed once, as when an observer opens the form.
+const wrapped = new Map();
+function formSchema(spec) {
+  const key = JSON.stringify([spec.wrap, spec.schema]);
+  if (!wrapped.has(key)) {
+    let schema = spec.schema;
+    if (spec.wrap?.kind === "request") schema = requestSchema(schema, spec.wrap.requestType);
+    else if (spec.wrap?.kind === "allocation") schema = allocationSchema(schema, spec.wrap.instrumentTitle);
+    wrapped.set(key, schema);
+  }
+  return wrapped.get(key);
+}
+
 /** Mount a fresh form for `spec` ({theme, schema, uiSchema, formData, html5, wrap}). */
 function mount(spec) {
-  let schema = spec.schema;
+  const schema = formSchema(spec);
   let formData = spec.formData;
   let payloadKey = null;
-  if (spec.wrap?.kind === "request") {
-    schema = requestSchema(schema, spec.wrap.requestType);
-  } else if (spec.wrap?.kind === "allocation") {
-    schema = allocationSchema(schema, spec.wrap.instrumentTitle);
+  if (spec.wrap?.kind === "allocation") {
     payloadKey = ALTDATA_KEY;
     formData = formData === undefined ? { ...ALLOCATION } : { ...ALLOCATION, [ALTDATA_KEY]: formData };
   }

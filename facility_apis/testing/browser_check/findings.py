@@ -168,6 +168,7 @@ class Report:
     expected: list[Finding] = field(default_factory=list)
     stale: list[Expected] = field(default_factory=list)
     screenshots: dict[str, str] = field(default_factory=dict)
+    workers: int = 1  # pages that checked forms at once
 
     @property
     def failures(self) -> list[str]:
@@ -189,6 +190,7 @@ class Report:
             "versions": self.versions,
             "seconds": self.seconds,
             "browser_seconds": self.browser_seconds,
+            "workers": self.workers,
             "forms": self.forms,
             "findings": [asdict(f) for f in self.findings],
             "expected": [asdict(f) for f in self.expected],
