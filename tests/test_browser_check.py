@@ -295,3 +295,13 @@ def test_the_renderer_is_pinned_exactly_and_locked_from_the_npm_registry():
         if name:
             assert spec["resolved"].startswith("https://registry.npmjs.org/"), name
             assert spec["integrity"].startswith("sha512-"), name
+
+
+def test_pages_at_once_follow_the_cores_up_to_two_unless_set(monkeypatch):
+    monkeypatch.delenv("FORM_CHECK_WORKERS", raising=False)
+    monkeypatch.setattr(bc.os, "cpu_count", lambda: 8)
+    assert bc.workers() == bc.MAX_WORKERS == 2
+    monkeypatch.setattr(bc.os, "cpu_count", lambda: 1)
+    assert bc.workers() == 1
+    monkeypatch.setenv("FORM_CHECK_WORKERS", "3")
+    assert bc.workers() == 3
