@@ -12,7 +12,7 @@ const container = document.getElementById("form-under-test");
 let root = null;
 let current = null;
 
-// Why the current form could not be used (a render error, no submit button), or null.
+// An error as the browser would print it, for the "broken" outcome.
 const describe = (error) => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 // Where each input sits in the data: RJSF ids are "root" and the property names joined by "_".
