@@ -89,13 +89,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     egress = _egress(args)
     facility = _facility(args.name, args.base_url, egress)
+    if args.remote_validate and not facility.implements()["remote_validate"]:
+        print(f"error: {facility.name} offers no remote validation; use --dry-run to see the request", file=sys.stderr)
+        return EXIT_INVALID
     altdata = _read_json(args.altdata, "altdata")
     payload = _read_json(args.payload, "payload") if args.payload else {}
     with Transport(secrets=facility.secrets(altdata), egress=egress) as transport:
         try:
-            target = Target(args.target_id, args.ra, args.dec)
+            target = Target(args.target_id, args.ra, args.dec, aliases=tuple(args.alias or ()))
             altdata = facility.validate_altdata(altdata)
-            request = FollowupRequest(None, target, Allocation(None, altdata), facility.validate_payload(payload))
+            request = FollowupRequest(None, target, Allocation(None, altdata), facility.validate_payload(payload, target))
         except ValidationFailed as exc:
             for error in exc.errors:
                 print(f"{exc.what} {error}")
@@ -174,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--ra", type=float, required=True, help="degrees")
     submit.add_argument("--dec", type=float, required=True, help="degrees")
     submit.add_argument("--target-id", default="target", help="the source's name")
+    submit.add_argument("--alias", action="append", metavar="NAME", help="another name of the source (repeatable), e.g. a survey's object id")
     submit.add_argument("--altdata", required=True, metavar="FILE")
     submit.add_argument("--payload", metavar="FILE")
     submit.add_argument("--base-url", help="the facility's service URL (overrides the default)")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.interface import IMPLEMENTABLE, Allocation, FollowupRequest, Target
-from .core.timeutil import utcnow
+from .core.timeutil import DATE_PATTERN, DATE_RULE, utcnow
 from .core.transport import Transport
 
 if TYPE_CHECKING:
@@ -87,7 +87,9 @@ def _allowed(spec: Mapping[str, Any]) -> str:
         rules.append(f"at least {spec['minLength']} character{'s' if spec['minLength'] != 1 else ''}")
     if "maxLength" in spec:
         rules.append(f"at most {spec['maxLength']} characters")
-    if "pattern" in spec:
+    if spec.get("pattern") == DATE_PATTERN:
+        rules.append(_text(DATE_RULE))  # the rule in words, not a 500-character expression
+    elif "pattern" in spec:
         rules.append(f"matches {_code(spec['pattern'])}")
     items = spec.get("items")
     if isinstance(items, Mapping):
@@ -246,7 +248,7 @@ def dry_run_output(cls: type[Facility], altdata: Mapping[str, Any], payload: Map
     facility = cls()
     with Transport(secrets=facility.secrets(altdata)) as transport:
         cleaned = facility.validate_altdata(altdata)
-        request = FollowupRequest(None, Target(*target), Allocation(None, cleaned), facility.validate_payload(payload))
+        request = FollowupRequest(None, Target(*target), Allocation(None, cleaned), facility.validate_payload(payload, Target(*target)))
         return transport.render(facility.prepare(request))
 
 

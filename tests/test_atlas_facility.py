@@ -7,6 +7,7 @@ nowhere in what the caller receives.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import RETRY_AFTER_FAILURE, perform
 from facility_apis.core.outcome import Outcome, State
 from facility_apis.core.redact import MASK
-from facility_apis.core.timeutil import to_mjd
+from facility_apis.core.timeutil import DATE_RULE, parse_utc, to_mjd
 from facility_apis.core.transport import Transport
 from facility_apis.facilities.atlas import ATLASFacility
 from facility_apis.facilities.atlas import facility as atlas_module
@@ -37,6 +38,8 @@ RESULT = f"{BASE}/static/results/job1234567.txt"
 FOREIGN_RESULT = "https://results.example.net/atlas/job1234567.txt"
 PAYLOAD = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
 RA, DEC = 150.000125, -2.49987
+MAINTENANCE_PAGE = "<!DOCTYPE html><html><head><title>Down for maintenance</title></head><body><h1>Back soon</h1>" + "<p>x</p>" * 60 + "</body></html>"
+NOT_ON_CALENDAR = "must be a real calendar date from 1900-01-01 to 2099-12-31"
 
 # What ATLAS answers a form with the default request (mjd 2026-10-01 00:00 .. 2026-11-01 00:00).
 FORM = {
@@ -414,7 +417,8 @@ def test_plain_http_base_url_refused_elsewhere(run, rsps, base_url):
     outcome = run("submit", make_request(altdata={"api_token": TOKEN, "base_url": base_url}))
     assert len(rsps.calls) == 0
     assert outcome.state is State.FAILED
-    assert outcome.status.startswith("failed to submit: invalid altdata: $.base_url: credentials may travel only over https")
+    assert outcome.status.startswith("failed to submit: invalid altdata: $.base_url: ")
+    assert "https only; plain http only to a loopback address" in outcome.status
 
 
 @pytest.mark.parametrize(
@@ -456,11 +460,11 @@ def test_submit_without_dates_uses_the_last_30_days(run, rsps, monkeypatch):
     ("payload", "status"),
     [
         ({"start_date": "2026-10-10", "end_date": "2026-10-09"}, "rejected: invalid payload: $.end_date: must not be before start_date"),
-        ({"start_date": "1858-11-16", "end_date": "2026-10-09"}, "rejected: invalid payload: $.start_date: must be after 1858-11-17 (MJD > 0)"),
-        ({"start_date": "1858-11-17", "end_date": "2026-10-09"}, "rejected: invalid payload: $.start_date: must be after 1858-11-17 (MJD > 0)"),
-        ({"start_date": "2026/10/01", "end_date": "2026-10-09"}, "rejected: invalid payload: $.start_date: must be a valid date"),
-        ({"start_date": "2026-10-01", "end_date": "2026-02-30"}, "rejected: invalid payload: $.end_date: must be a valid date"),
-        ({"start_date": "2026-10-01T00:00:00", "end_date": "2026-10-09"}, "rejected: invalid payload: $.start_date: must be a valid date"),
+        ({"start_date": "1899-12-31", "end_date": "2026-10-09"}, f"rejected: invalid payload: $.start_date: {NOT_ON_CALENDAR}"),
+        ({"start_date": "0000-01-01", "end_date": "2026-10-09"}, f"rejected: invalid payload: $.start_date: {NOT_ON_CALENDAR}"),
+        ({"start_date": "2026/10/01", "end_date": "2026-10-09"}, f"rejected: invalid payload: $.start_date: must be {DATE_RULE}"),
+        ({"start_date": "2026-10-01", "end_date": "2026-02-30"}, f"rejected: invalid payload: $.end_date: {NOT_ON_CALENDAR}"),
+        ({"start_date": "2026-10-01T00:00:00+", "end_date": "2026-10-09"}, f"rejected: invalid payload: $.start_date: must be {DATE_RULE}"),
         ({"start_date": 20261001, "end_date": "2026-10-09"}, "rejected: invalid payload: $.start_date: must be of type string"),
         ({**PAYLOAD, "foo": 1}, "rejected: invalid payload: $.foo: is not an allowed property"),
         ({**PAYLOAD, "snr_threshold": 0}, "rejected: invalid payload: $.snr_threshold: must be greater than 0"),
@@ -485,11 +489,11 @@ def test_submit_without_dates_uses_the_last_30_days(run, rsps, monkeypatch):
     ],
     ids=[
         "end-before-start",
-        "start-before-mjd0",
-        "start-at-mjd0",
+        "before-1900",
+        "year-0000",
         "slashes",
         "no-such-day",
-        "datetime-not-date",
+        "bad-zone",
         "not-a-string",
         "unknown-field",
         "snr-zero",
@@ -514,12 +518,13 @@ def test_invalid_payload_is_rejected_before_any_call(run, rsps, payload, status)
 @pytest.mark.parametrize(
     "payload",
     [
-        {"start_date": "1858-11-18", "end_date": "1858-11-18"},
+        {"start_date": "1900-01-01", "end_date": "1900-01-01"},
+        {"start_date": "2026-10-01T00:00:00", "end_date": "2026-10-09 23:59:59.999"},
         {**PAYLOAD, "snr_threshold": 100},
         {**PAYLOAD, "snr_threshold": 0.5},
         {**PAYLOAD, "radec_epoch_year": 2000},
     ],
-    ids=["mjd1", "snr-max", "snr-small", "epoch-alone"],
+    ids=["first-day", "date-times", "snr-max", "snr-small", "epoch-alone"],
 )
 def test_valid_edge_payloads_are_submitted(run, rsps, payload):
     rsps.post(QUEUE, status=201, json=task_json())
@@ -736,22 +741,50 @@ def test_get_throttled(run, rsps):
     assert outcome.status == "throttled: rate limit reached at fallingstar-data.com; retry in 12 s"
 
 
-def test_get_missing_result_file_fails_and_retries_later(run, rsps):
+EXPIRED = "failed: ATLAS no longer has the task's result file (HTTP 404); it deletes the results of API tasks 31 days after they finish"
+
+
+def test_an_expired_result_file_is_a_permanent_failure_said_in_words(run, rsps):
     rsps.get(TASK, json=task_json(**FINISHED, result_url=RESULT))
     rsps.get(RESULT, status=404, body="Not Found")
     outcome = run("get", following())
     assert outcome.state is State.FAILED
-    assert outcome.status == "failed: ATLAS answered HTTP 404 (not found): Not Found"
+    assert outcome.status == EXPIRED
+    assert outcome.poll_after is None  # no later poll can bring it back (issue 9, item 8)
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (lambda text: text.replace("mag5sig", "limmag", 1), "failed: ATLAS result file lacks the column(s) mag5sig"),
+        (lambda text: text.replace("###", "", 1), "failed: ATLAS result file has no header line starting with '#'"),
+        (lambda text: text + "60990.1 17.5\n", "failed: ATLAS result row"),
+    ],
+    ids=["old-layout-without-mag5sig", "no-header", "short-row"],
+)
+def test_a_result_file_that_cannot_be_read_is_a_permanent_failure(run, rsps, change, status):
+    rsps.get(TASK, json=task_json(**FINISHED, result_url=RESULT))
+    rsps.get(RESULT, body=change(fixture_text("result_pa_deg.txt")))
+    outcome = run("get", following())
+    assert outcome.state is State.FAILED and outcome.status.startswith(status)
+    assert outcome.poll_after is None
+
+
+def test_an_html_page_in_place_of_the_result_file_is_transient_and_shown_by_its_title(run, rsps):
+    rsps.get(TASK, json=task_json(**FINISHED, result_url=RESULT))
+    rsps.get(RESULT, body=MAINTENANCE_PAGE, content_type="text/html")
+    outcome = run("get", following())
+    assert outcome.status == "failed: ATLAS sent an HTML page (Down for maintenance) instead of the result file (HTTP 200)"
     assert outcome.poll_after == RETRY_AFTER_FAILURE
 
 
-def test_get_malformed_result_file_fails(run, rsps):
-    text = fixture_text("result_pa_deg.txt").replace("mag5sig", "limmag", 1)
-    rsps.get(TASK, json=task_json(**FINISHED, result_url=RESULT))
-    rsps.get(RESULT, body=text)
-    outcome = run("get", following())
-    assert outcome.state is State.FAILED
-    assert outcome.status == "failed: ATLAS result file lacks the column(s) mag5sig"
+@pytest.mark.parametrize(("use_reduced", "origin"), [(False, "fp"), (True, "fp_reduced")])
+def test_reduced_and_difference_image_photometry_are_marked_apart(run, rsps, use_reduced, origin):
+    rsps.get(TASK, json=task_json(**FINISHED, result_url=RESULT, use_reduced=use_reduced))
+    rsps.get(RESULT, body=fixture_text("result_pa_deg.txt"))
+    outcome = run("get", following({**PAYLOAD, "use_reduced": use_reduced}))
+    assert outcome.photometry.origin == origin
+    assert outcome.photometry.to_skyportal("ZTF26x", 1, (1,))["origin"] == origin
 
 
 def test_get_before_submission_is_pending(run, rsps):
@@ -796,13 +829,36 @@ def test_delete_finished_task_with_error_deletes_it(run, rsps):
     assert outcome.photometry is None
 
 
-def test_delete_does_not_delete_when_the_results_cannot_be_fetched(run, rsps):
+def test_delete_waits_while_the_results_cannot_be_fetched_for_now(run, rsps):
     rsps.get(TASK, json=task_json(**FINISHED, result_url=RESULT))
     rsps.get(RESULT, status=500, body="Server Error")
     outcome = run("delete", following())
     assert [c.request.method for c in rsps.calls] == ["GET", "GET"]
     assert outcome.state is State.FAILED
     assert outcome.status == "failed: ATLAS answered HTTP 500: Server Error"
+
+
+@pytest.mark.parametrize(
+    ("result", "why"),
+    [((404, "Not Found"), "ATLAS no longer has the task's result file (HTTP 404)"), ((200, "no header here"), "no header line")],
+    ids=["expired", "unreadable"],
+)
+def test_results_that_can_never_be_fetched_never_block_the_delete(run, rsps, result, why):
+    rsps.get(TASK, json=task_json(**FINISHED, result_url=RESULT))
+    rsps.get(RESULT, status=result[0], body=result[1])
+    rsps.delete(TASK, status=204)
+    outcome = run("delete", following())
+    assert [c.request.method for c in rsps.calls] == ["GET", "GET", "DELETE"]
+    assert outcome.state is State.DELETED
+    assert outcome.status.startswith("deleted: finished task deleted at ATLAS; its results could not be fetched first: ") and why in outcome.status
+
+
+def test_a_delete_answered_by_an_html_page_is_not_taken_for_done(run, rsps):
+    rsps.get(TASK, json=task_json(queuepos=1))
+    rsps.delete(TASK, status=200, body=MAINTENANCE_PAGE, content_type="text/html")
+    outcome = run("delete", following())
+    assert outcome.state is State.FAILED and outcome.poll_after == RETRY_AFTER_FAILURE
+    assert outcome.status == "failed: ATLAS sent an HTML page (Down for maintenance) instead of its answer to the delete (HTTP 200)"
 
 
 def test_delete_already_gone_makes_no_delete_call(run, rsps):
@@ -869,3 +925,119 @@ def test_configured_base_url_must_obey_the_egress_rule(url, rule):
 def test_configured_loopback_http_is_allowed_when_the_deployment_allows_it():
     facility = ATLASFacility({"base_url": "http://127.0.0.1:8000/forcedphot/"}, egress=EgressPolicy(("http://127.0.0.1:8000",)))
     assert facility.base_url({}) == "http://127.0.0.1:8000/forcedphot"
+
+
+# -- a callback is a hint (issue 9, item 9) --------------------------------------------------------
+
+
+def with_callback(url: str) -> FollowupRequest:
+    return dataclasses.replace(make_request(), callback_url=url)
+
+
+@pytest.mark.parametrize("url", ["http://gateway.example.org/api/callbacks/1/sig", "https://gw.example.org/" + "x" * 500])
+def test_a_callback_atlas_cannot_take_is_left_out(run, rsps, url):
+    rsps.post(QUEUE, status=201, json=task_json())
+    outcome = run("submit", with_callback(url))
+    assert outcome.state is State.SUBMITTED
+    assert "callback_url" not in submitted_form(rsps.calls[0])
+
+
+def test_a_callback_refused_alone_costs_nothing_the_request_is_sent_without_it(run, ordered):
+    ordered.post(QUEUE, status=400, json={"callback_url": ["The callback URL must resolve to a public address."]})
+    ordered.post(QUEUE, status=201, json=task_json())
+    outcome = run("submit", with_callback("https://gw.internal.example/api/callbacks/1/sig"))
+    assert outcome.status == "submitted: ATLAS task 1234567"
+    first, second = (submitted_form(call) for call in ordered.calls)
+    assert first["callback_url"] == "https://gw.internal.example/api/callbacks/1/sig" and "callback_url" not in second
+    assert {k: v for k, v in first.items() if k != "callback_url"} == second
+
+
+def test_a_refusal_of_more_than_the_callback_is_not_sent_again(run, rsps):
+    rsps.post(QUEUE, status=400, json={"callback_url": ["Enter a valid URL."], "dec": ["Ensure this value is less than or equal to 90."]})
+    outcome = run("submit", with_callback("https://gw.example.org/cb"))
+    assert outcome.state is State.REJECTED and len(rsps.calls) == 1
+
+
+# -- HTML pages on every path (issue 9, item 11) --------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 201, 500, 503])
+def test_an_html_page_answering_a_submission_never_reaches_the_status_as_markup(run, rsps, status):
+    rsps.post(QUEUE, status=status, body=MAINTENANCE_PAGE, content_type="text/html")
+    outcome = run("submit", transport=Transport(backoff=0, retries=0))
+    assert outcome.state is State.FAILED and outcome.poll_after is None
+    assert "<" not in outcome.status and len(outcome.status) < 250
+    assert any(words in outcome.status for words in ("Down for maintenance", "cannot be followed", "HTTP 503"))
+
+
+def test_an_html_page_answering_a_poll_is_transient_and_shown_by_its_title(run, rsps):
+    rsps.get(TASK, body=MAINTENANCE_PAGE, content_type="text/html")
+    outcome = run("get", following())
+    assert outcome.status == "failed: ATLAS sent an HTML page (Down for maintenance) instead of JSON for the task (HTTP 200)"
+    assert outcome.poll_after == RETRY_AFTER_FAILURE
+
+
+# -- finding an interrupted submission (issue 9, item 6) -------------------------------------------
+
+LIST = f"{QUEUE}?ordering=-id&pagesize=100"
+ATTEMPT = parse_utc("2026-11-21T10:00:00Z").timestamp()
+
+
+def interrupted(payload=None) -> FollowupRequest:
+    return dataclasses.replace(make_request(payload), attempted_at=ATTEMPT)
+
+
+def listed(task_id: int, stamp: str, **changes) -> dict:
+    return task_json(id=task_id, url=f"{QUEUE}{task_id}/", timestamp=stamp, **changes)
+
+
+def test_find_carries_on_with_the_task_the_interrupted_submission_made(run, rsps):
+    tasks = [
+        listed(12, "2026-11-21T10:00:01.5Z", ra=RA + 1),  # another target
+        listed(11, "2026-11-21T10:00:00.9Z"),  # ours
+        listed(10, "2026-11-20T08:00:00Z"),  # same request, a day earlier: not this attempt
+    ]
+    rsps.get(LIST, json={"next": None, "previous": None, "results": tasks}, match=[matchers.header_matcher(AUTH_HEADERS)])
+    outcome = run("find", interrupted())
+    assert outcome.state is State.SUBMITTED and outcome.remote_id == f"{QUEUE}11/"
+    assert outcome.status == "submitted: ATLAS task 11 (found in ATLAS's list after an interrupted submission)"
+    assert outcome.poll_after == ATLASFacility().poll_interval
+
+
+def test_find_reads_on_through_pages_until_the_list_is_older_than_the_attempt(run, ordered):
+    second = f"{QUEUE}?cursor=cD0xMQ%3D%3D&ordering=-id&pagesize=100"
+    ordered.get(LIST, json={"next": second, "results": [listed(13, "2026-11-21T11:00:00Z", ra=1.0)]})
+    ordered.get(second, json={"next": f"{QUEUE}?cursor=more", "results": [listed(12, "2026-11-21T10:30:00Z", dec=1.0), listed(9, "2026-11-20T00:00:00Z")]})
+    outcome = run("find", interrupted())
+    assert outcome.state is State.PENDING  # certainly absent: the list went past the attempt
+    assert outcome.status == "pending submission: the interrupted submission never reached ATLAS (no such task in its list): submitting it again"
+    assert len(ordered.calls) == 2
+
+
+def test_find_never_takes_an_unordered_list_for_proof_of_absence(run, ordered):
+    """Were ATLAS to ignore the ordering asked for, an old page first proves nothing."""
+    pages = [f"{QUEUE}?cursor={n}" for n in range(1, 10)]
+    ordered.get(LIST, json={"next": pages[0], "results": [listed(1, "2026-01-01T00:00:00Z"), listed(2, "2026-01-02T00:00:00Z")]})
+    for index, page in enumerate(pages):
+        following_page = pages[index + 1] if index + 1 < len(pages) else f"{QUEUE}?cursor=10"
+        ordered.get(page, json={"next": following_page, "results": [listed(3 + index, "2026-01-03T00:00:00Z")]})
+    outcome = run("find", interrupted())
+    assert outcome.state is State.FAILED and outcome.poll_after is None
+    assert outcome.status.startswith("failed to submit: could not tell whether the interrupted submission reached ATLAS")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 200, "body": MAINTENANCE_PAGE, "content_type": "text/html"},
+        {"status": 200, "body": ""},
+        {"status": 200, "json": {"detail": "odd"}},
+        {"status": 500, "body": "Internal Server Error"},
+    ],
+    ids=["html", "empty", "no-results", "500"],
+)
+def test_a_faulty_task_list_is_never_taken_for_absence(run, rsps, answer):
+    rsps.get(LIST, **answer)
+    outcome = run("find", interrupted())
+    assert outcome.state is State.FAILED and outcome.poll_after == RETRY_AFTER_FAILURE
+    assert "<" not in outcome.status

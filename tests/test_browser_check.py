@@ -136,7 +136,8 @@ def test_the_python_side_judges_what_skyportal_hands_the_facility():
     assert (request.form, request.request_type, altdata.form) == ("request", "forced_photometry", "altdata")
     ok = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
     assert request.judge({**ok, "request_type": "forced_photometry"}) == Verdict(True)  # SkyPortal's marker is dropped
-    assert request.judge({**ok, "start_date": "2026-10-01 00:00:00"}) == Verdict(False, ("$.start_date",))
+    assert request.judge({**ok, "start_date": "2026-10-01 00:00:00"}) == Verdict(True)  # a time is read as its date
+    assert request.judge({**ok, "start_date": "2026-02-30"}) == Verdict(False, ("$.start_date",))
     assert altdata.judge({"api_token": "abc", "base_url": ""}) == Verdict(True)
     assert altdata.judge({}) == Verdict(False, ("$.api_token",))
     assert "request_type" in request.schema["properties"] and "request_type" in request.ignore

@@ -5,6 +5,8 @@ import json
 import pytest
 
 from facility_apis.cli import main
+from facility_apis.core.timeutil import DATE_RULE
+from facility_apis.facilities.atlas import ATLASFacility
 
 TOKEN = "cli-token-0042"
 
@@ -24,7 +26,7 @@ def test_list_plain_and_json(capsys):
     assert "atlas" in capsys.readouterr().out
     assert main(["list", "--json"]) == 0
     (row,) = [r for r in json.loads(capsys.readouterr().out) if r["name"] == "atlas"]
-    implements = ["validate_altdata", "prepare", "submit", "get", "delete"]
+    implements = ["validate_altdata", "prepare", "submit", "get", "delete", "find"]
     assert row == {"name": "atlas", "title": "ATLAS forced photometry", "kind": "forced_photometry", "implements": implements}
 
 
@@ -53,8 +55,8 @@ def test_validate_invalid_prints_one_line_per_error_and_no_secret(capsys, files)
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "altdata $.api_token: must be of type string",
-        "altdata $.base_url: must match the pattern '^https?://[^\\\\s/?#]+(/[^\\\\s?#]*)?$'",
-        "payload $.start_date: must be a valid date",
+        "altdata $.base_url: does not follow its rule: " + ATLASFacility.altdata_schema()["properties"]["base_url"]["description"],
+        f"payload $.start_date: must be {DATE_RULE}",
     ]
 
 

@@ -49,7 +49,7 @@ def test_altdata_table_has_a_row_per_property_and_marks_the_secret():
     assert table["base_url"][column("Secret")] == ""
     assert table["api_token"][column("Required")] == "yes"
     assert table["base_url"][column("Required")] == "no"
-    assert table["base_url"][column("Type")] == "string (uri)"
+    assert table["base_url"][column("Type")] == "string"
     # "<base URL>" must not reach the page as an HTML tag.
     assert "\\<base URL\\>" in table["api_token"][column("Description")]
 
@@ -61,12 +61,14 @@ def test_request_table_describes_time_relative_defaults_instead_of_freezing_them
     table = rows(text)
     facility = ATLASFacility()
     assert set(table) == set(facility.request_schema()["properties"])
-    assert table["start_date"][column("Required")] == "yes"
-    assert table["end_date"][column("Required")] == "yes"
+    # The package fills them itself, so they are not required (SkyPortal checks `required`).
+    assert table["start_date"][column("Required")] == "no"
+    assert table["end_date"][column("Required")] == "no"
     assert table["start_date"][column("Default")] == "30 days before today (computed at request time)"
     assert table["end_date"][column("Default")] == "today (computed at request time)"
     for value in facility.request_defaults().values():
         assert value not in text, "a date computed today must not be frozen into the docs"
+    assert table["start_date"][column("Allowed values")].startswith("a UTC date, YYYY-MM-DD, from 1900-01-01 to 2099-12-31")
     assert table["snr_threshold"][column("Default")] == "`3`"
     assert table["snr_threshold"][column("Allowed values")] == "> 0; ≤ 100"
     assert table["propermotion_ra"][column("Description")].endswith("Requires `propermotion_dec`, `radec_epoch_year`.")
@@ -139,9 +141,9 @@ def test_capability_table_has_a_row_per_facility_and_a_column_per_operation():
     registry = Registry({"atlas": "facility_apis.facilities.atlas:ATLASFacility"}, group=None)
     registry.register("pager", Pager)
     lines = docgen.capability_table(registry).splitlines()
-    assert lines[0] == "| Facility | Kind | `validate_altdata` | `prepare` | `submit` | `get` | `update` | `delete` | `remote_validate` |"
-    assert lines[2] == "| `atlas` (ATLAS forced photometry) | forced_photometry | yes | yes | yes | yes | — | yes | — |"
-    assert lines[3] == "| `pager` (Pager \\| notifications) | notification | yes | — | yes | — | — | — | — |"
+    assert lines[0] == "| Facility | Kind | `validate_altdata` | `prepare` | `submit` | `get` | `update` | `delete` | `find` | `remote_validate` |"
+    assert lines[2] == "| `atlas` (ATLAS forced photometry) | forced_photometry | yes | yes | yes | yes | — | yes | yes | — |"
+    assert lines[3] == "| `pager` (Pager \\| notifications) | notification | yes | — | yes | — | — | — | — | — |"
     assert len(lines) == 2 + len(registry.names())
 
 
@@ -191,6 +193,10 @@ RESULT = f"{ATLAS_BASE}/static/results/job123.txt"
 HEADER = "###MJD m dm uJy duJy F err chi/N RA Dec x y maj min phi apfit mag5sig Sky Obs"
 ROW = "60990.1 17.5 0.05 350 12 {f} 0 1.1 150.0 -20.0 1 1 2 2 0 0 19.5 20 01a"
 FINISHED = {"url": TASK, "starttimestamp": "2026-11-21T10:00:00Z", "finishtimestamp": "2026-11-21T10:05:00Z", "result_url": RESULT}
+
+
+MAINTENANCE = "<html><head><title>Maintenance</title></head><body>back soon</body></html>"
+FOUND = {"id": 123, "ra": 150.0, "dec": -20.0, "mjd_min": 61314.0, "mjd_max": 61345.0, "use_reduced": False, "timestamp": "2026-11-21T10:00:00Z"}
 
 
 def _finished(mock, result=None, status=200):
@@ -251,7 +257,19 @@ def _atlas_scenarios():
             TASK,
             lambda m: (m.get(TASK, json={"url": TASK}), m.delete(TASK, status=403, json={"detail": "You do not have permission to perform this action."})),
         ),
-        "delete without results": ("delete", TASK, lambda m: _finished(m, "Not Found", status=404)),
+        "delete with expired results": ("delete", TASK, lambda m: (_finished(m, "Not Found", status=404), m.delete(TASK, status=204))),
+        "delete without results for now": ("delete", TASK, lambda m: _finished(m, "Server Error", status=500)),
+        "delete answered by a page": (
+            "delete",
+            TASK,
+            lambda m: (m.get(TASK, json={"url": TASK}), m.delete(TASK, status=200, body=MAINTENANCE, content_type="text/html")),
+        ),
+        "result is a page": ("get", TASK, lambda m: _finished(m, MAINTENANCE)),
+        "found after an interruption": (
+            "find",
+            None,
+            lambda m: m.get(f"{ATLAS_BASE}/queue/?ordering=-id&pagesize=100", json={"next": None, "results": [{**FOUND, "url": TASK}]}),
+        ),
     }
 
 
@@ -274,7 +292,8 @@ def test_every_atlas_status_is_documented(scenario):
     if isinstance(setup, dict):  # bad input: the dict replaces the altdata or the payload
         altdata, payload = (setup, payload) if "end_date" not in setup else (altdata, setup)
         setup = lambda mock: None  # noqa: E731
-    request = FollowupRequest(1, Target("ZTF26x", 150.0, -20.0), Allocation(1, altdata), payload, remote_id=remote_id)
+    attempted_at = 1_795_255_200.0  # 2026-11-21T10:00:00Z
+    request = FollowupRequest(1, Target("ZTF26x", 150.0, -20.0), Allocation(1, altdata), payload, remote_id=remote_id, attempted_at=attempted_at)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         setup(mock)
         with Transport(backoff=0, retries=1) as transport:

@@ -22,7 +22,9 @@ import tornado.netutil
 from facility_apis.core.egress import INTERNAL
 from facility_apis.core.interface import Target
 from facility_apis.core.registry import Registry
+from facility_apis.core.timeutil import DATE_RULE
 from facility_apis.core.transport import Transport
+from facility_apis.facilities.atlas import ATLASFacility
 from facility_apis.gateway.api import MAX_BODY_BYTES, callback_path, make_app
 from facility_apis.gateway.crypto import SecretBox, generate_key
 from facility_apis.gateway.store import Store
@@ -33,6 +35,7 @@ SECRET = "SECRET-TOKEN-123"
 PAYLOAD = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
 ALLOCATION = {"facility": "atlas", "altdata": {"api_token": SECRET}, "instrument_id": 7, "pi": "A. Observer", "filters": ["atlasc", "atlaso"], "group_ids": [1]}
 TARGET = {"id": "ZTF21aaaaaaa", "ra": 150.1, "dec": 2.2}
+BASE_URL_RULE = ATLASFacility.altdata_schema()["properties"]["base_url"]["description"]
 
 
 class Served:
@@ -246,7 +249,7 @@ def test_allocation_errors_are_listed_at_once(api):
     _, errors = error(a.put("/api/allocations/1", json=body), 400)
     assert errors == [
         "altdata.api_token: is required",
-        "altdata.base_url: must be a valid uri",
+        f"altdata.base_url: does not follow its rule: {BASE_URL_RULE}",
         "colour: is not an allowed property",
         "filters: must be of type array",
         "group_ids[1]: must be of type integer",
@@ -254,7 +257,8 @@ def test_allocation_errors_are_listed_at_once(api):
     ]
     body = {**ALLOCATION, "altdata": {"api_token": SECRET, "base_url": "http://example.org/x"}}
     _, errors = error(a.put("/api/allocations/1", json=body), 400)
-    assert errors == ["altdata.base_url: credentials may travel only over https (plain http only to a loopback address), not to example.org"]
+    assert errors == [f"altdata.base_url: does not follow its rule: {BASE_URL_RULE}"]  # the browser's form says the same
+    assert "https only; plain http only to a loopback address" in BASE_URL_RULE
     body = {**ALLOCATION, "altdata": {"api_token": SECRET, "base_url": "https://169.254.169.254/latest"}}
     _, errors = error(a.post("/api/allocations/validate", json=body), 400)
     assert errors == ["altdata.base_url: 169.254.169.254 is a private or internal address, which this deployment does not allow"]
@@ -263,9 +267,7 @@ def test_allocation_errors_are_listed_at_once(api):
 def test_unknown_facility_lists_the_known_ones(api):
     a, _, _ = api
     _, errors = error(a.put("/api/allocations/1", json={"facility": "hubble", "altdata": {}}), 400)
-    from facility_apis.core.registry import default_registry
-
-    assert errors == [f"facility: is not a known facility (known: {', '.join(default_registry().names())})"]
+    assert errors == [f"facility: is not a known facility (known: {', '.join(Registry(group=None).names())})"]
     _, errors = error(a.put("/api/allocations/1", json={"altdata": []}), 400)
     assert errors == ["altdata: must be of type object", "facility: is required"]
 
@@ -345,7 +347,7 @@ def test_bad_payload_values_are_named(api, store):
         "payload.propermotion_dec: is required when propermotion_ra is given",
         "payload.radec_epoch_year: is required when propermotion_ra is given",
         "payload.snr_threshold: must be greater than 0",
-        "payload.start_date: must be a valid date",
+        f"payload.start_date: must be {DATE_RULE}",
         "target.ra: must be less than 360",
     ]
     _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": {**PAYLOAD, "end_date": "2026-09-01"}}), 400)
@@ -578,3 +580,52 @@ def test_a_bhtom_password_is_exchanged_for_a_token_when_the_allocation_is_saved_
         assert errors == ["altdata.password: BHTOM refused the username and password (Unable to log in with provided credentials.)"]
         assert "not it" not in message
         assert [r.path for r in bhtom.requests] == ["/api/token-auth/"] * 3
+
+
+# -- what is known of the source: its aliases and photometry ---------------------------------------
+
+DIA_ID = "313761043604045880"
+FINK = {"facility": "fink_fp", "altdata": {}, "instrument_id": 8, "filters": ["lsstg", "lsstr"], "group_ids": [1]}
+IPAC_ALTDATA = {"ipac_http_user": "shared", "ipac_http_password": "shared-pw", "ipac_email": "me@example.org", "ipac_userpass": SECRET}
+ZTF = {"facility": "ztf_fp", "altdata": IPAC_ALTDATA, "instrument_id": 9, "filters": ["ztfg", "ztfr", "ztfi"], "group_ids": [1]}
+CENTROID = {**PAYLOAD, "position": "Flux weighted centroid"}
+
+
+def test_a_field_taken_from_the_targets_aliases_is_stored_with_the_payload(api, store):
+    a, _, _ = api
+    ok(a.put("/api/allocations/3", json=FINK))
+    created = ok(a.post("/api/followup_request", json={"allocation_id": 3, "target": {**TARGET, "aliases": ["ZTF21aaaaaaa", f"LSST:{DIA_ID}"]}, "payload": {}}))
+    assert store.requests.view(created["id"])["payload"] == {"diaObjectId": DIA_ID, "snr_threshold": 3}
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 3, "target": TARGET, "payload": {}}), 400)
+    assert errors == ["payload.diaObjectId: is required: the source has no alias that is a Rubin diaObjectId (digits of a 64-bit integer)"]
+
+
+def test_a_centroid_is_computed_from_the_targets_photometry_and_stored(api, store):
+    a, _, _ = api
+    ok(a.put("/api/allocations/4", json=ZTF))
+    points = [
+        {"ra": 150.1001, "dec": 2.2, "flux": 100.0, "fluxerr": 10.0},
+        {"ra": 150.1003, "dec": 2.2, "flux": 100.0, "fluxerr": 10.0, "origin": None, "instrument": "ZTF", "alert": True},
+        {"ra": 151.0, "dec": 3.0, "flux": 900.0, "fluxerr": 10.0, "origin": "fp"},
+    ]
+    created = ok(a.post("/api/followup_request", json={"allocation_id": 4, "target": {**TARGET, "photometry": points}, "payload": CENTROID}))
+    stored = store.requests.view(created["id"])["payload"]
+    assert (stored["centroid_ra"], stored["centroid_dec"]) == (150.1002, 2.2)
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 4, "target": TARGET, "payload": CENTROID}), 400)
+    rule = "detections with a position, SNR above 3 and an origin without 'fp'"
+    assert errors == [f"payload.position: no photometry of the source qualifies for a centroid ({rule})"]
+    bad = {**TARGET, "photometry": [{"ra": 1.0, "dec": 1.0, "flux": 1.0, "fluxerr": 1.0, "mag": 20.0}], "aliases": [""]}
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 4, "target": bad, "payload": CENTROID}), 400)
+    assert "target.aliases[0]: must be at least 1 characters long" in errors and any(e.startswith("target.photometry[0]") for e in errors)
+    assert len(store.requests.newest()) == 1
+
+
+def test_generic_body_takes_the_aliases_from_skyportal(generic, store):
+    a, stub = generic
+    ok(a.put("/api/allocations/3", json=FINK))
+    stub.add_source("ZTF22lsst", 210.5, -12.25, alias=["ZTF22lsst", DIA_ID])
+    created = ok(a.post("/api/followup_request", json={"obj_id": "ZTF22lsst", "allocation_id": 3, "payload": {}}))
+    assert store.requests.view(created["id"])["payload"]["diaObjectId"] == DIA_ID
+    stub.add_source("ZTF22plain", 210.5, -12.25)
+    _, errors = error(a.post("/api/followup_request", json={"obj_id": "ZTF22plain", "allocation_id": 3, "payload": {}}), 400)
+    assert errors[0].startswith("payload.diaObjectId: is required")

@@ -254,13 +254,38 @@ def test_cancel_of_a_held_request_wins_over_a_poll_in_flight(gateway_store):
     assert view["next_operation"] == "delete" and view["next_poll_at"] <= view["history"][-1]["at"] + 1
 
 
+@pytest.mark.parametrize("state", [State.COMPLETED, State.NO_DATA, State.CANCELED, State.FAILED])
+def test_a_finished_request_can_be_deleted_as_in_direct_mode(gateway_store, state):
+    """SkyPortal's delete of a finished request: the facility is asked to delete it (issue 9,
+    item 4), where the gateway used to answer 'already complete'."""
+    _allocation(gateway_store)
+    request_id = _request(gateway_store, remote_id="t/1")
+    job = _claim_one(gateway_store)
+    gateway_store.jobs.record(job, Outcome(state, "finished", remote_id="t/1"), can_poll=True, can_delete=True)
+    assert gateway_store.requests.view(request_id)["next_operation"] is None
+    assert gateway_store.requests.cancel(request_id, can_delete=True) == state.value
+    view = gateway_store.requests.view(request_id)
+    assert view["next_operation"] == "delete"
+    with pytest.raises(Conflict, match="already"):
+        gateway_store.requests.cancel(request_id, can_delete=True)  # one cancel at a time
+    job = _claim_one(gateway_store)
+    gateway_store.jobs.record(job, Outcome(State.FAILED, "ATLAS refused the delete: no", remote_id="t/1"), can_poll=True, can_delete=True)
+    assert gateway_store.requests.cancel(request_id, can_delete=True) == "failed"  # asked again after a failed delete
+    job = _claim_one(gateway_store)
+    gateway_store.jobs.record(job, Outcome(State.DELETED, "task deleted", remote_id="t/1"), can_poll=True, can_delete=True)
+    assert gateway_store.requests.view(request_id)["status"] == "deleted: task deleted"
+    with pytest.raises(Conflict, match="already 'deleted: task deleted'"):
+        gateway_store.requests.cancel(request_id, can_delete=True)
+
+
 @pytest.mark.parametrize(
     ("outcome", "can_delete", "operation", "status"),
     [
         (Outcome(State.SUBMITTED, "task 9", remote_id="t/9", poll_after=60), True, "delete", "submitted: task 9"),
         (Outcome(State.SUBMITTED, "task 9", remote_id="t/9", poll_after=60), False, None, "deleted"),
         (Outcome(State.THROTTLED, "rate limit", poll_after=5), True, None, "deleted"),
-        (Outcome(State.COMPLETED, "done", remote_id="t/9"), True, None, "complete: done"),
+        (Outcome(State.COMPLETED, "done", remote_id="t/9"), True, "delete", "complete: done"),  # deleted once finished, as asked
+        (Outcome(State.REJECTED, "bad"), True, None, "deleted"),
     ],
 )
 def test_a_cancel_during_a_submission_is_carried_out_when_it_lands(gateway_store, outcome, can_delete, operation, status):

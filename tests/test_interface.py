@@ -6,9 +6,9 @@ import pytest
 import responses
 
 from facility_apis.core.errors import NotImplementedOperation, PayloadError
-from facility_apis.core.interface import Allocation, Facility, FollowupRequest, Kind, Target
+from facility_apis.core.interface import Allocation, Facility, FollowupRequest, HostPoint, Kind, Target
 from facility_apis.core.operations import perform
-from facility_apis.core.outcome import State
+from facility_apis.core.outcome import Outcome, State
 from facility_apis.core.registry import get_facility
 from facility_apis.core.schemas import DRAFT7
 from facility_apis.core.transport import Transport
@@ -30,7 +30,7 @@ def test_allocation_repr_hides_altdata():
 def test_implements_reports_overridden_operations():
     atlas = get_facility("atlas")
     assert atlas.implements() == {
-        "validate_altdata": True, "prepare": True, "submit": True, "get": True, "update": False, "delete": True, "remote_validate": False,
+        "validate_altdata": True, "prepare": True, "submit": True, "get": True, "update": False, "delete": True, "find": True, "remote_validate": False,
     }  # fmt: skip
 
 
@@ -133,3 +133,117 @@ def test_perform_with_altdata_that_is_not_an_object(altdata):
     outcome = perform(get_facility("atlas")(), "submit", request_for(altdata), Transport())
     assert outcome.state is State.FAILED
     assert outcome.status.startswith("failed to submit: invalid altdata:")
+
+
+# -- what the host knows of the target -----------------------------------------------------------
+
+
+class _AliasFacility(Facility):
+    """Takes ``survey_id`` from the target's aliases when the payload has none."""
+
+    name = "alias_probe"
+    title = "Alias probe"
+    kind = Kind.FORCED_PHOTOMETRY
+    skyportal_class = "ALIASPROBEAPI"
+
+    @classmethod
+    def altdata_schema(cls):
+        return {"$schema": DRAFT7, "type": "object", "properties": {}}
+
+    def request_schema(self):
+        return {
+            "$schema": DRAFT7,
+            "type": "object",
+            "properties": {"survey_id": {"type": "string", "pattern": "^[0-9]+$", "title": "Survey id"}},
+            "additionalProperties": False,
+        }
+
+    def fill_from_target(self, payload, target):
+        if "survey_id" not in payload:
+            found = [alias for alias in target.aliases if alias.startswith("S")]
+            if not found:
+                raise PayloadError.single("$.survey_id", "is required: the source has no alias starting with S")
+            payload["survey_id"] = found[0][1:]
+        return payload
+
+
+def test_target_keeps_aliases_and_host_photometry_as_tuples():
+    point = HostPoint(1.0, 2.0, 10.0, 1.0, origin=None, instrument="ZTF", alert=True)
+    target = Target("x", 1.0, 2.0, aliases=["a", "b"], photometry=[point])
+    assert target.aliases == ("a", "b") and target.photometry == (point,)
+    assert "photometry" not in repr(target)
+    assert Target("x", 1.0, 2.0).aliases == () and Target("x", 1.0, 2.0).photometry == ()
+
+
+def test_validate_payload_with_a_target_fills_from_it_and_checks_the_result():
+    facility = _AliasFacility()
+    target = Target("x", 1.0, 2.0, aliases=("ZTF26abc", "S123"))
+    assert facility.validate_payload({}) == {}  # without a target nothing is filled
+    assert facility.validate_payload({}, target) == {"survey_id": "123"}
+    assert facility.validate_payload({"survey_id": "9"}, target) == {"survey_id": "9"}  # kept
+    with pytest.raises(PayloadError) as caught:
+        facility.validate_payload({}, Target("x", 1.0, 2.0, aliases=("ZTF26abc",)))
+    assert [e.path for e in caught.value.errors] == ["$.survey_id"]
+    with pytest.raises(PayloadError, match=r"\$\.survey_id: must match"):  # what was filled is checked too
+        facility.validate_payload({}, Target("x", 1.0, 2.0, aliases=("Sabc",)))
+
+
+def test_perform_fills_the_payload_from_the_target_on_submit():
+    seen = []
+
+    class Recording(_AliasFacility):
+        name = "alias_probe_rec"
+
+        def submit(self, request, transport):
+            seen.append(dict(request.payload))
+            return Outcome(State.SUBMITTED, "ok", remote_id="1")
+
+    allocation = Allocation(1, {})
+    request = FollowupRequest(1, Target("x", 1.0, 2.0, aliases=("S77",)), allocation, {})
+    assert perform(Recording(), "submit", request, Transport()).state is State.SUBMITTED
+    assert seen == [{"survey_id": "77"}]
+    missing = FollowupRequest(1, Target("x", 1.0, 2.0), allocation, {})
+    outcome = perform(Recording(), "submit", missing, Transport())
+    assert outcome.state is State.REJECTED and "$.survey_id: is required" in outcome.detail
+
+
+class Window(Facility):
+    """A facility with a date window: one date filled by the package, one the observer must give."""
+
+    name, title, kind, skyportal_class = "window", "Window", Kind.OBSERVATION, "WINDOWAPI"
+    date_fields = ("start_date", "end_date")
+
+    def request_defaults(self):
+        return {"start_date": "2026-11-01"}
+
+
+WINDOW_FORM = {
+    "$schema": DRAFT7,
+    "type": "object",
+    "properties": {"start_date": {"type": "string", "title": "Start"}, "end_date": {"type": "string", "title": "End"}, "n": {"type": "integer", "default": 1}},
+    "required": ["start_date", "end_date", "n"],
+    "additionalProperties": False,
+}
+
+
+def test_the_kit_never_serves_as_required_a_field_it_fills_and_reads_every_date_spelling(monkeypatch):
+    import copy
+
+    import jsonschema
+
+    from facility_apis.core import interface
+
+    monkeypatch.setattr(interface, "load_schema", lambda name, package: copy.deepcopy(WINDOW_FORM))
+    facility = Window()
+    served = facility.request_schema()
+    assert served["required"] == ["end_date"]  # start_date and n have defaults: filled by the package
+    jsonschema.validate({"end_date": "2026-11-30 12:00:00"}, served)  # what SkyPortal checks first
+    payload = facility.validate_payload({"end_date": "2026-11-30 23:30:00-05:00"})
+    assert payload == {"start_date": "2026-11-01", "end_date": "2026-12-01", "n": 1}
+    with pytest.raises(PayloadError) as caught:
+        facility.validate_payload({"start_date": "2026-02-30", "end_date": "soon"})
+    assert [(e.path, e.message.split(" ", 3)[:3]) for e in caught.value.errors] == [
+        ("$.end_date", ["must", "be", "a"]),
+        ("$.start_date", ["must", "be", "a"]),
+    ]
+    assert "real calendar date" in str(caught.value) and "pattern" not in str(caught.value)

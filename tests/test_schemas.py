@@ -101,6 +101,12 @@ def test_dependencies_oneof_are_enforced_and_report_the_chosen_branch():
     assert field_errors(BRANCHED, {"mode": "imaging", "filters": ["g"]}) == []
 
 
+def test_a_value_no_branch_takes_is_named_with_every_value_the_branches_allow():
+    schema = {**BRANCHED, "properties": {"mode": {"type": "string"}}}  # the branches alone decide
+    assert [str(e) for e in field_errors(schema, {"mode": "polarimetry"})] == ["$.mode: must be one of ['imaging', 'spectroscopy']"]
+    assert [str(e) for e in field_errors(BRANCHED, {"mode": "polarimetry"})] == ["$.mode: must be one of ['imaging', 'spectroscopy']"]
+
+
 def test_property_dependencies_name_the_missing_field():
     schema = {"$schema": DRAFT7, "type": "object", "dependencies": {"a": ["b"]}}
     assert [str(e) for e in field_errors(schema, {"a": 1})] == ["$.b: is required when a is given"]
@@ -114,8 +120,17 @@ def test_formats_are_checked():
     assert paths == {"$.d", "$.t"}
 
 
+DATES = {
+    "$schema": DRAFT7,
+    "type": "object",
+    "properties": {"start_date": {"type": "string", "format": "date"}, "end_date": {"type": "string", "format": "date"}},
+    "required": ["start_date", "end_date"],
+    "additionalProperties": False,
+}
+
+
 def test_one_message_per_field_every_field_reported():
-    errors = field_errors(load_schema("atlas/request"), {"start_date": 5, "extra": 1})
+    errors = field_errors(DATES, {"start_date": 5, "extra": 1})
     assert [e.path for e in errors] == ["$.end_date", "$.extra", "$.start_date"]
 
 
@@ -140,7 +155,7 @@ def test_errors_never_echo_the_value(value):
 
 def test_validate_raises_the_given_error_class_with_all_errors():
     with pytest.raises(PayloadError) as caught:
-        validate(load_schema("atlas/request"), {}, PayloadError)
+        validate(DATES, {}, PayloadError)
     assert str(caught.value) == "invalid payload: $.end_date: is required; $.start_date: is required"
 
 
@@ -150,3 +165,27 @@ def test_apply_defaults_fills_only_missing_top_level_properties():
     assert filled == {"a": [1], "b": 5}
     filled["a"].append(9)
     assert schema["properties"]["a"]["default"] == [1]
+
+
+def test_an_enum_error_inside_the_chosen_branch_is_reported_on_its_field():
+    """A dependency branch chosen by its key: an enum error on another field (a list item) is that
+    branch's error, named by its own path, not a sign that another branch was meant."""
+    schema = {
+        "$schema": DRAFT7,
+        "type": "object",
+        "properties": {"camera": {"enum": ["red", "blue"]}, "filters": {"type": "array"}, "mode": {"type": "string"}},
+        "dependencies": {
+            "camera": {
+                "oneOf": [
+                    {"properties": {"camera": {"enum": ["red"]}, "filters": {"items": {"enum": ["r", "i"]}}, "mode": {"enum": ["R1"]}}},
+                    {"properties": {"camera": {"enum": ["blue"]}, "filters": {"items": {"enum": ["u", "g"]}}, "mode": {"enum": ["B1"]}}},
+                ]
+            }
+        },
+    }
+    def found(instance):
+        return [(e.path, e.message) for e in field_errors(schema, instance)]
+
+    assert found({"camera": "blue", "filters": ["g", "i"]}) == [("$.filters[1]", "must be one of ['u', 'g']")]
+    assert found({"camera": "blue", "mode": "R1"}) == [("$.mode", "must be one of ['B1']")]
+    assert field_errors(schema, {"camera": "blue", "filters": ["u"], "mode": "B1"}) == []

@@ -21,6 +21,7 @@ from facility_apis.skyportal import (
     load_settings,
     reset,
 )
+from facility_apis.skyportal.adapter import NOT_FOLLOWED
 from facility_apis.testing import ATLASEmulator
 from facility_apis.testing.network import loopback_egress
 from facility_apis.testing.skyportal_models import AsyncSession, make_request, use_fake_models
@@ -84,7 +85,7 @@ def test_submit_sets_status_and_records_a_redacted_transaction(atlas, fakes):
     request, session = submitted({**PAYLOAD, "request_type": "forced_photometry"})
     assert run(ATLASAPI.submit(request, session, refresh_source=True)) is None
 
-    assert request.status == "submitted: ATLAS task 1"
+    assert request.status == "submitted: ATLAS task 1" + NOT_FOLLOWED
     (transaction,) = session.transactions
     assert transaction.followup_request is request and request.transactions == [transaction]
     assert transaction.initiator_id == request.last_modified_by_id == 42
@@ -118,6 +119,16 @@ def test_get_follows_to_completion_and_stores_the_photometry(atlas, fakes, caplo
     assert any("/results/" in t.request["url"] for t in session.transactions)
     assert TOKEN not in serialized(session, request, fakes)
     assert caplog.records and TOKEN not in caplog.text
+
+
+def test_direct_mode_stores_photometry_beyond_skyportals_upload_limit_in_several_uploads(fakes):
+    with ATLASEmulator(tokens={TOKEN: "observer"}, rows=12_000) as emulator:
+        configure(facilities={"atlas": {"base_url": emulator.base_url, "poll_interval": 0.05}}, egress=loopback_egress(emulator))
+        request, session = submitted()
+        run(ATLASAPI.submit(request, session))
+        poll_until_done(request, session)
+    assert request.status.startswith("complete: 12000 points")
+    assert [len(body["mjd"]) for body in session.photometry] == [10_000, 2_000]
 
 
 def test_get_recovers_the_task_from_the_newest_transaction_only(atlas):
@@ -157,7 +168,7 @@ def test_delete_that_fails_raises_and_keeps_the_status(atlas):
     atlas.faults.add("status", path_prefix="/forcedphot/queue/1/", method="DELETE", status=403, body=refusal)
     with pytest.raises(FacilityError, match=r"could not delete: ATLAS refused the credentials \(HTTP 403"):
         run(ATLASAPI.delete(request, session))
-    assert request.status == "submitted: ATLAS task 1"
+    assert request.status == "submitted: ATLAS task 1" + NOT_FOLLOWED
 
 
 def test_throttled_submission_is_resubmittable_in_skyportal(atlas):
@@ -182,6 +193,30 @@ def test_bad_altdata_and_payload_never_reach_atlas_and_never_echo_the_secret(atl
     assert TOKEN not in serialized(session, request)
 
 
+def test_a_direct_submission_says_it_will_not_be_followed(atlas):
+    """SkyPortal 1.4.0 never calls `get` in direct mode: the observer must not wait for results
+    that cannot come (issue 9, item 2)."""
+    request, session = submitted()
+    run(ATLASAPI.submit(request, session))
+    assert request.status.startswith("submitted: ATLAS task 1; not followed: SkyPortal does not poll requests in direct mode")
+    assert "gateway" in request.status
+
+
+@pytest.mark.parametrize("stored", ["{api_token: abc", "[1, 2]", "tok3n-abc"])
+def test_credentials_stored_as_unreadable_text_fail_clearly_without_echoing_them(atlas, stored):
+    """An allocation whose altdata SkyPortal holds as text that is not a JSON object (issue 9,
+    item 14): a resubmittable failure naming the problem, no raw JSON error, no call to ATLAS."""
+    request, session = submitted()
+    request.allocation.altdata = stored
+    run(ATLASAPI.submit(request, session))
+    assert request.status.startswith("failed to submit: invalid altdata: $: ")
+    assert "JSON object" in request.status
+    assert "abc" not in request.status and "Expecting" not in request.status
+    assert atlas.requests == [] and session.transactions == []
+    with pytest.raises(FacilityError, match=r"invalid altdata: \$: "):
+        run(ATLASAPI.delete(request, session))
+
+
 def test_unusable_coordinates_reject_the_submission():
     configure()
     request, session = submitted(obj=("ZTF26nocoord", None, 12.0))
@@ -202,7 +237,7 @@ def test_altdata_from_skyportal_as_json_text_is_read(atlas):
     request, session = submitted()
     request.allocation.altdata = json.dumps({"api_token": TOKEN})
     run(ATLASAPI.submit(request, session))
-    assert request.status == "submitted: ATLAS task 1"
+    assert request.status == "submitted: ATLAS task 1" + NOT_FOLLOWED
 
 
 # -- what SkyPortal reads before calling --------------------------------------------------------
@@ -232,7 +267,7 @@ def test_atlas_is_a_forced_photometry_class():
     assert ATLASAPI.custom_json_schema(None, None) is None
     form = info["formSchemaForcedPhotometry"]
     assert form == ATLASAPI.form_json_schema_forced_photometry
-    assert form["required"] == ["start_date", "end_date"]
+    assert not form.get("required"), "the dates have defaults the package fills: SkyPortal must not require them"
     assert info["priorityOrder"] == "asc" == ATLASAPI.priorityOrder
     assert info["aliasLookup"] == ATLASAPI.alias_lookup == {key: spec["title"] for key, spec in form["properties"].items() if "title" in spec}
     assert info["aliasLookup"]["snr_threshold"] == "Detection threshold (SNR)"

@@ -9,6 +9,7 @@ import responses
 from responses import matchers
 
 from facility_apis.core.errors import FacilityError
+from facility_apis.core.timeutil import DATE_RULE
 from facility_apis.skyportal import ATLASAPI, configure, reset
 from facility_apis.testing.skyportal_models import AsyncSession, make_request, use_fake_models
 
@@ -129,7 +130,7 @@ def test_bad_payload_is_rejected_before_any_call(gateway):
     request, session = request_and_session()
     request.payload = {"start_date": "yesterday", "end_date": "2026-10-31"}
     run(ATLASAPI.submit(request, session))
-    assert request.status == "rejected: invalid payload: $.start_date: must be a valid date"
+    assert request.status == f"rejected: invalid payload: $.start_date: must be {DATE_RULE}"
     assert len(gateway.calls) == 0
 
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from facility_apis.skyportal import ATLASAPI, FacilityMessageListener, configure, reset
+from facility_apis.skyportal.adapter import NOT_FOLLOWED
 from facility_apis.testing import ATLASEmulator
 from facility_apis.testing.network import loopback_egress
 from facility_apis.testing.skyportal_models import Handler
@@ -56,12 +57,18 @@ class Instrument(Base):
     name: Mapped[str]
     filters = mapped_column(sa.JSON, default=list)
 
+class Group(Base):
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+
 class Allocation(Base):
     __tablename__ = "allocations"
     id: Mapped[int] = mapped_column(primary_key=True)
     instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id"))
     instrument = relationship(Instrument)
-    group_id: Mapped[int]
+    group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id"))
+    group = relationship(Group)
     pi = mapped_column(sa.String, nullable=True)
     proposal_id = mapped_column(sa.String, nullable=True)
     default_share_group_ids = mapped_column(sa.JSON, default=list)
@@ -73,6 +80,17 @@ class Obj(Base):
     ra: Mapped[float]
     dec: Mapped[float]
     internal_key: Mapped[str]
+    comments = relationship("Comment", back_populates="obj")
+
+class Comment(Base):
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    obj_id: Mapped[str] = mapped_column(sa.ForeignKey("objs.id"))
+    obj = relationship(Obj, back_populates="comments")
+    author_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    author = relationship(User)
+    text: Mapped[str]
+    created_at: Mapped[datetime] = mapped_column(default=datetime.utcnow)
 
 class FollowupRequest(Base):
     __tablename__ = "followuprequests"
@@ -86,6 +104,7 @@ class FollowupRequest(Base):
     last_modified_by_id: Mapped[int]
     payload = mapped_column(sa.JSON)
     status: Mapped[str] = mapped_column(default="pending submission")
+    comment = mapped_column(sa.String, nullable=True)
     transactions = relationship(
         "FacilityTransaction",
         back_populates="followup_request",
@@ -141,7 +160,8 @@ def test_default_models_seam_with_sqlalchemy(skyportal_package):
         configure(facilities={"atlas": {"base_url": atlas.base_url}}, egress=loopback_egress(atlas))
         user = models.User(id=42, username="observer")
         instrument = models.Instrument(id=3, name="ATLAS", filters=["atlasc", "atlaso"])
-        allocation = models.Allocation(id=5, instrument=instrument, group_id=2, default_share_group_ids=[7], altdata={"api_token": TOKEN})
+        group = models.Group(id=2, name="Transients")
+        allocation = models.Allocation(id=5, instrument=instrument, group=group, default_share_group_ids=[7], altdata={"api_token": TOKEN})
         obj = models.Obj(id="ZTF26sql", ra=210.5, dec=12.25, internal_key="k-1")
         payload = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
         session.add(models.FollowupRequest(id=11, obj=obj, allocation=allocation, requester=user, last_modified_by_id=42, payload=payload))
@@ -155,7 +175,7 @@ def test_default_models_seam_with_sqlalchemy(skyportal_package):
         asyncio.run(ATLASAPI.submit(fresh(), session))
         session.commit()  # as SkyPortal's handler does
         request = fresh()
-        assert request.status == "submitted: ATLAS task 1"
+        assert request.status == "submitted: ATLAS task 1" + NOT_FOLLOWED
         assert request.transactions[0].response["remote_id"] == f"{atlas.base_url}/queue/1/"
         assert request.transactions[0].initiator_id == 42
 

@@ -227,3 +227,56 @@ def test_503_with_retry_after_is_still_retried_on_get():
     with fast_transport() as transport:
         assert transport.request("GET", URL).text == "ok"
     assert len(responses.calls) == 2
+
+
+# -- repeatable: a GET that changes something, a POST that only reads ---------------------------
+
+
+def test_a_get_declared_not_repeatable_is_not_resent_after_a_read_timeout():
+    with silent_server() as (url, accepted), Transport(timeout=(1.0, 0.3), backoff=0, retries=2, egress=loopback_egress()) as transport:
+        with pytest.raises(FacilityUnavailable) as caught:
+            transport.send(HTTPCall("GET", url, repeatable=False))
+        time.sleep(0.3)
+        assert len(accepted) == 1
+    assert caught.value.sent is True
+    assert "may have reached the facility and was not sent again" in str(caught.value)
+
+
+@responses.activate
+def test_a_get_declared_not_repeatable_is_not_resent_after_a_503():
+    responses.get(URL, status=503)
+    with fast_transport() as transport, pytest.raises(FacilityUnavailable) as caught:
+        transport.request("GET", URL, repeatable=False)
+    assert len(responses.calls) == 1
+    assert caught.value.sent is True
+
+
+def test_a_post_declared_repeatable_is_resent_after_a_read_timeout_and_may_be_tried_again():
+    with silent_server() as (url, accepted), Transport(timeout=(1.0, 0.3), backoff=0, retries=2, egress=loopback_egress()) as transport:
+        with pytest.raises(FacilityUnavailable) as caught:
+            transport.send(HTTPCall("POST", url, json={"q": 1}, repeatable=True))
+        time.sleep(0.3)
+        assert len(accepted) == 3
+    assert caught.value.sent is False  # repeating it does no harm: the caller may try again
+    assert "may have reached" not in str(caught.value)
+
+
+@responses.activate(registry=registries.OrderedRegistry)
+def test_a_post_declared_repeatable_is_retried_on_transient_statuses():
+    responses.post(URL, status=502)
+    responses.post(URL, json={"ok": True})
+    with fast_transport() as transport:
+        assert transport.request("POST", URL, json={"q": 1}, repeatable=True).json() == {"ok": True}
+    assert len(responses.calls) == 2
+
+
+@responses.activate(registry=registries.OrderedRegistry)
+def test_the_choice_applies_to_its_own_call_only():
+    responses.get(URL, status=503)
+    responses.get(URL, status=503)
+    responses.get(URL, body="ok")
+    with fast_transport() as transport:
+        with pytest.raises(FacilityUnavailable):
+            transport.request("GET", URL, repeatable=False)
+        assert transport.request("GET", URL).text == "ok"  # the default again: retried
+    assert len(responses.calls) == 3

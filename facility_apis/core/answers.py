@@ -83,15 +83,29 @@ def _flatten(value: Any, field: str = "") -> list[str]:
     return [f"{field}: {text}" if field else text]
 
 
+def _envelope(body: Any) -> Any:
+    """SkyPortal's answer envelope (``{"status": "error", "message": ..., "data": ...,
+    "version": ...}``, which the gateway and SkyPortal-like services share) reduced to its
+    ``message`` and the field errors in ``data.errors``; any other body as it is."""
+    if not (isinstance(body, dict) and body.get("status") in ("error", "success") and isinstance(body.get("message"), str)):
+        return body
+    if not set(body) <= {"status", "message", "data", "version"}:
+        return body
+    errors = body.get("data", {}).get("errors") if isinstance(body.get("data"), dict) else None
+    message = body["message"]
+    return [message, *[e for e in errors if isinstance(e, str) and e not in message]] if isinstance(errors, list) else message
+
+
 def body_line(response: requests.Response) -> str:
-    """Any answer body as one readable line: JSON error fields flattened (``field: message;
-    ...``), an HTML page reduced to its title or first text line, plain text to its first line; an empty
-    body reads ``(empty body)``. Never markup; not cut (see :func:`one_line`)."""
+    """Any answer body as one readable line: SkyPortal's envelope read for its message, JSON
+    error fields flattened (``field: message; ...``), an HTML page reduced to its title or first
+    text line, plain text to its first line; an empty body reads ``(empty body)``. Never markup;
+    not cut (see :func:`one_line`)."""
     text = response.text or ""
     if not text.strip():
         return "(empty body)"
     try:
-        parts = _flatten(json.loads(text))
+        parts = _flatten(_envelope(json.loads(text)))
     except ValueError:
         parts = None
     if parts is not None:
@@ -129,6 +143,18 @@ def expect(response: requests.Response, *statuses: int, service: str) -> request
     raise RemoteError(f"{service} answered HTTP {code}: {line}", http_status=code)
 
 
+def not_html(response: requests.Response, *, service: str, what: str) -> requests.Response:
+    """``response``, unless its body is an HTML page where the service answers with data (a
+    proxy's or a maintenance page, even with a 2xx status): then a ``RemoteError`` naming the
+    page by its title. Not permanent: such pages come and go."""
+    text = response.text or ""
+    if is_html(text):
+        title = html_line(text)
+        found = f"an HTML page ({title})" if title else "an HTML page"
+        raise RemoteError(one_line(f"{service} sent {found} instead of {what} (HTTP {response.status_code})"), http_status=response.status_code)
+    return response
+
+
 def json_body(response: requests.Response, *, service: str, what: str = "its answer") -> Any:
     """The parsed JSON of ``response``; ``RemoteError`` saying what came instead (an HTML page
     with its title, an empty body, malformed JSON)."""
@@ -137,13 +163,10 @@ def json_body(response: requests.Response, *, service: str, what: str = "its ans
         return json.loads(text)
     except ValueError:
         pass
+    not_html(response, service=service, what=f"JSON for {what}")
     if not text.strip():
-        found = "an empty body"
-    elif is_html(text):
-        found = "an HTML page" + (f" ({html_line(text)})" if html_line(text) else "")
-    else:
-        raise RemoteError(f"{service} sent malformed JSON for {what} (HTTP {response.status_code})", http_status=response.status_code)
-    raise RemoteError(one_line(f"{service} sent {found} instead of JSON for {what} (HTTP {response.status_code})"), http_status=response.status_code)
+        raise RemoteError(f"{service} sent an empty body instead of JSON for {what} (HTTP {response.status_code})", http_status=response.status_code)
+    raise RemoteError(f"{service} sent malformed JSON for {what} (HTTP {response.status_code})", http_status=response.status_code)
 
 
 def json_object(response: requests.Response, *, service: str, what: str = "its answer") -> dict[str, Any]:

@@ -58,8 +58,10 @@ class Throttled(FacilityError):
 class FacilityUnavailable(FacilityError):
     """The remote service could not be reached, or answered with a transient server error.
 
-    ``sent`` tells whether the request may have reached the service (a timeout after sending):
-    such a submission must not be repeated blindly.
+    ``sent`` tells whether a request that must not be repeated may have reached the service (a
+    timeout after sending a POST): such a submission must not be repeated blindly. It is False for
+    a call that never left, and for a repeatable one (see ``Transport.request``), which may be
+    sent again.
     """
 
     def __init__(self, message: str, *, sent: bool = False):

@@ -10,15 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .egress import EgressPolicy
-from .errors import AltdataError, NotImplementedOperation, PayloadError
+from .errors import AltdataError, FieldError, NotImplementedOperation, PayloadError
 from .outcome import Outcome
-from .schemas import apply_defaults, available_schemas, load_document, load_schema, secret_fields, validate
+from .schemas import apply_defaults, available_schemas, field_errors, load_document, load_schema, secret_fields, validate
+from .timeutil import DATE_PATTERN, utc_date
 from .transport import HTTPCall, Transport
 
+#: The operations SkyPortal knows (its classes get a method for each one implemented).
 OPERATIONS = ("submit", "get", "update", "delete")
 #: Asks the facility about a request without queuing it (LT's RTML inquiry, LCO's validate).
 REMOTE_VALIDATE = "remote_validate"
-IMPLEMENTABLE = ("validate_altdata", "prepare", *OPERATIONS, REMOTE_VALIDATE)
+#: What ``perform`` runs: the operations, ``find`` (for the caller that lost a submission's answer)
+#: and ``remote_validate``.
+PERFORMABLE = (*OPERATIONS, "find", REMOTE_VALIDATE)
+IMPLEMENTABLE = ("validate_altdata", "prepare", *PERFORMABLE)
 
 
 class Kind(str, enum.Enum):
@@ -31,23 +36,66 @@ class Kind(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class HostPoint:
+    """One photometric point the host (SkyPortal) holds for the target, as far as a facility may
+    need it (e.g. to compute a flux-weighted position).
+
+    ``ra``/``dec``: where the point was measured (degrees, ICRS), ``None`` when unknown;
+    ``flux``/``fluxerr``: its flux and uncertainty, in one unit for all points of a target
+    (SkyPortal's µJy; only ratios and weights are meaningful), ``None`` when unknown;
+    ``origin``: SkyPortal's origin text (``"fp"`` marks forced photometry);
+    ``instrument``: the measuring instrument's name; ``alert``: whether the point came from an
+    alert stream (SkyPortal: it belongs to at least one stream).
+    """
+
+    ra: float | None
+    dec: float | None
+    flux: float | None
+    fluxerr: float | None
+    origin: str | None = None
+    instrument: str | None = None
+    alert: bool = False
+
+
+@dataclass(frozen=True)
 class Target:
-    """The source to follow up; ``ra``/``dec`` in decimal degrees (ICRS)."""
+    """The source to follow up; ``ra``/``dec`` in decimal degrees (ICRS).
+
+    What else the host knows of it, for facilities that need it (both optional; a facility must
+    say what it does without them):
+
+    ``aliases``
+        other names of the source (SkyPortal's ``Obj.alias``, e.g. a survey's object id), in the
+        host's order;
+    ``photometry``
+        the host's photometry of the source (:class:`HostPoint`), given only to a facility that
+        asks for it for this payload (``Facility.uses_host_photometry``): it can be large.
+
+    Both come from SkyPortal's object in the SkyPortal classes (``request.obj.alias``, and its
+    photometry as the requester may see it), from the request body's ``target`` at the gateway,
+    and the gateway asks SkyPortal for the aliases of a source named by ``obj_id`` only.
+    """
 
     id: str
     ra: float
     dec: float
+    aliases: tuple[str, ...] = ()
+    photometry: tuple[HostPoint, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.ra) and 0.0 <= self.ra < 360.0):
             raise PayloadError.single("$.ra", "must be a finite number in [0, 360)")
         if not (math.isfinite(self.dec) and -90.0 <= self.dec <= 90.0):
             raise PayloadError.single("$.dec", "must be a finite number in [-90, 90]")
+        object.__setattr__(self, "aliases", tuple(str(alias) for alias in self.aliases or ()))
+        object.__setattr__(self, "photometry", tuple(self.photometry or ()))
 
 
 @dataclass(frozen=True)
 class Allocation:
-    """An allocation on a facility. ``altdata`` holds credentials and never shows in a repr."""
+    """An allocation on a facility. ``altdata`` holds credentials and never shows in a repr.
+    ``group`` is the name of the SkyPortal group that holds the allocation, where known (for
+    messages to people); ``group_ids`` are the groups its data is shared with."""
 
     id: int | None
     altdata: Mapping[str, Any] = field(repr=False)
@@ -57,6 +105,7 @@ class Allocation:
     instrument_name: str | None = None
     filters: tuple[str, ...] = ()
     group_ids: tuple[int, ...] = ()
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,10 +113,16 @@ class FollowupRequest:
     """An observer's request: what to observe, on which allocation, with which form payload.
 
     ``remote_id`` is the facility's handle once submitted (e.g. the ATLAS task URL);
-    ``callback_url``, when the caller can receive one, is where the facility may announce changes
-    (a hint: the facility must work without it). ``cursor`` is the last ``Outcome.cursor`` the
-    facility returned for this request (``None`` before it returned one): its own note of where
-    it stands, kept by the caller between calls (see :class:`~facility_apis.core.outcome.Outcome`).
+    ``callback_url``, when the caller can receive one, is where the facility may announce changes:
+    a hint, which must never cost the request (the facility leaves out one its service's rules
+    refuse, and submits without it when the service refuses the callback alone). ``cursor`` is
+    the last ``Outcome.cursor`` the facility returned for this request (``None`` before it
+    returned one): its own note of where it stands, kept by the caller between calls (see
+    :class:`~facility_apis.core.outcome.Outcome`). ``comments`` are remarks a caller may pass on
+    with the request (the requester's note, the source's comments in SkyPortal), one line each,
+    for facilities that forward them to people (a notification's ``include_comments``).
+    ``attempted_at`` (UNIX seconds) is set for ``find``: when the submission whose answer was
+    lost left.
     """
 
     id: int | None
@@ -78,6 +133,8 @@ class FollowupRequest:
     remote_id: str | None = None
     callback_url: str | None = None
     cursor: str | None = None
+    comments: tuple[str, ...] = ()
+    attempted_at: float | None = None
 
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")
@@ -121,6 +178,9 @@ class Facility:
     setup_url: ClassVar[str] = ""
     priority_order: ClassVar[str] = "asc"
     example_remote_id: ClassVar[str] = "1"
+    #: Request fields holding a UTC date (see ``core.timeutil.DATE_PATTERN``): served with that
+    #: pattern, and any spelling of it normalised to ``YYYY-MM-DD`` before the rules run.
+    date_fields: ClassVar[tuple[str, ...]] = ()
     #: The package whose ``schemas/<name>/`` folder holds this facility's documents.
     schema_package: ClassVar[str] = "facility_apis"
 
@@ -141,12 +201,29 @@ class Facility:
         return load_schema(f"{cls.name}/altdata", cls.schema_package)
 
     def request_schema(self) -> dict[str, Any]:
-        """The request form (draft-07), with the time-relative defaults of ``request_defaults()``
-        computed now; a fresh copy."""
-        schema = load_schema(f"{self.name}/request", self.schema_package)
+        """The request form (draft-07), as SkyPortal and the browser receive it; a fresh copy.
+
+        - the time-relative defaults of ``request_defaults()`` are computed now;
+        - each of ``date_fields`` gets ``DATE_PATTERN`` (its description says the rule in words);
+        - a field with a default is never ``required``: the package fills it itself at validation
+          time, and SkyPortal, which checks ``required`` on the served form before the facility
+          runs and computes that form once at start-up, must accept a payload without it.
+        """
+        schema = self.request_document()
+        properties = schema["properties"]
         for key, value in self.request_defaults().items():
-            schema["properties"][key]["default"] = value
+            properties[key]["default"] = value
+        for key in self.date_fields:
+            properties[key]["pattern"] = DATE_PATTERN
+        if "required" in schema:
+            schema["required"] = [key for key in schema["required"] if "default" not in properties.get(key, {})]
         return schema
+
+    def request_document(self) -> dict[str, Any]:
+        """The request form as shipped, before the time-relative defaults: ``schemas/<name>/request.json``,
+        a fresh copy. A family of facilities that assembles its forms from shared parts overrides
+        this (see the Observation Portal facilities)."""
+        return load_schema(f"{self.name}/request", self.schema_package)
 
     def request_defaults(self) -> dict[str, Any]:
         """Defaults that depend on the moment of the call (e.g. "the last 30 days"), by field."""
@@ -201,16 +278,52 @@ class Facility:
         """
         return altdata
 
-    def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """Check a request payload; return it with defaults filled in. Raises ``PayloadError``
-        naming every failing field and its rule."""
+    def validate_payload(self, payload: Mapping[str, Any], target: Target | None = None) -> dict[str, Any]:
+        """Check a request payload; return it with defaults filled in (computed now) and its
+        ``date_fields`` as ``YYYY-MM-DD``. Raises ``PayloadError`` naming every failing field and
+        its rule.
+
+        With ``target``, the fields the facility takes from what the host knows of the target
+        are filled in too (``fill_from_target``) and the result is checked again: this is how a
+        request is validated when it is submitted (``perform``) or accepted for later (the
+        gateway, the SkyPortal hand-off), so what was decided is stored with the request.
+        """
         if not isinstance(payload, Mapping):
             raise PayloadError.single("$", "must be an object")
         schema = self.request_schema()
         filled = apply_defaults(schema, dict(payload))
-        validate(schema, filled, PayloadError)
+        date_errors = {}
+        for key in self.date_fields:
+            if isinstance(filled.get(key), str):
+                try:
+                    filled[key] = utc_date(filled[key]).isoformat()
+                except ValueError as exc:
+                    date_errors[f"$.{key}"] = FieldError(f"$.{key}", str(exc))
+        # A date's rule in words, rather than the pattern it failed.
+        errors = [*date_errors.values(), *(e for e in field_errors(schema, filled) if e.path not in date_errors)]
+        if errors:
+            raise PayloadError(sorted(errors, key=lambda e: e.path))
         self.check_payload(filled)
-        return filled
+        if target is None:
+            return filled
+        completed = self.fill_from_target(dict(filled), target)
+        if completed != filled:
+            validate(schema, completed, PayloadError)
+            self.check_payload(completed)
+        return completed
+
+    def fill_from_target(self, payload: dict[str, Any], target: Target) -> dict[str, Any]:
+        """The payload (valid, defaults filled) with the fields that depend on what the host knows
+        of the target filled in, e.g. an object id taken from ``target.aliases``, or a position
+        computed from ``target.photometry``. A field the payload already has is kept, so filling
+        twice changes nothing. Raise ``PayloadError`` naming the field when it cannot be filled.
+        By default the payload unchanged."""
+        return payload
+
+    def uses_host_photometry(self, payload: Mapping[str, Any]) -> bool:
+        """Whether ``fill_from_target`` needs ``target.photometry`` for this payload (the host
+        then loads it; it is left empty otherwise). By default False."""
+        return False
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         """Rules beyond the schema (e.g. ordering of dates), on a payload that passed it with its
@@ -280,10 +393,13 @@ class Facility:
 
     def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:
         """Cancel the request at the facility (``remote_id`` may be ``None``: nothing was sent).
+        Called for a finished request too (SkyPortal's delete): the facility then removes what
+        it keeps, if anything.
 
         Returns ``deleted`` (with a detail saying what happened remotely, and ``photometry`` if
         results were fetched first); any other state means the request was not canceled and the
-        detail says why (e.g. ``failed: the facility cannot cancel a completed request``).
+        detail says why (e.g. ``failed: the facility cannot cancel a completed request``). Results
+        that can never be fetched (expired, unreadable) must not block the delete.
         """
         raise NotImplementedOperation(f"{self.name} does not implement delete")
 
@@ -291,20 +407,38 @@ class Facility:
         """Ask the facility whether it would accept the request, queuing nothing (a remote dry
         run: the Liverpool Telescope's RTML ``inquiry``, LCO's ``/api/requestgroups/validate/``).
 
-        Receives a request whose altdata and payload passed validation, like ``submit``. Returns
-        ``pending`` (not submitted) with a detail giving the facility's offer when it would accept
-        the request; ``rejected`` with the facility's reason when it would not. Failures are
-        raised as for ``submit``. ``facility-apis submit --remote-validate`` runs it.
+        Receives a request whose altdata and payload passed validation, like ``submit``, and asks
+        about exactly what ``submit`` would send (build it with ``prepare``). Returns ``pending``
+        (not submitted) with a detail giving the facility's offer when it would accept the
+        request; raises ``Rejected`` with the facility's reasons, field by field, when it would
+        not (``perform`` makes that ``rejected``). Failures are raised as for ``submit``. Nothing
+        may be created at the facility: a facility without such a side-effect-free call does not
+        implement this. ``facility-apis submit --remote-validate`` runs it.
         """
         raise NotImplementedOperation(f"{self.name} does not implement remote_validate")
+
+    def find(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        """Look for a submission that may have reached the facility without its answer being
+        recorded (the caller died while it was out; ``request.attempted_at`` is when it left,
+        ``remote_id`` is ``None``). Implement it where the facility lets a request be found again
+        (by name, by listing the account's requests); the gateway then calls it instead of
+        giving such a request up.
+
+        Returns, as ``submit`` would, the request's state with ``remote_id`` when it is found
+        (``submitted``/``queued``/``running``, with ``poll_after``, or a final state);
+        ``pending`` when it certainly never arrived (it is then submitted again); ``failed``
+        with no ``poll_after`` and a detail saying so when the facility cannot tell. A faulty
+        answer must never read as "absent": raise (``RemoteError``) and the caller asks again.
+        """
+        raise NotImplementedOperation(f"{self.name} does not implement find")
 
     # -- capabilities --------------------------------------------------------------------------
 
     @classmethod
     def implements(cls) -> dict[str, bool]:
         """Which of ``validate_altdata``, ``prepare``, ``submit``, ``get``, ``update``,
-        ``delete``, ``remote_validate`` this facility overrides (``validate_altdata`` always:
-        every facility checks its schema)."""
+        ``delete``, ``find``, ``remote_validate`` this facility overrides (``validate_altdata``
+        always: every facility checks its schema)."""
         return {op: op == "validate_altdata" or getattr(cls, op) is not getattr(Facility, op) for op in IMPLEMENTABLE}
 
 

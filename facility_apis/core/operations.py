@@ -1,9 +1,10 @@
 """``perform``: the one way to run a facility operation.
 
-It validates the allocation (and, for a submission, the payload), records the call's HTTP
-exchanges with the allocation's secrets masked, runs the operation, turns every typed error into
-an ``Outcome``, attaches the redacted transactions, and makes the detail one masked line of at
-most ``DETAIL_LIMIT`` characters. Callers never see a raw exception from a facility, and nothing
+It validates the allocation (and, for ``submit``, ``find`` and ``remote_validate``, the payload,
+filled in from what the host knows of the target: ``Facility.validate_payload(payload,
+target)``), records the call's HTTP exchanges with the allocation's secrets masked, runs the
+operation, turns every typed error into an ``Outcome``, attaches the redacted transactions, and
+makes the detail one masked line of at most ``DETAIL_LIMIT`` characters. Callers never see a raw exception from a facility, and nothing
 they receive holds a secret.
 
 =======================  ==========  ================================================================
@@ -17,7 +18,7 @@ raised                   state       ``poll_after``
 ``Throttled``            throttled   the wait the facility asked for
 ``FacilityUnavailable``  failed      ``RETRY_AFTER_FAILURE``, except a submit that may have arrived
 ``RemoteError``          failed      ``RETRY_AFTER_FAILURE`` while following (none if ``permanent``);
-                                     none on submit
+                                     none on submit and remote_validate
 ``EgressRefused``        failed      none (the destination is not allowed)
 anything else (a bug)    failed      none; the traceback is logged, redacted
 =======================  ==========  ================================================================
@@ -25,6 +26,9 @@ anything else (a bug)    failed      none; the traceback is logged, redacted
 An outcome's ``cursor`` that holds one of the allocation's secrets or is longer than
 ``CURSOR_LIMIT`` is a bug too: the outcome becomes ``failed`` (no ``poll_after``) and the cursor is
 dropped, so no caller ever stores it.
+
+"While following" means every operation but ``submit`` and ``remote_validate``: ``get``,
+``update``, ``delete`` and ``find`` (which only reads).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from .errors import (
     RemoteError,
     Throttled,
 )
-from .interface import OPERATIONS, REMOTE_VALIDATE, Facility, FollowupRequest
+from .interface import PERFORMABLE, REMOTE_VALIDATE, Facility, FollowupRequest
 from .outcome import CURSOR_LIMIT, Outcome, State
 from .redact import get_logger
 from .transport import Transport
@@ -62,24 +66,24 @@ DETAIL_LIMIT = 500
 def perform(facility: Facility, operation: str, request: FollowupRequest, transport: Transport) -> Outcome:
     """Run ``facility.<operation>(request, transport)`` safely; see the module docstring.
 
-    ``operation`` is one of ``submit``, ``get``, ``update``, ``delete`` or ``remote_validate``
-    (which, like ``submit``, validates the payload first). Raises only for programming errors:
+    ``operation`` is one of ``PERFORMABLE``: ``submit``, ``get``, ``update``, ``delete``,
+    ``find`` or ``remote_validate`` (``find`` and ``remote_validate``, like ``submit``, validate
+    the payload first). Raises only for programming errors:
     ``ValueError`` for an unknown operation, ``NotImplementedOperation`` for one the facility does
     not implement.
     """
-    known = (*OPERATIONS, REMOTE_VALIDATE)
-    if operation not in known:
-        raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(known)}")
+    if operation not in PERFORMABLE:
+        raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(PERFORMABLE)}")
     if not facility.implements()[operation]:
         raise NotImplementedOperation(f"{facility.name} does not implement {operation}")
-    asking = operation in ("submit", REMOTE_VALIDATE)
-    following = not asking
+    following = operation not in ("submit", REMOTE_VALIDATE)
     remote_id = request.remote_id
     with transport.recording(facility.secrets(request.allocation.altdata or {})) as transactions:
         try:
             altdata = facility.validate_altdata(request.allocation.altdata or {})
             allocation = dataclasses.replace(request.allocation, altdata=altdata)
-            payload = facility.validate_payload(request.payload) if asking else dict(request.payload)
+            checked = operation in ("submit", "find", REMOTE_VALIDATE)  # each builds the submission from the payload
+            payload = facility.validate_payload(request.payload, request.target) if checked else dict(request.payload)
             request = dataclasses.replace(request, allocation=allocation, payload=payload)
             outcome = getattr(facility, operation)(request, transport)
         except AltdataError as exc:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .frames import Frame
     from .photometry import Photometry
     from .transport import Transaction
 
@@ -56,6 +57,9 @@ class Outcome:
     request keep the newest one (the gateway in its ``requests.cursor`` column, the SkyPortal
     classes in the request's transactions, ``follow()`` in memory); ``None`` leaves the kept one
     unchanged. Opaque to everyone but the facility.
+
+    ``frames`` are data files the facility lists for the request (see ``frames.py``), the
+    complete list as of this call.
     """
 
     state: State
@@ -65,6 +69,7 @@ class Outcome:
     photometry: Photometry | None = None
     transactions: tuple[Transaction, ...] = field(default=(), repr=False)
     cursor: str | None = None
+    frames: tuple[Frame, ...] = ()
 
     @property
     def status(self) -> str:

@@ -6,6 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+#: SkyPortal refuses a photometry upload of more rows than this ("Maximum number of photometry rows
+#: to post exceeded: N > 10000. Please break up the data into smaller sets", its handler's
+#: MAX_NUMBER_ROWS), through the API and in ``add_external_photometry`` alike.
+MAX_UPLOAD_ROWS = 10_000
+
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
@@ -66,6 +71,17 @@ class Photometry:
         """e.g. ``"120 points (35 detections, 85 upper limits)"``."""
         total, detected = len(self), self.detections
         return f"{_count(total, 'point')} ({_count(detected, 'detection')}, {_count(total - detected, 'upper limit')})"
+
+    def uploads(self, obj_id: str, instrument_id: int, group_ids: Iterable[int] = (), *, max_rows: int = MAX_UPLOAD_ROWS) -> list[dict[str, Any]]:
+        """The bodies of ``PUT /api/photometry`` (see :meth:`to_skyportal`) that carry these points
+        in uploads SkyPortal accepts: at most ``max_rows`` points each, in order."""
+        body = self.to_skyportal(obj_id, instrument_id, group_ids)
+        columns = [name for name, value in body.items() if isinstance(value, list) and name != "group_ids"]
+        count = len(self)
+        return [
+            {**body, **{name: body[name][start : start + max_rows] for name in columns}}
+            for start in range(0, max(count, 1), max_rows)
+        ]
 
     def to_skyportal(self, obj_id: str, instrument_id: int, group_ids: Iterable[int] = ()) -> dict[str, Any]:
         """The body of SkyPortal's ``PUT /api/photometry`` (magnitude space)."""

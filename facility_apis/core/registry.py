@@ -24,6 +24,17 @@ BUILTINS: dict[str, str] = {
     "lt_ioi": "facility_apis.facilities.lt:IOIFacility",
     "lt_sprat": "facility_apis.facilities.lt:SPRATFacility",
     "bhtom": "facility_apis.facilities.bhtom:BHTOMFacility",
+    "generic": "facility_apis.facilities.notification.generic:GenericFacility",
+    "slack": "facility_apis.facilities.notification.slack:SlackFacility",
+    "ztf_fp": "facility_apis.facilities.ztf_fp:ZTFForcedPhotometryFacility",
+    "fink_fp": "facility_apis.facilities.fink_fp:FinkForcedPhotometryFacility",
+    "lco_sinistro": "facility_apis.facilities.observation_portal.lco:SinistroFacility",
+    "lco_spectral": "facility_apis.facilities.observation_portal.lco:SpectralFacility",
+    "lco_muscat": "facility_apis.facilities.observation_portal.lco:MuscatFacility",
+    "lco_floyds": "facility_apis.facilities.observation_portal.lco:FloydsFacility",
+    "soar_goodman_imager": "facility_apis.facilities.observation_portal.soar:GoodmanImagerFacility",
+    "soar_goodman_spectrograph": "facility_apis.facilities.observation_portal.soar:GoodmanSpectrographFacility",
+    "soar_triplespec": "facility_apis.facilities.observation_portal.soar:TripleSpecFacility",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -104,6 +104,9 @@ _RULES = {
     "type": "must be of type {}",
     "pattern": "must match the pattern {!r}",
     "minLength": "must be at least {} characters long",
+    "minItems": "must hold at least {} item(s)",
+    "maxItems": "must hold at most {} item(s)",
+    "uniqueItems": "must not repeat an item",
     "maxLength": "must be at most {} characters long",
     "format": "must be a valid {}",
     "enum": "must be one of {}",
@@ -130,11 +133,31 @@ def _rule(error: ValidationError) -> str:
     return template.format(error.validator_value) if template else f"breaks the rule {error.validator!r}"
 
 
-def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
+def _unmatched_choice(error: ValidationError) -> FieldError | None:
+    """When no branch of a ``oneOf``/``anyOf`` was chosen because every branch refused the same
+    discriminating property (``notification_type: fax``): that property and every value the
+    branches allow. None otherwise."""
+    paths: set[str] = set()
+    allowed: list[Any] = []
+    for index, branch in enumerate(error.validator_value):
+        refusals = [e for e in error.context or () if e.relative_schema_path[0] == index and e.validator in ("enum", "const")]
+        if len(refusals) != 1 or not isinstance(branch, dict):
+            return None
+        paths.add(refusals[0].json_path)
+        values = refusals[0].validator_value
+        allowed += [value for value in (values if refusals[0].validator == "enum" else [values]) if value not in allowed]
+    return FieldError(paths.pop(), f"must be one of {allowed}") if len(paths) == 1 else None
+
+
+def _leaf_errors(error: ValidationError) -> Iterable[ValidationError | FieldError]:
     """Expand ``oneOf``/``anyOf`` failures to the errors of the branch the instance chose.
 
-    A branch is chosen when its discriminating ``enum``/``const`` keywords all matched; without
-    a chosen branch the combinator error itself is reported.
+    A branch is chosen when its discriminating properties all matched: the property a
+    ``dependencies`` entry hangs on, else every property the branch pins with ``enum``/``const``.
+    An ``enum`` error elsewhere in the branch (a list item, another field) is the branch's own
+    error, not a sign the instance chose another branch. Without a chosen branch: when every
+    branch refused the same discriminating value, that property with the values allowed; else the
+    combinator error itself.
     """
     if error.validator not in ("oneOf", "anyOf") or not error.context:
         yield error
@@ -143,23 +166,29 @@ def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
     for sub in error.context:
         by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
     branches = error.validator_value
-    chosen = [
-        index
-        for index, errors in by_branch.items()
-        if not any(e.validator in ("enum", "const") for e in errors) and _has_discriminator(branches[index])
-    ]
+    chosen = []
+    for index, errors in by_branch.items():
+        keys = discriminators(branches[index], error.schema_path)
+        mismatched = any(e.validator in ("enum", "const") and len(e.relative_path) == 1 and e.relative_path[0] in keys for e in errors)
+        if keys and not mismatched:
+            chosen.append(index)
     if len(chosen) == 1:
         for sub in by_branch[chosen[0]]:
             yield from _leaf_errors(sub)
     else:
-        yield error
+        yield _unmatched_choice(error) or error
 
 
-def _has_discriminator(branch: dict[str, Any]) -> bool:
-    return any(
-        isinstance(sub, dict) and ("enum" in sub or "const" in sub)
-        for sub in (branch.get("properties") or {}).values()
-    )
+def discriminators(branch: dict[str, Any], schema_path: Sequence[Any]) -> set[str]:
+    """The properties that say whether an instance chose ``branch`` of the ``oneOf``/``anyOf`` at
+    ``schema_path`` (its keywords from the root, e.g. ``dependencies, mode, oneOf``): the property
+    a ``dependencies`` entry hangs on, else every property the branch pins with ``enum``/``const``.
+    The browser form check reads Ajv's errors by the same rule."""
+    path = list(schema_path)
+    pinned = {name for name, sub in (branch.get("properties") or {}).items() if isinstance(sub, dict) and ("enum" in sub or "const" in sub)}
+    if len(path) >= 3 and path[-3] == "dependencies" and path[-2] in pinned:
+        return {path[-2]}
+    return pinned
 
 
 def field_errors(schema: dict[str, Any], instance: Any) -> list[FieldError]:
@@ -168,8 +197,8 @@ def field_errors(schema: dict[str, Any], instance: Any) -> list[FieldError]:
     seen: dict[str, FieldError] = {}
     for error in validator.iter_errors(instance):
         for leaf in _leaf_errors(error):
-            path = _json_path(leaf)
-            seen.setdefault(path, FieldError(path, _rule(leaf)))
+            found = leaf if isinstance(leaf, FieldError) else FieldError(_json_path(leaf), _rule(leaf))
+            seen.setdefault(found.path, found)
     return sorted(seen.values(), key=lambda e: e.path)
 
 

@@ -76,3 +76,51 @@ def from_mjd(mjd: float) -> datetime:
 
 def iso_date(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
+
+
+# -- dates typed into request forms -------------------------------------------------------------
+#
+# SkyPortal's forms and its users send a date in several spellings: "2026-10-31" (a date input),
+# "2026-10-31 09:04:33" (SkyPortal's forced-photometry form fills its date defaults so),
+# "2026-10-31 09:04:33.736487" (str() of a Python datetime, as SkyPortal's own ATLAS form made
+# them), ISO date-times with T, Z or an offset (API scripts). A request form takes any of them and
+# the facility works with the UTC date. DATE_PATTERN is the rule as a JSON Schema pattern the
+# browser (Ajv) and Python read alike: ASCII classes only, no named groups; Python checks the same
+# text with re.fullmatch (its "$" would also match before a final newline), so both sides refuse
+# exactly the same strings, impossible calendar dates included.
+
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+_YEAR = "(?:19|20)[0-9]{2}"
+_MONTH_DAY = (
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"  # months of 31 days
+    "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"  # months of 30 days
+    "|02-(?:0[1-9]|1[0-9]|2[0-8]))"  # February, 29th below
+)
+#: 29 February of the leap years 1904-2096 (1900 is not one, 2000 is).
+_LEAP_DAY = "(?:19(?:0[48]|[2468][048]|[13579][26])|20(?:[02468][048]|[13579][26]))-02-29"
+_TIME = "[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.][0-9]{1,9})?)?(?:Z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?"
+#: A UTC date from 1900-01-01 to 2099-12-31, optionally with a time (and a zone): see above.
+DATE_PATTERN = f"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})(?:{_TIME})?$"
+#: The rule of DATE_PATTERN in words, for descriptions and errors.
+DATE_RULE = (
+    "a UTC date, YYYY-MM-DD, from 1900-01-01 to 2099-12-31, or a date and time "
+    "(YYYY-MM-DD HH:MM[:SS[.fff]], T or a space between, Z or an offset allowed) taken as its UTC date"
+)
+
+_DATE_BODY = re.compile(DATE_PATTERN[1:-1])
+_DATE_SHAPE = re.compile(f"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}(?:{_TIME})?")
+
+
+def utc_date(value: str) -> date:
+    """The UTC date of a form's date field (any spelling of ``DATE_PATTERN``); an instant with an
+    offset is converted to UTC first, one without is UTC. ``ValueError`` saying the rule in words
+    (never quoting the value) for anything else: another spelling, or a day that is not on the
+    calendar of 1900-2099 (year 0000, 2026-02-30, 2025-02-29)."""
+    if not isinstance(value, str) or not _DATE_BODY.fullmatch(value):
+        if isinstance(value, str) and _DATE_SHAPE.fullmatch(value):
+            raise ValueError(f"must be a real calendar date from {FIRST_DAY} to {LAST_DAY}")
+        raise ValueError(f"must be {DATE_RULE}")
+    moment = datetime.fromisoformat(value.replace(" ", "T", 1))
+    return moment.date() if moment.tzinfo is None else moment.astimezone(UTC).date()

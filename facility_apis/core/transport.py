@@ -9,6 +9,7 @@ every call recorded as a redacted ``Transaction``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import re
 import time
@@ -82,6 +83,8 @@ class HTTPCall:
     params: dict[str, Any] | None = None
     data: dict[str, Any] | str | bytes | None = None
     json: Any = None
+    #: Whether sending the call twice is harmless; ``None``: by its method (see ``Transport.request``).
+    repeatable: bool | None = None
 
 
 def throttle_wait(response: requests.Response, *, fallback: float = DEFAULT_WAIT, cap: float = 3600.0) -> float:
@@ -118,12 +121,22 @@ def _clip(text: str | None) -> str | None:
     return f"{text[:BODY_LIMIT]}… ({len(text)} characters in all)"
 
 
+#: The ``repeatable`` choice of the call in flight on this thread (``None``: by its method).
+_REPEATABLE: contextvars.ContextVar[bool | None] = contextvars.ContextVar("facility_apis_repeatable", default=None)
+
+
 class _Retry(Retry):
     """urllib3's retry policy, except that a 429 (or 413) with ``Retry-After`` is not retried
     inside the call: it surfaces as ``Throttled`` so the caller schedules the wait instead of a
-    worker sleeping through it. ``Retry-After`` on a 503 is still honoured."""
+    worker sleeping through it. ``Retry-After`` on a 503 is still honoured. Whether a call that
+    may have arrived is repeated (read errors, 502/503/504) follows the call's ``repeatable``;
+    a connection that never opened is always retried."""
 
     RETRY_AFTER_STATUS_CODES = frozenset({503})
+
+    def _is_method_retryable(self, method: str) -> bool:
+        chosen = _REPEATABLE.get()
+        return super()._is_method_retryable(method) if chosen is None else chosen
 
 
 class _Guarded:
@@ -267,7 +280,9 @@ class Transport:
 
     def send(self, call: HTTPCall) -> requests.Response:
         """Send a prepared ``HTTPCall`` (see ``request``)."""
-        return self.request(call.method, call.url, headers=call.headers, params=call.params, data=call.data, json=call.json)
+        return self.request(
+            call.method, call.url, headers=call.headers, params=call.params, data=call.data, json=call.json, repeatable=call.repeatable
+        )
 
     def render(self, call: HTTPCall) -> str:
         """The exact HTTP request ``call`` would send, as text, with secrets masked."""
@@ -290,14 +305,24 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         data: Any = None,
         json: Any = None,
+        repeatable: bool | None = None,
     ) -> requests.Response:
         """Send one request; raise ``EgressRefused`` (before any connection) for a destination the
         egress rule forbids, ``Throttled`` on 429 and ``FacilityUnavailable`` when the service
         cannot be reached or stays in a transient error. Other answers, redirects included, are
-        returned as they are."""
+        returned as they are.
+
+        ``repeatable`` says whether sending the call twice is harmless: by default GET, HEAD,
+        OPTIONS, DELETE and PUT are, POST and PATCH are not. A call that changes something at the
+        facility although it is a GET (IPAC's request CGI) passes ``False``; a POST that only reads
+        (Fink's query) passes ``True``. A repeatable call is retried after read errors and
+        502/503/504; any call is retried when its connection could not be opened.
+        """
         method = method.upper()
+        repeatable = method in IDEMPOTENT if repeatable is None else repeatable
         prepared = self._prepare(method, url, headers=headers, params=params, data=data, json=json)
         started = time.monotonic()
+        token = _REPEATABLE.set(repeatable)
         try:
             self.egress.check(prepared.url or "", secret=self._carries_secret(prepared))
             response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
@@ -307,9 +332,11 @@ class Transport:
             raise refused from None
         except requests.RequestException as exc:
             elapsed = time.monotonic() - started
-            error = self._unavailable(method, exc)
+            error = self._unavailable(exc, repeatable)
             self._record(prepared, None, elapsed, str(error))
             raise error from None
+        finally:
+            _REPEATABLE.reset(token)
         elapsed = time.monotonic() - started
         self._record(prepared, response, elapsed, None)
         if response.status_code == 429:
@@ -318,12 +345,47 @@ class Transport:
         if response.status_code in TRANSIENT_STATUSES:
             raise FacilityUnavailable(
                 f"{self._host(url)} answered HTTP {response.status_code} (temporarily unavailable)",
-                sent=method not in IDEMPOTENT,
+                sent=not repeatable,
             )
         return response
 
-    def _unavailable(self, method: str, exc: requests.RequestException) -> FacilityUnavailable:
-        """Classify a transport failure: could the request have reached the service?"""
+    def record_exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        request_headers: Mapping[str, str] | None = None,
+        request_body: str | None = None,
+        status: int | None = None,
+        response_body: str | None = None,
+        elapsed: float = 0.0,
+        error: str | None = None,
+        secrets: Iterable[str] = (),
+    ) -> Transaction:
+        """Record an exchange made without HTTP (an SMTP delivery, say) as a ``Transaction`` in
+        every open ``recording``, redacted exactly as HTTP exchanges are, plus ``secrets`` (e.g. a
+        deployment's SMTP password). ``method`` names the protocol's verb (``SMTP``), ``url`` the
+        server (``smtp://host:587``). Returns the redacted record."""
+        redact = Redactor([*self.redactor.secrets(), *secrets])
+        transaction = Transaction(
+            method=method,
+            url=redact.text(url),
+            request_headers=redact.headers(request_headers),
+            request_body=_clip(redact.text(request_body)) if request_body is not None else None,
+            status=status,
+            response_body=_clip(redact.text(response_body)) if response_body is not None else None,
+            elapsed=round(elapsed, 6),
+            error=redact.text(error) if error else None,
+        )
+        log.debug("%s %s -> %s in %.3f s", transaction.method, transaction.url, transaction.status or transaction.error, elapsed)
+        for records in self._records:
+            records.append(transaction)
+        return transaction
+
+    def _unavailable(self, exc: requests.RequestException, repeatable: bool) -> FacilityUnavailable:
+        """Classify a transport failure: could the request have reached the service, and would
+        that matter? (``sent`` is True only for a call that may have arrived and is not
+        repeatable: repeating a repeatable one does no harm.)"""
         reason = exc.__context__ or exc
         never_sent = isinstance(exc, requests.ConnectTimeout) or any(
             isinstance(cause, (NewConnectionError, ConnectTimeoutError)) for cause in _chain(exc)
@@ -335,9 +397,9 @@ class Transport:
             text = f"could not connect to {host}"
         else:
             text = f"connection to {host} failed: {type(reason).__name__}"
-        if not never_sent and method not in IDEMPOTENT:
+        if not never_sent and not repeatable:
             text += "; the request may have reached the facility and was not sent again"
-        return FacilityUnavailable(self.redactor.text(text), sent=not never_sent)
+        return FacilityUnavailable(self.redactor.text(text), sent=not never_sent and not repeatable)
 
     def _carries_secret(self, prepared: requests.PreparedRequest) -> bool:
         """Whether a credential travels in this request: a credential header, or a known secret

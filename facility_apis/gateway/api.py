@@ -8,6 +8,7 @@ Routes (all need ``Authorization: token <t>`` or ``Bearer <t>``, except the faci
     POST   /api/followup_request            accept a request (direct or SkyPortal GENERIC body)
     GET    /api/followup_request            the caller's requests
     GET    /api/followup_request/<id>       one request: history, transactions, deliveries
+    PUT    /api/followup_request/<id>       change its payload (an update at the facility)
     DELETE /api/followup_request/<id>       cancel it
     POST   /api/callbacks/<id>/<signature>  a facility's nudge (signed URL, no token)
     GET    /api/health                      queue and outbox metrics

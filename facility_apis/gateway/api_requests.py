@@ -1,12 +1,12 @@
-"""``/api/followup_request``: accept (direct or SkyPortal GENERIC body), list, show and cancel
-follow-up requests; ``/api/callbacks``: a facility's signed nudge."""
+"""``/api/followup_request``: accept (direct or SkyPortal GENERIC body), list, show, change and
+cancel follow-up requests; ``/api/callbacks``: a facility's signed nudge."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..core.errors import FacilityError, FieldError, PayloadError
-from ..core.interface import Target
+from ..core.interface import Facility, HostPoint, Target
 from ..core.redact import redact_everywhere
 from ..skyportal.client import SkyPortalError
 from .api_base import ApiError, BaseHandler, parse_id, schema_errors, under
@@ -19,34 +19,15 @@ def _callback_text(request_id: int) -> str:
     return f"callback:{request_id}"
 
 
-class FollowupRequestsHandler(BaseHandler):
-    """``POST`` accepts a request on one of the caller's allocations; ``GET`` lists the caller's."""
+class _RequestBodyHandler(BaseHandler):
+    """Reads a follow-up request body, direct or SkyPortal GENERIC (``POST`` and ``PUT``)."""
 
-    async def get(self) -> None:
-        self.success({"requests": await self.blocking(self.gateway.store.requests.newest, self.client_id)})
-
-    async def post(self) -> None:
-        body = self.json_body()
-        allocation_id, target, payload, ignored = await self._checked(body)
-        if not isinstance(target, Target):
-            target = await self._resolve(body["obj_id"])
-        followup_request_id = body.get("followup_request_id")
-        request_id = await self.blocking(
-            self.gateway.store.requests.add,
-            allocation_id,
-            target,
-            payload,
-            owner_id=self.client_id,
-            followup_request_id=None if followup_request_id is None else int(followup_request_id),
-            requester=body.get("requester"),
-        )
-        self.success({"id": request_id, "state": "pending", "ignored": ignored})
-
-    async def _checked(self, body: dict[str, Any]) -> tuple[int, Target | None, dict[str, Any], list[str]]:
-        """``(allocation id, target or None for a GENERIC body, validated payload, ignored
-        payload keys)``: a 404 for another client's allocation, else a 400 listing every failing
-        field. A GENERIC body carries GENERIC's own form (observation_choices, exposure_time,
-        ...): only the fields the facility's form defines are kept, and the others are named."""
+    async def _checked(self, body: dict[str, Any]) -> tuple[int, Facility, Target | None, dict[str, Any], list[str]]:
+        """``(allocation id, its facility, target or None for a GENERIC body, validated payload,
+        ignored payload keys)``: a 404 for another client's allocation, else a 400 listing every
+        failing field. A GENERIC body carries GENERIC's own form (observation_choices,
+        exposure_time, ...): only the fields the facility's form defines are kept, and the others
+        are named."""
         errors = schema_errors("followup_request", body)
         target, obj_id, payload = body.get("target"), body.get("obj_id"), body.get("payload")
         ignored: list[str] = []
@@ -69,15 +50,46 @@ class FollowupRequestsHandler(BaseHandler):
                     errors += under("payload", exc.errors)
         if isinstance(target, dict) and not any(e.path.startswith("target") for e in errors):
             try:
-                target = Target(target["id"], float(target["ra"]), float(target["dec"]))
+                photometry = tuple(HostPoint(**point) for point in target.get("photometry") or ())
+                target = Target(target["id"], float(target["ra"]), float(target["dec"]), aliases=tuple(target.get("aliases") or ()), photometry=photometry)
             except PayloadError as exc:
                 errors += under("target", exc.errors)
         if errors:
             raise ApiError.invalid("follow-up request", sorted(set(errors), key=lambda e: e.path))
-        return int(body["allocation_id"]), target, payload, ignored
+        return int(body["allocation_id"]), facility, target, payload, ignored
+
+
+class FollowupRequestsHandler(_RequestBodyHandler):
+    """``POST`` accepts a request on one of the caller's allocations; ``GET`` lists the caller's."""
+
+    async def get(self) -> None:
+        self.success({"requests": await self.blocking(self.gateway.store.requests.newest, self.client_id)})
+
+    async def post(self) -> None:
+        body = self.json_body()
+        allocation_id, facility, target, payload, ignored = await self._checked(body)
+        if not isinstance(target, Target):
+            target = await self._resolve(body["obj_id"])
+        try:
+            # Fields the facility takes from the source (an id among its aliases, a centroid of its
+            # photometry) are decided now and stored with the payload.
+            payload = await self.blocking(facility.validate_payload, payload, target)
+        except PayloadError as exc:
+            raise ApiError.invalid("follow-up request", under("payload", exc.errors)) from None
+        followup_request_id = body.get("followup_request_id")
+        request_id = await self.blocking(
+            self.gateway.store.requests.add,
+            allocation_id,
+            target,
+            payload,
+            owner_id=self.client_id,
+            followup_request_id=None if followup_request_id is None else int(followup_request_id),
+            requester=body.get("requester"),
+        )
+        self.success({"id": request_id, "state": "pending", "ignored": ignored})
 
     async def _resolve(self, obj_id: str) -> Target:
-        """The target of a GENERIC body: its coordinates, as SkyPortal has them."""
+        """The target of a GENERIC body: its coordinates and aliases, as SkyPortal has them."""
         skyportal = self.gateway.skyportal
         if skyportal is None:
             raise ApiError.invalid("follow-up request", [FieldError("target", "is required: this gateway has no SkyPortal to look obj_id up in")])
@@ -92,19 +104,41 @@ class FollowupRequestsHandler(BaseHandler):
         ra, dec = source.get("ra"), source.get("dec")
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (ra, dec)):
             raise ApiError(502, "SkyPortal gave no coordinates for the source")
+        names = source.get("alias")
+        aliases = tuple(name for name in names if isinstance(name, str) and name) if isinstance(names, list) else ()
         try:
-            return Target(obj_id, float(ra), float(dec))
+            return Target(obj_id, float(ra), float(dec), aliases=aliases)
         except PayloadError as exc:
             raise ApiError.invalid("follow-up request", under("target", exc.errors)) from None
 
 
-class FollowupRequestHandler(BaseHandler):
-    """``GET`` shows one of the caller's requests; ``DELETE`` cancels it (SkyPortal GENERIC's
-    delete sends ``DELETE <endpoint>/<id>``)."""
+class FollowupRequestHandler(_RequestBodyHandler):
+    """``GET`` shows one of the caller's requests; ``PUT`` changes its payload (SkyPortal's
+    ``PUT /api/followup_request/<id>``, the body of ``POST``); ``DELETE`` cancels it (SkyPortal
+    GENERIC's delete sends ``DELETE <endpoint>/<id>``)."""
 
     async def get(self, request_id: str) -> None:
         number = parse_id(request_id, "follow-up request")
         self.success(await self.blocking(self.gateway.store.requests.view, number, self.client_id))
+
+    async def put(self, request_id: str) -> None:
+        number = parse_id(request_id, "follow-up request")
+        requests = self.gateway.store.requests
+        current = await self.blocking(requests.view, number, self.client_id)
+        body = self.json_body()
+        allocation_id, _, target, payload, ignored = await self._checked(body)
+        errors = []
+        if allocation_id != current["allocation_id"]:
+            errors.append(FieldError("allocation_id", "must be the request's own allocation (a request cannot move)"))
+        if (body.get("obj_id") or (target.id if isinstance(target, Target) else None)) != current["obj_id"]:
+            errors.append(FieldError("obj_id", "must be the request's own source"))
+        if isinstance(target, Target) and (target.ra, target.dec) != (current["ra"], current["dec"]):
+            errors.append(FieldError("target", "cannot change: cancel the request and submit a new one"))
+        if errors:
+            raise ApiError.invalid("follow-up request", errors)
+        can_update = self.gateway.facility_class(current["facility"]).implements()["update"]
+        state = await self.blocking(requests.change, number, payload, self.client_id, can_update=can_update)
+        self.success({"id": number, "state": state, "ignored": ignored})
 
     async def delete(self, request_id: str) -> None:
         number = parse_id(request_id, "follow-up request")

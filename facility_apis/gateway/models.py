@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, Boolean, Double, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-#: Bumped whenever a table changes; the store refuses a database of another version.
+#: Bumped whenever a table changes; the store refuses a database of another version. 2 added
+#: ``requests.cursor`` and ``requests.frames`` (see docs/gateway.md, Upgrading).
 SCHEMA_VERSION = 2
 
 
@@ -59,9 +60,11 @@ class AllocationRow(Base):
 class RequestRow(Base):
     """A follow-up request and where the gateway stands with it.
 
-    ``operation`` is the next facility call owed (submit, get, delete) and ``next_poll_at`` when it
+    ``operation`` is the next facility call owed (submit, get, update, delete) and ``next_poll_at`` when it
     is due; both are null when nothing more is owed. A worker holds the row while
     ``lease_owner``/``lease_expires`` say so; an expired lease makes it claimable again.
+    ``frames`` is the newest list of data files the facility gave (``Frame.as_dict()`` each), null
+    until it gave one.
     """
 
     __tablename__ = "requests"
@@ -77,6 +80,8 @@ class RequestRow(Base):
     remote_id: Mapped[str | None] = mapped_column(Text)
     #: The facility's newest ``Outcome.cursor``, handed back to it on each later call (schema 2).
     cursor: Mapped[str | None] = mapped_column(Text)
+    #: The newest list of data files the facility named for the request (``Outcome.frames``; schema 2).
+    frames: Mapped[list[Any] | None]
     state: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text, default="")

@@ -2,7 +2,8 @@
 
 Statuses go to ``POST /api/facility``, photometry to ``PUT /api/photometry`` (idempotent in
 SkyPortal). Messages of one request leave in the order they were written, one at a time, so a
-status never overtakes the photometry it announces; different requests are delivered
+status never overtakes the photometry it announces, and a status never announces points SkyPortal
+refused (``Outbox.status_to_send`` says what happened instead); different requests are delivered
 concurrently. A message SkyPortal refuses for good (a 4xx other than 401, 403, 408 and 429) is
 kept as dead, with SkyPortal's reason, for the admin (``facility-apis outbox requeue`` sends dead
 messages again once the cause is fixed); everything else is retried with doubling waits.
@@ -95,7 +96,7 @@ class Deliverer:
                 client.put_photometry(delivery.body)
             else:
                 followup_request_id = delivery.followup_request_id or self._resolve(client, delivery)
-                client.post_status(followup_request_id, delivery.body["new_status"])
+                client.post_status(followup_request_id, self.store.outbox.status_to_send(delivery))
         except Throttled as exc:
             self._retry(delivery, str(exc), exc.wait)
         except (FacilityUnavailable, Unresolved) as exc:

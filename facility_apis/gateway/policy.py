@@ -19,6 +19,8 @@ class Schedule:
     backoff_cap: float = 3600.0
     #: How long a request may go without a final answer before the gateway gives up on it.
     horizon: float = 3 * 86400.0
+    #: How long, after giving up, the gateway keeps trying to cancel the request at the facility.
+    cancel_horizon: float = 86400.0
 
     def backoff(self, failures: int) -> float:
         """Wait after the ``failures``-th consecutive failure: doubling from the base, capped."""
@@ -33,6 +35,8 @@ class Step:
     operation: str | None
     next_poll_at: float | None
     failures: int
+    #: A new give-up time (a cancel after giving up has its own), or None to keep the request's.
+    give_up_at: float | None = None
 
 
 def next_step(
@@ -46,18 +50,34 @@ def next_step(
     give_up_at: float,
     now: float,
     schedule: Schedule,
+    can_delete: bool = False,
+    previous_detail: str = "",
+    canceling_after_giving_up: bool = False,
 ) -> Step:
     """Decide what follows ``outcome`` of ``operation``.
 
-    - terminal states and non-retryable failures end the request;
+    - terminal states and non-retryable failures (a ``RemoteError(permanent=True)`` among them)
+      end the request at once;
     - a throttle waits exactly as long as the facility asked, and is not a failure;
     - a transient failure backs off, doubling;
     - while following (``get``), throttles and transient failures keep the status SkyPortal shows,
       and a submission being retried reads ``pending submission: ...`` — never ``failed to
       submit``, which would invite the observer to submit a second time;
-    - past ``give_up_at`` the request fails with a clear status.
+    - ``find`` (an interrupted submission looked up): found, the request is followed; certainly
+      absent, it is submitted now; the facility cannot tell, ``failed: ...`` (never "failed to
+      submit");
+    - past ``give_up_at`` the request fails with a clear status; one the facility holds is first
+      canceled there (``delete``, when the facility can), and the final status says how that went
+      (``canceling_after_giving_up``: the outcome is that cancel's, ``previous_detail`` why).
     """
     state, detail = outcome.state, outcome.detail
+    if canceling_after_giving_up:
+        return _after_giving_up(outcome, previous_status, previous_detail, failures, give_up_at, now, schedule)
+    if operation == "find" and outcome.remote_id is None:
+        if state is State.PENDING:  # certainly never arrived: submit it now
+            return Step(State.PENDING, previous_status, detail, "submit", now, failures)
+        if state is not State.THROTTLED and not (state is State.FAILED and outcome.poll_after is not None):
+            return Step(State.FAILED, f"failed: {detail}", detail, None, None, failures)
     retrying = state is State.THROTTLED or (state is State.FAILED and outcome.poll_after is not None)
     if retrying:
         failures = failures if state is State.THROTTLED else failures + 1
@@ -76,6 +96,25 @@ def next_step(
     if step.next_poll_at is not None and step.next_poll_at >= give_up_at:
         hours = schedule.horizon / 3600.0
         detail = f"gave up after {hours:g} h without a final answer" + (f" (last: {detail})" if detail else "")
-        submitted = outcome.remote_id is not None
-        return Step(State.FAILED, ("failed: " if submitted else "failed to submit: ") + detail, detail, None, None, failures)
+        if outcome.remote_id is not None and can_delete and operation != "delete":
+            # It still counts against the account's queue there: cancel it, and say so.
+            status = f"failed: {detail}; canceling it at the facility"
+            return Step(State.FAILED, status, detail, "delete", now, 0, give_up_at=now + schedule.cancel_horizon)
+        may_be_held = outcome.remote_id is not None or operation == "find"  # never invite a second submission
+        return Step(State.FAILED, ("failed: " if may_be_held else "failed to submit: ") + detail, detail, None, None, failures)
     return step
+
+
+def _after_giving_up(outcome: Outcome, previous_status: str, reason: str, failures: int, give_up_at: float, now: float, schedule: Schedule) -> Step:
+    """What follows the cancel the gateway sent after giving up (``reason``): the final status
+    names both, or the cancel is tried again until its own horizon."""
+    state, detail = outcome.state, outcome.detail
+    if state in (State.DELETED, State.CANCELED):
+        return Step(State.FAILED, f"failed: {reason}; {detail}", reason, None, None, 0)
+    retrying = state is State.THROTTLED or (state is State.FAILED and outcome.poll_after is not None)
+    if retrying:
+        failures = failures if state is State.THROTTLED else failures + 1
+        due = now + (outcome.poll_after if state is State.THROTTLED and outcome.poll_after else schedule.backoff(failures))
+        if due < give_up_at:
+            return Step(State.FAILED, previous_status, reason, "delete", due, failures)
+    return Step(State.FAILED, f"failed: {reason}; could not cancel it at the facility: {detail}", reason, None, None, failures)

@@ -110,13 +110,20 @@ class Worker:
     def _run(self, job: Job) -> None:
         try:
             facility = self.facility(job.facility)
+            if job.interrupted:
+                if not facility.implements()["find"]:
+                    detail = f"a worker stopped while submitting; the request may have reached {facility.title} and was not sent again"
+                    self.store.jobs.abandon(job, detail)
+                    return
+                # The facility can tell whether the lost submission arrived: ask it, never resend blindly.
+                job = dataclasses.replace(job, operation="find", interrupted=False)
             outcome = self._call(facility, job)
             if outcome is None:
                 return
             if outcome.state is State.THROTTLED and outcome.poll_after:
                 self._pauses.pause((job.facility, job.request.allocation.id), time.time() + outcome.poll_after)
             implemented = facility.implements()
-            if not self.store.jobs.record(job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"]):
+            if not self.store.jobs.record(job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"], can_update=implemented["update"]):
                 log.warning("request %s: lease lost while calling %s; its result was dropped", job.request_id, job.facility)
         except Exception:  # the lease expires and another attempt follows
             log.exception("request %s: the worker failed to handle %s", job.request_id, job.operation)
@@ -124,9 +131,6 @@ class Worker:
             self._wake.set()
 
     def _call(self, facility: Facility, job: Job) -> Outcome | None:
-        if job.interrupted:
-            self.store.jobs.abandon(job, f"a worker stopped while submitting; the request may have reached {facility.title} and was not sent again")
-            return None
         request = job.request
         if job.operation == "submit" and self.callback_url is not None:
             request = dataclasses.replace(request, callback_url=self.callback_url(job.request_id))

@@ -8,7 +8,9 @@ class for one registered facility, defining only the operations it supports.
 An operation re-reads the request through the models seam (``models.py``), builds the core value
 objects (``snapshot.py``), runs the facility through ``perform()`` in a worker thread (or hands the
 submission to the gateway, ``handoff.py``), then writes ``request.status`` and one
-``FacilityTransaction`` per HTTP exchange (already redacted) and adds them to the session.
+``FacilityTransaction`` per HTTP exchange (already redacted; the data files a facility listed,
+``Outcome.frames``, are added to each one's ``response`` under ``frames``) and adds them to the
+session.
 SkyPortal's handler commits, as it does for its own facilities.
 """
 
@@ -18,16 +20,17 @@ import asyncio
 from typing import Any, ClassVar
 
 from ..core.errors import AltdataError, FacilityError, PayloadError
-from ..core.interface import OPERATIONS, Facility, FollowupRequest, Kind
+from ..core.interface import OPERATIONS, Facility, FollowupRequest, HostPoint, Kind
 from ..core.operations import exchange, perform
 from ..core.outcome import Outcome, State, skyportal_status
 from ..core.redact import Redactor
 from ..core.transport import Transport
 from . import handoff
+from .guard import log_once, never_raises
 from .handoff import Result
 from .models import get_models
 from .settings import current_settings
-from .snapshot import CURSOR, GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, core_request, field, recorded
+from .snapshot import CURSOR, FRAMES, GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, SKYPORTAL_PAYLOAD_KEYS, core_request, field, host_point, recorded
 
 #: The keys of SkyPortal's ``implements()``.
 SKYPORTAL_METHODS = (
@@ -57,26 +60,44 @@ def _merged_altdata(schemas: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+#: Appended to the status of a submission the facility expects to be followed, in direct mode:
+#: SkyPortal 1.4.0 never calls ``get`` (its /api/photometry_request fails before, and its
+#: facility_queue polls only its own requests), so nothing more will happen to it there.
+NOT_FOLLOWED = "; not followed: SkyPortal does not poll requests in direct mode, so no results will arrive (the facility_apis gateway follows them)"
+
+#: The form keys of ``frontend_render_info``.
+RENDER_FORMS = ("formSchema", "formSchemaForcedPhotometry", "formSchemaAltdata", "formSchemaConfig", "uiSchema")
+
+
+def _no_methods() -> dict[str, bool]:
+    return dict.fromkeys(SKYPORTAL_METHODS, False)
+
+
 class _FacilityType(type):
     """Class-level properties: SkyPortal reads these attributes when it renders or validates a
-    form, so computing them on access keeps time-relative defaults (e.g. "today") fresh."""
+    form. They are computed on each access (SkyPortal itself keeps what its handlers computed at
+    start-up, see docs/skyportal.md) and never raise (``guard.py``)."""
 
     @property
+    @never_raises(lambda: None)
     def form_json_schema(cls) -> dict[str, Any] | None:
         return cls.custom_json_schema(None, None)
 
     @property
+    @never_raises(lambda: None)
     def form_json_schema_forced_photometry(cls) -> dict[str, Any] | None:
         forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
         return None if forced is None else cls._form(forced, None)
 
     @property
+    @never_raises(lambda: None)
     def form_json_schema_altdata(cls) -> dict[str, Any]:
         schema = _merged_altdata([member.altdata_schema() for member in cls.facilities])
         schema.pop("$id", None)
         return schema
 
     @property
+    @never_raises(dict)
     def ui_json_schema(cls) -> dict[str, Any]:
         ui: dict[str, Any] = {}
         for member in reversed(cls.facilities):
@@ -88,6 +109,7 @@ class _FacilityType(type):
         return ui
 
     @property
+    @never_raises(dict)
     def alias_lookup(cls) -> dict[str, str]:
         """Column headers of SkyPortal's request list: each request field's form title (one
         source, so the list reads as the form does)."""
@@ -99,6 +121,7 @@ class _FacilityType(type):
         return titles
 
     @property
+    @never_raises(lambda: "asc")
     def priorityOrder(cls) -> str:  # SkyPortal's attribute name, camelCase
         return cls.facility_class.priority_order
 
@@ -131,10 +154,32 @@ class SkyPortalFacility(metaclass=_FacilityType):
 
     @classmethod
     def facility(cls, facility_class: type[Facility] | None = None) -> Facility:
-        """A core facility of this class (the first by default), with the deployment's settings."""
+        """A core facility of this class (the first by default), with the deployment's settings;
+        ``ConfigurationError`` when its settings are unusable (see :meth:`problem`)."""
         facility_class = facility_class or cls.facility_class
         settings = current_settings()
         return facility_class(settings.facility_config(facility_class.name), egress=settings.egress)
+
+    @classmethod
+    def _form_facility(cls, facility_class: type[Facility]) -> Facility:
+        """The facility for what does not depend on its settings (forms, altdata checks): with
+        unusable settings, one without them, the problem logged once (operations report it)."""
+        try:
+            return cls.facility(facility_class)
+        except Exception as exc:  # noqa: BLE001 - a form must be served whatever the settings
+            log_once(f"facility_apis.facilities.{facility_class.name}", str(exc))
+            return facility_class({}, egress=current_settings().egress)
+
+    @classmethod
+    def problem(cls, facility_class: type[Facility]) -> str | None:
+        """Why ``facility_class`` cannot run with this deployment's settings, or ``None``."""
+        problem = current_settings().problem_for(facility_class.name)
+        if problem is None:
+            try:
+                cls.facility(facility_class)
+            except Exception as exc:  # noqa: BLE001 - reported in the status, never raised at SkyPortal
+                problem = f"facility_apis.facilities.{facility_class.name}: {exc}"
+        return problem
 
     @classmethod
     def hands_off(cls) -> bool:
@@ -142,6 +187,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         return all(current_settings().hands_off(member.name) for member in cls.facilities)
 
     @classmethod
+    @never_raises(_no_methods)
     def implements(cls) -> dict[str, bool]:
         """SkyPortal's capability table. With the gateway, it follows the requests (no ``get``
         or ``update`` here) and cancels them (``delete``)."""
@@ -163,7 +209,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         facilities, altdata either accepts is accepted. Blocking: an exchange makes HTTP calls."""
         failures = []
         for member in cls.facilities:
-            facility = cls.facility(member)
+            facility = cls._form_facility(member)
             try:
                 facility.validate_altdata(altdata)
             except AltdataError as exc:
@@ -177,13 +223,14 @@ class SkyPortalFacility(metaclass=_FacilityType):
     def _form(cls, facility_class: type[Facility], instrument: Any) -> dict[str, Any]:
         """A request form (defaults computed now), narrowed to ``instrument`` by the facility's
         ``instrument_form``."""
-        facility = cls.facility(facility_class)
+        facility = cls._form_facility(facility_class)
         schema = facility.request_schema()
         if instrument is not None:
             schema = facility.instrument_form(schema, name=field(instrument, "name"), filters=tuple(field(instrument, "filters") or ()))
         return _for_skyportal(schema)
 
     @classmethod
+    @never_raises(lambda: None)
     def custom_json_schema(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any] | None:
         """The regular request form for ``instrument``; ``None`` when the class has only a
         forced-photometry form (``form_json_schema_forced_photometry``, which SkyPortal then uses)."""
@@ -191,6 +238,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
         return None if regular is None else cls._form(regular, instrument)
 
     @classmethod
+    @never_raises(lambda: {"methodsImplemented": _no_methods(), **dict.fromkeys(RENDER_FORMS), "aliasLookup": {}, "priorityOrder": "asc"})
     def frontend_render_info(cls, instrument: Any, user: Any, **kwargs: Any) -> dict[str, Any]:
         """What SkyPortal's UI reads to offer operations and render forms."""
         forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
@@ -217,27 +265,50 @@ class SkyPortalFacility(metaclass=_FacilityType):
             return Result("deleted") if operation == "delete" else Result(None, error=f"{member.title} does not implement {operation}")
         with Transport(egress=current_settings().egress) as transport:
             outcome = perform(cls.facility(member), operation, request, transport)
-        tags = {REMOTE_ID: outcome.remote_id} if outcome.remote_id else {}
+        tags: dict[str, Any] = {REMOTE_ID: outcome.remote_id} if outcome.remote_id else {}
         if outcome.cursor is not None:
             tags[CURSOR] = outcome.cursor  # handed back on the next call (snapshot.recorded)
+        if outcome.frames:
+            tags[FRAMES] = [frame.as_dict() for frame in outcome.frames]
         if operation == "delete" and outcome.state not in (State.DELETED, State.CANCELED):
             return Result(None, outcome.transactions, tags, outcome.photometry, error=f"could not delete: {outcome.detail}")
-        return Result(outcome.status, outcome.transactions, tags, outcome.photometry)
+        status = outcome.status
+        if operation == "submit" and outcome.state.active and member.implements()["get"]:
+            status += NOT_FOLLOWED  # SkyPortal never polls it: say so where the observer looks
+        return Result(status, outcome.transactions, tags, outcome.photometry)
 
     @classmethod
-    async def _perform(cls, operation: str, request: Any, member: type[Facility]) -> tuple[FollowupRequest | None, Result]:
+    async def _host_photometry(cls, models: Any, session: Any, request: Any, operation: str, member: type[Facility]) -> tuple[HostPoint, ...]:
+        """The source's photometry, for a submission whose facility uses it (e.g. a centroid)."""
+        payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
+        if operation != "submit" or not cls._form_facility(member).uses_host_photometry(payload):
+            return ()
+        return tuple(host_point(point) for point in await models.host_photometry(session, request))
+
+    @classmethod
+    async def _perform(
+        cls, operation: str, request: Any, member: type[Facility], photometry: tuple[HostPoint, ...] = ()
+    ) -> tuple[FollowupRequest | None, Result]:
         """Run the operation in a worker thread: here, or through the gateway."""
+        problem = cls.problem(member)
+        if problem is not None:
+            detail = f"facility_apis is not configured correctly in SkyPortal: {problem}"
+            if operation != "submit":
+                raise FacilityError(f"could not {operation}: {detail}")
+            return None, Result(Outcome(State.FAILED, detail).status)
         try:
             submitting = operation == "submit"
             core = core_request(
                 request,
                 remote_id=None if submitting else recorded(request, REMOTE_ID),
                 cursor=None if submitting else recorded(request, CURSOR),
+                photometry=photometry,
             )
-        except PayloadError as exc:  # coordinates SkyPortal holds but no facility can use
+        except (AltdataError, PayloadError) as exc:  # credentials or coordinates SkyPortal holds but no facility can use
             if operation != "submit":
                 raise FacilityError(str(exc)) from None
-            return None, Result(Outcome(State.REJECTED, str(exc)).status)
+            state = State.FAILED if isinstance(exc, AltdataError) else State.REJECTED
+            return None, Result(Outcome(state, str(exc)).status)
         settings, gateway_id = current_settings(), recorded(request, GATEWAY_ID)
         if operation == "submit" and cls.hands_off():
             return core, await asyncio.to_thread(handoff.hand_off, cls.facility(member), core, settings)
@@ -253,7 +324,8 @@ class SkyPortalFacility(metaclass=_FacilityType):
         # Read before anything can commit: a committed async object cannot be lazy-loaded.
         initiator_id, obj_key, request_id = request.last_modified_by_id, getattr(request.obj, "internal_key", None), request.id
         member = cls.facility_for(request.payload)
-        core, result = await cls._perform(operation, request, member)
+        photometry = await cls._host_photometry(models, session, request, operation, member)
+        core, result = await cls._perform(operation, request, member, photometry)
         if core is not None and result.photometry is not None and len(result.photometry):
             result = await cls._store_photometry(models, session, request, core, result, member)
         for transaction in result.transactions:
@@ -274,16 +346,21 @@ class SkyPortalFacility(metaclass=_FacilityType):
 
     @classmethod
     async def _store_photometry(cls, models: Any, session: Any, request: Any, core: FollowupRequest, result: Result, member: type[Facility]) -> Result:
-        """Store the photometry in SkyPortal (as its own ATLAS does, repeated points updated);
-        when that fails, say so in the status instead of the facility's."""
+        """Store the photometry in SkyPortal (as its own ATLAS does, repeated points updated), in
+        uploads of at most 10,000 points (SkyPortal refuses larger ones); when that fails, say so
+        in the status, with how many points were stored, instead of the facility's."""
         allocation = core.allocation
+        stored = 0
         try:
             if allocation.instrument_id is None:
                 raise FacilityError("the allocation names no instrument")
-            body = result.photometry.to_skyportal(core.target.id, allocation.instrument_id, allocation.group_ids)
-            await models.store_photometry(session, request, body)
+            for upload in result.photometry.uploads(core.target.id, allocation.instrument_id, allocation.group_ids):
+                await models.store_photometry(session, request, upload)
+                stored += len(upload["mjd"])
         except Exception as exc:  # noqa: BLE001 - any SkyPortal error becomes the status; it must not lose the transactions
-            detail = Redactor(member.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal: {exc}")
+            total = len(result.photometry)
+            counted = f" ({stored} of {total} points stored)" if stored else ""
+            detail = Redactor(member.secrets(allocation.altdata)).text(f"the photometry could not be stored in SkyPortal{counted}: {exc}")
             return Result(skyportal_status(State.FAILED, detail, submitted=True), result.transactions, result.tags, None, result.error)
         return result
 

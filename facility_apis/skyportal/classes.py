@@ -36,17 +36,23 @@ def _facilities(registry: Registry) -> list[type[Facility]]:
     return found
 
 
-def grouped(registry: Registry | None = None) -> dict[str, tuple[type[Facility], ...]]:
+def grouped(registry: Registry | None = None, *, strict: bool = True) -> dict[str, tuple[type[Facility], ...]]:
     """SkyPortal class name → its facilities (one, or an observation and a forced-photometry
-    facility), in registry order. ``DuplicateFacility`` when a name is claimed otherwise."""
+    facility), in registry order. A name claimed otherwise: ``DuplicateFacility`` when ``strict``;
+    else the first claims (built-ins come first) keep the class, the others are logged and left
+    out, so that a plug-in's mistake never stops SkyPortal."""
     groups: dict[str, list[type[Facility]]] = {}
     for cls in _facilities(registry or default_registry()):
-        groups.setdefault(cls.skyportal_class, []).append(cls)
-    for class_name, members in groups.items():
-        kinds = [member.kind for member in members]
-        if len(members) > 2 or (len(members) == 2 and sorted(kinds) != sorted([Kind.OBSERVATION, Kind.FORCED_PHOTOMETRY])):
-            names = ", ".join(member.name for member in members)
-            raise DuplicateFacility(f"SkyPortal class {class_name} is claimed by {names}: only an observation and a forced-photometry facility may share one")
+        members = groups.setdefault(cls.skyportal_class, [])
+        kinds = [member.kind for member in (*members, cls)]
+        if len(kinds) > 2 or (len(kinds) == 2 and sorted(kinds) != sorted([Kind.OBSERVATION, Kind.FORCED_PHOTOMETRY])):
+            names = ", ".join(member.name for member in (*members, cls))
+            message = f"SkyPortal class {cls.skyportal_class} is claimed by {names}: only an observation and a forced-photometry facility may share one"
+            if strict:
+                raise DuplicateFacility(message)
+            log.error("%s; %s is left out of SkyPortal", message, cls.name)
+            continue
+        members.append(cls)
     return {name: tuple(members) for name, members in groups.items()}
 
 
@@ -57,14 +63,15 @@ def class_names(registry: Registry | None = None) -> dict[str, tuple[str, ...]]:
 
 @functools.cache
 def _default_classes() -> dict[str, type[SkyPortalFacility]]:
-    return {name: make_api_class(name, *members, module=__package__) for name, members in grouped().items()}
+    return {name: make_api_class(name, *members, module=__package__) for name, members in grouped(strict=False).items()}
 
 
 def api_classes(registry: Registry | None = None) -> dict[str, type[SkyPortalFacility]]:
-    """Every SkyPortal class, by name, in registry order."""
+    """Every SkyPortal class, by name, in registry order. Never raises for a conflicting claim (see
+    :func:`grouped`): SkyPortal imports these at start-up."""
     if registry is None:
         return dict(_default_classes())
-    return {name: make_api_class(name, *members, module=__package__) for name, members in grouped(registry).items()}
+    return {name: make_api_class(name, *members, module=__package__) for name, members in grouped(registry, strict=False).items()}
 
 
 def api_class(class_name: str, registry: Registry | None = None) -> type[SkyPortalFacility]:

@@ -47,7 +47,8 @@ def follow(
             allocation = request.allocation
             if allocation.instrument_id is None:
                 raise FacilityError("the allocation names no instrument_id: SkyPortal cannot take its photometry")
-            skyportal.put_photometry(outcome.photometry.to_skyportal(request.target.id, allocation.instrument_id, allocation.group_ids))
+            for upload in outcome.photometry.uploads(request.target.id, allocation.instrument_id, allocation.group_ids):
+                skyportal.put_photometry(upload)  # at most 10,000 points each, as SkyPortal takes them
         if outcome.status != last_status:
             last_status = outcome.status
             if report:

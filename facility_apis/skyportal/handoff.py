@@ -38,7 +38,7 @@ def _bodies(facility: Facility, request: FollowupRequest) -> tuple[dict[str, Any
     """The gateway's allocation and request bodies, from validated altdata and payload."""
     allocation = request.allocation
     altdata = facility.validate_altdata(allocation.altdata)
-    payload = facility.validate_payload(request.payload)
+    payload = facility.validate_payload(request.payload, request.target)  # what depends on the source is decided here
     allocation_body = {
         "facility": facility.name,
         "altdata": altdata,
@@ -54,7 +54,7 @@ def _bodies(facility: Facility, request: FollowupRequest) -> tuple[dict[str, Any
         "allocation_id": allocation.id,
         "followup_request_id": request.id,
         "obj_id": target.id,
-        "target": {"id": target.id, "ra": target.ra, "dec": target.dec},
+        "target": {"id": target.id, "ra": target.ra, "dec": target.dec} | ({"aliases": list(target.aliases)} if target.aliases else {}),
         "payload": payload,
         "requester": request.requester,
     }

@@ -24,9 +24,10 @@ class SkyPortalModels:
     """SkyPortal's own models (``skyportal.models``), imported at call time."""
 
     async def reload(self, session: Any, request: Any) -> Any:
-        """``request`` re-selected with its allocation (and instrument), object, requester and
-        transactions eagerly loaded: an ``AsyncSession`` cannot lazy-load them later."""
-        from skyportal.models import Allocation, FollowupRequest
+        """``request`` re-selected with its allocation (and instrument and group), object (and its
+        comments with their authors), requester and transactions eagerly loaded: an
+        ``AsyncSession`` cannot lazy-load them later."""
+        from skyportal.models import Allocation, Comment, FollowupRequest, Obj
         from sqlalchemy import select
         from sqlalchemy.orm import selectinload
 
@@ -35,13 +36,27 @@ class SkyPortalModels:
             .where(FollowupRequest.id == request.id)
             .options(
                 selectinload(FollowupRequest.allocation).selectinload(Allocation.instrument),
-                selectinload(FollowupRequest.obj),
+                selectinload(FollowupRequest.allocation).selectinload(Allocation.group),
+                selectinload(FollowupRequest.obj).selectinload(Obj.comments).selectinload(Comment.author),
                 selectinload(FollowupRequest.requester),
                 selectinload(FollowupRequest.transactions),
             )
         )
         loaded = await resolve(session.scalar(statement))
         return request if loaded is None else loaded
+
+    async def host_photometry(self, session: Any, request: Any) -> list[Any]:
+        """The photometry of the request's source that its requester may see, with each point's
+        instrument and streams loaded (only for a facility that asks for it: it can be large)."""
+        from skyportal.models import Photometry
+        from sqlalchemy.orm import selectinload
+
+        statement = (
+            Photometry.select(request.requester)
+            .where(Photometry.obj_id == request.obj.id)
+            .options(selectinload(Photometry.instrument), selectinload(Photometry.streams))
+        )
+        return list((await resolve(session.scalars(statement))).all())
 
     async def load_request(self, session: Any, request_id: int) -> Any:
         """The follow-up request ``request_id`` (SkyPortal's handler has checked access to it)."""

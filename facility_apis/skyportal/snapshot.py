@@ -2,10 +2,13 @@
 
 Attributes read (all loaded by ``SkyPortalModels.reload``; nothing else is touched, so nothing is
 lazy-loaded): ``request.id``, ``.payload``, ``.status``, ``.last_modified_by_id``,
-``.requester.username``, ``.transactions`` (newest first, their ``response``), ``request.obj.id``,
-``.ra``, ``.dec``, ``.internal_key``, ``request.allocation.id``, ``.altdata``, ``.pi``,
-``.proposal_id``, ``.instrument_id``, ``.group_id``, ``.default_share_group_ids`` and
-``request.allocation.instrument.name``, ``.filters``.
+``.requester.username``, ``.comment``, ``.transactions`` (newest first, their ``response``),
+``request.obj.id``, ``.ra``, ``.dec``, ``.alias``, ``.internal_key``, ``.comments`` (their ``text``,
+``created_at`` and ``author.username``), ``request.allocation.id``, ``.altdata``, ``.pi``,
+``.proposal_id``, ``.instrument_id``, ``.group_id``, ``.group.name``,
+``.default_share_group_ids`` and ``request.allocation.instrument.name``, ``.filters``. Photometry
+points, when a facility asks for them (``SkyPortalModels.host_photometry``): ``ra``, ``dec``,
+``flux``, ``fluxerr``, ``origin``, ``instrument.name`` and ``streams``.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.errors import PayloadError
-from ..core.interface import Allocation, FollowupRequest, Target
+from ..core.errors import AltdataError, PayloadError
+from ..core.interface import Allocation, FollowupRequest, HostPoint, Target
 
 #: Keys of a stored transaction ``response`` that hold what later calls need.
 REMOTE_ID = "remote_id"
 GATEWAY_ID = "gateway_request_id"
 CURSOR = "cursor"
+#: Key of a stored transaction ``response`` listing the data files the facility gave (SkyPortal has
+#: no table for them): ``[{"name", "url", "filter", "mjd"}, ...]``.
+FRAMES = "frames"
 #: The payload key SkyPortal's own UI adds to mark forced-photometry requests; not a facility field.
 REQUEST_TYPE = "request_type"
 SKYPORTAL_PAYLOAD_KEYS = (REQUEST_TYPE,)
@@ -44,10 +50,23 @@ def _degrees(value: Any, path: str, rule: str) -> float:
     return number
 
 
+#: Why altdata SkyPortal holds cannot be read (never quoting it: it holds the credentials).
+UNREADABLE_ALTDATA = "must be a JSON object of the allocation's credentials; SkyPortal holds something else for this allocation (fix it on the allocation page)"
+
+
 def _altdata(value: Any) -> dict[str, Any]:
+    """The allocation's credentials as a dict; ``AltdataError`` when SkyPortal holds text that is
+    not a JSON object (an allocation saved with malformed altdata)."""
     if isinstance(value, str):
-        value = json.loads(value) if value.strip() else {}
-    return dict(value or {})
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise AltdataError.single("$", UNREADABLE_ALTDATA) from None
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise AltdataError.single("$", UNREADABLE_ALTDATA)
+    return dict(value)
 
 
 def group_ids(allocation: Any) -> tuple[int, ...]:
@@ -70,15 +89,61 @@ def recorded(request: Any, key: str) -> Any:
     return None
 
 
-def core_request(request: Any, *, remote_id: str | None = None, cursor: str | None = None) -> FollowupRequest:
+def comments(request: Any) -> tuple[str, ...]:
+    """What an observer may pass on with the request: its own note (``comment``), then the
+    source's comments, newest first, each as ``<author>: <text>``."""
+    found = [f"Request note: {request.comment}"] if getattr(request, "comment", None) else []
+    notes = sorted(getattr(request.obj, "comments", None) or (), key=lambda c: str(getattr(c, "created_at", "")), reverse=True)
+    for comment in notes:
+        author = getattr(getattr(comment, "author", None), "username", None) or "unknown"
+        if getattr(comment, "text", None):
+            found.append(f"{author}: {comment.text}")
+    return tuple(found)
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def host_point(point: Any) -> HostPoint:
+    """One of SkyPortal's ``Photometry`` rows as a ``HostPoint`` (its flux in SkyPortal's µJy)."""
+    instrument = field(point, "instrument")
+    return HostPoint(
+        ra=_finite(field(point, "ra")),
+        dec=_finite(field(point, "dec")),
+        flux=_finite(field(point, "flux")),
+        fluxerr=_finite(field(point, "fluxerr")),
+        origin=field(point, "origin"),
+        instrument=field(instrument, "name") if instrument is not None else None,
+        alert=bool(field(point, "streams")),
+    )
+
+
+def aliases(obj: Any) -> tuple[str, ...]:
+    """The source's other names (SkyPortal's ``Obj.alias``: a list of strings, or null)."""
+    names = field(obj, "alias")
+    return tuple(str(name) for name in names if isinstance(name, str) and name) if isinstance(names, (list, tuple)) else ()
+
+
+def core_request(
+    request: Any, *, remote_id: str | None = None, cursor: str | None = None, photometry: tuple[HostPoint, ...] = ()
+) -> FollowupRequest:
     """The core ``FollowupRequest`` for SkyPortal's ``request`` (with the facility's ``remote_id``
-    and ``cursor`` as recorded); ``PayloadError`` for unusable coordinates."""
+    and ``cursor`` as recorded, and the source's ``photometry`` when the facility asked for it);
+    ``PayloadError`` for unusable coordinates, ``AltdataError`` for credentials that are not a
+    JSON object."""
     obj, allocation = request.obj, request.allocation
     instrument = allocation.instrument
     target = Target(
         str(obj.id),
         _degrees(obj.ra, "$.ra", "must be a finite number in [0, 360)"),
         _degrees(obj.dec, "$.dec", "must be a finite number in [-90, 90]"),
+        aliases=aliases(obj),
+        photometry=photometry,
     )
     core_allocation = Allocation(
         id=allocation.id,
@@ -89,7 +154,10 @@ def core_request(request: Any, *, remote_id: str | None = None, cursor: str | No
         instrument_name=instrument.name if instrument is not None else None,
         filters=tuple(instrument.filters or ()) if instrument is not None else (),
         group_ids=group_ids(allocation),
+        group=getattr(getattr(allocation, "group", None), "name", None),
     )
     payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
     requester = getattr(request.requester, "username", None) if request.requester is not None else None
-    return FollowupRequest(request.id, target, core_allocation, payload, requester=requester, remote_id=remote_id, cursor=cursor)
+    return FollowupRequest(
+        request.id, target, core_allocation, payload, requester=requester, remote_id=remote_id, cursor=cursor, comments=comments(request)
+    )

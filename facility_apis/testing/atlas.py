@@ -1,7 +1,7 @@
 """An ATLAS forced photometry server on loopback, speaking the service's REST protocol.
 
-Under ``/forcedphot``: ``api-token-auth/``, ``queue/`` (list, create), ``queue/<id>/`` (detail,
-delete) and the result files ``static/results/job<id>.txt``. Tasks move with the clock: queued
+Under ``/forcedphot``: ``api-token-auth/``, ``queue/`` (list in cursor pages, create),
+``queue/<id>/`` (detail, delete) and the result files ``static/results/job<id>.txt``. Tasks move with the clock: queued
 for ``queue_time`` seconds after they are submitted, running for ``run_time`` seconds, then
 finished with a result file, or with an ``error_msg`` only (see :meth:`ATLASEmulator.fail_next`;
 a result without data rows also gives "No data returned", like the real server).
@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NoReturn
+from urllib.parse import urlencode
 
 import tornado.httpclient
 import tornado.ioloop
@@ -47,6 +48,8 @@ FIRST_ATLAS_MJD = 57230.0  # the start of ATLAS survey data (2015)
 NOT_PROVIDED = "Authentication credentials were not provided."
 INVALID_TOKEN = "Invalid token."
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_PAGE_SIZE = 6
+MAX_PAGE_SIZE = 100
 CALLBACK_TIMEOUT = 5.0
 
 
@@ -421,11 +424,38 @@ class TokenAuthHandler(LoopbackHandler):
 
 
 class QueueHandler(_ATLASHandler):
-    """``GET queue/``: the caller's tasks; ``POST queue/``: submit a task (201)."""
+    """``GET queue/``: the caller's tasks, in cursor pages (``pagesize``, default 6, at most 100;
+    ``ordering`` by ``id``, ``-id``, ``timestamp`` or ``-timestamp``, default ``id``; ``next`` and
+    ``previous`` are absolute URLs carrying an opaque ``cursor``); ``POST queue/``: submit a task
+    (201)."""
 
     def get(self) -> None:
         assert self.username is not None
-        self.send_json({"next": None, "previous": None, "results": self.atlas.tasks_of(self.username)})
+        ordering = self.get_query_argument("ordering", "id")
+        key = ordering.lstrip("-")
+        if key not in ("id", "timestamp"):
+            key, ordering = "id", "id"
+        tasks = sorted(self.atlas.tasks_of(self.username), key=lambda task: (task[key], task["id"]), reverse=ordering.startswith("-"))
+        try:
+            size = min(max(int(self.get_query_argument("pagesize", str(DEFAULT_PAGE_SIZE))), 1), MAX_PAGE_SIZE)
+        except ValueError:
+            size = DEFAULT_PAGE_SIZE
+        start = _cursor_offset(self.get_query_argument("cursor", ""))
+        page = tasks[start : start + size]
+
+        def link(offset: int) -> str:
+            query = {"cursor": base64.urlsafe_b64encode(f"o={offset}".encode()).decode(), "ordering": ordering, "pagesize": str(size)}
+            return f"{self.atlas.base_url}/queue/?{urlencode(query)}"
+
+        self.send_json(
+            {
+                "next": link(start + size) if start + size < len(tasks) else None,
+                "previous": link(max(start - size, 0)) if start > 0 else None,
+                "pagefirsttaskposition": start,
+                "taskcount": len(tasks),
+                "results": page,
+            }
+        )
 
     def post(self) -> None:
         assert self.username is not None
@@ -438,6 +468,15 @@ class QueueHandler(_ATLASHandler):
             delay = max(0.0, self.atlas.queue_time + self.atlas.run_time)
             tornado.ioloop.IOLoop.current().call_later(delay, self.atlas.send_callback, task["id"])
         self.send_json(task, 201, {"Location": task["url"]})
+
+
+def _cursor_offset(cursor: str) -> int:
+    """The position an opaque cursor of this emulator stands for (0 for none or a bad one)."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        return max(int(text.removeprefix("o=")), 0) if text.startswith("o=") else 0
+    except ValueError:
+        return 0
 
 
 class TaskHandler(_ATLASHandler):

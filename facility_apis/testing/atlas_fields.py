@@ -97,7 +97,19 @@ def _callback_url(value: Any) -> str | None:
         raise ValueError("Enter a valid URL.")
     if parts.scheme != "https" and not is_loopback_url(url):
         raise ValueError("The callback URL must use https.")
+    if _private_address(parts.hostname):  # the server checks where a callback resolves to
+        raise ValueError("The callback URL must resolve to a public address.")
     return url
+
+
+def _private_address(host: str) -> bool:
+    """A literal address that is not public (loopback excepted: the emulator's tests call back on
+    127.0.0.1). A name is not resolved here: this server never looks anything up."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global and not address.is_loopback
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {

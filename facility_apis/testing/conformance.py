@@ -17,11 +17,12 @@ What it checks, per facility:
   credentials at all is fine);
 - bad altdata and payloads raise ``AltdataError``/``PayloadError`` naming the field;
 - ``prepare`` makes no connection of any kind;
-- a fault matrix for each implemented operation, ``remote_validate`` included (timeouts, reset,
-  5xx, 429 with and without ``Retry-After``, 401, 403, 404, empty and malformed bodies, HTML pages
-  with 200 and 500): each ends in a defined state with a one-line, markup-free detail of at most
-  500 characters, a faulty answer is never a successful submission nor a remote validation's
-  acceptance, and no secret reaches an outcome, a transaction, an exception or a log record;
+- a fault matrix for each implemented operation, ``remote_validate`` and ``find`` included
+  (timeouts, reset, 5xx, 429 with and without ``Retry-After``, 401, 403, 404, empty and malformed
+  bodies, HTML pages with 200 and 500): each ends in a defined state with a one-line, markup-free
+  detail of at most 500 characters, a faulty answer is never a successful submission, a remote
+  validation's acceptance, nor (for ``find``) a found or certainly absent request, and no secret
+  reaches an outcome, a transaction, an exception or a log record;
 - with ``docs_dir``: the facility has its page (``<docs_dir>/facilities/<name>.md``, listed in
   the index) and its SkyPortal class is named in ``<docs_dir>/skyportal.md``.
 
@@ -32,6 +33,7 @@ connection is refused by :func:`~facility_apis.testing.network.socket_guard`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -241,15 +243,17 @@ class FacilityConformance:
         assert attempts == [] and len(mock.calls) == 0, "prepare must not send anything"
 
     @pytest.mark.parametrize(("fault_id", "fault"), FAULTS, ids=[fault_id for fault_id, _ in FAULTS])
-    @pytest.mark.parametrize("operation", ["submit", "get", "update", "delete", "remote_validate"])
+    @pytest.mark.parametrize("operation", ["submit", "get", "update", "delete", "find", "remote_validate"])
     def test_faults_end_in_a_defined_state_and_leak_no_secret(
         self, facility_class: type[Facility], operation: str, fault_id: str, fault: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
         facility = facility_class()
         if not facility.implements()[operation]:
             pytest.skip(f"{facility_class.name} does not implement {operation}")
-        remote_id = None if operation in ("submit", "remote_validate") else facility_class.example_remote_id
+        remote_id = None if operation in ("submit", "find", "remote_validate") else facility_class.example_remote_id
         request, sentinels = example_request(facility_class, remote_id=remote_id)
+        if operation == "find":
+            request = dataclasses.replace(request, attempted_at=1_790_000_000.0)
         caplog.set_level(logging.DEBUG)
         with socket_guard(), responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
             for method in METHODS:
@@ -270,6 +274,10 @@ class FacilityConformance:
             )
         if operation == "remote_validate":
             assert outcome.state is not State.PENDING, f"a {fault_id} answer must not read as the facility's acceptance: {outcome.status!r}"
+        if operation == "find":  # "absent" would submit a second time; "found" would follow nothing
+            assert outcome.state not in (State.PENDING, State.SUBMITTED, State.QUEUED, State.RUNNING, State.COMPLETED), (
+                f"a {fault_id} answer must not count as found or as certainly absent: {outcome.status!r}"
+            )
         assert_no_secret(sentinels, outcome, outcome.status, [t.as_dict() for t in outcome.transactions])
         assert_no_secret(sentinels, caplog.text, [(r.getMessage(), r.exc_text) for r in caplog.records])
 

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.timeutil import DATE_PATTERN
+
 #: Spellings tried for each ``format``: (label, value). The first one is a valid value.
 FORMAT_PROBES: dict[str, tuple[tuple[str, str], ...]] = {
     "date": (
@@ -149,6 +151,8 @@ def valid_value(spec: Any) -> Any:
     if kind == "string":
         if spec.get("format") in FORMAT_PROBES:
             return FORMAT_PROBES[spec["format"]][0][1]
+        if spec.get("pattern") == DATE_PATTERN:
+            return FORMAT_PROBES["date"][0][1]
         if "pattern" in spec:
             return NO_VALUE
         return "x" * max(int(spec.get("minLength", 1)), 1)
@@ -259,6 +263,9 @@ def _string_probes(spec: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
         yield "pattern:mismatch", " " + (good if isinstance(good, str) else "x")
     for label, value in FORMAT_PROBES.get(spec.get("format", ""), ()):
         yield f"format:{label}", value
+    if spec.get("pattern") == DATE_PATTERN:  # the kit's date fields: every spelling a date takes
+        for label, value in FORMAT_PROBES["date"]:
+            yield f"date:{label}", value
 
 
 def _array_probes(spec: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:

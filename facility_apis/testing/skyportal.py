@@ -2,7 +2,8 @@
 ``/api/sources/<obj_id>`` the way SkyPortal 1.4.0 does (texts, statuses and envelope included).
 
 Tokens carry ACLs; a facility message needs ``Post from <ListenerClassName>`` on the token. A
-repeated ``POST`` of stored photometry is an error while ``PUT`` is idempotent, as in SkyPortal.
+repeated ``POST`` of stored photometry is an error while ``PUT`` is idempotent, as in SkyPortal;
+an upload of more than 10,000 points is refused, as SkyPortal refuses it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import jsonschema
 import tornado.web
 from tornado.httputil import responses
 
+from ..core.photometry import MAX_UPLOAD_ROWS
 from ..skyportal.listener import FacilityMessageListener, Listener
 from .server import LoopbackHandler, LoopbackServer
 
@@ -146,9 +148,10 @@ class SkyPortalStub(LoopbackServer):
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def add_source(self, obj_id: str, ra: float, dec: float) -> None:
+    def add_source(self, obj_id: str, ra: float, dec: float, alias: Iterable[str] | None = None) -> None:
+        """A source, with its other names (``alias``: SkyPortal's list, or null)."""
         with self._lock:
-            self._sources[obj_id] = {"id": obj_id, "ra": ra, "dec": dec}
+            self._sources[obj_id] = {"id": obj_id, "ra": ra, "dec": dec, "alias": None if alias is None else list(alias)}
 
     def add_instrument(self, instrument_id: int, filters: Iterable[str], name: str = "ATLAS") -> None:
         with self._lock:
@@ -223,6 +226,11 @@ class SkyPortalStub(LoopbackServer):
         if not isinstance(body, dict):
             raise Refused("Invalid input format: expected a JSON object.")
         points = _points(body)
+        if len(points) > MAX_UPLOAD_ROWS:
+            raise Refused(
+                f"Maximum number of photometry rows to post exceeded: {len(points)} > {MAX_UPLOAD_ROWS}. "
+                "Please break up the data into smaller sets and try again"
+            )
         upload_id = str(uuid.uuid4())
         with self._lock:
             for point in points:

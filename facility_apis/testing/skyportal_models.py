@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.photometry import MAX_UPLOAD_ROWS
 from ..skyportal.models import SkyPortalModels, use_models
 
 _ids = itertools.count(1)
@@ -49,6 +50,22 @@ class Instrument:
 
 
 @dataclass(eq=False)
+class Group:
+    id: int
+    name: str
+
+
+@dataclass(eq=False)
+class Comment:
+    """A comment on a source: ``text``, its ``author`` and when it was made."""
+
+    text: str
+    author: User
+    created_at: datetime = field(default_factory=_now)
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(eq=False)
 class Allocation:
     id: int
     instrument: Instrument
@@ -59,10 +76,32 @@ class Allocation:
     default_share_group_ids: list[int] = field(default_factory=list)
     types: list[str] = field(default_factory=lambda: ["triggered"])
     hours_allocated: float = 10.0
+    group: Group | None = None
 
     @property
     def instrument_id(self) -> int:
         return self.instrument.id
+
+
+@dataclass(eq=False)
+class Stream:
+    id: int
+    name: str
+
+
+@dataclass(eq=False)
+class Photometry:
+    """A photometry point as SkyPortal stores it: flux in µJy (zero point 23.9), where it was
+    measured, how it came (``origin``, its ``instrument`` and alert ``streams``)."""
+
+    id: int
+    flux: float | None
+    fluxerr: float
+    ra: float | None = None
+    dec: float | None = None
+    origin: str | None = None
+    instrument: Instrument | None = None
+    streams: list[Stream] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -71,6 +110,10 @@ class Obj:
     ra: float | None
     dec: float | None
     internal_key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    comments: list[Comment] = field(default_factory=list)
+    #: Other names of the source (SkyPortal: an array of strings, or null).
+    alias: list[str] | None = None
+    photometry: list[Photometry] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -187,6 +230,8 @@ class FakeModels(SkyPortalModels):
 
     def __init__(self) -> None:
         self.refreshes: list[dict[str, Any]] = []
+        #: How often a source's photometry was loaded (only facilities that use it ask).
+        self.photometry_loads = 0
 
     async def reload(self, session: Any, request: Any) -> Any:
         return request
@@ -194,12 +239,20 @@ class FakeModels(SkyPortalModels):
     async def load_request(self, session: Any, request_id: int) -> Any:
         return await session.get(FollowupRequest, request_id)
 
+    async def host_photometry(self, session: Any, request: Any) -> list[Any]:
+        self.photometry_loads += 1
+        return list(request.obj.photometry)
+
     def transaction(self, **fields: Any) -> FacilityTransaction:
         return FacilityTransaction(**fields)
 
     async def store_photometry(self, session: Any, request: Any, body: dict[str, Any]) -> None:
         if getattr(session, "photometry_error", None) is not None:
             raise session.photometry_error
+        rows = len(body.get("mjd", []))
+        if rows > MAX_UPLOAD_ROWS:  # as SkyPortal's add_external_photometry refuses it
+            message = f"Maximum number of photometry rows to post exceeded: {rows} > {MAX_UPLOAD_ROWS}."
+            raise ValueError(message + " Please break up the data into smaller sets and try again")
         session.photometry.append(body)
 
     def refresh(self, **flags: Any) -> None:
@@ -229,7 +282,10 @@ def make_request(
     """A follow-up request with its object, allocation, instrument and requester."""
     user = User(*requester)
     inst = Instrument(*instrument, api_classname=api_classname)
-    allocation = Allocation(allocation_id, inst, group_id, dict(altdata or {}), pi="A. PI", proposal_id="P-1", default_share_group_ids=list(share_group_ids))
+    group = Group(group_id, f"Group {group_id}")
+    allocation = Allocation(
+        allocation_id, inst, group_id, dict(altdata or {}), pi="A. PI", proposal_id="P-1", default_share_group_ids=list(share_group_ids), group=group
+    )
     return FollowupRequest(request_id, Obj(*obj), allocation, user, dict(payload or {}), last_modified_by_id=user.id)
 
 

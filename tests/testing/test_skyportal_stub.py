@@ -177,8 +177,10 @@ def test_missing_photometry_field_is_a_marshmallow_error(stub):
 
 def test_sources(stub):
     response = call(stub, "GET", f"/api/sources/{OBJ}")
-    assert response.json() == {"status": "success", "data": {"id": OBJ, "ra": 10.5, "dec": -20.25}, "version": "1.4.0"}
+    assert response.json() == {"status": "success", "data": {"id": OBJ, "ra": 10.5, "dec": -20.25, "alias": None}, "version": "1.4.0"}
     expect_error(call(stub, "GET", "/api/sources/ZTFnothing"), 400, "ZTFnothing")
+    stub.add_source("ZTF26named", 1.0, 2.0, alias=["LSST:313761043604045880"])
+    assert call(stub, "GET", "/api/sources/ZTF26named").json()["data"]["alias"] == ["LSST:313761043604045880"]
 
 
 def test_skyportal_down_then_up(stub):

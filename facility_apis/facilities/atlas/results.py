@@ -8,6 +8,14 @@ name (newer files add ``PA_DEG``). Rules, after the service's own documentation:
   ``mag5sig``, ``duJy`` is 0, or a flux value is NaN; its limit is ``mag5sig`` (or, when that is
   not a number, the 3-sigma limit from ``duJy``);
 - a point whose MJD or limit cannot be known is dropped with a note.
+
+A file this parser cannot read (no header, a column missing, a row of another width) raises a
+*permanent* ``RemoteError``: ATLAS serves a finished task's file as it is, so reading it again
+cannot succeed.
+
+``origin`` marks the series in SkyPortal: ``fp`` for difference-image photometry (SkyPortal's own
+ATLAS class stores it so, so points it stored are recognised as the same), ``fp_reduced`` for
+photometry on the reduced images, which includes the host and reads brighter.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from ...core.photometry import Photometry
 
 REQUIRED = ("MJD", "m", "dm", "uJy", "duJy", "F", "chi/N", "RA", "Dec", "mag5sig")
 FILTERS = {"c": "atlasc", "o": "atlaso"}
+ORIGIN_DIFFERENCE = "fp"
+ORIGIN_REDUCED = "fp_reduced"
 MAX_CHI_N = 10.0
 NAN = float("nan")
 
@@ -47,7 +57,7 @@ def _header(lines: list[str]) -> tuple[int, dict[str, int]]:
             return number, {name: index for index, name in enumerate(names)}
         if line.strip():
             break
-    raise RemoteError("ATLAS result file has no header line starting with '#'")
+    raise RemoteError("ATLAS result file has no header line starting with '#'", permanent=True)
 
 
 @contextmanager
@@ -73,27 +83,28 @@ def _columns(lines: list[str], width: int, wanted: list[int]) -> list[tuple[str,
         if len(row) != width:
             if not row or row[0].startswith("#"):
                 continue
-            raise RemoteError(f"ATLAS result row {number} has {len(row)} values; the header names {width}")
+            raise RemoteError(f"ATLAS result row {number} has {len(row)} values; the header names {width}", permanent=True)
         picked.append(pick(row))
     return list(zip(*picked, strict=True)) if picked else [() for _ in wanted]
 
 
-def parse_results(text: str, *, snr_threshold: float = 3.0) -> Photometry:
-    """Photometry from the text of an ATLAS result file; ``RemoteError`` when it is malformed."""
+def parse_results(text: str, *, snr_threshold: float = 3.0, origin: str = ORIGIN_DIFFERENCE) -> Photometry:
+    """Photometry (of the series ``origin``) from the text of an ATLAS result file; a permanent
+    ``RemoteError`` when it is malformed."""
     lines = text.splitlines()
     header_line, index = _header(lines)
     missing = [name for name in REQUIRED if name not in index]
     if missing:
-        raise RemoteError(f"ATLAS result file lacks the column(s) {', '.join(missing)}")
+        raise RemoteError(f"ATLAS result file lacks the column(s) {', '.join(missing)}", permanent=True)
     with _gc_paused():
         columns = dict(zip(REQUIRED, _columns(lines[header_line + 1 :], len(index), [index[name] for name in REQUIRED]), strict=True))
         if not columns["MJD"]:
-            return Photometry([], [], [], [], [], [], [], origin="fp", notes=("the result file holds no measurements",))
+            return Photometry([], [], [], [], [], [], [], origin=origin, notes=("the result file holds no measurements",))
         filters = columns.pop("F")
-        return _photometry(filters, {name: _floats(column) for name, column in columns.items()}, snr_threshold)
+        return _photometry(filters, {name: _floats(column) for name, column in columns.items()}, snr_threshold, origin)
 
 
-def _photometry(filters: tuple[str, ...], number: dict[str, list[float]], snr_threshold: float) -> Photometry:
+def _photometry(filters: tuple[str, ...], number: dict[str, list[float]], snr_threshold: float, origin: str) -> Photometry:
     """Apply the conversion rules row by row (see the module docstring)."""
     out_mjd: list[float] = []
     out_mag: list[float | None] = []
@@ -143,4 +154,4 @@ def _photometry(filters: tuple[str, ...], number: dict[str, list[float]], snr_th
         notes.append(f"dropped points in filters other than c/o: {listed}")
     if unusable:
         notes.append(f"dropped {unusable} point(s) with no usable MJD or limiting magnitude")
-    return Photometry(out_mjd, out_mag, out_magerr, out_limit, out_filter, out_ra, out_dec, origin="fp", notes=tuple(notes))
+    return Photometry(out_mjd, out_mag, out_magerr, out_limit, out_filter, out_ra, out_dec, origin=origin, notes=tuple(notes))

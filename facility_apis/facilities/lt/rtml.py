@@ -38,9 +38,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ...core.coordinates import dec_dms, ra_hms
 from ...core.errors import PayloadError, RemoteError
 from ...core.interface import Target
-from ...core.sexagesimal import dec_dms, ra_hms
 
 RTML_NS = "http://www.rtml.org/v3.1a"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"

@@ -28,7 +28,8 @@ from .requests import carry_out_cancel, change_state
 @dataclass(frozen=True)
 class Job:
     """A claimed request: what a worker needs to make one facility call. ``operation`` is
-    ``submit``, ``get`` or ``delete``; ``lease_owner`` is the claiming worker's name."""
+    ``submit``, ``get``, ``update``, ``delete`` or ``find`` (looking up an interrupted
+    submission); ``lease_owner`` is the claiming worker's name."""
 
     request_id: int
     facility: str
@@ -97,8 +98,11 @@ class Jobs:
                     connection.execute(update(REQUESTS).where(REQUESTS.c.id == row.id).values(**values))
                     continue
                 target = Target(row.obj_id, row.ra, row.dec)
-                request = FollowupRequest(row.id, target, allocation, row.payload, requester=row.requester, remote_id=row.remote_id, cursor=row.cursor)
                 interrupted = row.operation == "submit" and row.submitting_since is not None
+                attempted_at = row.submitting_since if row.operation in ("submit", "find") else None
+                request = FollowupRequest(
+                    row.id, target, allocation, row.payload, requester=row.requester, remote_id=row.remote_id, cursor=row.cursor, attempted_at=attempted_at
+                )
                 jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted))
         return jobs
 
@@ -126,11 +130,15 @@ class Jobs:
         with self._database.connection() as connection:
             return connection.scalar(select(func.min(REQUESTS.c.next_poll_at)))
 
-    def record(self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, now: float | None = None) -> bool:
-        """Apply an outcome: state, history, transactions, outbox (photometry before the status
-        that announces it) and the facility's cursor (kept unless the outcome brings a new one) in
-        one transaction. ``can_poll``/``can_delete``: the facility implements
-        ``get``/``delete``.
+    def record(
+        self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, can_update: bool = False, now: float | None = None
+    ) -> bool:
+        """Apply an outcome: state, history, transactions, frames (the newest list replaces the
+        last), outbox (photometry before the status that announces it) and the facility's cursor
+        (kept unless the outcome brings a new one) in one transaction.
+        ``can_poll``/``can_delete``/``can_update``: the facility implements
+        ``get``/``delete``/``update``. A payload changed while the call was out is sent with an
+        ``update`` due now, once the facility holds the request.
 
         Returns False (and writes nothing) when the lease was lost meanwhile: another worker
         owns the request now and its result wins.
@@ -143,7 +151,8 @@ class Jobs:
             photometry = None
             detail = "photometry arrived but the allocation names no instrument_id"
             outcome = Outcome(State.FAILED, detail, outcome.remote_id, transactions=outcome.transactions)  # the cursor stays: nothing was delivered
-        body = photometry.to_skyportal(job.request.target.id, allocation.instrument_id, allocation.group_ids) if photometry is not None else None
+        # SkyPortal takes at most 10,000 points an upload: one outbox row per upload, in order.
+        uploads = photometry.uploads(job.request.target.id, allocation.instrument_id, allocation.group_ids) if photometry is not None else []
         records = [{"request_id": job.request_id, "at": now, "operation": job.operation, "record": t.as_dict()} for t in outcome.transactions]
         with self._database.connection() as connection:
             row = _leased(connection, job)
@@ -159,24 +168,36 @@ class Jobs:
                 give_up_at=row.give_up_at,
                 now=now,
                 schedule=self._schedule,
+                can_delete=can_delete,
+                previous_detail=row.detail,
+                # A delete nobody asked for is the cancel the gateway sends after giving up.
+                canceling_after_giving_up=job.operation == "delete" and not row.cancel_requested,
             )
             if records:
                 connection.execute(insert(TRANSACTIONS), records)
-            if body is not None:
-                owe(connection, job.request_id, "photometry", body, now)
+            for upload in uploads:
+                owe(connection, job.request_id, "photometry", upload, now)
             remote_id = outcome.remote_id or row.remote_id
             values = change_state(connection, job.request_id, row.status, step.state, step.status, step.detail, now)
             cursor = row.cursor if outcome.cursor is None else outcome.cursor
             values.update(
                 remote_id=remote_id, cursor=cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
-                attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now,
+                attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, updated_at=now,
+                # A lookup to be asked again still needs the time the lost submission left.
+                submitting_since=row.submitting_since if step.operation == "find" else None,
             )  # fmt: skip
-            if row.cancel_requested and job.operation != "delete" and step.operation is not None:
+            if step.give_up_at is not None:
+                values["give_up_at"] = step.give_up_at
+            if outcome.frames:
+                values["frames"] = [frame.as_dict() for frame in outcome.frames]
+            if job.operation == "delete":
+                values["cancel_requested"] = False  # done, or failed for good: a delete may be asked again
+            elif row.cancel_requested and step.state is not State.DELETED:
                 # The cancel was asked while this call was out: carry it out on what it returned.
                 values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now))
-            elif job.operation == "delete" and step.operation is None and not step.state.terminal:
-                # The facility refused the delete and still holds the request: a new cancel may try again.
-                values["cancel_requested"] = False
+            elif row.payload != job.request.payload and can_update and remote_id is not None and step.state.active and step.operation in (None, "get"):
+                # The payload changed while this call was out: the facility holds the old one.
+                values.update(operation="update", next_poll_at=now)
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
 
@@ -190,5 +211,6 @@ class Jobs:
                 return False
             values = change_state(connection, job.request_id, row.status, State.FAILED, f"failed: {detail}", detail, now)
             values.update(operation=None, next_poll_at=None, lease_owner=None, lease_expires=None, submitting_since=None, updated_at=now)
+            values["cancel_requested"] = False  # a cancel asked meanwhile may be asked again: the request is no longer held here
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True

@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
-from ..models import OUTBOX, REQUESTS
+from ...core.answers import one_line
+from ...core.outcome import State
+from ..models import HISTORY, OUTBOX, REQUESTS
 from .database import Database
 
 #: The request's columns that address a delivery: SkyPortal's request id, the source, the allocation.
@@ -94,6 +96,38 @@ class Outbox:
                 .where(OUTBOX.c.id == delivery.id)
                 .values(next_attempt_at=at, attempts=OUTBOX.c.attempts + 1, dead=dead, last_error=error[:1000], lease_owner=None, lease_expires=None)
             )
+
+    def status_to_send(self, delivery: Delivery, now: float | None = None) -> str:
+        """The status a ``status`` message brings SkyPortal: its own, unless photometry owed with
+        it (since the request's previous status message) was refused for good. Points SkyPortal
+        did not store are never announced: the message then says how many were stored and why
+        the rest were not, and the request records that status (with its history row) while it
+        still stands at the one announced."""
+        announced = delivery.body["new_status"]
+        now = time.time() if now is None else now
+        with self._database.connection() as connection:
+            previous = connection.scalar(
+                select(func.max(OUTBOX.c.id)).where(OUTBOX.c.request_id == delivery.request_id, OUTBOX.c.kind == "status", OUTBOX.c.id < delivery.id)
+            )
+            uploads = connection.execute(
+                select(OUTBOX.c.body, OUTBOX.c.dead, OUTBOX.c.delivered_at, OUTBOX.c.last_error)
+                .where(OUTBOX.c.request_id == delivery.request_id, OUTBOX.c.kind == "photometry", OUTBOX.c.id < delivery.id, OUTBOX.c.id > (previous or 0))
+                .order_by(OUTBOX.c.id)
+            ).all()
+            refused = [upload for upload in uploads if upload.dead]
+            if not refused:
+                return announced
+            total = sum(len(upload.body.get("mjd", [])) for upload in uploads)
+            stored = sum(len(upload.body.get("mjd", [])) for upload in uploads if upload.delivered_at is not None)
+            detail = one_line(f"{stored} of {total} points stored in SkyPortal; it refused the rest: {refused[0].last_error or 'no reason given'}", 480)
+            status = f"failed: {detail}"
+            row = connection.execute(select(REQUESTS.c.status).where(REQUESTS.c.id == delivery.request_id).with_for_update()).one()
+            if row.status == announced:
+                connection.execute(insert(HISTORY).values(request_id=delivery.request_id, at=now, state=State.FAILED.value, status=status))
+                connection.execute(
+                    update(REQUESTS).where(REQUESTS.c.id == delivery.request_id).values(state=State.FAILED.value, status=status, detail=detail, updated_at=now)
+                )
+            return status
 
     def requeue_dead(self, now: float | None = None) -> int:
         """Try every dead message again (after the cause, e.g. a missing ACL, was fixed); return

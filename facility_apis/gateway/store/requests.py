@@ -45,6 +45,14 @@ def carry_out_cancel(connection: Connection, request_id: int, remote_id: str | N
     return values
 
 
+def answers_for(row: Any) -> bool:
+    """Whether the gateway still answers for a request: not finished, and either owing a call,
+    not submitted yet, or held by the facility (a facility whose submission is final, such as a
+    notification, holds a request with no call owed)."""
+    state = State(row.state)
+    return not state.terminal and (row.operation is not None or state is State.PENDING or state.active)
+
+
 def _owned(connection: Connection, request_id: int, owner_id: int | None) -> Any:
     """The request's row, if ``owner_id`` (when given) owns its allocation; else ``NotFound``."""
     query = select(REQUESTS, ALLOCATIONS.c.owner_id).join(ALLOCATIONS, ALLOCATIONS.c.id == REQUESTS.c.allocation_id).where(REQUESTS.c.id == request_id)
@@ -113,6 +121,7 @@ class Requests:
     def view(self, request_id: int, owner_id: int | None = None) -> dict[str, Any]:
         """A request as the API shows it: its stored fields, ``state``, ``status``, ``detail``,
         ``next_operation``, ``next_poll_at``, ``attempts``, ``created_at``, and the lists
+        ``frames`` (the data files the facility listed: ``name``, ``url``, ``filter``, ``mjd``),
         ``history``, ``transactions`` (redacted) and ``deliveries`` (its outbox rows)."""
         with self._database.connection() as connection:
             row = _owned(connection, request_id, owner_id)
@@ -128,6 +137,7 @@ class Requests:
             "next_poll_at": row.next_poll_at,
             "attempts": row.attempts,
             "created_at": row.created_at,
+            "frames": list(row.frames or []),
             "history": [{"at": h.at, "state": h.state, "status": h.status} for h in history],
             "transactions": [{"at": t.at, "operation": t.operation, **t.record} for t in transactions],
             "deliveries": [
@@ -152,26 +162,53 @@ class Requests:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def cancel(self, request_id: int, owner_id: int | None = None, *, can_delete: bool, now: float | None = None) -> str:
-        """Ask for a request to be cancelled; return its state afterwards.
+        """Ask for a request to be cancelled (SkyPortal's delete); return its state afterwards.
 
-        A call in flight (a submission, say) lands first and the cancel follows it. Then: not
-        held by the facility, or a facility that cannot delete: deleted here at once. Held: a
-        ``delete`` call is due now, also for a held request nobody polls (a facility without
-        ``get``, such as the Liverpool Telescope). Already finished, failed or already
-        cancelling: ``Conflict``.
+        Finished requests included, as in SkyPortal's direct mode: a facility holding the request
+        removes it (ATLAS deletes a finished task after fetching its results once more), also a
+        held request nobody polls (a facility without ``get``, such as the Liverpool Telescope). A
+        call in flight, or the lookup of an interrupted submission, lands first and the cancel
+        follows it. Then: not held by the facility, or a facility that cannot delete: deleted here
+        at once. Held: a ``delete`` call is due now. Already deleted or already cancelling:
+        ``Conflict``.
         """
         now = time.time() if now is None else now
         with self._database.connection() as connection:
             row = _owned(connection, request_id, owner_id)
-            state = State(row.state)
-            settled = row.operation is None and state is not State.PENDING and not state.active
-            if state.terminal or row.cancel_requested or settled:
+            if State(row.state) is State.DELETED or row.cancel_requested:
                 raise Conflict(f"follow-up request {request_id} is already {row.status!r}")
             values: dict[str, Any] = {"cancel_requested": True, "updated_at": now}
-            if row.lease_owner is None or (row.lease_expires or 0.0) < now:
+            in_flight = row.lease_owner is not None and (row.lease_expires or 0.0) >= now
+            looking_up = row.operation == "find" or (row.operation == "submit" and row.submitting_since is not None)
+            if not in_flight and not looking_up:
                 values.update(carry_out_cancel(connection, request_id, row.remote_id, row.status, can_delete, now))
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(**values))
             return values.get("state", row.state)
+
+    def change(self, request_id: int, payload: Mapping[str, Any], owner_id: int | None = None, *, can_update: bool, now: float | None = None) -> str:
+        """Replace a request's payload (already validated); return its state.
+
+        Not submitted yet: the submission carries the new payload. Held by the facility: an
+        ``update`` call is due now, or, when a call is in flight, as soon as it lands (the
+        worker sees the payload changed); the request is given the schedule's horizon again from
+        now. A facility without ``update`` cannot change a request it holds, and a finished,
+        cancelling or abandoned request cannot change: ``Conflict``.
+        """
+        now = time.time() if now is None else now
+        with self._database.connection() as connection:
+            row = _owned(connection, request_id, owner_id)
+            if row.cancel_requested or not answers_for(row):
+                raise Conflict(f"follow-up request {request_id} is already {row.status!r}: it can no longer change")
+            held = row.remote_id is not None
+            if held and not can_update:
+                raise Conflict(f"follow-up request {request_id} is held by {row.facility}, which cannot change it: cancel it and submit a new one")
+            values: dict[str, Any] = {"payload": dict(payload), "updated_at": now}
+            if held:
+                values["give_up_at"] = max(row.give_up_at, now + self._schedule.horizon)
+                if row.lease_owner is None or (row.lease_expires or 0.0) < now:
+                    values.update(operation="update", next_poll_at=now, failures=0)
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(**values))
+            return row.state
 
     def poke(self, request_id: int, now: float | None = None) -> bool:
         """Make a followed request due now (a facility callback said it changed); False when it

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # The package's own rule for which oneOf branch an instance chose: read Ajv's errors the same way.
-from ...core.schemas import _has_discriminator as has_discriminator
+from ...core.schemas import discriminators
 from .forms import Verdict
 
 #: The browser's verdict when the form could not be used: it did not render, threw, had no submit
@@ -45,9 +45,9 @@ def _pointer(schema: Any, pointer: str) -> Any:
 
 def ajv_fields(errors: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> set[str]:
     """The fields at fault in Ajv's raw ``errors`` against ``schema``. A failed ``oneOf``/``anyOf``
-    is read as the package reads it (``core.schemas``): the errors of the one branch whose
-    discriminating ``enum``/``const`` matched, else the combinator's own error; the errors of
-    branches that do not apply are dropped."""
+    is read as the package reads it (``core.schemas.discriminators``): the errors of the one
+    branch whose discriminating properties matched, else the combinator's own error; the errors
+    of branches that do not apply are dropped."""
     combinators = [e for e in errors if e.get("keyword") in ("oneOf", "anyOf")]
     dropped: set[int] = set()
     for combinator in sorted(combinators, key=lambda e: len(e["schemaPath"])):
@@ -59,11 +59,14 @@ def ajv_fields(errors: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> se
             if error["schemaPath"].startswith(prefix) and id(error) not in dropped:
                 by_branch.setdefault(int(error["schemaPath"][len(prefix):].split("/")[0]), []).append(error)
         branches = _pointer(schema, combinator["schemaPath"]) or []
-        chosen = [
-            index
-            for index, branch_errors in by_branch.items()
-            if not any(e.get("keyword") in ("enum", "const") for e in branch_errors) and has_discriminator(branches[index])
-        ]
+        keywords = [part for part in combinator["schemaPath"].lstrip("#").split("/") if part]
+        base = combinator.get("instancePath", "")
+        chosen = []
+        for index, branch_errors in by_branch.items():
+            keys = discriminators(branches[index], keywords)
+            mismatched = any(e.get("keyword") in ("enum", "const") and e.get("instancePath", "")[len(base) :].lstrip("/") in keys for e in branch_errors)
+            if keys and not mismatched:
+                chosen.append(index)
         for index, branch_errors in by_branch.items():
             if len(chosen) != 1 or index != chosen[0]:
                 dropped.update(id(e) for e in branch_errors)

@@ -12,8 +12,8 @@ from astropy.coordinates import Angle
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from facility_apis.core import sexagesimal
-from facility_apis.core.sexagesimal import dec_dms, ra_hms
+from facility_apis.core import coordinates as sexagesimal
+from facility_apis.core.coordinates import dec_dms, ra_hms
 
 DECIMALS = st.integers(min_value=0, max_value=6)
 RA = st.floats(min_value=0.0, max_value=360.0, exclude_max=True, allow_nan=False)

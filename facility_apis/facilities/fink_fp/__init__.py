@@ -1,0 +1,5 @@
+"""Fink forced photometry of Rubin (LSST) objects."""
+
+from .facility import FinkForcedPhotometryFacility
+
+__all__ = ["FinkForcedPhotometryFacility"]
