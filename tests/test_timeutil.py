@@ -1,11 +1,10 @@
 """MJD conversion without astropy, checked against astropy as an oracle."""
 
 import random
+import re
 from datetime import UTC, date, datetime
 
 import pytest
-
-import re
 
 from facility_apis.core.timeutil import INSTANT_PATTERN, from_mjd, parse_utc, to_mjd, utc_instant
 

@@ -37,9 +37,8 @@ from .verdicts import agrees, ajv_fields, browser_verdict
 
 __all__ = [
     "BROWSER", "EXPECTED", "FORMS", "MARKUP_DIGESTS", "MAX_WORKERS", "MODES", "REVIEWABLE", "ROOT", "SCREENSHOTS", "SCREENSHOT_NAMES", "SIDES",
-    "Expected", "Finding", "FormUnderTest", "Report", "Verdict",
-    "agrees", "ajv_fields", "browser_verdict", "chromium_path", "collect_forms", "in_ci", "install", "judge", "workers",
-    "keep_screenshots", "load_expected", "markup_digest", "missing_tools", "node_modules_current", "reconcile", "run",
+    "Expected", "Finding", "FormUnderTest", "Report", "Verdict", "agrees", "ajv_fields", "browser_verdict", "chromium_path", "collect_forms", "in_ci",
+    "install", "judge", "keep_screenshots", "load_expected", "markup_digest", "missing_tools", "node_modules_current", "reconcile", "run", "workers",
 ]
 
 
