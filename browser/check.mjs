@@ -108,6 +108,9 @@ class Worker {
         const mounted = await page.evaluate((s) => window.formCheck.mount(s), spec(undefined));
         if (shot && screenshotDir) {
           await page.mouse.move(0, 0); // no hover left over from the form this page checked before
+          // Let the widgets' effects (MUI measures labels and notches after the first paint) and
+          // the fonts settle, so the markup and the picture do not depend on timing.
+          await page.evaluate(() => document.fonts.ready.then(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))));
           Object.assign(untouched, { screenshot: shot, markup: await page.evaluate(() => window.formCheck.markup()) });
           await page.locator("#form-under-test").screenshot({ path: join(screenshotDir, `${form.facility}-${shot}.png`) });
         }
