@@ -101,6 +101,11 @@ def test_an_html5_refusal_on_a_widgets_own_input_is_read_by_its_name():
     # MUI's select validates a hidden input with a generated id; its name is the field's RJSF id.
     hidden = outcome(submitted=False, blockedBy="html5", html5=[{"id": "_r_2_", "name": "root_a", "message": "Please fill out this field."}])
     assert bc.browser_verdict(hidden)[0] == Verdict(False, ("$.a",))
+    # An item of an array field: RJSF numbers its inputs after the field's id.
+    item = outcome(submitted=False, blockedBy="html5", html5=[{"id": "root_a_0", "name": "root_a_0", "message": "Please fill out this field."}])
+    assert bc.browser_verdict(item)[0] == Verdict(False, ("$.a[0]",))
+    unknown = outcome(submitted=False, blockedBy="html5", html5=[{"id": "root_b_0", "name": "", "message": "Please fill out this field."}])
+    assert bc.browser_verdict(unknown)[0] == Verdict(False, ("#root_b_0",))
 
 
 def test_the_allocation_form_is_read_as_the_facilitys_altdata():

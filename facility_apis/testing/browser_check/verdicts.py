@@ -75,6 +75,18 @@ def ajv_fields(errors: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> se
     return {_error_path(e) for e in errors if id(e) not in dropped}
 
 
+def _input_path(paths: Mapping[str, str], element: Mapping[str, Any]) -> str:
+    """The JSON path of an input HTML5 validation refused: by its RJSF id, by its name (a widget's
+    own hidden input), or as an item of an array field (RJSF ids ``root_filters_0``); else ``#id``."""
+    for key in (element["id"], element.get("name") or ""):
+        if key in paths:
+            return paths[key]
+        base, _, index = key.rpartition("_")
+        if index.isdigit() and base in paths:
+            return f"{paths[base]}[{index}]"
+    return f"#{element['id']}"
+
+
 def browser_verdict(outcome: Mapping[str, Any]) -> tuple[Verdict, Any, set[str]]:
     """What the form did (an outcome from ``browser/check.mjs``) as a verdict on the facility's data;
     that data (for an allocation form, its ``payloadKey`` part); and the fields at fault outside it
@@ -89,7 +101,7 @@ def browser_verdict(outcome: Mapping[str, Any]) -> tuple[Verdict, Any, set[str]]
     if outcome.get("blockedBy") == "broken":
         return Verdict(False, (), note=BROKEN), payload, set()
     if outcome.get("blockedBy") == "html5":
-        fields = {paths.get(i["id"]) or paths.get(i.get("name") or "") or f"#{i['id']}" for i in outcome.get("html5") or []}
+        fields = {_input_path(paths, i) for i in outcome.get("html5") or []}
     elif outcome.get("blockedBy") == "rjsf":
         fields = ajv_fields(outcome.get("raw") or [], outcome.get("schema") or {})
         # Errors added by the host's own checks (SkyPortal's customValidate) carry no schema path.
