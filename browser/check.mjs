@@ -55,44 +55,99 @@ async function bundle() {
   });
 }
 
-async function runForm(context, form, modeName, screenshotDir) {
-  const mode = MODES[modeName];
-  const page = await context.newPage();
-  const log = { console: [] };
-  let step = "load";
-  page.on("console", (msg) => {
-    if (msg.type() === "error") log.console.push({ step, text: msg.text() });
-  });
-  page.on("pageerror", (error) => log.console.push({ step, text: `uncaught: ${error.message}` }));
-  await page.goto(pathToFileURL(join(HERE, "page.html")).href);
-  const spec = (formData) => ({
-    theme: mode.theme,
-    html5: mode.html5,
-    wrap: mode.wrap(form),
-    schema: form.schema,
-    uiSchema: form.uiSchema,
-    formData,
-  });
-  // The untouched form is submitted with a real mouse click, after its screenshot; each instance is
-  // mounted and submitted (its button's click()) in one call to the page.
-  step = "untouched";
-  const mounted = await page.evaluate((s) => window.formCheck.mount(s), spec(undefined));
-  const shot = mode.shots[form.form];
-  let markup = null;
-  if (shot && screenshotDir) {
-    markup = await page.evaluate(() => window.formCheck.markup());
-    await page.locator("#form-under-test").screenshot({ path: join(screenshotDir, `${form.facility}-${shot}.png`) });
+// An outcome for a submission the page could not make (the form broke, or the page itself did).
+const broken = (why, formData = null) => ({ submitted: false, blockedBy: "broken", broken: why, formData, html5: [], errors: [], raw: [] });
+const SUBMIT = "#form-under-test form button[type=submit]";
+
+/**
+ * One page that checks forms one after another (each mount is a fresh React root). Console errors
+ * go to the run in progress, with the step they came from. After a failure the page is replaced,
+ * so one broken form never costs the others.
+ */
+class Worker {
+  constructor(context) {
+    this.context = context;
+    this.page = null;
+    this.run = null; // { log, step } of the form and mode in progress
   }
-  await page.click("#form-under-test button[type=submit]");
-  const untouched = { id: "untouched", ...mounted, ...(await page.evaluate(() => window.formCheck.outcome())) };
-  if (shot && screenshotDir) Object.assign(untouched, { screenshot: shot, markup });
-  const instances = [];
-  for (const instance of form.instances) {
-    step = instance.id;
-    instances.push({ id: instance.id, ...(await page.evaluate((s) => window.formCheck.submit(s), spec(instance.data))) });
+
+  async open() {
+    if (this.page && !this.page.isClosed()) await this.page.close().catch(() => {});
+    const page = await this.context.newPage();
+    page.setDefaultTimeout(10000);
+    const note = (text) => this.run?.log.push({ step: this.run.step, text });
+    page.on("console", (msg) => msg.type() === "error" && note(msg.text()));
+    page.on("pageerror", (error) => note(`uncaught: ${error.message}`));
+    await page.goto(pathToFileURL(join(HERE, "page.html")).href);
+    this.page = page;
   }
-  await page.close();
-  return { facility: form.facility, form: form.form, mode: modeName, untouched, instances, ...log };
+
+  // Whatever goes wrong in the page is that submission's outcome, never the end of the check.
+  async attempt(formData, action) {
+    try {
+      if (!this.page || this.page.isClosed()) await this.open();
+      return await action(this.page);
+    } catch (error) {
+      await this.page?.close().catch(() => {});
+      return broken(`the page failed: ${error.message.split("\n")[0]}`, formData ?? null);
+    }
+  }
+
+  async check(form, modeName, screenshotDir) {
+    const mode = MODES[modeName];
+    const log = [];
+    this.run = { log, step: "untouched" };
+    const spec = (formData) => ({ theme: mode.theme, html5: mode.html5, wrap: mode.wrap(form), schema: form.schema, uiSchema: form.uiSchema, formData });
+    // The untouched form is submitted with a real mouse click, after its screenshot; each instance
+    // is mounted and submitted (its button's click()) in one call to the page.
+    const shot = mode.shots[form.form];
+    const untouched = { id: "untouched" };
+    Object.assign(
+      untouched,
+      await this.attempt(undefined, async (page) => {
+        const mounted = await page.evaluate((s) => window.formCheck.mount(s), spec(undefined));
+        if (shot && screenshotDir) {
+          await page.mouse.move(0, 0); // no hover left over from the form this page checked before
+          // Let the widgets' effects (MUI measures labels and notches after the first paint) and
+          // the fonts settle, so the markup and the picture do not depend on timing.
+          await page.evaluate(() => document.fonts.ready.then(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))));
+          Object.assign(untouched, { screenshot: shot, markup: await page.evaluate(() => window.formCheck.markup()) });
+          await page.locator("#form-under-test").screenshot({ path: join(screenshotDir, `${form.facility}-${shot}.png`) });
+        }
+        if (!mounted.broken) await page.click(SUBMIT); // else the outcome says why it cannot be submitted
+        return { ...mounted, ...(await page.evaluate(() => window.formCheck.outcome())) };
+      }),
+    );
+    const instances = [];
+    for (const instance of form.instances) {
+      this.run.step = instance.id;
+      const outcome = await this.attempt(instance.data, (page) => page.evaluate((s) => window.formCheck.submit(s), spec(instance.data)));
+      instances.push({ id: instance.id, ...outcome });
+    }
+    this.run = null;
+    return { facility: form.facility, form: form.form, mode: modeName, untouched, instances, console: log };
+  }
+
+  async close() {
+    await this.page?.close().catch(() => {});
+  }
+}
+
+/** Every form in every mode, by `count` workers (pages) at once; results in job order. */
+async function checkAll(context, forms, screenshotDir, count) {
+  const tasks = forms.flatMap((form) => Object.keys(MODES).map((modeName) => [form, modeName]));
+  const runs = new Array(tasks.length);
+  let next = 0;
+  const work = async () => {
+    const worker = new Worker(context);
+    while (next < tasks.length) {
+      const index = next++;
+      runs[index] = await worker.check(...tasks[index], screenshotDir);
+    }
+    await worker.close();
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(count, tasks.length)) }, work));
+  return runs;
 }
 
 async function main([jobPath, resultsPath]) {
@@ -120,11 +175,9 @@ async function main([jobPath, resultsPath]) {
   const probe = await context.newPage();
   const { product } = await (await context.newCDPSession(probe)).send("Browser.getVersion");
   await probe.close();
-  const runs = [];
+  let runs;
   try {
-    for (const form of job.forms) {
-      for (const modeName of Object.keys(MODES)) runs.push(await runForm(context, form, modeName, job.screenshotDir));
-    }
+    runs = await checkAll(context, job.forms, job.screenshotDir, job.workers || 1);
   } finally {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
@@ -135,7 +188,7 @@ async function main([jobPath, resultsPath]) {
   }
   versions.chromium = product.replace(/^\D*\//, "");
   const seconds = (performance.now() - started) / 1000;
-  writeFileSync(resultsPath, JSON.stringify({ versions, seconds, left, runs }, null, 1));
+  writeFileSync(resultsPath, JSON.stringify({ versions, seconds, workers: job.workers || 1, left, runs }, null, 1));
 }
 
 main(process.argv.slice(2)).catch((error) => {

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from facility_apis.core.errors import AltdataError
+from facility_apis.core.errors import AltdataError, PayloadError
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import exchange, perform
 from facility_apis.core.outcome import State
@@ -435,6 +435,8 @@ def test_operations_on_an_allocation_still_holding_a_password_say_to_save_it_aga
         ({"password": PASSWORD}, "$.username"),
         ({"api_token": "has space"}, "$.api_token"),
         ({"api_token": TOKEN, "base_url": "http://10.0.0.1"}, "$.base_url"),
+        ({"api_token": TOKEN, "base_url": "http://bh-tom2.astrouw.edu.pl"}, "$.base_url"),
+        ({"api_token": TOKEN, "base_url": "https://bh-tom2.astrouw.edu.pl/?next=x"}, "$.base_url"),
     ],
 )
 def test_bad_altdata_names_the_field(altdata, path):
@@ -526,3 +528,15 @@ def test_every_status_these_scenarios_produce_is_documented(bhtom, facility, tra
     run("submit", make_request(obj_id="Fresh", ra=20.0, dec=20.0))
     missing = [status for status, name in seen if not _is_documented(status, name)]
     assert not missing, f"statuses not in docs/facilities/bhtom.md: {missing}"
+
+
+def test_the_forms_say_their_url_and_name_rules_as_patterns_both_sides_read_alike():
+    # The browser refuses what the package refuses: http off loopback, a name of spaces only.
+    schema = BHTOMFacility.altdata_schema()["properties"]["base_url"]
+    assert "format" not in schema and "https only" in schema["description"]
+    assert BHTOMFacility().validate_altdata({"api_token": TOKEN, "base_url": "https://bh-tom2.astrouw.edu.pl/api"})["base_url"]
+    with pytest.raises(PayloadError) as caught:
+        BHTOMFacility().validate_payload({**PAYLOAD, "bhtom_name": "   "})
+    (error,) = caught.value.errors
+    assert error.path == "$.bhtom_name" and "not only spaces" in error.message
+    assert BHTOMFacility().validate_payload({**PAYLOAD, "bhtom_name": " SN 2026 abc "})["bhtom_name"] == " SN 2026 abc "

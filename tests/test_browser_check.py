@@ -91,6 +91,23 @@ def test_browser_verdicts_from_each_way_a_submission_ends():
     assert not stuck.valid and stuck.note
 
 
+def test_a_form_that_could_not_be_used_is_broken_not_a_verdict():
+    broken = outcome(submitted=False, blockedBy="broken", broken="the form crashed: TypeError: x is null")
+    verdict = bc.browser_verdict(broken)[0]
+    assert (verdict.valid, verdict.note) == (False, "broken")
+
+
+def test_an_html5_refusal_on_a_widgets_own_input_is_read_by_its_name():
+    # MUI's select validates a hidden input with a generated id; its name is the field's RJSF id.
+    hidden = outcome(submitted=False, blockedBy="html5", html5=[{"id": "_r_2_", "name": "root_a", "message": "Please fill out this field."}])
+    assert bc.browser_verdict(hidden)[0] == Verdict(False, ("$.a",))
+    # An item of an array field: RJSF numbers its inputs after the field's id.
+    item = outcome(submitted=False, blockedBy="html5", html5=[{"id": "root_a_0", "name": "root_a_0", "message": "Please fill out this field."}])
+    assert bc.browser_verdict(item)[0] == Verdict(False, ("$.a[0]",))
+    unknown = outcome(submitted=False, blockedBy="html5", html5=[{"id": "root_b_0", "name": "", "message": "Please fill out this field."}])
+    assert bc.browser_verdict(unknown)[0] == Verdict(False, ("#root_b_0",))
+
+
 def test_the_allocation_form_is_read_as_the_facilitys_altdata():
     wrapped = outcome(
         submitted=False,
@@ -111,6 +128,10 @@ def test_agreement_needs_the_same_fields_except_after_html5_validation():
     assert not bc.agrees(Verdict(False, ("$.a",)), both, "rjsf")
     assert bc.agrees(Verdict(False, ("$.a",)), both, "html5")  # HTML5 checks only a first pass
     assert not bc.agrees(Verdict(False, ("$.c",)), both, "html5")
+    # An input standing for a whole array covers the package's fields inside it, not beside it.
+    assert bc.agrees(Verdict(False, ("$.filters",)), Verdict(False, ("$.filters[0]",)), "html5")
+    assert not bc.agrees(Verdict(False, ("$.filters",)), Verdict(False, ("$.filters_x",)), "html5")
+    assert not bc.agrees(Verdict(False, ("$.filters",)), Verdict(False, ("$.filters[0]",)), "rjsf")
     assert not bc.agrees(Verdict(True), both, None)
     assert not bc.agrees(Verdict(False), Verdict(False, (), note="raised KeyError: 'x'"), "rjsf")
 
@@ -163,6 +184,15 @@ def test_console_errors_cannot_be_excused():
     assert unexpected == [console] and matched == []
 
 
+def test_a_broken_form_may_be_excused_on_generated_data_but_never_untouched():
+    crashed = finding(instance="x/null", browser="broken", kind="broken")
+    unexpected, matched, _ = bc.reconcile([crashed], [entry("x/null", "broken")], {"atlas"})
+    assert matched == [crashed] and unexpected == []
+    untouched = finding(instance="untouched", browser="broken", kind="broken")
+    unexpected, matched, _ = bc.reconcile([untouched], [entry("untouched", "broken")], {"atlas"})
+    assert unexpected == [untouched] and matched == []
+
+
 def test_a_stale_entry_fails_the_report():
     report = bc.Report(stale=[entry()])
     assert any("stale entry" in failure for failure in report.failures)
@@ -173,7 +203,7 @@ def test_the_reviewed_file_is_well_formed_and_every_entry_says_who_is_right_and_
     for item in entries:
         assert item.right in bc.SIDES and len(item.reason) > 20
         assert item.status == "harmless" or item.status.startswith("known fault, to be fixed by")
-        assert re.fullmatch(r"valid|invalid: \$.*|-", item.browser) and re.fullmatch(r"valid|invalid: \$.*|-", item.python)
+        assert re.fullmatch(r"valid|invalid: \$.*|broken|-", item.browser) and re.fullmatch(r"valid|invalid: \$.*|-", item.python)
 
 
 @pytest.mark.parametrize(
@@ -215,11 +245,19 @@ def test_a_screenshot_is_rewritten_only_when_its_form_changed(tmp_path):
     def results(markup):
         return {"versions": {"@rjsf/core": "6.7.1"}, "runs": [{"facility": "atlas", "untouched": {"screenshot": "request", "markup": markup}}]}
 
-    assert bc.keep_screenshots(results('<input value="2026-10-31 10:00:00">'), shots, target) == {"atlas-request.png": "added"}
+    assert bc.keep_screenshots(results('<input id="_r_2_" value="2026-10-31 10:00:00">'), shots, target) == {"atlas-request.png": "added"}
     (shots / "atlas-request.png").write_bytes(b"second")
     # Another day: only the dates moved.
-    assert bc.keep_screenshots(results('<input value="2026-11-01 09:00:00">'), shots, target) == {"atlas-request.png": "unchanged"}
+    assert bc.keep_screenshots(results('<input id="_r_2_" value="2026-11-01 09:00:00">'), shots, target) == {"atlas-request.png": "unchanged"}
     assert (target / "atlas-request.png").read_bytes() == b"first"
+    # Another page: React numbered its generated ids on from the forms it showed before.
+    assert bc.keep_screenshots(results('<input id="_r_3f_" value="2026-10-31 10:00:00">'), shots, target) == {"atlas-request.png": "unchanged"}
+    assert bc.keep_screenshots(results('<input id="_r_7_" value="2026-10-31 10:00:00">'), shots, target) == {"atlas-request.png": "unchanged"}
+    # MUI's idle ripple in a button, mounted or not by the time of the picture.
+    idle = '<span class="MuiTouchRipple-root css-4mb1j7"></span>'
+    ripple = f'<input id="_r_2_" value="2026-10-31 10:00:00"><button>Submit{idle}</button>'
+    assert bc.keep_screenshots(results(ripple), shots, target) == {"atlas-request.png": "updated"}
+    assert bc.keep_screenshots(results(ripple.replace(idle, "")), shots, target) == {"atlas-request.png": "unchanged"}
     assert bc.keep_screenshots(results('<input value="2026-11-01"><label>New</label>'), shots, target) == {"atlas-request.png": "updated"}
     assert (target / "atlas-request.png").read_bytes() == b"second"
 
@@ -268,3 +306,13 @@ def test_the_renderer_is_pinned_exactly_and_locked_from_the_npm_registry():
         if name:
             assert spec["resolved"].startswith("https://registry.npmjs.org/"), name
             assert spec["integrity"].startswith("sha512-"), name
+
+
+def test_pages_at_once_follow_the_cores_up_to_two_unless_set(monkeypatch):
+    monkeypatch.delenv("FORM_CHECK_WORKERS", raising=False)
+    monkeypatch.setattr(bc.os, "cpu_count", lambda: 8)
+    assert bc.workers() == bc.MAX_WORKERS == 2
+    monkeypatch.setattr(bc.os, "cpu_count", lambda: 1)
+    assert bc.workers() == 1
+    monkeypatch.setenv("FORM_CHECK_WORKERS", "3")
+    assert bc.workers() == 3

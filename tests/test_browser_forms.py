@@ -96,25 +96,25 @@ PROBE_REQUEST = {
 }
 
 
+def probe_facility(tmp_path, monkeypatch, name, documents):
+    """A facility ``name`` whose schema documents (``{"request": {...}, ...}``) live in a package
+    made in ``tmp_path``."""
+    package = tmp_path / f"{name}_forms"
+    (package / "schemas" / name).mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for document, content in documents.items():
+        (package / "schemas" / name / f"{document}.json").write_text(json.dumps(content))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return type(name.title(), (Facility,), {
+        "name": name, "title": name.title(), "kind": Kind.OBSERVATION, "skyportal_class": f"{name.upper()}API", "schema_package": package.name,
+    })  # fmt: skip
+
+
 @pytest.fixture
 def probe_registry(tmp_path, monkeypatch):
     """A registry with one facility whose forms the browser and Python judge differently."""
-    package = tmp_path / "probe_forms"
-    (package / "schemas" / "probe").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "schemas" / "probe" / "altdata.json").write_text(json.dumps(PROBE_ALTDATA))
-    (package / "schemas" / "probe" / "request.json").write_text(json.dumps(PROBE_REQUEST))
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    class Probe(Facility):
-        name = "probe"
-        title = "Probe"
-        kind = Kind.OBSERVATION
-        skyportal_class = "PROBEAPI"
-        schema_package = "probe_forms"
-
     registry = Registry(builtins={}, group=None)
-    registry.register("probe", Probe)
+    registry.register("probe", probe_facility(tmp_path, monkeypatch, "probe", {"altdata": PROBE_ALTDATA, "request": PROBE_REQUEST}))
     return registry
 
 
@@ -139,4 +139,33 @@ def test_the_check_reports_disagreements_console_errors_and_stale_entries(tools,
     assert ("disagreement", "altdata", "skyportal", "contact/format:space") in found
     assert any(kind == "console" and "default" in f.detail for (kind, *_), f in found.items())
     assert [e.instance for e in report.stale] == ["contact/format:valid"]
+    assert report.failures
+
+
+# A request form no observer can use: MUI's multi-select crashes on the null default of its array
+# (the plain form has no submit button instead); the allocation form beside it is sound.
+BROKEN_REQUEST = {
+    "$schema": DRAFT7,
+    "type": "object",
+    "properties": {"filters": {"type": "array", "title": "Filters", "items": {"type": "string", "enum": ["g", "r"]}, "uniqueItems": True, "default": None}},
+    "examples": [{"filters": ["g"]}],
+}
+NO_SUBMIT_BUTTON = {"ui:submitButtonOptions": {"norender": True}}
+
+
+def test_a_form_that_cannot_be_used_is_a_failure_of_that_form_and_the_others_still_run(tools, tmp_path, monkeypatch):
+    registry = Registry(builtins={}, group=None)
+    documents = {"altdata": PROBE_ALTDATA, "request": BROKEN_REQUEST, "ui": NO_SUBMIT_BUTTON}
+    registry.register("crashy", probe_facility(tmp_path, monkeypatch, "crashy", documents))
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps({"entries": []}))
+    report = browser_check.run(registry, expected_path=expected, screenshots=None)
+    broken = {(f.form, f.mode, f.instance): f for f in report.findings if f.kind == "broken"}
+    assert set(broken) == {("request", "plain", "untouched"), ("request", "skyportal", "untouched")}
+    assert "without a submit button" in broken[("request", "plain", "untouched")].detail
+    assert "the form crashed: TypeError" in broken[("request", "skyportal", "untouched")].detail
+    assert all(f.browser == "broken" and not f.reviewable for f in broken.values())
+    # The allocation form was rendered and submitted as usual, every submission judged.
+    allocation = [f for f in report.forms if f["form"] == "altdata"]
+    assert len(allocation) == 2 and all(f["submissions"] > 10 for f in allocation)
     assert report.failures

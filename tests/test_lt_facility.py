@@ -334,6 +334,25 @@ def test_an_accepted_window_is_kept_as_given():
     assert (filled["start_date"], filled["end_date"]) == (start, end)
 
 
+def test_the_window_skyportal_puts_in_the_form_is_taken_as_utc(monkeypatch):
+    # SkyPortal's request form replaces the window defaults with "YYYY-MM-DD HH:MM:SS" (UTC, no zone).
+    monkeypatch.setattr(lt_facility, "utcnow", lambda: datetime(2026, 11, 21, 12, tzinfo=UTC))
+    facility = IOOFacility()
+    filled = facility.validate_payload({**PAYLOAD, "start_date": "2026-11-21 12:00:00", "end_date": "2026-11-28 13:00:00"})
+    constraints = facility._constraints(filled)
+    assert (constraints.start, constraints.end) == (datetime(2026, 11, 21, 12, tzinfo=UTC), datetime(2026, 11, 28, 13, tzinfo=UTC))
+    schema = facility.request_schema()["properties"]
+    assert all("format" not in schema[key] and schema[key]["pattern"] == lt_facility.INSTANT_PATTERN for key in lt_facility.WINDOW_FIELDS)
+
+
+@pytest.mark.parametrize("end", ["2030-02-30 12:00:00", "2030-01-01T00:00:00Z\n"])
+def test_an_impossible_window_end_is_refused_in_words(end):
+    with pytest.raises(PayloadError) as caught:
+        IOOFacility().validate_payload({**PAYLOAD, "start_date": "2030-01-01 00:00:00", "end_date": end})
+    (error,) = caught.value.errors
+    assert error.path == "$.end_date" and "date and time" in error.message and "[0-9]" not in error.message
+
+
 def test_the_ioo_form_offers_the_instruments_sdss_filters():
     facility = IOOFacility()
     narrowed = facility.instrument_form(facility.request_schema(), name="IO:O", filters=("sdssg", "sdssr", "bessellv"))

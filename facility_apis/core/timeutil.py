@@ -77,9 +77,43 @@ def utc_date(value: str) -> date:
     offset is converted to UTC first, one without is UTC. ``ValueError`` saying the rule in words
     (never quoting the value) for anything else: another spelling, or a day that is not on the
     calendar of 1900-2099 (year 0000, 2026-02-30, 2025-02-29)."""
-    if not isinstance(value, str) or not _DATE_BODY.fullmatch(value):
-        if isinstance(value, str) and _DATE_SHAPE.fullmatch(value):
-            raise ValueError(f"must be a real calendar date from {FIRST_DAY} to {LAST_DAY}")
-        raise ValueError(f"must be {DATE_RULE}")
+    _check_spelling(value, _DATE_BODY, _DATE_SHAPE, DATE_RULE, "")
     moment = datetime.fromisoformat(value.replace(" ", "T", 1))
     return moment.date() if moment.tzinfo is None else moment.astimezone(UTC).date()
+
+
+# -- instants typed into request forms ----------------------------------------------------------
+#
+# A window start or end in a request form: SkyPortal's request form fills the defaults of
+# start_date/end_date as "YYYY-MM-DD HH:MM:SS" in UTC without a zone (FollowupRequestForm.tsx), API
+# scripts send ISO date-times with T, Z or an offset. INSTANT_PATTERN is that rule with the calendar
+# of DATE_PATTERN and its time required; `format: date-time` is not used because Ajv's and
+# Python's date-time checks differ (zone optional, a space, leap seconds, year 0000).
+
+#: A date and time from 1900-01-01 to 2099-12-31, UTC unless it names a zone: see above.
+INSTANT_PATTERN = f"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY}){_TIME}$"
+#: The rule of INSTANT_PATTERN in words, for descriptions and errors.
+INSTANT_RULE = (
+    "a date and time, YYYY-MM-DD HH:MM:SS (T instead of the space, seconds and a fraction optional), "
+    "from 1900 to 2099, in UTC unless it ends with Z or an offset such as +02:00"
+)
+_INSTANT = re.compile(INSTANT_PATTERN[1:-1])
+_INSTANT_SHAPE = re.compile(f"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}{_TIME}")
+
+
+def utc_instant(value: str) -> datetime:
+    """The UTC instant of a form's date-and-time field (any spelling of ``INSTANT_PATTERN``; no
+    zone means UTC), checked with re.fullmatch as ``utc_date`` is. ``ValueError`` saying the rule
+    in words (never quoting the value) for anything else: another spelling, or a day not on the
+    calendar of 1900-2099."""
+    _check_spelling(value, _INSTANT, _INSTANT_SHAPE, INSTANT_RULE, ", with a time")
+    return parse_utc(value)
+
+
+def _check_spelling(value: object, body: re.Pattern[str], shape: re.Pattern[str], rule: str, with_time: str) -> None:
+    """``ValueError`` unless ``value`` is a string ``body`` matches whole: "a real calendar date"
+    when it has the ``shape`` of one, else the ``rule``; the value itself is never quoted."""
+    if not isinstance(value, str) or not body.fullmatch(value):
+        if isinstance(value, str) and shape.fullmatch(value):
+            raise ValueError(f"must be a real calendar date from {FIRST_DAY} to {LAST_DAY}{with_time}")
+        raise ValueError(f"must be {rule}")

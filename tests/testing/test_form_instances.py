@@ -58,14 +58,27 @@ def test_instances_are_deterministic_with_unique_ids():
     assert all(i.note for i in first)
 
 
+def reviewed_as_invalid(name, form, instance):
+    """Whether the browser check's reviewed list says the package refuses this instance of the
+    form (a rule its schema cannot say, such as BHTOM's "a token, or a username and password")."""
+    from facility_apis.testing.browser_check import load_expected
+
+    return any(
+        (e.facility, e.form, e.mode, e.instance) == (name, form, "plain", instance) and e.python.startswith("invalid")
+        for e in load_expected()
+    )
+
+
 @pytest.mark.parametrize("cls", FACILITIES, ids=[cls.name for cls in FACILITIES])
 def test_each_facilitys_examples_and_minimal_instances_are_valid_to_the_facility(cls):
     facility = cls()
     request, altdata = by_id(facility.request_schema()), by_id(cls.altdata_schema())
     facility.validate_payload(request["example"].data)
-    facility.validate_payload(request["minimal"].data)
+    if not reviewed_as_invalid(cls.name, "request", "minimal"):
+        facility.validate_payload(request["minimal"].data)
     facility.validate_altdata(altdata["example"].data)
-    facility.validate_altdata(altdata["minimal"].data)
+    if not reviewed_as_invalid(cls.name, "altdata", "minimal"):
+        facility.validate_altdata(altdata["minimal"].data)
 
 
 def test_every_kind_of_probe_is_generated_for_the_atlas_request_form():

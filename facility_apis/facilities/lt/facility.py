@@ -31,7 +31,7 @@ from ...core.errors import ConfigurationError, FacilityUnavailable, PayloadError
 from ...core.interface import Facility, FollowupRequest, Kind
 from ...core.outcome import Outcome, State
 from ...core.schemas import load_schema
-from ...core.timeutil import parse_utc, utcnow
+from ...core.timeutil import INSTANT_PATTERN, parse_utc, utc_instant, utcnow
 from ...core.transport import HTTPCall, Transport
 from . import rtml, soap
 
@@ -41,6 +41,9 @@ SERVICE = "the Liverpool Telescope"
 DEFAULT_WINDOW = timedelta(days=7)
 #: The request fields every LT instrument shares, in form order (``schemas/lt/request.json``).
 COMMON_FORM = "lt/request"
+#: The window's fields: a date and time each, in any spelling of ``core.timeutil.INSTANT_PATTERN``
+#: (SkyPortal's request form fills them as "YYYY-MM-DD HH:MM:SS", UTC without a zone).
+WINDOW_FIELDS = ("start_date", "end_date")
 
 
 def _iso(moment: datetime) -> str:
@@ -93,13 +96,16 @@ class LiverpoolFacility(Facility, abstract=True):
 
     def request_schema(self) -> dict[str, Any]:
         """The instrument's fields (``schemas/<name>/request.json``) followed by the shared ones
-        (``schemas/lt/request.json``), with the window's defaults computed now."""
+        (``schemas/lt/request.json``), with the window's defaults computed now and its fields'
+        ``INSTANT_PATTERN`` (their descriptions say it in words)."""
         schema = load_schema(f"{self.name}/request", self.schema_package)
         common = load_schema(COMMON_FORM, self.schema_package)
         schema["properties"] = {**schema["properties"], **common["properties"]}
         schema["required"] = [*schema.get("required", []), *common["required"]]
         for key, value in self.request_defaults().items():
             schema["properties"][key]["default"] = value
+        for key in WINDOW_FIELDS:
+            schema["properties"][key]["pattern"] = INSTANT_PATTERN
         return schema
 
     @classmethod
@@ -114,7 +120,13 @@ class LiverpoolFacility(Facility, abstract=True):
         return {"start_date": _iso(now), "end_date": _iso(now + DEFAULT_WINDOW)}
 
     def check_payload(self, payload: dict[str, Any]) -> None:
-        start, end = parse_utc(payload["start_date"]), parse_utc(payload["end_date"])
+        window = {}
+        for key in WINDOW_FIELDS:
+            try:  # the pattern passed; this also refuses what Python's "$" let through (a final newline)
+                window[key] = utc_instant(payload[key])
+            except ValueError as exc:
+                raise PayloadError.single(f"$.{key}", str(exc)) from None
+        start, end = window["start_date"], window["end_date"]
         if end <= start:
             raise PayloadError.single("$.end_date", "must be after start_date")
         if end <= utcnow():

@@ -36,11 +36,23 @@ from .tools import chromium_path, install, missing_tools, node_modules_current
 from .verdicts import agrees, ajv_fields, browser_verdict
 
 __all__ = [
-    "BROWSER", "EXPECTED", "FORMS", "MARKUP_DIGESTS", "MODES", "REVIEWABLE", "ROOT", "SCREENSHOTS", "SCREENSHOT_NAMES", "SIDES",
-    "Expected", "Finding", "FormUnderTest", "Report", "Verdict",
-    "agrees", "ajv_fields", "browser_verdict", "chromium_path", "collect_forms", "in_ci", "install", "judge",
-    "keep_screenshots", "load_expected", "markup_digest", "missing_tools", "node_modules_current", "reconcile", "run",
+    "BROWSER", "EXPECTED", "FORMS", "MARKUP_DIGESTS", "MAX_WORKERS", "MODES", "REVIEWABLE", "ROOT", "SCREENSHOTS", "SCREENSHOT_NAMES", "SIDES",
+    "Expected", "Finding", "FormUnderTest", "Report", "Verdict", "agrees", "ajv_fields", "browser_verdict", "chromium_path", "collect_forms", "in_ci",
+    "install", "judge", "keep_screenshots", "load_expected", "markup_digest", "missing_tools", "node_modules_current", "reconcile", "run", "workers",
 ]
+
+
+#: Pages checking forms at once: one per core, at most two (Chromium's renderer and the page's
+#: scripts keep a core busy each); ``FORM_CHECK_WORKERS`` overrides.
+MAX_WORKERS = 2
+
+
+def workers() -> int:
+    """How many pages check forms at once (``FORM_CHECK_WORKERS``, else one per core up to ``MAX_WORKERS``)."""
+    configured = os.environ.get("FORM_CHECK_WORKERS", "").strip()
+    if configured:
+        return max(1, int(configured))
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
 def run(
@@ -60,11 +72,13 @@ def run(
     with tempfile.TemporaryDirectory(prefix="form-check-") as tmp:
         job, results = Path(tmp) / "job.json", Path(tmp) / "results.json"
         shots = Path(tmp) / "shots"
-        job.write_text(json.dumps({"screenshotDir": str(shots) if screenshots else None, "forms": [f.job() for f in forms]}))
+        spec = {"screenshotDir": str(shots) if screenshots else None, "workers": workers(), "forms": [f.job() for f in forms]}
+        job.write_text(json.dumps(spec))
         env = dict(os.environ, CHROMIUM=chromium_path())
         subprocess.run(["node", str(BROWSER / "check.mjs"), str(job), str(results)], check=True, env=env)
         seen = json.loads(results.read_text())
         findings, summaries = judge(forms, seen)
         pictures = keep_screenshots(seen, shots, screenshots) if screenshots else {}
     unexpected, matched, stale = reconcile(findings, expected, {f.facility for f in forms})
-    return Report(seen["versions"], time.perf_counter() - started, seen["seconds"], summaries, unexpected, matched, stale, pictures)
+    elapsed = time.perf_counter() - started
+    return Report(seen["versions"], elapsed, seen["seconds"], summaries, unexpected, matched, stale, pictures, seen.get("workers", 1))

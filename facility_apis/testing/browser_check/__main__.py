@@ -28,7 +28,8 @@ def _print(report: Report) -> None:
     print(
         f"browser check: {len({f['facility'] for f in report.forms})} facilities, {len(report.forms)} forms x modes, "
         f"{sum(f['submissions'] for f in report.forms)} submissions, {len(report.expected)} expected disagreements, "
-        f"{len(report.failures)} failures in {report.seconds:.1f} s (browser {report.browser_seconds:.1f} s)"
+        f"{len(report.failures)} failures in {report.seconds:.1f} s "
+        f"(browser {report.browser_seconds:.1f} s, {report.workers} page{'s' if report.workers != 1 else ''} at once)"
     )
     for failure in report.failures:
         print(f"FAIL {failure}")

@@ -2,8 +2,11 @@
 
 Kinds of finding: ``disagreement`` (the form and the package judge the same data differently),
 ``untouched`` (a request form does not submit untouched, or the package refuses what it sends),
-``console``, ``network`` and ``harness`` (a console error, a request leaving the page, an outcome
-the check cannot read). Only the first two may be listed in ``browser/expected-disagreements.json``.
+``broken`` (the form could not be used: it did not render, threw, had no submit button, or the
+page failed), ``console``, ``network`` and ``harness`` (a console error, a request leaving the
+page, an outcome the check cannot read). Only the first two, and ``broken`` on a generated instance
+(hand-built data, not the untouched form an observer sees), may be listed in
+``browser/expected-disagreements.json``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from .forms import FORMS, FormUnderTest
 from .paths import EXPECTED
-from .verdicts import agrees, browser_verdict
+from .verdicts import BROKEN, agrees, browser_verdict
 
 MODES = ("plain", "skyportal")
 REVIEWABLE = ("disagreement", "untouched")
@@ -53,6 +56,11 @@ class Finding(Seen):
     kind: str = "disagreement"
     detail: str = ""
     data: Any = None
+
+    @property
+    def reviewable(self) -> bool:
+        """Whether the reviewed list may excuse it (a broken untouched form never)."""
+        return self.kind in REVIEWABLE or (self.kind == "broken" and self.instance != "untouched")
 
     def __str__(self) -> str:
         text = f"[{self.kind}] {self.facility} {self.form} ({self.mode}) {self.instance}: browser {self.browser}; python {self.python}"
@@ -102,13 +110,22 @@ def judge(forms: list[FormUnderTest], results: Mapping[str, Any]) -> tuple[list[
             logged.setdefault(entry["text"], []).append(entry["step"])
         findings += [Finding(*where, steps[0], "-", "-", kind="console", detail=f"{text} (logged {len(steps)}x)") for text, steps in logged.items()]
         agreed, untouched = 0, None
+        unusable = run["untouched"].get("broken")  # nothing else of this form is worth reporting
         for outcome in [run["untouched"], *run["instances"]]:
             browser, payload, outside = browser_verdict(outcome)
             python = form.judge(payload)
             found = functools.partial(Finding, *where, outcome["id"], str(browser), str(python), data=payload)
             if outcome["id"] == "untouched":
                 untouched = {"browser": str(browser), "python": str(python), "submitted": payload}
-            if outside:
+            if unusable and outcome["id"] != "untouched":
+                continue
+            if browser.note == BROKEN:
+                also = ""
+                if unusable:
+                    lost = sum(1 for o in run["instances"] if o.get("blockedBy") == "broken")
+                    also = f"; {lost} of {len(run['instances'])} generated submissions could not be made either (not reported)"
+                findings.append(found(kind="broken", detail=outcome.get("broken", "") + also))
+            elif outside:
                 findings.append(found(kind="harness", detail=f"the allocation around the form was refused at {sorted(outside)}"))
             elif browser.note:
                 findings.append(found(kind="harness", detail=browser.note))
@@ -130,7 +147,7 @@ def reconcile(findings: list[Finding], expected: list[Expected], facilities: set
     unexpected, matched, used = [], [], set()
     for finding in findings:
         entry = listed.get(finding.key)
-        if finding.kind in REVIEWABLE and entry and (entry.browser, entry.python) == (finding.browser, finding.python):
+        if finding.reviewable and entry and (entry.browser, entry.python) == (finding.browser, finding.python):
             matched.append(finding)
             used.add(entry.key)
         else:
@@ -151,6 +168,7 @@ class Report:
     expected: list[Finding] = field(default_factory=list)
     stale: list[Expected] = field(default_factory=list)
     screenshots: dict[str, str] = field(default_factory=dict)
+    workers: int = 1  # pages that checked forms at once
 
     @property
     def failures(self) -> list[str]:
@@ -172,6 +190,7 @@ class Report:
             "versions": self.versions,
             "seconds": self.seconds,
             "browser_seconds": self.browser_seconds,
+            "workers": self.workers,
             "forms": self.forms,
             "findings": [asdict(f) for f in self.findings],
             "expected": [asdict(f) for f in self.expected],

@@ -14,12 +14,20 @@ from .paths import MARKUP_DIGESTS, SCREENSHOTS
 
 # Defaults move with the clock ("the last 30 days"): dates and times are masked.
 _DATES = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?")
+# React's useId ids ("_r_1f_") count every component the page mounted before: masked, so a
+# form's markup does not depend on which forms the same page checked first.
+_REACT_IDS = re.compile(r"_r_[0-9a-z]+_")
+# MUI mounts an invisible ripple container in a button on the first pointer event near it, which
+# may come before the picture or not: left out.
+_IDLE_RIPPLE = re.compile(r'<span class="MuiTouchRipple-root[^"]*"></span>')
 
 
 def markup_digest(markup: str, versions: Mapping[str, Any]) -> str:
-    """The form's markup with dates masked, plus the renderer's package versions (not Chromium's):
-    what decides whether a committed screenshot still shows the form."""
-    text = _DATES.sub("DATE", markup) + json.dumps({k: versions[k] for k in sorted(versions) if k != "chromium"})
+    """The form's markup with dates and React's generated ids masked and MUI's idle ripple left
+    out, plus the renderer's package versions (not Chromium's): what decides whether a committed
+    screenshot still shows the form."""
+    masked = _IDLE_RIPPLE.sub("", _REACT_IDS.sub("ID", _DATES.sub("DATE", markup)))
+    text = masked + json.dumps({k: versions[k] for k in sorted(versions) if k != "chromium"})
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -10,6 +10,10 @@ from typing import Any
 from ...core.schemas import discriminators
 from .forms import Verdict
 
+#: The browser's verdict when the form could not be used: it did not render, threw, had no submit
+#: button, or the page itself failed (the outcome's ``broken`` says how).
+BROKEN = "broken"
+
 
 def _instance_path(pointer: str) -> str:
     """Ajv's ``/a/0/b`` as ``$.a[0].b``."""
@@ -71,6 +75,18 @@ def ajv_fields(errors: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> se
     return {_error_path(e) for e in errors if id(e) not in dropped}
 
 
+def _input_path(paths: Mapping[str, str], element: Mapping[str, Any]) -> str:
+    """The JSON path of an input HTML5 validation refused: by its RJSF id, by its name (a widget's
+    own hidden input), or as an item of an array field (RJSF ids ``root_filters_0``); else ``#id``."""
+    for key in (element["id"], element.get("name") or ""):
+        if key in paths:
+            return paths[key]
+        base, _, index = key.rpartition("_")
+        if index.isdigit() and base in paths:
+            return f"{paths[base]}[{index}]"
+    return f"#{element['id']}"
+
+
 def browser_verdict(outcome: Mapping[str, Any]) -> tuple[Verdict, Any, set[str]]:
     """What the form did (an outcome from ``browser/check.mjs``) as a verdict on the facility's data;
     that data (for an allocation form, its ``payloadKey`` part); and the fields at fault outside it
@@ -82,8 +98,10 @@ def browser_verdict(outcome: Mapping[str, Any]) -> tuple[Verdict, Any, set[str]]
         payload = payload.get(key, {}) if isinstance(payload, Mapping) else payload
     if outcome.get("submitted"):
         return Verdict(True), payload, set()
+    if outcome.get("blockedBy") == "broken":
+        return Verdict(False, (), note=BROKEN), payload, set()
     if outcome.get("blockedBy") == "html5":
-        fields = {paths.get(i["id"], f"#{i['id']}") for i in outcome.get("html5") or []}
+        fields = {_input_path(paths, i) for i in outcome.get("html5") or []}
     elif outcome.get("blockedBy") == "rjsf":
         fields = ajv_fields(outcome.get("raw") or [], outcome.get("schema") or {})
         # Errors added by the host's own checks (SkyPortal's customValidate) carry no schema path.
@@ -101,9 +119,15 @@ def browser_verdict(outcome: Mapping[str, Any]) -> tuple[Verdict, Any, set[str]]
 def agrees(browser: Verdict, python: Verdict, blocked_by: str | None) -> bool:
     """Same verdict, and the same fields at fault. When the browser's HTML5 validation stopped the
     submission it has checked only its own first pass (required fields, number and date inputs) and
-    the form library never ran: then the browser's fields need only be among the package's."""
+    the form library never ran: then the browser's fields need only be among the package's, where
+    an input standing for a whole array or object (a multi-select) covers the package's fields
+    inside it (``$.filters`` covers ``$.filters[0]``)."""
     if browser.valid != python.valid or browser.note or python.note:
         return False
     if blocked_by == "html5":
-        return bool(browser.fields) and set(browser.fields) <= set(python.fields)
+        return bool(browser.fields) and all(_covers(field, python.fields) for field in browser.fields)
     return browser.fields == python.fields
+
+
+def _covers(field: str, fields: tuple[str, ...]) -> bool:
+    return any(f == field or f.startswith((field + ".", field + "[")) for f in fields)
