@@ -36,6 +36,7 @@ BUILTINS: dict[str, str] = {
     "soar_goodman_spectrograph": "facility_apis.facilities.observation_portal.soar:GoodmanSpectrographFacility",
     "soar_triplespec": "facility_apis.facilities.observation_portal.soar:TripleSpecFacility",
     "ztf_trigger": "facility_apis.facilities.ztf_trigger:ZTFTriggerFacility",
+    "kait": "facility_apis.facilities.kait:KAITFacility",
 }
 
 
