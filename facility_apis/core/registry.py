@@ -37,6 +37,8 @@ BUILTINS: dict[str, str] = {
     "soar_triplespec": "facility_apis.facilities.observation_portal.soar:TripleSpecFacility",
     "ztf_trigger": "facility_apis.facilities.ztf_trigger:ZTFTriggerFacility",
     "kait": "facility_apis.facilities.kait:KAITFacility",
+    "winter": "facility_apis.facilities.winter:WINTERFacility",
+    "spring": "facility_apis.facilities.winter:SPRINGFacility",
 }
 
 
