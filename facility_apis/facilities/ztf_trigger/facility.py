@@ -138,12 +138,17 @@ class ZTFTriggerFacility(Facility):
     @staticmethod
     def _people(request: FollowupRequest) -> tuple[str, str]:
         """Kowalski's ``program_pi`` (``<allocation PI>/<requester>``, as SkyPortal's shape) and
-        ``user`` (the requester), from what the request knows; never a fixed name."""
+        ``user`` (the requester), from what the request knows; never a fixed name. Both empty
+        when it knows neither (a dry run shows that; :meth:`_named` refuses to send it)."""
         pi, requester = request.allocation.pi, request.requester
-        if not (pi or requester):
+        program_pi = f"{pi}/{requester}" if pi and requester else str(pi or requester or "")
+        return program_pi, str(requester or pi or "")
+
+    @classmethod
+    def _named(cls, request: FollowupRequest) -> None:
+        """``PayloadError`` for a request that names neither a PI nor a requester."""
+        if not cls._people(request)[1]:
             raise PayloadError.single("$", "ZTF triggering needs the allocation's PI or the requester's name (Kowalski's program_pi and user)")
-        program_pi = f"{pi}/{requester}" if pi and requester else str(pi or requester)
-        return program_pi, str(requester or pi)
 
     def _body(self, request: FollowupRequest) -> dict[str, Any]:
         payload = self.fill_from_target(dict(request.payload), request.target)
@@ -182,6 +187,7 @@ class ZTFTriggerFacility(Facility):
         return body
 
     def submit(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        self._named(request)
         call = self.prepare(request)
         response = transport.send(call)
         name = call.json["queue_name"]
@@ -196,6 +202,7 @@ class ZTFTriggerFacility(Facility):
     def remote_validate(self, request: FollowupRequest, transport: Transport) -> Outcome:
         """Kowalski's ``/api/triggers/ztf.test``: it checks the trigger's form and queues nothing
         (it does not ask ZTF's scheduler, so a queue name already taken is not seen)."""
+        self._named(request)
         call = self.prepare(request, path=TEST_PATH)
         self._answer(transport.send(call), "the test trigger")
         return Outcome(State.PENDING, f"Kowalski's test endpoint accepted the form of queue {call.json['queue_name']} ({_describe(call.json)}); nothing was queued")
@@ -212,6 +219,7 @@ class ZTFTriggerFacility(Facility):
         if not request.remote_id:
             return Outcome(State.DELETED, "nothing had been sent to ZTF")
         name = request.remote_id
+        self._named(request)
         if name not in self._queues(request, transport):
             return Outcome(State.DELETED, f"queue {name} was no longer in ZTF's scheduler (its window ended, or it was removed)", remote_id=name)
         _, user = self._people(request)
