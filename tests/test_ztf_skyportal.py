@@ -98,6 +98,12 @@ def test_the_allocation_form_and_its_validation_accept_either_set_of_credentials
     configure()
     form = ZTFAPI.form_json_schema_altdata
     assert set(form["properties"]) == {"access_token", *IPAC_ALTDATA} and form["required"] == []
+    # The browser's verdict on the merged form is the classes' own: either set, or both, never none or part.
+    from jsonschema import Draft7Validator
+
+    browser = Draft7Validator(form)
+    assert all(browser.is_valid(a) for a in (BOTH, {"access_token": TOKEN}, IPAC_ALTDATA))
+    assert not any(browser.is_valid(a) for a in ({}, {"access_token": TOKEN, "ipac_email": EMAIL}, {"ipac_email": EMAIL}))
     assert ZTFAPI.validate_altdata(BOTH) == BOTH
     assert ZTFAPI.validate_altdata({"access_token": TOKEN}) == {"access_token": TOKEN}
     assert ZTFAPI.validate_altdata(IPAC_ALTDATA) == IPAC_ALTDATA

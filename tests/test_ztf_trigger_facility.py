@@ -70,15 +70,17 @@ def test_prepare_builds_kowalskis_put_exactly():
     assert isinstance(call.json["targets"][0]["exposure_time"], float)
 
 
-def test_empty_fields_and_queue_name_come_from_the_source_and_the_clock():
+def test_empty_fields_come_from_the_grid_and_the_queue_name_from_the_request():
     facility = ZTFTriggerFacility()
     payload = facility.validate_payload({"program_id": "Caltech", "subprogram_name": "GW"}, TARGET)
-    assert payload["field_ids"] == primary_fields(TARGET.ra, TARGET.dec) == [528]
-    assert payload["queue_name"].startswith("ZTF26trig_2") and len(payload["queue_name"]) == len("ZTF26trig_20261130T114134")
+    assert payload["field_ids"] == primary_fields(TARGET.ra, TARGET.dec) == [528] and "queue_name" not in payload
     assert payload["start_date"] < payload["end_date"]  # today and tomorrow, computed now
     body = facility.prepare(request_for(payload)).json
+    assert body["queue_name"] == "ToO_ZTF26trig_11"  # the same for every attempt of request 11
     assert {t["program_id"] for t in body["targets"]} == {3} and {t["subprogram_name"] for t in body["targets"]} == {"ToO_GW"}
     assert facility.validate_payload(payload, TARGET) == payload  # filling twice changes nothing
+    without_id = dataclasses.replace(request_for(payload), id=None)
+    assert facility.prepare(without_id).json["queue_name"].startswith("ToO_ZTF26trig_2")  # the UTC time
 
 
 @pytest.mark.parametrize(

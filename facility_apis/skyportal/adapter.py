@@ -52,11 +52,18 @@ def _for_skyportal(schema: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _merged_altdata(schemas: list[dict[str, Any]]) -> dict[str, Any]:
     """One allocation form for facilities sharing a SkyPortal class: every field of each, required
-    only where all require it (an allocation may serve either facility or both)."""
+    only where all require it (an allocation may serve either facility or both), each one's
+    ``dependencies`` kept (ZTF's IPAC fields come all four or none), and, when every facility
+    requires something, at least one field (an empty allocation serves neither)."""
     merged = dict(schemas[0])
     merged["properties"] = {key: value for schema in schemas for key, value in (schema.get("properties") or {}).items()}
     required = [set(schema.get("required") or ()) for schema in schemas]
     merged["required"] = [key for key in merged["properties"] if all(key in r for r in required)]
+    dependencies = {key: value for schema in schemas for key, value in (schema.get("dependencies") or {}).items()}
+    if dependencies:
+        merged["dependencies"] = dependencies
+    if len(schemas) > 1 and all(required):
+        merged["minProperties"] = 1
     return merged
 
 

@@ -118,17 +118,24 @@ class ZTFTriggerFacility(Facility):
             grid.centres(payload["field_ids"])
 
     def fill_from_target(self, payload: dict[str, Any], target: Target) -> dict[str, Any]:
-        """Fields left empty: the primary-grid fields holding the source, and the queue name
-        ``<source id>_<UTC date and time>``."""
+        """``field_ids`` left empty: the primary-grid fields holding the source."""
         if not payload.get("field_ids"):
             found = grid.primary_fields(target.ra, target.dec)
             if not found:
                 raise PayloadError.single("$.field_ids", "no field of ZTF's primary grid holds the source: give the field ids")
             payload["field_ids"] = found
-        if not payload.get("queue_name"):
-            stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-            payload["queue_name"] = f"{_UNSAFE.sub('_', target.id)[: 60 - len(stamp) - 1]}_{stamp}"
         return payload
+
+    @staticmethod
+    def queue_name(request: FollowupRequest) -> str:
+        """The name sent, ``ToO_<queue_name>``; an empty ``queue_name`` is ``<source id>_<request
+        id>``, the same for every attempt of one request (so Kowalski's refusal of a name it holds
+        recognises a copy), or ``<source id>_<UTC time>`` for a request without an id."""
+        given = request.payload.get("queue_name")
+        if not given:
+            suffix = str(request.id) if request.id is not None else utcnow().strftime("%Y%m%dT%H%M%S")
+            given = f"{_UNSAFE.sub('_', request.target.id)[: 59 - len(suffix)]}_{suffix}"
+        return f"{QUEUE_PREFIX}{given}"
 
     # -- the calls -----------------------------------------------------------------------------
 
@@ -170,7 +177,7 @@ class ZTFTriggerFacility(Facility):
             for number, (band, field_id) in enumerate(pairs, 1)
         ]
         window = [round(to_mjd(payload["start_date"]), 6), round(to_mjd(payload["end_date"]) + 1.0, 6)]
-        return {"targets": targets, "queue_name": f"{QUEUE_PREFIX}{payload['queue_name']}", "validity_window_mjd": window, "queue_type": "list", "user": user}
+        return {"targets": targets, "queue_name": self.queue_name(request), "validity_window_mjd": window, "queue_type": "list", "user": user}
 
     def prepare(self, request: FollowupRequest, *, path: str = PATH) -> HTTPCall:
         # Repeatable: Kowalski refuses a second queue of the same name (409), which submit reads.
