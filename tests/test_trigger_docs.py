@@ -94,7 +94,8 @@ def winter_statuses(cls) -> list[str]:
     with WinterToOEmulator({"u": "pw"}, {"P1": "key"}) as w:
         facility = cls({"base_url": w.url}, egress=loopback_egress(w))
         base = FollowupRequest(3, TARGET, Allocation(3, altdata), {"filter": "J"})
-        statuses += [run(facility, "submit", dataclasses.replace(base, payload={"filter": "J", "validate_only": True}), w), run(facility, "remote_validate", base, w)]
+        only_validate = dataclasses.replace(base, payload={"filter": "J", "validate_only": True})
+        statuses += [run(facility, "submit", only_validate, w), run(facility, "remote_validate", base, w)]
         submitted = perform(facility, "submit", base, Transport(backoff=0, egress=loopback_egress(w)))
         statuses.append(submitted.status)
         held = dataclasses.replace(base, remote_id=submitted.remote_id)

@@ -38,7 +38,8 @@ def winter():
 
 
 def request_for(payload=None, altdata=ALTDATA, remote_id=None, cursor=None):
-    return FollowupRequest(13, TARGET, Allocation(7, dict(altdata), pi="PI"), dict(PAYLOAD if payload is None else payload), requester="observer", remote_id=remote_id, cursor=cursor)
+    payload = dict(PAYLOAD if payload is None else payload)
+    return FollowupRequest(13, TARGET, Allocation(7, dict(altdata), pi="PI"), payload, requester="observer", remote_id=remote_id, cursor=cursor)
 
 
 def run(facility, operation, request, *servers):
@@ -80,8 +81,15 @@ def test_winter_fills_each_filters_sequence_unless_given(band, dithers, exposure
 
 def test_forms_say_the_rules_and_refuse_what_the_observatory_would():
     facility = WINTERFacility()
-    for payload, path in [({"exposure_time": 301}, "$.exposure_time"), ({"exposure_time": 0.1}, "$.exposure_time"), ({"maximum_airmass": 6}, "$.maximum_airmass"),
-                          ({"filter": "K"}, "$.filter"), ({"end_date": "2026-01-01", "start_date": "2025-12-30"}, "$.end_date"), ({"n_dither": 0}, "$.n_dither")]:  # fmt: skip
+    bad = [
+        ({"exposure_time": 301}, "$.exposure_time"),
+        ({"exposure_time": 0.1}, "$.exposure_time"),
+        ({"maximum_airmass": 6}, "$.maximum_airmass"),
+        ({"filter": "K"}, "$.filter"),
+        ({"end_date": "2026-01-01", "start_date": "2025-12-30"}, "$.end_date"),
+        ({"n_dither": 0}, "$.n_dither"),
+    ]
+    for payload, path in bad:
         with pytest.raises(Exception) as caught:
             facility.validate_payload({**PAYLOAD, **payload})
         assert path in str(caught.value)
@@ -103,7 +111,7 @@ def test_a_trigger_is_submitted_under_its_schedule_name_and_deleted_by_it(cls, w
     outcome = run(facility, "submit", request_for(), winter)
     assert outcome.state.value == "submitted" and outcome.remote_id in winter.schedules
     assert outcome.status == f"submitted: {cls.title} queued schedule {outcome.remote_id} ({'8 × 120' if cls is WINTERFacility else '30 × 30'} s in J)"
-    assert outcome.transactions[0].url.endswith(f"program_name=2026A000&program_api_key=***&submit_trigger=True")
+    assert outcome.transactions[0].url.endswith("program_name=2026A000&program_api_key=***&submit_trigger=True")
     assert no_secret(outcome)
     deleted = run(facility, "delete", request_for(remote_id=outcome.remote_id), winter)
     assert deleted.status == f"deleted: {cls.title} deleted schedule {outcome.remote_id} (Deleted {outcome.remote_id})"
@@ -128,15 +136,15 @@ def test_validate_only_reads_as_validated_never_submitted(cls, winter):
 def test_a_trigger_answered_as_a_validation_is_not_taken_for_a_submission(winter):
     winter.only_validate_next()
     outcome = run(on(WINTERFacility, winter), "submit", request_for(), winter)
-    assert outcome.status.startswith("failed to submit: WINTER only validated the request and queued nothing: Request passed validation! Triggering was set to False")
+    assert outcome.status.startswith("failed to submit: WINTER only validated the request and queued nothing: Request passed validation! Triggering was set")
 
 
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
-        (200, '{"msg": "ok", "body": []}', "failed to submit: WINTER's answer names no schedule (ok); it may or may not have been queued: check the program's queue before submitting again"),
+        (200, '{"msg": "ok"}', "failed to submit: WINTER's answer names no schedule (ok); it may or may not have been queued: check the program's queue before submitting again"),  # noqa: E501
         (200, "", "failed to submit: WINTER sent an empty body instead of JSON for the ToO request (HTTP 200)"),
-        (200, "<html><title>502 Bad Gateway</title></html>", "failed to submit: WINTER sent an HTML page (502 Bad Gateway) instead of JSON for the ToO request (HTTP 200)"),
+        (200, "<html><title>502</title></html>", "failed to submit: WINTER sent an HTML page (502) instead of JSON for the ToO request (HTTP 200)"),
         (422, '{"detail": [{"loc": ["body", 0, "filters"], "msg": "field required"}]}', "rejected: loc: body 0 filters; field required"),
         (500, "Internal Server Error", "failed to submit: WINTER answered HTTP 500: Internal Server Error"),
     ],
@@ -158,7 +166,7 @@ def test_refusals_and_wrong_keys(winter):
 
 def test_the_published_plain_http_address_never_carries_the_credentials():
     outcome = run(WINTERFacility(), "submit", request_for())
-    assert outcome.status.startswith("failed to submit: WINTER's ToO API is configured at http://winter.caltech.edu:82, where the login and program key cannot go")
+    assert outcome.status.startswith("failed to submit: WINTER's ToO API is configured at http://winter.caltech.edu:82, where the login and program key")
     assert outcome.transactions == ()
 
 

@@ -193,7 +193,7 @@ def test_the_schedulers_refusal_is_a_rejection(kowalski):
     ("status", "body", "expected"),
     [
         (200, '{"status": "error", "message": "odd"}', "failed to submit: Kowalski answered HTTP 200 without success for the trigger: odd"),
-        (200, "<html><title>Maintenance</title></html>", "failed to submit: Kowalski sent an HTML page (Maintenance) instead of JSON for the trigger (HTTP 200)"),
+        (200, "<html><title>Down</title></html>", "failed to submit: Kowalski sent an HTML page (Down) instead of JSON for the trigger (HTTP 200)"),
         (200, "", "failed to submit: Kowalski sent an empty body instead of JSON for the trigger (HTTP 200)"),
         (500, "Internal Server Error", "failed to submit: Kowalski answered HTTP 500: Internal Server Error"),
         (401, '{"status": "error", "message": "Unauthorized"}', "failed to submit: Kowalski refused the credentials (HTTP 401: Unauthorized)"),

@@ -28,6 +28,7 @@ a reason, :meth:`only_validate_next` answers the next trigger as a validation.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -43,6 +44,7 @@ TOO_KEYS = {
 }  # fmt: skip
 REQUIRED = ("ra_deg", "dec_deg", "filters", "target_name")
 MJD_UNIX_EPOCH = 40587.0
+VALIDATED = "Request passed validation! Triggering was set to False. Schedule was not saved to disk and has no assigned name."
 
 
 def _now_mjd() -> float:
@@ -63,7 +65,10 @@ def too_problem(too: Any, camera: str) -> str | None:
     checks = [
         (isinstance(too["ra_deg"], number) and 0 <= too["ra_deg"] <= 360, "ra_deg must be between 0 and 360"),
         (isinstance(too["dec_deg"], number) and -90 <= too["dec_deg"] <= 90, "dec_deg must be between -90 and 90"),
-        (isinstance(too["filters"], list) and too["filters"] and set(too["filters"]) <= CAMERA_FILTERS[camera], f"filters must be among {sorted(CAMERA_FILTERS[camera])}"),
+        (
+            isinstance(too["filters"], list) and too["filters"] and set(too["filters"]) <= CAMERA_FILTERS[camera],
+            f"filters must be among {sorted(CAMERA_FILTERS[camera])}",
+        ),
         (isinstance(too["target_name"], str) and 1 <= len(too["target_name"]) <= 30, "target_name must have 1 to 30 characters"),
         (not (camera == "spring" and too.get("use_field_grid")), "Spring ToO requests cannot use the field grid option."),
     ]
@@ -134,7 +139,7 @@ class WinterToOEmulator(LoopbackServer):
                 trigger = False
             if not trigger:
                 self.validations.append(toos)
-                return 200, {"msg": "Request passed validation! Triggering was set to False. Schedule was not saved to disk and has no assigned name.", "body": rows}
+                return 200, {"msg": VALIDATED, "body": rows}
             self._serial += 1
             stamp = datetime.now(UTC).strftime("%Y_%m_%d_%H_%M_%S")
             name = f"request_{program}_{stamp}" + (f"_{self._serial}" if self._serial > 1 else "")
@@ -152,10 +157,8 @@ class _Handler(LoopbackHandler):
         header = self.request.headers.get("Authorization", "")
         user, password = "", ""
         if header.startswith("Basic "):
-            try:
+            with contextlib.suppress(ValueError):
                 user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except ValueError:
-                pass
         if not user or self.winter.users.get(user) != password:
             self.send_json({"msg": "Incorrect username or password", "body": None}, 401)
             return None

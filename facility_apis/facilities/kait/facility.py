@@ -91,7 +91,8 @@ class KAITFacility(Facility):
         if text and not is_html(text) and "error" in text.lower():
             raise Rejected(f"KAIT refused the request: {body_line(response)}")
         said = body_line(response)
-        return Outcome(State.FAILED, f"KAIT's answer does not confirm the request ({said}); it may or may not have been queued: ask the KAIT team before submitting again")
+        unsure = f"KAIT's answer does not confirm the request ({said}); it may or may not have been queued"
+        return Outcome(State.FAILED, f"{unsure}: ask the KAIT team before submitting again")
 
     def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:
         """Before submission: deleted (nothing was sent). After: the request stays submitted and

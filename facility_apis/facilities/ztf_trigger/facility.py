@@ -212,14 +212,16 @@ class ZTFTriggerFacility(Facility):
         self._named(request)
         call = self.prepare(request, path=TEST_PATH)
         self._answer(transport.send(call), "the test trigger")
-        return Outcome(State.PENDING, f"Kowalski's test endpoint accepted the form of queue {call.json['queue_name']} ({_describe(call.json)}); nothing was queued")
+        name = call.json["queue_name"]
+        return Outcome(State.PENDING, f"Kowalski's test endpoint accepted the form of queue {name} ({_describe(call.json)}); nothing was queued")
 
     def find(self, request: FollowupRequest, transport: Transport) -> Outcome:
         """An interrupted submission: its queue is in the scheduler's list (followed as
         submitted), or it is not (submitted again: a copy that arrived meanwhile is refused by name)."""
         sent = self._body(request)
         if self._listed_as_sent(sent, request, transport):
-            return Outcome(State.SUBMITTED, f"ZTF queue {sent['queue_name']} found in ZTF's scheduler after an interrupted submission", remote_id=sent["queue_name"])
+            name = sent["queue_name"]
+            return Outcome(State.SUBMITTED, f"ZTF queue {name} found in ZTF's scheduler after an interrupted submission", remote_id=name)
         return Outcome(State.PENDING, f"ZTF queue {sent['queue_name']} is not in ZTF's scheduler: submitting it again")
 
     def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:

@@ -31,7 +31,7 @@ def centres(field_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
     """Each field's centre ``(ra, dec)`` in degrees; ``PayloadError`` naming every id the grid
     does not have."""
     table = _fields().get_field_centroids()
-    known = set(int(i) for i in table.index)
+    known = {int(i) for i in table.index}
     wanted = [int(i) for i in field_ids]
     unknown = [i for i in wanted if i not in known]
     if unknown:
