@@ -124,6 +124,16 @@ class WinterToOEmulator(LoopbackServer):
         with self._lock:
             self._validate_only += 1
 
+    def _schedule(self, program: str, name: str, *, remove: bool = False) -> dict[str, Any] | None:
+        """The program's schedule ``name`` (removed when ``remove``), or None."""
+        with self._lock:
+            schedule = self.schedules.get(name)
+            if schedule is None or schedule["program"] != program:
+                return None
+            if remove:
+                del self.schedules[name]
+            return schedule
+
     def _accept(self, program: str, camera: str, toos: list[dict[str, Any]], trigger: bool) -> tuple[int, dict[str, Any]]:
         with self._lock:
             if self._rejections:
@@ -208,9 +218,8 @@ class _DetailsHandler(_Handler):
         if program is None:
             return
         name = self.get_query_argument("schedule_name", "")
-        with self.winter._lock:
-            schedule = self.winter.schedules.get(name)
-        if schedule is None or schedule["program"] != program:
+        schedule = self.winter._schedule(program, name)
+        if schedule is None:
             self.send_json({"msg": f"No schedule named {name}", "body": None}, 404)
             return
         self.send_json({"msg": f"Returning details of schedule {name}", "body": schedule["rows"]})
@@ -222,14 +231,7 @@ class _DeleteHandler(_Handler):
         if program is None:
             return
         name = self.get_query_argument("schedule_name", "")
-        with self.winter._lock:
-            schedule = self.winter.schedules.get(name)
-            if schedule is not None and schedule["program"] == program:
-                del self.winter.schedules[name]
-                found = True
-            else:
-                found = False
-        if not found:
+        if self.winter._schedule(program, name, remove=True) is None:
             self.send_json({"msg": f"No schedule named {name}", "body": None}, 404)
             return
         self.send_json({"msg": f"Deleted {name}", "body": None})
