@@ -121,3 +121,8 @@ def test_skyportal_sees_both_forms_and_both_operations():
     assert "position" in info["formSchemaForcedPhotometry"]["properties"]
     assert info["methodsImplemented"]["submit"] and info["methodsImplemented"]["delete"] and info["methodsImplemented"]["get"]
     assert info["formSchema"]["properties"]["request_type"]["enum"] == ["forced_photometry", "triggered"]
+    # One uiSchema serves both forms: its order must name every field of each (the form library
+    # refuses to render a form whose fields the order misses).
+    order = info["uiSchema"]["ui:order"]
+    for form in (info["formSchema"], info["formSchemaForcedPhotometry"]):
+        assert set(form["properties"]) <= set(order)

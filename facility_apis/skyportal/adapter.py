@@ -107,8 +107,15 @@ class _FacilityType(type):
     @never_raises(dict)
     def ui_json_schema(cls) -> dict[str, Any]:
         ui: dict[str, Any] = {}
-        for member in reversed(cls.facilities):
-            ui.update(member.ui_schema())
+        orders: list[str] = []
+        for member in cls.facilities:
+            own = member.ui_schema()
+            orders += [key for key in own.get("ui:order") or () if key not in orders]
+            ui = {**own, **ui}
+        if orders:
+            # One uiSchema serves every form of the class: its order lists each form's fields
+            # (the form library skips the names a form lacks, and refuses a form whose fields it misses).
+            ui["ui:order"] = orders
         ui[REQUEST_TYPE] = {"ui:widget": "hidden"}
         order = ui.get("ui:order")
         if isinstance(order, list) and "*" not in order and REQUEST_TYPE not in order:
