@@ -35,6 +35,10 @@ BUILTINS: dict[str, str] = {
     "soar_goodman_imager": "facility_apis.facilities.observation_portal.soar:GoodmanImagerFacility",
     "soar_goodman_spectrograph": "facility_apis.facilities.observation_portal.soar:GoodmanSpectrographFacility",
     "soar_triplespec": "facility_apis.facilities.observation_portal.soar:TripleSpecFacility",
+    "ztf_trigger": "facility_apis.facilities.ztf_trigger:ZTFTriggerFacility",
+    "kait": "facility_apis.facilities.kait:KAITFacility",
+    "winter": "facility_apis.facilities.winter:WINTERFacility",
+    "spring": "facility_apis.facilities.winter:SPRINGFacility",
 }
 
 

@@ -52,11 +52,18 @@ def _for_skyportal(schema: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _merged_altdata(schemas: list[dict[str, Any]]) -> dict[str, Any]:
     """One allocation form for facilities sharing a SkyPortal class: every field of each, required
-    only where all require it (an allocation may serve either facility or both)."""
+    only where all require it (an allocation may serve either facility or both), each one's
+    ``dependencies`` kept (ZTF's IPAC fields come all four or none), and, when every facility
+    requires something, at least one field (an empty allocation serves neither)."""
     merged = dict(schemas[0])
     merged["properties"] = {key: value for schema in schemas for key, value in (schema.get("properties") or {}).items()}
     required = [set(schema.get("required") or ()) for schema in schemas]
     merged["required"] = [key for key in merged["properties"] if all(key in r for r in required)]
+    dependencies = {key: value for schema in schemas for key, value in (schema.get("dependencies") or {}).items()}
+    if dependencies:
+        merged["dependencies"] = dependencies
+    if len(schemas) > 1 and all(required):
+        merged["minProperties"] = 1
     return merged
 
 
@@ -100,8 +107,15 @@ class _FacilityType(type):
     @never_raises(dict)
     def ui_json_schema(cls) -> dict[str, Any]:
         ui: dict[str, Any] = {}
-        for member in reversed(cls.facilities):
-            ui.update(member.ui_schema())
+        orders: list[str] = []
+        for member in cls.facilities:
+            own = member.ui_schema()
+            orders += [key for key in own.get("ui:order") or () if key not in orders]
+            ui = {**own, **ui}
+        if orders:
+            # One uiSchema serves every form of the class: its order lists each form's fields
+            # (the form library skips the names a form lacks, and refuses a form whose fields it misses).
+            ui["ui:order"] = orders
         ui[REQUEST_TYPE] = {"ui:widget": "hidden"}
         order = ui.get("ui:order")
         if isinstance(order, list) and "*" not in order and REQUEST_TYPE not in order:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...core.errors import ValidationFailed
+from ...core.interface import Kind
 from ...core.registry import Registry, default_registry
 from ..form_instances import form_instances
 
@@ -78,29 +79,44 @@ def collect_forms(registry: Registry | None = None, names: Iterable[str] | None 
 
     registry = registry or default_registry()
     wanted = {registry.get(name).name for name in names} if names else None
-    skyportal = {cls.facility_class.name: cls for cls in api_classes(registry).values()}
+    # A class may run two facilities (ZTFAPI: triggering and forced photometry), each with its form.
+    skyportal = {member.name: cls for cls in api_classes(registry).values() for member in cls.facilities}
     forms = []
     for core in registry.all():
         if wanted is not None and core.name not in wanted:
             continue
         cls = skyportal[core.name]
         info = cls.frontend_render_info(instrument=None, user=None)
-        facility = cls.facility()
+        facility = cls.facility(core)
+        members = [cls.facility(member) for member in cls.facilities]
 
         def judge_request(payload: Any, facility=facility) -> Verdict:
             if isinstance(payload, Mapping):  # SkyPortal's own markers never reach the facility
                 payload = {k: v for k, v in payload.items() if k not in SKYPORTAL_PAYLOAD_KEYS}
             return verdict_of(lambda: facility.validate_payload(payload))
 
-        def judge_altdata(altdata: Any, facility=facility) -> Verdict:
-            return verdict_of(lambda: facility.validate_altdata(altdata))
+        def judge_altdata(altdata: Any, members=members) -> Verdict:
+            # The class's rule (SkyPortal's validate_altdata): altdata any of its facilities accepts.
+            return verdict_of(lambda: _accepted_by_one(members, altdata))
 
-        forced = info.get("formSchemaForcedPhotometry")
-        request = forced if forced is not None else info.get("formSchema")
+        forced = core.kind is Kind.FORCED_PHOTOMETRY
+        request = info.get("formSchemaForcedPhotometry") if forced else info.get("formSchema")
         if request is not None:
-            request_type = "forced_photometry" if forced is not None else "triggered"
+            request_type = "forced_photometry" if forced else "triggered"
             ui = info.get("uiSchema") or {}
             forms.append(FormUnderTest(core.name, "request", core.title, request_type, request, ui, judge_request, tuple(SKYPORTAL_PAYLOAD_KEYS)))
         if info.get("formSchemaAltdata") is not None:
             forms.append(FormUnderTest(core.name, "altdata", core.title, None, info["formSchemaAltdata"], {}, judge_altdata))
     return forms
+
+
+def _accepted_by_one(facilities: list[Any], altdata: Any) -> None:
+    """Nothing when one of ``facilities`` accepts ``altdata``; else the first one's refusal."""
+    refusals = []
+    for facility in facilities:
+        try:
+            facility.validate_altdata(altdata)
+            return
+        except ValidationFailed as exc:
+            refusals.append(exc)
+    raise refusals[0]

@@ -1,0 +1,5 @@
+"""KAIT through its request script."""
+
+from .facility import KAITFacility
+
+__all__ = ["KAITFacility"]
