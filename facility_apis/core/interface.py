@@ -122,7 +122,11 @@ class FollowupRequest:
     with the request (the requester's note, the source's comments in SkyPortal), one line each,
     for facilities that forward them to people (a notification's ``include_comments``).
     ``attempted_at`` (UNIX seconds) is set for ``find``: when the submission whose answer was
-    lost left.
+    lost left. ``followup_request_id`` is SkyPortal's id of the request where the caller knows
+    it (``id`` is the caller's own: SkyPortal's in the SkyPortal classes, which set both, the
+    gateway's row id in the gateway, which sets this one from the id SkyPortal handed it, or
+    ``None`` until it is linked): a facility whose remote side reports to SkyPortal itself
+    (SEDM's robot posts statuses to ``/api/facility`` under it) sends this one.
     """
 
     id: int | None
@@ -135,6 +139,7 @@ class FollowupRequest:
     cursor: str | None = None
     comments: tuple[str, ...] = ()
     attempted_at: float | None = None
+    followup_request_id: int | None = None
 
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")

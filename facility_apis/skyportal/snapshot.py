@@ -159,5 +159,13 @@ def core_request(
     payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
     requester = getattr(request.requester, "username", None) if request.requester is not None else None
     return FollowupRequest(
-        request.id, target, core_allocation, payload, requester=requester, remote_id=remote_id, cursor=cursor, comments=comments(request)
+        request.id,
+        target,
+        core_allocation,
+        payload,
+        requester=requester,
+        remote_id=remote_id,
+        cursor=cursor,
+        comments=comments(request),
+        followup_request_id=request.id,
     )
