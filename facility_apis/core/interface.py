@@ -254,20 +254,33 @@ class Facility:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def validate_altdata(self, altdata: Mapping[str, Any]) -> dict[str, Any]:
+    def validate_altdata(self, altdata: Mapping[str, Any], *, instrument_name: str | None = None) -> dict[str, Any]:
         """Check allocation credentials; return them without blank values (SkyPortal drops those).
 
-        Raises ``AltdataError`` naming every failing field and its rule (never a value).
+        ``instrument_name``: the SkyPortal instrument the allocation is on, where the caller knows
+        it; the altdata is then also held to :meth:`check_instrument`. Raises ``AltdataError``
+        naming every failing field and its rule (never a value).
         """
         if not isinstance(altdata, Mapping):
             raise AltdataError.single("$", "must be an object")
         cleaned = {key: value for key, value in altdata.items() if value not in (None, "")}
         validate(self.altdata_schema(), cleaned, AltdataError)
         self.check_altdata(cleaned)
+        if instrument_name:
+            self.check_instrument(cleaned, instrument_name)
         return cleaned
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         """Rules beyond the schema, on altdata that passed it; raise ``AltdataError``."""
+
+    def check_instrument(self, altdata: dict[str, Any], instrument_name: str) -> None:
+        """Rules tying the altdata to the SkyPortal instrument the allocation is on (its ``name``),
+        e.g. a Gemini program id names its site, which must be the instrument's; on altdata that
+        passed :meth:`check_altdata`. Runs wherever the instrument is known: when an allocation is
+        saved (SkyPortal's ``POST /api/allocation`` passes its instrument to the SkyPortal class's
+        ``validate_altdata``; the gateway's allocation ``PUT`` takes ``instrument_name``) and on
+        every operation (``perform`` passes ``request.allocation.instrument_name``). Raise
+        ``AltdataError``; nothing by default."""
 
     def exchange_altdata(self, altdata: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """The altdata to store when an allocation is saved, after a one-time exchange with the
