@@ -45,7 +45,10 @@ class HostPoint:
     (SkyPortal's µJy; only ratios and weights are meaningful), ``None`` when unknown;
     ``origin``: SkyPortal's origin text (``"fp"`` marks forced photometry);
     ``instrument``: the measuring instrument's name; ``alert``: whether the point came from an
-    alert stream (SkyPortal: it belongs to at least one stream).
+    alert stream (SkyPortal: it belongs to at least one stream); ``mjd``: when it was taken;
+    ``filter``: its SkyPortal bandpass name (``ztfg``); ``mag``: its AB magnitude as the host
+    gives it, ``None`` for a non-detection (SkyPortal's ``Photometry.mag``, below its detection
+    threshold) or when unknown.
     """
 
     ra: float | None
@@ -55,6 +58,9 @@ class HostPoint:
     origin: str | None = None
     instrument: str | None = None
     alert: bool = False
+    mjd: float | None = None
+    filter: str | None = None
+    mag: float | None = None
 
 
 @dataclass(frozen=True)
