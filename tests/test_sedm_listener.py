@@ -101,6 +101,12 @@ def test_it_is_listed_under_skyportals_name_with_skyportals_acl_and_message():
     assert bound.SEDMListener.refusal(sedm_request(api_classname="ATLASAPI")) is not None
 
 
+def test_it_names_the_class_the_sedm_facility_runs_under():
+    from facility_apis.core.registry import default_registry
+
+    assert SEDMListener.api_classname == default_registry().get("sedm").skyportal_class
+
+
 # -- over HTTP: the SkyPortal stub with facility_apis's listeners -----------------------------------
 
 

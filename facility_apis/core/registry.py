@@ -36,6 +36,7 @@ BUILTINS: dict[str, str] = {
     "soar_goodman_spectrograph": "facility_apis.facilities.observation_portal.soar:GoodmanSpectrographFacility",
     "soar_triplespec": "facility_apis.facilities.observation_portal.soar:TripleSpecFacility",
     "gemini": "facility_apis.facilities.gemini:GeminiFacility",
+    "sedm": "facility_apis.facilities.sedm:SEDMFacility",
 }
 
 
