@@ -339,7 +339,10 @@ def test_the_programs_site_must_be_the_instruments(programid, instrument, error)
 
 @pytest.mark.parametrize(
     ("name", "site"),
-    [("GMOS-N", Site.NORTH), ("gemini_s", Site.SOUTH), ("GeminiNorth", Site.NORTH), ("Gemini South GMOS", Site.SOUTH), ("GNIRS", None), ("GSAOI", None), ("Gemini", None), ("North-South", None)],
+    [
+        ("GMOS-N", Site.NORTH), ("gemini_s", Site.SOUTH), ("GeminiNorth", Site.NORTH), ("Gemini South GMOS", Site.SOUTH),
+        ("GNIRS", None), ("GSAOI", None), ("Gemini", None), ("North-South", None),
+    ],
 )
 def test_instrument_names_and_their_site(name, site):
     assert instrument_site(name) is site
@@ -420,16 +423,23 @@ def _scenarios():
     import requests
 
     offsets = {"offset_stars": {"url": "https://sp.example.org/api/sources/{obj_id}/offsets", "token": "t0k"}}
-    star = {"status": "success", "data": {"starlist_info": [{"name": "ZTF26gem", "ra": 150.0, "dec": -5.25}, {"name": "ZTF26gs1_o1", "ra": 150.01, "dec": -5.24, "mag": 14.2}]}}
+    starlist = [{"name": "ZTF26gem", "ra": 150.0, "dec": -5.25}, {"name": "ZTF26gs1_o1", "ra": 150.01, "dec": -5.24, "mag": 14.2}]
+    star = {"status": "success", "data": {"starlist_info": starlist}}
     return {
         "one": ({}, {}, {}, _answers((200, f"{PROGRAM}-23"))),
         "two": ({}, {"template_ids": "3,5"}, {}, _answers((200, f"{PROGRAM}-31"), (200, f"{PROGRAM}-32"))),
         "on hold": ({}, {"ready": False}, {}, _answers((200, f"{PROGRAM}-24"))),
         "guide star": ({}, {}, offsets, lambda m: (m.get(OFFSETS, json=star), _answers((200, f"{PROGRAM}-41"))(m))),
-        "partial": ({}, {"template_ids": "3,5,6"}, {}, _answers((200, f"{PROGRAM}-40"), (400, "template observation 5 is not On Hold"), (500, "Internal Server Error"))),
+        "partial": (
+            {}, {"template_ids": "3,5,6"}, {},
+            _answers((200, f"{PROGRAM}-40"), (400, "template observation 5 is not On Hold"), (500, "Internal Server Error")),
+        ),
         "rest unsent": ({}, {"template_ids": "3,5,6"}, {}, _answers((200, f"{PROGRAM}-50"), (429, ""))),
         "refused": ({}, {}, {}, _answers((400, "guide star not completely specified"))),
-        "all refused": ({}, {"template_ids": "3,5"}, {}, _answers((400, "no template observation 3 in GN-2026B-Q-101"), (400, "template observation 5 is not On Hold"))),
+        "all refused": (
+            {}, {"template_ids": "3,5"}, {},
+            _answers((400, "no template observation 3 in GN-2026B-Q-101"), (400, "template observation 5 is not On Hold")),
+        ),
         "not allowed": ({"template_ids": "1,2"}, {"template_ids": "3"}, {}, _answers()),
         "window": ({}, {"end_date": PAYLOAD["start_date"]}, {}, _answers()),
         "no star": ({}, {}, offsets, lambda m: m.get(OFFSETS, json={"status": "success", "data": {"starlist_info": []}})),

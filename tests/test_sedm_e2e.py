@@ -30,6 +30,7 @@ SLACK_TOKEN = "sedmSlackToken0099"
 QUICK = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 PAYLOAD = {"observation_type": "3-shot+IFU", "priority": 4, "start_date": "2026-11-21", "end_date": "2026-11-28"}
 POINTS = (HostPoint(None, None, 120.0, 2.0, mjd=61001.30, filter="ztfr", mag=18.70), HostPoint(None, None, 80.0, 2.0, mjd=61000.50, filter="ztfg", mag=19.20))
+PRIOR = {"g": {"jd": 2461001.0, "mag": 19.2, "obsdate": "2025-11-21"}, "r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}}
 
 
 @pytest.fixture
@@ -59,7 +60,8 @@ class Gateway:
 
     def add(self, followup_id: int) -> int:
         obj_id = f"ZTF26sedm{followup_id}"
-        self.skyportal.add_request(followup_id, listener="SEDMListener", obj_id=obj_id, instrument_id=4, instrument_name="SEDM", api_classname="SEDMAPI", allocation_id=1)
+        instrument = {"instrument_id": 4, "instrument_name": "SEDM", "api_classname": "SEDMAPI"}
+        self.skyportal.add_request(followup_id, listener="SEDMListener", obj_id=obj_id, allocation_id=1, **instrument)
         target = Target(obj_id, 210.5, 12.25, photometry=POINTS)
         checked = SEDMFacility().validate_payload(PAYLOAD, target)  # as the hand-off does: decided with the source, then stored
         return self.store.requests.add(1, target, checked, owner_id=self.owner, followup_request_id=followup_id, requester="observer")
@@ -88,7 +90,7 @@ def test_a_request_reaches_sedm_as_an_upload_and_sedms_robot_reports_through_the
     assert {k: document[k] for k in ("status", "requestid", "Filters", "Followup", "programname", "username", "priority")} == {
         "status": "new", "requestid": 51, "Filters": "g,r,i", "Followup": "IFU", "programname": "Transients", "username": "observer", "priority": 4,
     }  # fmt: skip
-    assert document["prior_photometry"] == {"g": {"jd": 2461001.0, "mag": 19.2, "obsdate": "2025-11-21"}, "r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}}
+    assert document["prior_photometry"] == PRIOR
     assert [e.status for e in sedm.entries(51)] == ["PENDING"]
     assert skyportal.statuses(51) == ["submitted: SEDM: Accepted Request"]
     view = gateway.store.requests.view(request_id)
@@ -151,11 +153,15 @@ def test_each_action_is_announced_on_slack_and_a_failed_notice_costs_nothing(sed
         slack.add_hook("T0SEDM", "B0SEDM", SLACK_TOKEN)
         egress = loopback_egress(sedm, slack)
         facility = SEDMFacility({"endpoint": f"{sedm.url}/add_request", "notify": {"slack_base_url": slack.url}}, egress=egress)
-        altdata = {"programname": "Transients", "notification_type": "slack", "slack_workspace": "T0SEDM", "slack_channel": "B0SEDM", "slack_token": SLACK_TOKEN}
-        request = FollowupRequest(11, Target("ZTF26note", 1.0, 2.0), Allocation(5, altdata, group="Transients"), PAYLOAD, requester="observer", followup_request_id=71)
+        hook = {"slack_workspace": "T0SEDM", "slack_channel": "B0SEDM", "slack_token": SLACK_TOKEN}
+        allocation = Allocation(5, {"programname": "Transients", "notification_type": "slack", **hook}, group="Transients")
+        request = FollowupRequest(11, Target("ZTF26note", 1.0, 2.0), allocation, PAYLOAD, requester="observer", followup_request_id=71)
         with Transport(egress=egress) as transport:
             submitted = perform(facility, "submit", request, transport)
-            followed = FollowupRequest(11, request.target, request.allocation, {**PAYLOAD, "priority": 5}, requester="observer", followup_request_id=71, remote_id="71", cursor=submitted.cursor)
+            changed = {**PAYLOAD, "priority": 5}
+            followed = FollowupRequest(
+                11, request.target, allocation, changed, requester="observer", followup_request_id=71, remote_id="71", cursor=submitted.cursor
+            )
             updated = perform(facility, "update", followed, transport)
             slack.set_state("T0SEDM", "B0SEDM", "archived")
             deleted = perform(facility, "delete", followed, transport)

@@ -25,6 +25,9 @@ from facility_apis.testing.conformance import conformance_suite
 ENDPOINT = "https://sedm.example.org/add_request"
 CONFIG = {"endpoint": ENDPOINT, "contact_email": "desk@example.org"}
 PAYLOAD = {"observation_type": "IFU", "priority": 3, "start_date": "2026-11-21", "end_date": "2026-11-28"}
+ACTIVE_OR_NONE = "it is being observed (ACTIVE) or SEDM has no such request"
+HOLDS_NONE = "it holds no request now; submit it again"
+PRIOR = {"g": {"jd": 2461001.0, "mag": 19.2, "obsdate": "2025-11-21"}, "r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}}
 POINTS = (
     HostPoint(None, None, 100.0, 2.0, mjd=61000.20, filter="ztfr", mag=18.90),
     HostPoint(None, None, 120.0, 2.0, mjd=61001.30, filter="ztfr", mag=18.70),  # the newest r
@@ -83,7 +86,7 @@ def test_submit_uploads_the_documented_json_as_jsonfile(rsps):
         "email": "desk@example.org",
         "enddate": "2026-11-28",
         "startdate": "2026-11-21",
-        "prior_photometry": {"g": {"jd": 2461001.0, "mag": 19.2, "obsdate": "2025-11-21"}, "r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}},
+        "prior_photometry": PRIOR,
         "priority": 3,
         "programname": "Transients",
         "requestid": 42,
@@ -162,12 +165,12 @@ def test_a_delete_of_a_request_never_sent_calls_nothing(rsps):
         ("submit", None, "'programname'", "rejected: SEDM: 'programname'"),
         ("submit", None, "accepted request", "submitted: SEDM: accepted request"),
         ("submit", None, "Invalid Formatting of Request", "failed to submit: SEDM could not read the request: Invalid Formatting of Request"),
-        ("update", "42", "Rejected Edit Deletion, ACTIVE", "submitted: SEDM kept request 42 unchanged: it is being observed (ACTIVE) or SEDM has no such request (Rejected Edit Deletion, ACTIVE)"),
-        ("update", "42", "rejected edit deletion, active", "submitted: SEDM kept request 42 unchanged: it is being observed (ACTIVE) or SEDM has no such request (rejected edit deletion, active)"),
-        ("update", "42", "Rejected Edit", "canceled: SEDM canceled request 42 but did not take the edited one (Rejected Edit): it holds no request now; submit it again"),
+        ("update", "42", "Rejected Edit Deletion, ACTIVE", f"submitted: SEDM kept request 42 unchanged: {ACTIVE_OR_NONE} (Rejected Edit Deletion, ACTIVE)"),
+        ("update", "42", "rejected edit deletion, active", f"submitted: SEDM kept request 42 unchanged: {ACTIVE_OR_NONE} (rejected edit deletion, active)"),
+        ("update", "42", "Rejected Edit", f"canceled: SEDM canceled request 42 but did not take the edited one (Rejected Edit): {HOLDS_NONE}"),
         ("update", "42", "could not convert string to float: 'x'", "rejected: SEDM: could not convert string to float: 'x'"),
-        ("delete", "42", "Rejected Deletion, ACTIVE", "submitted: SEDM did not delete request 42: it is being observed (ACTIVE) or SEDM has no such request (Rejected Deletion, ACTIVE)"),
-        ("delete", "42", "REJECTED DELETION, ACTIVE", "submitted: SEDM did not delete request 42: it is being observed (ACTIVE) or SEDM has no such request (REJECTED DELETION, ACTIVE)"),
+        ("delete", "42", "Rejected Deletion, ACTIVE", f"submitted: SEDM did not delete request 42: {ACTIVE_OR_NONE} (Rejected Deletion, ACTIVE)"),
+        ("delete", "42", "REJECTED DELETION, ACTIVE", f"submitted: SEDM did not delete request 42: {ACTIVE_OR_NONE} (REJECTED DELETION, ACTIVE)"),
         ("delete", "42", "Accepted Deletion", "deleted: SEDM: Accepted Deletion"),
     ],
 )
@@ -187,10 +190,16 @@ def test_the_verdicts_ignore_case():
 @pytest.mark.parametrize(
     ("answer", "detail"),
     [
-        ({"status": 200, "body": "<html><head><title>Proxy login</title></head></html>", "content_type": "text/html"}, "SEDM answered HTTP 200 without its verdict (an HTML page: Proxy login)"),
+        (
+            {"status": 200, "body": "<html><head><title>Proxy login</title></head></html>", "content_type": "text/html"},
+            "SEDM answered HTTP 200 without its verdict (an HTML page: Proxy login)",
+        ),
         ({"status": 200, "body": ""}, "SEDM answered HTTP 200 without its verdict ((empty body))"),
         ({"status": 500, "body": "Internal Server Error"}, "SEDM answered HTTP 500: Internal Server Error"),
-        ({"body": requests.ConnectionError("reset")}, "connection to sedm.example.org failed: ConnectionError; the request may have reached the facility and was not sent again"),
+        (
+            {"body": requests.ConnectionError("reset")},
+            "connection to sedm.example.org failed: ConnectionError; the request may have reached the facility and was not sent again",
+        ),
     ],
 )
 def test_a_submission_that_may_have_arrived_is_not_resent_and_says_so(rsps, answer, detail):
@@ -224,7 +233,11 @@ def test_an_edit_whose_answer_is_unreadable_is_tried_again_later(rsps):
     ("request_changes", "config", "status"),
     [
         ({}, {}, "failed to submit: SEDM's intake is not configured: the deployment's sedm endpoint setting names none"),
-        ({"followup_request_id": None}, CONFIG, "failed to submit: SEDM needs SkyPortal's id of the follow-up request (its robot reports under it); this request has none"),
+        (
+            {"followup_request_id": None},
+            CONFIG,
+            "failed to submit: SEDM needs SkyPortal's id of the follow-up request (its robot reports under it); this request has none",
+        ),
         ({"requester": None}, CONFIG, "failed to submit: SEDM needs the requester's SkyPortal user name; this request names none"),
     ],
 )
@@ -239,7 +252,8 @@ def test_the_program_comes_from_the_altdata_or_the_skyportal_group(rsps):
     request = make_request()
     request = FollowupRequest(request.id, request.target, Allocation(5, {}), request.payload, requester="observer", followup_request_id=42)
     outcome = run("submit", request)
-    assert outcome.status == "failed to submit: invalid altdata: $.programname: is required here: the allocation's SkyPortal group name is not known to this host"
+    rule = "$.programname: is required here: the allocation's SkyPortal group name is not known to this host"
+    assert outcome.status == f"failed to submit: invalid altdata: {rule}"
 
 
 # -- the form ----------------------------------------------------------------------------------
@@ -278,7 +292,7 @@ def test_defaults_are_computed_per_call_and_filled_the_same_way():
 
 
 def test_prior_photometry_is_the_newest_detection_per_ztf_band_and_kept_once_filled():
-    assert prior_photometry(POINTS) == {"g": {"jd": 2461001.0, "mag": 19.2, "obsdate": "2025-11-21"}, "r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}}
+    assert prior_photometry(POINTS) == PRIOR
     assert prior_photometry(()) == {}
     facility = SEDMFacility()
     filled = facility.validate_payload(PAYLOAD, Target("x", 1.0, 2.0, photometry=POINTS))

@@ -48,7 +48,10 @@ FLASK_500 = (
     "overloaded or there is an error in the application.</p>\n"
 )
 #: What ``create_request_entry`` reads from a new request.
-READ_ON_CREATE = ("username", "sourcename", "ra", "dec", "prior_photometry", "priority", "programname", "startdate", "enddate", "Followup", "Filters", "exptime", "requestid")
+READ_ON_CREATE = (
+    "username", "sourcename", "ra", "dec", "prior_photometry", "priority", "programname", "startdate", "enddate", "Followup", "Filters",
+    "exptime", "requestid",
+)  # fmt: skip
 
 
 def answer(message: str) -> str:
@@ -155,7 +158,7 @@ class SEDMIntakeEmulator(LoopbackServer):
 
     def _create(self, content: dict[str, Any]) -> bool:
         for key in READ_ON_CREATE:
-            content[key]  # noqa: B018 - a missing key raises KeyError, as SEDM's reading does
+            content[key]
         int(float(content["exptime"]))
         marshal_id = int(content["requestid"])
         if self._refusals:

@@ -245,9 +245,7 @@ class GeminiFacility(Facility):
         return self._outcome(program_site(program), answers, templates[len(answers) :], stop, guide_star, request.payload.get("ready", True))
 
     @staticmethod
-    def _outcome(
-        site: Site, answers: list[Triggered], unsent: list[int], stop: Exception | None, guide_star: GuideStar | None, ready: bool
-    ) -> Outcome:
+    def _outcome(site: Site, answers: list[Triggered], unsent: list[int], stop: Exception | None, guide_star: GuideStar | None, ready: bool) -> Outcome:
         """Every template's answer in one outcome: ``submitted`` when any observation was made
         (its ids the remote id); ``failed`` (no retry) when one may have been; the error that
         stopped the loop when nothing was sent or made; ``rejected`` when every template was

@@ -35,7 +35,7 @@ from ...core.timeutil import iso_date, utcnow
 from ...core.transport import HTTPCall, Transport
 from ...notify import Event, Notifier, notification_altdata
 from ...notify.altdata import allowed_keys
-from .answers import SERVICE, Verdict, message, verdict
+from .answers import Verdict, message, verdict
 from .document import ADVANCED_DEFAULTS, MIX, document, prior_photometry
 
 CONFIG_KEYS = {"endpoint", "contact_email", "notify"}
