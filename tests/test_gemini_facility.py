@@ -484,3 +484,10 @@ def test_without_templates_named_an_allocation_of_several_or_any_is_refused_befo
     payload = {k: v for k, v in PAYLOAD.items() if k != "template_ids"}
     outcome = run(make_request(altdata={**ALTDATA, **allowed}, payload=payload))
     assert outcome.status == f"rejected: invalid payload: {rule}" and len(rsps.calls) == 0
+
+
+def test_the_offset_star_token_may_come_from_a_file(tmp_path):
+    path = tmp_path / "offsets.token"
+    path.write_text("file-token-0a1b\n")
+    facility = GeminiFacility({"offset_stars": {"url": "https://sp.example.org/api/sources/{obj_id}/offsets", "token_file": str(path)}})
+    assert facility.offset_stars.token == "file-token-0a1b" and "file-token" not in repr(facility.offset_stars)

@@ -25,12 +25,12 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from ...core.answers import expect, json_object
 from ...core.egress import EgressPolicy
 from ...core.errors import ConfigurationError, Rejected, RemoteError
+from ...core.secret_settings import secret_setting
 from ...core.transport import Transport
 from .trigger import PROBES, GuideStar
 
@@ -111,14 +111,7 @@ def _finite(value: Any) -> bool:
 
 
 def _token(config: Mapping[str, Any]) -> str | None:
-    token, path = config.get("token"), config.get("token_file")
-    if token is not None and path is not None:
-        raise ConfigurationError("offset_stars: give token or token_file, not both")
-    if path is not None:
-        try:
-            token = Path(path).read_text(encoding="utf-8").strip()
-        except (OSError, TypeError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"offset_stars.token_file cannot be read: {type(exc).__name__}") from None
+    token = secret_setting(config, "token", where="offset_stars")
     if token is not None and (not isinstance(token, str) or not token or any(not "\x21" <= c <= "\x7e" for c in token)):
         raise ConfigurationError("offset_stars.token must be printable ASCII without spaces")
     return token
