@@ -71,7 +71,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     facility = _facility(args.name)
     errors: list[str] = []
     try:
-        facility.validate_altdata(_read_json(args.altdata, "altdata"))
+        facility.validate_altdata(_read_json(args.altdata, "altdata"), instrument_name=args.instrument)
     except ValidationFailed as exc:
         errors += [f"altdata {error}" for error in exc.errors]
     if args.payload:
@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("name")
     validate.add_argument("--altdata", required=True, metavar="FILE", help="JSON file ('-' for stdin)")
     validate.add_argument("--payload", metavar="FILE", help="JSON file of a request payload")
+    validate.add_argument("--instrument", metavar="NAME", help="the SkyPortal instrument's name, for rules tying the altdata to it")
     validate.set_defaults(run=cmd_validate)
 
     submit = commands.add_parser("submit", help="submit one request (or show it with --dry-run)")

@@ -615,7 +615,7 @@ def test_a_centroid_is_computed_from_the_targets_photometry_and_stored(api, stor
     _, errors = error(a.post("/api/followup_request", json={"allocation_id": 4, "target": TARGET, "payload": CENTROID}), 400)
     rule = "detections with a position, SNR above 3 and an origin without 'fp'"
     assert errors == [f"payload.position: no photometry of the source qualifies for a centroid ({rule})"]
-    bad = {**TARGET, "photometry": [{"ra": 1.0, "dec": 1.0, "flux": 1.0, "fluxerr": 1.0, "mag": 20.0}], "aliases": [""]}
+    bad = {**TARGET, "photometry": [{"ra": 1.0, "dec": 1.0, "flux": 1.0, "fluxerr": 1.0, "snr": 20.0}], "aliases": [""]}
     _, errors = error(a.post("/api/followup_request", json={"allocation_id": 4, "target": bad, "payload": CENTROID}), 400)
     assert "target.aliases[0]: must be at least 1 characters long" in errors and any(e.startswith("target.photometry[0]") for e in errors)
     assert len(store.requests.newest()) == 1

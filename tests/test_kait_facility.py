@@ -21,7 +21,7 @@ from facility_apis.testing.network import loopback_egress
 LOGIN = ("kait-obs", "kait-pw-9d2e")
 TARGET = Target("ZTF26kait", 210.123456, -12.5)
 URL = "https://herculesii.astro.berkeley.edu" + PATH
-UNSURE = "failed to submit: KAIT's answer does not confirm the request ({}); it may or may not have been queued: ask the KAIT team before submitting again"
+UNSURE = "failed: KAIT's answer does not confirm the request ({}); it may or may not have been queued: ask the KAIT team before submitting again"
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_a_wrong_login_fails_without_echoing_it(kait):
 def test_a_lost_answer_is_never_posted_again(kait):
     kait.faults.add("drop", path_prefix=PATH)
     outcome = run(on(kait), "submit", request_for(), kait)
-    assert outcome.status.startswith("failed to submit: ") and "was not sent again" in outcome.status and outcome.poll_after is None
+    assert outcome.status.startswith("failed: ") and "was not sent again" in outcome.status and outcome.poll_after is None
     assert len(kait.requests) == 1
 
 

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from facility_apis.skyportal import ATLASAPI, FacilityMessageListener, configure, reset
+from facility_apis.core.errors import FacilityError
+from facility_apis.skyportal import ATLASAPI, FacilityMessageListener, SEDMListener, configure, reset
 from facility_apis.skyportal.adapter import NOT_FOLLOWED
 from facility_apis.testing import ATLASEmulator
 from facility_apis.testing.network import loopback_egress
@@ -56,6 +57,8 @@ class Instrument(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str]
     filters = mapped_column(sa.JSON, default=list)
+    api_classname = mapped_column(sa.String, nullable=True)
+    listener_classname = mapped_column(sa.String, nullable=True)
 
 class Group(Base):
     __tablename__ = "groups"
@@ -197,3 +200,32 @@ def test_default_models_seam_with_sqlalchemy(skyportal_package):
         request = fresh()
         assert request.status == "observed"
         assert request.transactions[0].request["headers"]["Authorization"] == "***"
+
+
+def test_sedm_listener_reads_the_instrument_through_the_default_models_seam(skyportal_package):
+    import sqlalchemy as sa
+    from skyportal import models
+    from sqlalchemy.orm import Session
+
+    engine = sa.create_engine("sqlite://")
+    models.Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        user = models.User(id=42, username="observer")
+        group = models.Group(id=2, name="Transients")
+        sedm = models.Instrument(id=4, name="SEDM", api_classname="SEDMAPI", listener_classname="SEDMListener")
+        atlas = models.Instrument(id=3, name="ATLAS", api_classname="ATLASAPI", listener_classname="SEDMListener")
+        obj = models.Obj(id="ZTF26sedm", ra=210.5, dec=12.25, internal_key="k-2")
+        for request_id, instrument in ((12, sedm), (13, atlas)):
+            allocation = models.Allocation(id=request_id, instrument=instrument, group=group)
+            session.add(models.FollowupRequest(id=request_id, obj=obj, allocation=allocation, requester=user, last_modified_by_id=42, payload={}))
+        session.commit()
+        session.expunge_all()
+
+        robot = FakeUser(77, "sedm-robot")
+        asyncio.run(SEDMListener.process_message(Handler({"followup_request_id": 12, "new_status": "observed"}, token="robot-t", user=robot), session))
+        with pytest.raises(FacilityError, match="FollowupRequest 13 is on instrument ATLAS, which SEDM does not run"):
+            asyncio.run(SEDMListener.process_message(Handler({"followup_request_id": 13, "new_status": "observed"}, token="robot-t", user=robot), session))
+        session.commit()
+        session.expunge_all()
+        assert session.get(models.FollowupRequest, 12).status == "observed"
+        assert session.get(models.FollowupRequest, 13).status == "pending submission"

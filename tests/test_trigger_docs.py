@@ -47,16 +47,16 @@ def run(facility, operation, request, *servers):
 
 def ztf_statuses() -> list[str]:
     statuses = []
-    with KowalskiEmulator({"tok": "admin", "user": "bob"}) as k:
+    with KowalskiEmulator({"token-ok": "admin", "token-of-a-user": "bob"}) as k:
         facility = ZTFTriggerFacility({"base_url": k.url}, egress=loopback_egress(k))
-        base = FollowupRequest(1, TARGET, Allocation(1, {"access_token": "tok"}, pi="PI"), {"queue_name": "d1", "field_ids": [699]}, requester="obs")
+        base = FollowupRequest(1, TARGET, Allocation(1, {"access_token": "token-ok"}, pi="PI"), {"queue_name": "d1", "field_ids": [699]}, requester="obs")
         other = dataclasses.replace(base, payload={"queue_name": "d1", "field_ids": [700]})
         held = dataclasses.replace(base, remote_id="ToO_d1")
         statuses += [run(facility, "remote_validate", base, k), run(facility, "find", base, k), run(facility, "submit", base, k)]
         statuses += [run(facility, "submit", base, k), run(facility, "find", base, k), run(facility, "submit", other, k)]
         k.reject_next("too late")
         statuses.append(run(facility, "submit", dataclasses.replace(base, payload={"queue_name": "d2", "field_ids": [699]}), k))
-        for token in ("nope", "user"):
+        for token in ("token-refused", "token-of-a-user"):
             statuses.append(run(facility, "submit", dataclasses.replace(base, allocation=Allocation(1, {"access_token": token}, pi="PI")), k))
         k.faults.add("status", method="DELETE", status=400, body={"status": "error", "message": "ZTF queue delete attempt rejected: busy"})
         statuses += [run(facility, "delete", held, k), run(facility, "delete", held, k), run(facility, "delete", held, k), run(facility, "delete", base, k)]
@@ -69,14 +69,14 @@ def ztf_statuses() -> list[str]:
 
 def kait_statuses() -> list[str]:
     statuses = []
-    login = {"username": "u", "password": "pw"}
-    with KAITEmulator({"u": "pw"}) as kait:
+    login = {"username": "u", "password": "pw-kait-1"}
+    with KAITEmulator({"u": "pw-kait-1"}) as kait:
         facility = KAITFacility({"base_url": kait.url}, egress=loopback_egress(kait))
         base = FollowupRequest(2, TARGET, Allocation(2, login), {})
         statuses.append(run(facility, "submit", base, kait))
         kait.error_text_next()
         statuses.append(run(facility, "submit", base, kait))
-        statuses.append(run(facility, "submit", dataclasses.replace(base, allocation=Allocation(2, {"username": "u", "password": "bad"})), kait))
+        statuses.append(run(facility, "submit", dataclasses.replace(base, allocation=Allocation(2, {"username": "u", "password": "bad-password"})), kait))
         statuses.append(run(facility, "submit", dataclasses.replace(base, allocation=Allocation(2, {"username": "u"})), kait))
         statuses.append(run(facility, "submit", dataclasses.replace(base, payload={"observation_choices": []}), kait))
         statuses += [run(facility, "delete", base, kait), run(facility, "delete", dataclasses.replace(base, remote_id="x/B/long"), kait)]
@@ -90,8 +90,8 @@ def kait_statuses() -> list[str]:
 
 def winter_statuses(cls) -> list[str]:
     statuses = []
-    altdata = {"program_name": "P1", "program_api_key": "key", "username": "u", "password": "pw"}
-    with WinterToOEmulator({"u": "pw"}, {"P1": "key"}) as w:
+    altdata = {"program_name": "P1", "program_api_key": "key-winter-1", "username": "u", "password": "pw-winter-1"}
+    with WinterToOEmulator({"u": "pw-winter-1"}, {"P1": "key-winter-1"}) as w:
         facility = cls({"base_url": w.url}, egress=loopback_egress(w))
         base = FollowupRequest(3, TARGET, Allocation(3, altdata), {"filter": "J"})
         only_validate = dataclasses.replace(base, payload={"filter": "J", "validate_only": True})

@@ -142,7 +142,7 @@ def test_a_trigger_answered_as_a_validation_is_not_taken_for_a_submission(winter
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
-        (200, '{"msg": "ok"}', "failed to submit: WINTER's answer names no schedule (ok); it may or may not have been queued: check the program's queue before submitting again"),  # noqa: E501
+        (200, '{"msg": "ok"}', "failed: WINTER's answer names no schedule (ok); it may or may not have been queued: check the program's queue before submitting again"),  # noqa: E501
         (200, "", "failed to submit: WINTER sent an empty body instead of JSON for the ToO request (HTTP 200)"),
         (200, "<html><title>502</title></html>", "failed to submit: WINTER sent an HTML page (502) instead of JSON for the ToO request (HTTP 200)"),
         (422, '{"detail": [{"loc": ["body", 0, "filters"], "msg": "field required"}]}', "rejected: loc: body 0 filters; field required"),

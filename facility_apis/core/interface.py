@@ -46,7 +46,10 @@ class HostPoint:
     (SkyPortal's µJy; only ratios and weights are meaningful), ``None`` when unknown;
     ``origin``: SkyPortal's origin text (``"fp"`` marks forced photometry);
     ``instrument``: the measuring instrument's name; ``alert``: whether the point came from an
-    alert stream (SkyPortal: it belongs to at least one stream).
+    alert stream (SkyPortal: it belongs to at least one stream); ``mjd``: when it was taken;
+    ``filter``: its SkyPortal bandpass name (``ztfg``); ``mag``: its AB magnitude as the host
+    gives it, ``None`` for a non-detection (SkyPortal's ``Photometry.mag``, below its detection
+    threshold) or when unknown.
     """
 
     ra: float | None
@@ -56,6 +59,9 @@ class HostPoint:
     origin: str | None = None
     instrument: str | None = None
     alert: bool = False
+    mjd: float | None = None
+    filter: str | None = None
+    mag: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,11 @@ class FollowupRequest:
     with the request (the requester's note, the source's comments in SkyPortal), one line each,
     for facilities that forward them to people (a notification's ``include_comments``).
     ``attempted_at`` (UNIX seconds) is set for ``find``: when the submission whose answer was
-    lost left.
+    lost left. ``followup_request_id`` is SkyPortal's id of the request where the caller knows
+    it (``id`` is the caller's own: SkyPortal's in the SkyPortal classes, which set both, the
+    gateway's row id in the gateway, which sets this one from the id SkyPortal handed it, or
+    ``None`` until it is linked): a facility whose remote side reports to SkyPortal itself
+    (SEDM's robot posts statuses to ``/api/facility`` under it) sends this one.
     """
 
     id: int | None
@@ -136,6 +146,7 @@ class FollowupRequest:
     cursor: str | None = None
     comments: tuple[str, ...] = ()
     attempted_at: float | None = None
+    followup_request_id: int | None = None
 
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")
@@ -250,12 +261,14 @@ class Facility:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def validate_altdata(self, altdata: Mapping[str, Any]) -> dict[str, Any]:
+    def validate_altdata(self, altdata: Mapping[str, Any], *, instrument_name: str | None = None) -> dict[str, Any]:
         """Check allocation credentials; return them without blank values (SkyPortal drops those).
 
-        Raises ``AltdataError`` naming every failing field and its rule (never a value): the
-        schema's, then those of ``core/credentials.py`` (secrets that can travel in a header, no
-        user name or password in a URL), then ``check_altdata``'s.
+        ``instrument_name``: the SkyPortal instrument the allocation is on, where the caller knows
+        it; the altdata is then also held to :meth:`check_instrument`. Raises ``AltdataError``
+        naming every failing field and its rule (never a value): the schema's, then those of
+        ``core/credentials.py`` (secrets that can travel in a header, no user name or password in
+        a URL), then ``check_altdata``'s.
         """
         if not isinstance(altdata, Mapping):
             raise AltdataError.single("$", "must be an object")
@@ -267,10 +280,21 @@ class Facility:
         if errors:
             raise AltdataError(sorted(errors.values(), key=lambda error: error.path))
         self.check_altdata(cleaned)
+        if instrument_name:
+            self.check_instrument(cleaned, instrument_name)
         return cleaned
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         """Rules beyond the schema, on altdata that passed it; raise ``AltdataError``."""
+
+    def check_instrument(self, altdata: dict[str, Any], instrument_name: str) -> None:
+        """Rules tying the altdata to the SkyPortal instrument the allocation is on (its ``name``),
+        e.g. a Gemini program id names its site, which must be the instrument's; on altdata that
+        passed :meth:`check_altdata`. Runs wherever the instrument is known: when an allocation is
+        saved (SkyPortal's ``POST /api/allocation`` passes its instrument to the SkyPortal class's
+        ``validate_altdata``; the gateway's allocation ``PUT`` takes ``instrument_name``) and on
+        every operation (``perform`` passes ``request.allocation.instrument_name``). Raise
+        ``AltdataError``; nothing by default."""
 
     def exchange_altdata(self, altdata: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """The altdata to store when an allocation is saved, after a one-time exchange with the

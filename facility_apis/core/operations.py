@@ -81,7 +81,7 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
     remote_id = request.remote_id
     with transport.recording(facility.secrets(request.allocation.altdata or {})) as transactions:
         try:
-            altdata = facility.validate_altdata(request.allocation.altdata or {})
+            altdata = facility.validate_altdata(request.allocation.altdata or {}, instrument_name=request.allocation.instrument_name)
             allocation = dataclasses.replace(request.allocation, altdata=altdata)
             checked = operation in ("submit", "find", REMOTE_VALIDATE)  # each builds the submission from the payload
             payload = facility.validate_payload(request.payload, request.target) if checked else dict(request.payload)
@@ -135,8 +135,9 @@ def _checked_cursor(facility: Facility, operation: str, outcome: Outcome, transp
     return Outcome(State.FAILED, f"internal error in {facility.name}.{operation}: it returned {problem}", remote_id=outcome.remote_id or remote_id)
 
 
-def exchange(facility: Facility, altdata: Mapping[str, Any], transport: Transport) -> dict[str, Any]:
-    """Validate ``altdata`` and run the facility's one-time exchange on it
+def exchange(facility: Facility, altdata: Mapping[str, Any], transport: Transport, *, instrument_name: str | None = None) -> dict[str, Any]:
+    """Validate ``altdata`` (against the allocation's instrument too, when ``instrument_name`` is
+    given) and run the facility's one-time exchange on it
     (:meth:`~facility_apis.core.interface.Facility.exchange_altdata`): the altdata to store.
 
     Every error is an ``AltdataError`` with a masked message: the facility's own, or one saying the
@@ -144,7 +145,7 @@ def exchange(facility: Facility, altdata: Mapping[str, Any], transport: Transpor
     destination), so a caller that saves allocations refuses the save with field errors. The
     exchange's transactions are not kept: the answer that carries a new token would show it.
     """
-    cleaned = facility.validate_altdata(altdata)
+    cleaned = facility.validate_altdata(altdata, instrument_name=instrument_name)
     with transport.recording(facility.secrets(cleaned)):
         try:
             exchanged = facility.exchange_altdata(dict(cleaned), transport)
@@ -153,4 +154,4 @@ def exchange(facility: Facility, altdata: Mapping[str, Any], transport: Transpor
         except (FacilityError, EgressRefused) as exc:
             message = one_line(transport.redactor.text(str(exc)), DETAIL_LIMIT)
             raise AltdataError.single("$", f"{facility.title} refused or could not complete the credential exchange: {message}") from None
-    return facility.validate_altdata(exchanged)
+    return facility.validate_altdata(exchanged, instrument_name=instrument_name)

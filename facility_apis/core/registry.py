@@ -39,6 +39,8 @@ BUILTINS: dict[str, str] = {
     "kait": "facility_apis.facilities.kait:KAITFacility",
     "winter": "facility_apis.facilities.winter:WINTERFacility",
     "spring": "facility_apis.facilities.winter:SPRINGFacility",
+    "gemini": "facility_apis.facilities.gemini:GeminiFacility",
+    "sedm": "facility_apis.facilities.sedm:SEDMFacility",
 }
 
 

@@ -74,7 +74,12 @@ class HTTPCall:
     """A request built but not sent: what ``prepare`` returns and ``--dry-run`` prints.
 
     ``data`` is a form (a dict, sent form-encoded) or a raw body (``str`` or ``bytes``, e.g. an
-    XML document, sent as it is with the ``Content-Type`` the headers give).
+    XML document, sent as it is with the ``Content-Type`` the headers give). ``files`` makes the
+    body ``multipart/form-data`` (with ``data``'s fields, if any), as requests' ``files=``: part
+    name -> ``(filename, content)`` or ``(filename, content, content type)``, e.g. SEDM's
+    ``{"jsonfile": ("jsonfile", "<JSON document>")}``. The multipart boundary is chosen when the
+    call is prepared, so two renderings of one call differ only in it. Text parts are recorded
+    and redacted like any body.
     """
 
     method: str
@@ -85,6 +90,7 @@ class HTTPCall:
     json: Any = None
     #: Whether sending the call twice is harmless; ``None``: by its method (see ``Transport.request``).
     repeatable: bool | None = None
+    files: dict[str, Any] | None = None
 
 
 def throttle_wait(response: requests.Response, *, fallback: float = DEFAULT_WAIT, cap: float = 3600.0) -> float:
@@ -281,12 +287,19 @@ class Transport:
     def send(self, call: HTTPCall) -> requests.Response:
         """Send a prepared ``HTTPCall`` (see ``request``)."""
         return self.request(
-            call.method, call.url, headers=call.headers, params=call.params, data=call.data, json=call.json, repeatable=call.repeatable
+            call.method,
+            call.url,
+            headers=call.headers,
+            params=call.params,
+            data=call.data,
+            json=call.json,
+            files=call.files,
+            repeatable=call.repeatable,
         )
 
     def render(self, call: HTTPCall) -> str:
         """The exact HTTP request ``call`` would send, as text, with secrets masked."""
-        prepared = self._prepare(call.method, call.url, headers=call.headers, params=call.params, data=call.data, json=call.json)
+        prepared = self._prepare(call.method, call.url, headers=call.headers, params=call.params, data=call.data, json=call.json, files=call.files)
         lines = [f"{prepared.method} {self.redactor.text(prepared.url or '')}"]
         lines += [f"{name}: {value}" for name, value in sorted(self.redactor.headers(prepared.headers).items())]
         body = _body_text(prepared.body)
@@ -305,6 +318,7 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         data: Any = None,
         json: Any = None,
+        files: Mapping[str, Any] | None = None,
         repeatable: bool | None = None,
     ) -> requests.Response:
         """Send one request; raise ``EgressRefused`` (before any connection) for a destination the
@@ -317,10 +331,12 @@ class Transport:
         facility although it is a GET (IPAC's request CGI) passes ``False``; a POST that only reads
         (Fink's query) passes ``True``. A repeatable call is retried after read errors and
         502/503/504; any call is retried when its connection could not be opened.
+
+        ``files`` sends a ``multipart/form-data`` body (see :class:`HTTPCall`).
         """
         method = method.upper()
         repeatable = method in IDEMPOTENT if repeatable is None else repeatable
-        prepared = self._prepare(method, url, headers=headers, params=params, data=data, json=json)
+        prepared = self._prepare(method, url, headers=headers, params=params, data=data, json=json, files=files)
         started = time.monotonic()
         token = _REPEATABLE.set(repeatable)
         try:

@@ -36,23 +36,30 @@ class AllocationHandlerBase(BaseHandler):
             instance = self.gateway.facility(facility)
             if isinstance(altdata, dict):
                 try:
-                    cleaned = instance.validate_altdata(altdata)
+                    cleaned = instance.validate_altdata(altdata, instrument_name=_instrument_name(body))
                 except AltdataError as exc:
                     errors += under("altdata", exc.errors)
             if instance.kind is Kind.FORCED_PHOTOMETRY and body.get("instrument_id") is None:
                 errors.append(FieldError("instrument_id", "is required for a forced photometry facility (SkyPortal stores photometry under an instrument)"))
         if not errors:
             try:
-                cleaned = await self.blocking(self._exchanged, self.gateway.facility(facility), cleaned)
+                cleaned = await self.blocking(self._exchanged, self.gateway.facility(facility), cleaned, _instrument_name(body))
             except AltdataError as exc:
                 errors += under("altdata", exc.errors)
         if errors:
             raise ApiError.invalid("allocation", sorted(set(errors), key=lambda e: e.path))
         return facility, cleaned, {name: body[name] for name in FIELDS if name in body}
 
-    def _exchanged(self, facility: Facility, altdata: dict[str, Any]) -> dict[str, Any]:
+    def _exchanged(self, facility: Facility, altdata: dict[str, Any], instrument_name: str | None) -> dict[str, Any]:
         with Transport(retries=1, egress=self.gateway.egress) as transport:
-            return exchange(facility, altdata, transport)
+            return exchange(facility, altdata, transport, instrument_name=instrument_name)
+
+
+def _instrument_name(body: dict[str, Any]) -> str | None:
+    """The allocation's instrument name from the body (checked by the schema), for the
+    facility's ``check_instrument``."""
+    name = body.get("instrument_name")
+    return name if isinstance(name, str) else None
 
 
 class AllocationHandler(AllocationHandlerBase):

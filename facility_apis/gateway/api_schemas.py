@@ -128,6 +128,9 @@ class HostPointBody(Body):
     origin = _string(allow_none=True, metadata={"description": "SkyPortal's origin of the point (e.g. fp for forced photometry)."})
     instrument = _string(allow_none=True, metadata={"description": "The instrument's name."})
     alert = JSONBoolean(metadata={"description": "Whether the point came from an alert stream."})
+    mjd = JSONNumber(allow_none=True, metadata={"description": "Modified Julian Date of the point, or null."})
+    filter = _string(max_length=64, allow_none=True, metadata={"description": "SkyPortal bandpass name (e.g. ztfg), or null."})
+    mag = JSONNumber(allow_none=True, metadata={"description": "AB magnitude, null for a non-detection."})
 
 
 class TargetBody(Body):
@@ -137,7 +140,7 @@ class TargetBody(Body):
     )
     photometry = _list(
         fields.Nested(HostPointBody, error_messages=_messages("object")),
-        "The host's photometry of the source, for a facility that uses it (ZTF's flux-weighted centroid).",
+        "The host's photometry of the source, for a facility that uses it (ZTF's flux-weighted centroid, SEDM's prior photometry).",
         max_items=100_000,
     )
     ra = JSONNumber(

@@ -29,12 +29,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 from ..core.egress import is_loopback
 from ..core.errors import ConfigurationError, FacilityUnavailable, Rejected, RemoteError
 from ..core.redact import Redactor
+from ..core.secret_settings import secret_setting
 from ..core.transport import Transport
 from .altdata import ADDRESS
 from .config import settings_mapping
@@ -138,14 +138,7 @@ class SMTPSettings:
 
 
 def _password(config: Mapping[str, Any]) -> str | None:
-    password, path = config.get("password"), config.get("password_file")
-    if password is not None and path is not None:
-        raise ConfigurationError("notify.smtp: give password or password_file, not both")
-    if path is not None:
-        try:
-            password = Path(path).read_text(encoding="utf-8").strip("\r\n")
-        except (OSError, TypeError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"notify.smtp.password_file cannot be read: {type(exc).__name__}") from None
+    password = secret_setting(config, "password", where="notify.smtp")
     if password is not None and (not isinstance(password, str) or not password or "\n" in password or "\r" in password):
         raise ConfigurationError("notify.smtp.password must be a non-empty single line")
     return password

@@ -15,7 +15,7 @@ from typing import Any
 from .adapter import SKYPORTAL_METHODS, SkyPortalFacility, make_api_class
 from .classes import LISTENER_CLASSES, api_class, api_classes, bind, class_names
 from .gateway_client import GatewayClient, GatewayError
-from .listener import FacilityMessageListener
+from .listener import FacilityMessageListener, SEDMListener
 from .models import SkyPortalModels, get_models, set_models, use_models
 from .settings import Settings, configure, current_settings, load_settings, reset
 
@@ -26,6 +26,7 @@ __all__ = [
     "FacilityMessageListener",
     "GatewayClient",
     "GatewayError",
+    "SEDMListener",
     "Settings",
     "SkyPortalFacility",
     "SkyPortalModels",

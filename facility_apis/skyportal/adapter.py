@@ -220,17 +220,22 @@ class SkyPortalFacility(metaclass=_FacilityType):
         one-time exchange (``exchange_altdata``: BHTOM trades a password for a token); returns
         what SkyPortal stores (``POST /api/allocation`` keeps this return value), without blank
         values. Raises ``AltdataError`` naming every failing field (never a value). With two
-        facilities, altdata either accepts is accepted. Blocking: an exchange makes HTTP calls."""
+        facilities, altdata either accepts is accepted. SkyPortal passes the allocation's
+        ``instrument`` (its ``to_dict()``): the facility's ``check_instrument`` rules then apply
+        too. Blocking: an exchange makes HTTP calls."""
+        instrument = kwargs.get("instrument")
+        name = field(instrument, "name") if instrument is not None else None
+        instrument_name = name if isinstance(name, str) else None
         failures = []
         for member in cls.facilities:
             facility = cls._form_facility(member)
             try:
-                facility.validate_altdata(altdata)
+                facility.validate_altdata(altdata, instrument_name=instrument_name)
             except AltdataError as exc:
                 failures.append(exc)
                 continue
             with Transport(retries=1, egress=current_settings().egress) as transport:
-                return exchange(facility, altdata, transport)
+                return exchange(facility, altdata, transport, instrument_name=instrument_name)
         raise failures[0]
 
     @classmethod

@@ -17,11 +17,14 @@ from ..core.interface import Facility, Kind
 from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
 from .adapter import SkyPortalFacility, make_api_class
-from .listener import FacilityMessageListener
+from .listener import FacilityMessageListener, SEDMListener
 
 log = get_logger(__name__)
 
-LISTENER_CLASSES: dict[str, type] = {"FacilityMessageListener": FacilityMessageListener}
+LISTENER_CLASSES: dict[str, type] = {
+    "FacilityMessageListener": FacilityMessageListener,
+    "SEDMListener": SEDMListener,
+}
 
 
 def _facilities(registry: Registry) -> list[type[Facility]]:

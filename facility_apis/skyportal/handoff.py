@@ -37,7 +37,7 @@ class Result:
 def _bodies(facility: Facility, request: FollowupRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     """The gateway's allocation and request bodies, from validated altdata and payload."""
     allocation = request.allocation
-    altdata = facility.validate_altdata(allocation.altdata)
+    altdata = facility.validate_altdata(allocation.altdata, instrument_name=allocation.instrument_name)
     payload = facility.validate_payload(request.payload, request.target)  # what depends on the source is decided here
     allocation_body = {
         "facility": facility.name,

@@ -1,10 +1,16 @@
-"""The SkyPortal listener for status messages from the facility_apis gateway.
+"""The SkyPortal listeners: status messages from the facility_apis gateway, and from SEDM.
 
 SkyPortal's ``POST /api/facility`` handler loads the follow-up request, checks that the caller
-holds ``Post from FacilityMessageListener`` and validates the body against ``complete_schema()``
-before it calls ``await process_message(handler, session)``; then it commits. The message is
-``{"followup_request_id": <int>, "new_status": <str>}``, the very body SEDMListener takes, so the
-gateway sends one shape whichever listener an instrument names.
+holds ``Post from <the instrument's listener>`` and validates the body against
+``complete_schema()`` before it calls ``await process_message(handler, session)``; then it
+commits. The message is ``{"followup_request_id": <int>, "new_status": <str>}``, the very body
+SkyPortal's SEDMListener takes, so the gateway sends one shape whichever listener an instrument
+names.
+
+``FacilityMessageListener`` takes the gateway's messages for any instrument that names it.
+``SEDMListener`` (SkyPortal's name, so SEDM instruments keep their ``listener_classname``) takes
+SEDM's robot's messages, and only for requests on an SEDM instrument: SkyPortal's own lets any
+token with its ACL set the status of any request on an instrument naming it.
 """
 
 from __future__ import annotations
@@ -65,6 +71,13 @@ class Listener:
         """The ACL a token needs to post through this listener, e.g. ``Post from SEDMListener``."""
         return f"Post from {cls.__name__}"
 
+    @classmethod
+    def refusal(cls, request: Any) -> str | None:
+        """Why this listener refuses messages for ``request`` (SkyPortal's ``FollowupRequest``,
+        read by attribute: ``id``, ``allocation``, ``allocation.instrument``), or ``None``. Any
+        request by default."""
+        return None
+
 
 class FacilityMessageListener(Listener):
     """Status messages for follow-up requests handed to the gateway (ACL
@@ -74,13 +87,19 @@ class FacilityMessageListener(Listener):
 
     @classmethod
     async def process_message(cls, handler: Any, session: Any) -> None:
-        """Set the request's status to ``new_status`` and record the message as a transaction."""
+        """Set the request's status to ``new_status`` and record the message as a transaction
+        (the caller's token masked). ``PayloadError`` for a malformed message, ``FacilityError``
+        for an unknown request or one this listener refuses (:meth:`refusal`); nothing is
+        changed then."""
         message = handler.get_json()
         validate(cls.complete_schema(), message, PayloadError)
         models = get_models()
         request = await models.load_request(session, message["followup_request_id"])
         if request is None:
             raise FacilityError(f"Cannot find FollowupRequest with ID: {message['followup_request_id']}")
+        reason = cls.refusal(request)
+        if reason is not None:
+            raise FacilityError(reason)
         request.status = message["new_status"]
         user = getattr(handler, "associated_user_object", None)
         session.add(
@@ -91,3 +110,35 @@ class FacilityMessageListener(Listener):
                 initiator_id=getattr(user, "id", None),
             )
         )
+
+
+class SEDMListener(FacilityMessageListener):
+    """SEDM's status messages (its robot posts ``{"followup_request_id", "new_status"}`` with a
+    token holding ``Post from SEDMListener``), under SkyPortal's class name.
+
+    A message is taken only for a request on SEDM's own instrument and allocation: the request's
+    allocation is on its instrument, that instrument runs SEDM (``api_classname`` ``SEDMAPI``) and
+    names this listener. SkyPortal's own SEDMListener takes any request on an instrument naming
+    it, so a token with the ACL could set the status of another facility's requests (an
+    instrument that named SEDMListener so the gateway could post through it); those instruments
+    name ``FacilityMessageListener`` instead (see docs/facilities/sedm.md).
+    """
+
+    #: The ``api_classname`` of the instruments SEDM runs (the SEDM facility's ``skyportal_class``).
+    api_classname: ClassVar[str] = "SEDMAPI"
+
+    @classmethod
+    def refusal(cls, request: Any) -> str | None:
+        allocation = getattr(request, "allocation", None)
+        instrument = getattr(allocation, "instrument", None)
+        number = getattr(request, "id", None)
+        if instrument is None:
+            return f"FollowupRequest {number} has no instrument: {cls.__name__} takes messages only for SEDM's requests"
+        name = getattr(instrument, "name", None)
+        if getattr(instrument, "api_classname", None) != cls.api_classname:
+            return f"FollowupRequest {number} is on instrument {name}, which SEDM does not run: {cls.__name__} takes messages only for SEDM's requests"
+        if getattr(instrument, "listener_classname", None) != cls.__name__:
+            return f"FollowupRequest {number} is on instrument {name}, whose listener is not {cls.__name__}"
+        if getattr(allocation, "instrument_id", getattr(instrument, "id", None)) != getattr(instrument, "id", None):
+            return f"FollowupRequest {number} is on an allocation of another instrument than {name}"
+        return None

@@ -59,10 +59,19 @@ class SkyPortalModels:
         return list((await resolve(session.scalars(statement))).all())
 
     async def load_request(self, session: Any, request_id: int) -> Any:
-        """The follow-up request ``request_id`` (SkyPortal's handler has checked access to it)."""
-        from skyportal.models import FollowupRequest
+        """The follow-up request ``request_id`` with its allocation and instrument loaded (a
+        listener checks them; an ``AsyncSession`` cannot lazy-load them). SkyPortal's handler has
+        checked access to it."""
+        from skyportal.models import Allocation, FollowupRequest
+        from sqlalchemy import select
+        from sqlalchemy.orm import selectinload
 
-        return await resolve(session.get(FollowupRequest, request_id))
+        statement = (
+            select(FollowupRequest)
+            .where(FollowupRequest.id == request_id)
+            .options(selectinload(FollowupRequest.allocation).selectinload(Allocation.instrument))
+        )
+        return await resolve(session.scalar(statement))
 
     def transaction(self, **fields: Any) -> Any:
         """A new ``FacilityTransaction`` (``request``, ``response``, ``followup_request``,

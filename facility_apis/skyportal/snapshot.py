@@ -8,7 +8,8 @@ lazy-loaded): ``request.id``, ``.payload``, ``.status``, ``.last_modified_by_id`
 ``.proposal_id``, ``.instrument_id``, ``.group_id``, ``.group.name``,
 ``.default_share_group_ids`` and ``request.allocation.instrument.name``, ``.filters``. Photometry
 points, when a facility asks for them (``SkyPortalModels.host_photometry``): ``ra``, ``dec``,
-``flux``, ``fluxerr``, ``origin``, ``instrument.name`` and ``streams``.
+``flux``, ``fluxerr``, ``origin``, ``instrument.name``, ``streams``, ``mjd``, ``filter`` and
+``mag``.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ def host_point(point: Any) -> HostPoint:
         origin=field(point, "origin"),
         instrument=field(instrument, "name") if instrument is not None else None,
         alert=bool(field(point, "streams")),
+        mjd=_finite(field(point, "mjd")),
+        filter=field(point, "filter"),
+        mag=_finite(field(point, "mag")),
     )
 
 
@@ -159,5 +163,13 @@ def core_request(
     payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
     requester = getattr(request.requester, "username", None) if request.requester is not None else None
     return FollowupRequest(
-        request.id, target, core_allocation, payload, requester=requester, remote_id=remote_id, cursor=cursor, comments=comments(request)
+        request.id,
+        target,
+        core_allocation,
+        payload,
+        requester=requester,
+        remote_id=remote_id,
+        cursor=cursor,
+        comments=comments(request),
+        followup_request_id=request.id,
     )

@@ -98,11 +98,13 @@ def example_altdata(cls: type[Facility]) -> tuple[dict[str, Any], dict[str, str]
 
 
 def example_request(cls: type[Facility], remote_id: str | None = None) -> tuple[FollowupRequest, dict[str, str]]:
-    """A request built from the facility's schema examples (secrets as sentinels)."""
+    """A request built from the facility's schema examples (secrets as sentinels), as SkyPortal's
+    request 9."""
     altdata, sentinels = example_altdata(cls)
     payload = cls().request_schema()["examples"][0]
     allocation = Allocation(3, altdata, pi="A. Observer", proposal_id="2026B-001", instrument_id=1, instrument_name="Instrument", group_ids=(1,))
-    request = FollowupRequest(9, Target("ZTF26conform", 150.0, -20.0), allocation, payload, requester="observer", remote_id=remote_id)
+    target = Target("ZTF26conform", 150.0, -20.0)
+    request = FollowupRequest(9, target, allocation, payload, requester="observer", remote_id=remote_id, followup_request_id=9)
     return request, sentinels
 
 

@@ -1,9 +1,12 @@
-"""A SkyPortal stand-in on loopback that answers ``/api/facility``, ``/api/photometry`` and
-``/api/sources/<obj_id>`` the way SkyPortal 1.4.0 does (texts, statuses and envelope included).
+"""A SkyPortal stand-in on loopback that answers ``/api/facility``, ``/api/photometry``,
+``/api/sources/<obj_id>`` and ``/api/sources/<obj_id>/offsets`` the way SkyPortal 1.4.0 does
+(texts, statuses and envelope included).
 
-Tokens carry ACLs; a facility message needs ``Post from <ListenerClassName>`` on the token. A
-repeated ``POST`` of stored photometry is an error while ``PUT`` is idempotent, as in SkyPortal;
-an upload of more than 10,000 points is refused, as SkyPortal refuses it.
+Tokens carry ACLs; a facility message needs ``Post from <ListenerClassName>`` on the token, and
+the listener's own ``refusal`` (e.g. facility_apis's ``SEDMListener`` takes only SEDM's requests)
+is applied as SkyPortal applies it inside ``process_message``. A repeated ``POST`` of stored
+photometry is an error while ``PUT`` is idempotent, as in SkyPortal; an upload of more than
+10,000 points is refused, as SkyPortal refuses it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -42,6 +46,13 @@ class Refused(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass
+class _Instrument:
+    name: str
+    filters: set[str]
+    api_classname: str | None = None
 
 
 @dataclass
@@ -110,8 +121,11 @@ def _dedup_key(point: dict[str, Any]) -> tuple[Any, ...]:
 
 
 class SEDMListener(FacilityMessageListener):
-    """SkyPortal's stock listener (the only one it ships): ``followup_request_id`` and
-    ``new_status``, nothing else; the gateway's statuses reach an unchanged SkyPortal through it."""
+    """SkyPortal's stock SEDMListener, the only listener an unchanged SkyPortal ships:
+    ``followup_request_id`` and ``new_status``, nothing else, for any request on an instrument
+    naming it; the gateway's statuses reach an unchanged SkyPortal through it. A SkyPortal with
+    facility_apis plugged in uses :class:`facility_apis.skyportal.SEDMListener` instead, which
+    takes only SEDM's requests: pass ``listeners={"SEDMListener": that class, ...}``."""
 
 
 class SkyPortalStub(LoopbackServer):
@@ -133,7 +147,8 @@ class SkyPortalStub(LoopbackServer):
         self.listeners = dict(listeners or {"FacilityMessageListener": FacilityMessageListener, "SEDMListener": SEDMListener})
         self._lock = threading.Lock()
         self._requests_by_id: dict[int, _Request] = {}
-        self._instruments: dict[int, tuple[str, set[str]]] = {}
+        self._instruments: dict[int, _Instrument] = {}
+        self._offset_stars: dict[str, list[dict[str, Any]]] = {}
         self._sources: dict[str, dict[str, Any]] = {}
         self._points: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._point_ids = itertools.count(1)
@@ -143,6 +158,7 @@ class SkyPortalStub(LoopbackServer):
             (r"/api/facility", FacilityHandler),
             (r"/api/photometry", PhotometryHandler),
             (r"/api/sources/([^/]+)", SourceHandler),
+            (r"/api/sources/([^/]+)/offsets", OffsetsHandler),
             (r"/api/followup_request", FollowupRequestListHandler),
         ]
 
@@ -153,9 +169,15 @@ class SkyPortalStub(LoopbackServer):
         with self._lock:
             self._sources[obj_id] = {"id": obj_id, "ra": ra, "dec": dec, "alias": None if alias is None else list(alias)}
 
-    def add_instrument(self, instrument_id: int, filters: Iterable[str], name: str = "ATLAS") -> None:
+    def add_instrument(self, instrument_id: int, filters: Iterable[str], name: str = "ATLAS", api_classname: str | None = None) -> None:
         with self._lock:
-            self._instruments[instrument_id] = (name, set(filters))
+            self._instruments[instrument_id] = _Instrument(name, set(filters), api_classname)
+
+    def add_offset_stars(self, obj_id: str, stars: Iterable[dict[str, Any]]) -> None:
+        """The offset stars ``GET /api/sources/<obj_id>/offsets`` lists for a known source
+        (``{"name", "ra", "dec", "mag"}`` each, degrees and Gaia RP magnitudes), nearest first."""
+        with self._lock:
+            self._offset_stars[obj_id] = [dict(star) for star in stars]
 
     def add_request(
         self,
@@ -168,9 +190,11 @@ class SkyPortalStub(LoopbackServer):
         instrument_name: str = "ATLAS",
         allocation_id: int | None = None,
         payload: dict[str, Any] | None = None,
+        api_classname: str | None = None,
     ) -> None:
-        """A follow-up request on ``obj_id``; (re)defines its instrument with ``instrument_filters``."""
-        self.add_instrument(instrument_id, instrument_filters, instrument_name)
+        """A follow-up request on ``obj_id``; (re)defines its instrument with ``instrument_filters``
+        and ``api_classname`` (the instrument's facility class; ``listener`` is its listener)."""
+        self.add_instrument(instrument_id, instrument_filters, instrument_name, api_classname)
         with self._lock:
             self._requests_by_id[followup_request_id] = _Request(listener, obj_id, instrument_id, allocation_id, dict(payload or {}))
 
@@ -218,8 +242,26 @@ class SkyPortalStub(LoopbackServer):
             jsonschema.validate(data, listener.complete_schema())
         except jsonschema.ValidationError as exc:  # uncaught in SkyPortal: a 500
             raise Refused(str(exc), 500) from None
+        reason = listener.refusal(self._model_view(request_id, request))
+        if reason is not None:
+            raise Refused(reason)
         with self._lock:
             request.statuses.append(data["new_status"])
+
+    def _model_view(self, request_id: int, request: _Request) -> Any:
+        """The request as SkyPortal's models show it to a listener: ``id``, ``allocation`` (``id``,
+        ``instrument_id``, ``instrument``: ``id``, ``name``, ``api_classname``,
+        ``listener_classname``)."""
+        with self._lock:
+            known = self._instruments.get(request.instrument_id)
+        instrument = SimpleNamespace(
+            id=request.instrument_id,
+            name=known.name if known else None,
+            api_classname=known.api_classname if known else None,
+            listener_classname=request.listener,
+        )
+        allocation = SimpleNamespace(id=request.allocation_id, instrument_id=request.instrument_id, instrument=instrument)
+        return SimpleNamespace(id=request_id, allocation=allocation)
 
     def store_photometry(self, body: Any, *, idempotent: bool) -> dict[str, Any]:
         """Store points of a ``POST`` (duplicates refused) or ``PUT`` (duplicates reused)."""
@@ -239,8 +281,8 @@ class SkyPortalStub(LoopbackServer):
                 instrument = self._instruments.get(point["instrument_id"])
                 if instrument is None:
                     raise Refused(f"Invalid instrument ID: {point['instrument_id']}")
-                if point["filter"] not in instrument[1]:
-                    raise Refused(f"Instrument {instrument[0]} has no filter {point['filter']}.")
+                if point["filter"] not in instrument.filters:
+                    raise Refused(f"Instrument {instrument.name} has no filter {point['filter']}.")
             keys = [_dedup_key(point) for point in points]
             existing = [self._points[key]["id"] for key in keys if key in self._points]
             if existing and not idempotent:
@@ -269,6 +311,44 @@ class SkyPortalStub(LoopbackServer):
         if source is None:
             raise Refused(f"Source {obj_id} not found")
         return dict(source)
+
+    def offsets(self, obj_id: str, num_offset_stars: int) -> dict[str, Any]:
+        """``GET /api/sources/<obj_id>/offsets``, shaped as SkyPortal answers it: ``starlist_info``
+        holds the source itself first (``str``, ``ra``, ``dec``, ``name``), then up to
+        ``num_offset_stars`` offset stars (``str``, ``ra``, ``dec``, ``name``, ``dras``, ``ddecs``,
+        ``mag``, ``pa``). The stars are the ones given with :meth:`add_offset_stars` (SkyPortal
+        queries Gaia for them)."""
+        source = self.source(obj_id)
+        with self._lock:
+            stars = self._offset_stars.get(obj_id, [])[:num_offset_stars]
+        starlist = [{"str": f"{obj_id} source", "ra": source["ra"], "dec": source["dec"], "name": obj_id}]
+        for number, star in enumerate(stars, 1):
+            # As SkyPortal gives them: the offsets from the star to the source, and the source's
+            # position angle seen from the star (flat-sky approximation, fine over arcminutes).
+            east = (source["ra"] - star["ra"]) * 3600.0 * math.cos(math.radians(source["dec"]))
+            north = (source["dec"] - star["dec"]) * 3600.0
+            starlist.append(
+                {
+                    "str": f"{obj_id}_o{number} offset star",
+                    "ra": star["ra"],
+                    "dec": star["dec"],
+                    "name": star.get("name", f"{obj_id}_o{number}"),
+                    "dras": f'{abs(east):.3f}" {"E" if east > 0 else "W"}',
+                    "ddecs": f'{abs(north):.3f}" {"N" if north > 0 else "S"}',
+                    "mag": star["mag"],
+                    "pa": math.degrees(math.atan2(east, north)) % 360.0,
+                }
+            )
+        return {
+            "facility": "Keck",
+            "starlist_str": "\n".join(entry["str"] for entry in starlist),
+            "starlist_info": starlist,
+            "ra": source["ra"],
+            "dec": source["dec"],
+            "queries_issued": 1,
+            "noffsets": len(stars),
+            "query": "(Gaia query)",
+        }
 
 
 class _SkyPortalHandler(LoopbackHandler):
@@ -332,6 +412,18 @@ class SourceHandler(_SkyPortalHandler):
     def get(self, obj_id: str) -> None:
         try:
             self.success(self.skyportal.source(obj_id))
+        except Refused as exc:
+            self.error(exc)
+
+
+class OffsetsHandler(_SkyPortalHandler):
+    def get(self, obj_id: str) -> None:
+        try:
+            count = int(self.get_query_argument("num_offset_stars", "3"))
+        except ValueError:
+            return self.error(Refused("Invalid num_offset_stars"))
+        try:
+            self.success(self.skyportal.offsets(obj_id, max(0, min(count, 10))))
         except Refused as exc:
             self.error(exc)
 

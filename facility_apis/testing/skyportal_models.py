@@ -92,7 +92,9 @@ class Stream:
 @dataclass(eq=False)
 class Photometry:
     """A photometry point as SkyPortal stores it: flux in µJy (zero point 23.9), where it was
-    measured, how it came (``origin``, its ``instrument`` and alert ``streams``)."""
+    measured, how it came (``origin``, its ``instrument`` and alert ``streams``), when (``mjd``),
+    in which bandpass (``filter``), and its ``mag`` (SkyPortal computes it; ``None`` below its
+    detection threshold)."""
 
     id: int
     flux: float | None
@@ -102,6 +104,9 @@ class Photometry:
     origin: str | None = None
     instrument: Instrument | None = None
     streams: list[Stream] = field(default_factory=list)
+    mjd: float | None = None
+    filter: str | None = None
+    mag: float | None = None
 
 
 @dataclass(eq=False)

@@ -92,7 +92,7 @@ class KAITFacility(Facility):
             raise Rejected(f"KAIT refused the request: {body_line(response)}")
         said = body_line(response)
         unsure = f"KAIT's answer does not confirm the request ({said}); it may or may not have been queued"
-        return Outcome(State.FAILED, f"{unsure}: ask the KAIT team before submitting again")
+        return Outcome(State.FAILED, f"{unsure}: ask the KAIT team before submitting again", maybe_sent=True)
 
     def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:
         """Before submission: deleted (nothing was sent). After: the request stays submitted and

@@ -205,7 +205,7 @@ class WinterToOFacility(Facility, abstract=True):
             if VALIDATED_ONLY in message:
                 return Outcome(State.FAILED, f"{self.title} only validated the request and queued nothing: {message}")
             unsure = f"{self.title}'s answer names no schedule ({message or 'no message'}); it may or may not have been queued"
-            return Outcome(State.FAILED, f"{unsure}: check the program's queue before submitting again")
+            return Outcome(State.FAILED, f"{unsure}: check the program's queue before submitting again", maybe_sent=True)
         schedule = found.group(1)
         detail = f"{self.title} queued schedule {schedule} ({self._sequence(request)})"
         note, reference = self._notify(request, transport, Event.NEW)

@@ -108,7 +108,15 @@ class Jobs:
                 interrupted = row.operation == "submit" and row.submitting_since is not None
                 attempted_at = row.submitting_since if row.operation in ("submit", "find") else None
                 request = FollowupRequest(
-                    row.id, target, allocation, row.payload, requester=row.requester, remote_id=row.remote_id, cursor=row.cursor, attempted_at=attempted_at
+                    row.id,
+                    target,
+                    allocation,
+                    row.payload,
+                    requester=row.requester,
+                    remote_id=row.remote_id,
+                    cursor=row.cursor,
+                    attempted_at=attempted_at,
+                    followup_request_id=row.followup_request_id,
                 )
                 jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted))
         return jobs
