@@ -35,6 +35,8 @@ BUILTINS: dict[str, str] = {
     "soar_goodman_imager": "facility_apis.facilities.observation_portal.soar:GoodmanImagerFacility",
     "soar_goodman_spectrograph": "facility_apis.facilities.observation_portal.soar:GoodmanSpectrographFacility",
     "soar_triplespec": "facility_apis.facilities.observation_portal.soar:TripleSpecFacility",
+    "swift": "facility_apis.facilities.swift:SwiftFacility",
+    "nicer": "facility_apis.facilities.nicer:NICERFacility",
 }
 
 
