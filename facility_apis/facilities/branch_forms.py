@@ -6,8 +6,9 @@ unknown keys through ``additionalProperties``; none of that reaches a field decl
 branch. A facility with such a form:
 
 - sets time-relative defaults and the date pattern on branch fields (:func:`set_branch_property`),
-- fills the chosen branches' defaults before validation (:func:`fill_branch_defaults`), as the
+- fills the chosen branches' defaults before validation (:func:`fill_defaults`), as the
   form renderer does when a branch is shown, so a script's payload and the browser's agree,
+- normalises dates and instants in branches (:func:`normalise_times`),
 - refuses keys no branch declares (:func:`unknown_fields`), since ``additionalProperties: false``
   cannot see into branches.
 
@@ -22,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..core.errors import FieldError, PayloadError
+from ..core.timeutil import parse_utc, utc_date
 from ..notify.altdata import allowed_keys
 
 
@@ -56,14 +58,36 @@ def set_branch_property(schema: dict[str, Any], key: str, **rules: Any) -> None:
         raise KeyError(f"no branch of the form declares {key!r}")
 
 
-def fill_branch_defaults(schema: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``payload`` with the defaults of the branches it chose filled in where missing."""
+def fill_defaults(schema: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``payload`` with the top-level defaults, then those of the branches it chose,
+    filled in where missing (the top level first: it decides the branches)."""
     filled = dict(payload)
-    for branch in chosen_branches(schema, payload):
+    for key, spec in (schema.get("properties") or {}).items():
+        if key not in filled and isinstance(spec, dict) and "default" in spec:
+            filled[key] = copy.deepcopy(spec["default"])
+    for branch in chosen_branches(schema, filled):
         for key, spec in (branch.get("properties") or {}).items():
             if key not in filled and isinstance(spec, dict) and "default" in spec:
                 filled[key] = copy.deepcopy(spec["default"])
     return filled
+
+
+def normalise_times(payload: dict[str, Any], *, dates: tuple[str, ...] = (), instants: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``payload`` with each of ``dates`` as its UTC date (``YYYY-MM-DD``) and each of
+    ``instants`` as UTC ``YYYY-MM-DD HH:MM:SS``, from any spelling of ``DATE_PATTERN``;
+    ``PayloadError`` naming every field that is not one, with the rule in words."""
+    errors = []
+    for key in (*dates, *instants):
+        if isinstance(payload.get(key), str):
+            try:
+                day = utc_date(payload[key])
+            except ValueError as exc:
+                errors.append(FieldError(f"$.{key}", str(exc)))
+                continue
+            payload[key] = day.isoformat() if key in dates else parse_utc(payload[key]).strftime("%Y-%m-%d %H:%M:%S")
+    if errors:
+        raise PayloadError(errors)
+    return payload
 
 
 def unknown_fields(schema: Mapping[str, Any], payload: Mapping[str, Any]) -> None:

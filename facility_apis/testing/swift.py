@@ -156,7 +156,9 @@ class SwiftTOOEmulator(LoopbackServer):
         with self._lock:
             self._next.append(("answer", (status, body)))
 
-    def add_observation(self, obs_id: str, ra: float, dec: float, begin: datetime, *, snapshots: int = 2, exposure: float = 900.0, target_name: str = "target") -> None:
+    def add_observation(
+        self, obs_id: str, ra: float, dec: float, begin: datetime, *, snapshots: int = 2, exposure: float = 900.0, target_name: str = "target"
+    ) -> None:
         """An observation of ``snapshots`` snapshots, one every 96 minutes from ``begin`` (UTC)."""
         begin = begin.astimezone(UTC).replace(tzinfo=None) if begin.tzinfo else begin
         for n in range(snapshots):

@@ -22,11 +22,11 @@ from typing import Any, ClassVar
 
 from ...core.answers import expect
 from ...core.egress import INTERNAL
-from ...core.errors import AltdataError, ConfigurationError, FacilityError, FieldError, PayloadError, Rejected, RemoteError
+from ...core.errors import AltdataError, ConfigurationError, FacilityError, PayloadError, Rejected, RemoteError
 from ...core.frames import frames_summary
 from ...core.interface import Facility, FollowupRequest, Kind, Target
 from ...core.outcome import Outcome, State
-from ...core.timeutil import DATE_PATTERN, iso_date, parse_utc, utc_date, utcnow
+from ...core.timeutil import DATE_PATTERN, iso_date, utcnow
 from ...core.transport import HTTPCall, Transport
 from ...notify import Event, Notifier, notification_altdata
 from .. import branch_forms
@@ -104,19 +104,8 @@ class SwiftFacility(Facility):
         ``YYYY-MM-DD HH:MM:SS``."""
         if not isinstance(payload, Mapping):
             raise PayloadError.single("$", "must be an object")
-        schema = self.request_schema()
-        filled = branch_forms.fill_branch_defaults(schema, {**_top_defaults(schema, payload), **payload})
-        errors = []
-        for key in ("start_date", "end_date", "T0"):
-            if isinstance(filled.get(key), str):
-                try:
-                    day = utc_date(filled[key])
-                except ValueError as exc:
-                    errors.append(FieldError(f"$.{key}", str(exc)))
-                    continue
-                filled[key] = parse_utc(filled[key]).strftime("%Y-%m-%d %H:%M:%S") if key == "T0" else day.isoformat()
-        if errors:
-            raise PayloadError(errors)
+        filled = branch_forms.fill_defaults(self.request_schema(), payload)
+        branch_forms.normalise_times(filled, dates=("start_date", "end_date"), instants=("T0",))
         return super().validate_payload(filled, target)
 
     def check_payload(self, payload: dict[str, Any]) -> None:
@@ -262,7 +251,3 @@ class SwiftFacility(Facility):
         self._needs(request.allocation.altdata, TOO)
         return too.submit_call(self.config, request, validate_only=True)
 
-
-def _top_defaults(schema: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The top-level defaults (``request_type``) a payload leaves out, so its branch is known."""
-    return {key: spec["default"] for key, spec in (schema.get("properties") or {}).items() if key not in payload and "default" in spec}
