@@ -9,8 +9,9 @@ branch. A facility with such a form:
 - fills the chosen branches' defaults before validation (:func:`fill_defaults`), as the
   form renderer does when a branch is shown, so a script's payload and the browser's agree,
 - normalises dates and instants in branches (:func:`normalise_times`),
-- refuses keys no branch declares (:func:`unknown_fields`), since ``additionalProperties: false``
-  cannot see into branches.
+- refuses keys no part of the form declares (:func:`unknown_fields`), since
+  ``additionalProperties: false`` cannot see into branches. A key of a branch not chosen is
+  accepted (a form keeps what was typed in a branch the observer left) and the facility ignores it.
 
 Which branch a payload chose is read as the schema says it: the ``dependencies`` entry hangs on
 one property, and the branch whose ``enum`` for it holds the payload's value is chosen.

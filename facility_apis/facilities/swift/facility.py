@@ -46,8 +46,8 @@ class SwiftFacility(Facility):
     Configuration (deployment-wide): ``too_api_url`` (default ``https://www.swift.psu.edu/api/v2``),
     ``xrt_url`` (default ``https://www.swift.ac.uk/user_objects``), ``archive_url`` (where the
     archived observations are linked, never called; default HEASARC's Swift archive),
-    ``poll_interval`` (seconds between status checks of XRT products, at least 60, the UKSSDC's
-    request; default 120), ``notify`` (see docs/notifications.md).
+    ``poll_interval`` (seconds between status checks of XRT products; default 120: the UKSSDC
+    asks for no more than one a minute), ``notify`` (see docs/notifications.md).
     """
 
     name: ClassVar[str] = "swift"
@@ -68,8 +68,8 @@ class SwiftFacility(Facility):
         reason = INTERNAL.refusal(archive.archive_url(self.config))
         if reason is not None:
             raise ConfigurationError(f"the configured Swift archive_url is refused: {reason}")
-        if self.poll_interval < 60:
-            raise ConfigurationError("the Swift poll_interval must be at least 60 seconds (the UKSSDC asks for no more than one status check a minute)")
+        if not self.poll_interval > 0:
+            raise ConfigurationError("the Swift poll_interval must be a number of seconds above 0")
         self.notifier = Notifier(self.config, egress=self.egress)
 
     @property
@@ -83,11 +83,8 @@ class SwiftFacility(Facility):
         return notification_altdata(super().altdata_schema())
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
-        if ("username" in altdata) != ("secret" in altdata):
-            missing = "secret" if "username" in altdata else "username"
-            raise AltdataError.single(f"$.{missing}", "the ToO username and shared secret go together: give both or neither")
-        if "username" not in altdata and "XRT_UserID" not in altdata:
-            raise AltdataError.single("$.username", "give the ToO username and secret, the XRT products e-mail (XRT_UserID), or both")
+        """The username and secret go together (the schema's ``dependencies``); which credentials a
+        request needs is checked with the request (an allocation for archive queries needs none)."""
         self.notifier.check_altdata(altdata, self.altdata_schema())
 
     def request_document(self) -> dict[str, Any]:
@@ -203,11 +200,11 @@ class SwiftFacility(Facility):
             raise RemoteError("the XRT job's products URL was not kept; it cannot be followed", permanent=True)
         states = xrt.product_states(xrt.read(transport.send(xrt.status_call(self.config, request)), "the job's status"))
         remote_id = request.remote_id
+        frames = xrt.frames(url, states)  # those built so far, while the others run
         if any(code == xrt.RUNNING for code, _ in states.values()):
-            return Outcome(State.RUNNING, xrt.summary(states), remote_id=remote_id, poll_after=self.poll_interval)
+            return Outcome(State.RUNNING, xrt.summary(states), remote_id=remote_id, poll_after=self.poll_interval, frames=frames)
         if any(0 < code < xrt.DONE or code > xrt.DONE for code, _ in states.values()):
-            return Outcome(State.QUEUED, xrt.summary(states), remote_id=remote_id, poll_after=self.poll_interval)
-        frames = xrt.frames(url, states)
+            return Outcome(State.QUEUED, xrt.summary(states), remote_id=remote_id, poll_after=self.poll_interval, frames=frames)
         if not frames:
             return Outcome(State.NO_DATA, f"no product could be built: {xrt.summary(states)}", remote_id=remote_id)
         failed = [f"{xrt.PRODUCTS[s]}: {text}" for s, (code, text) in states.items() if code != xrt.DONE]

@@ -108,14 +108,13 @@ def _form_value(value: Any) -> str:
 
 def form(too: Any, *, validate_only: bool = False) -> dict[str, str]:
     """The form ``swifttools`` would post for ``too`` (``SwiftTOOPostSchema``, ``None`` left
-    out; no shared secret in it)."""
-    too.validate_only = validate_only
-    try:
-        fields = too._build_post_args()  # what too.submit() would post: swifttools' own serialisation
-    finally:
-        too.validate_only = False
+    out; no shared secret in it), exactly as ``too.submit()`` builds it. ``validate_only`` is set
+    in the form, not on the object: an assignment re-validates the object, which would convert
+    its position to FK5 before sending, as ``submit()`` does not."""
+    fields = too._build_post_args()  # what too.submit() posts: swifttools' own serialisation
     if not fields:
         raise PayloadError.single("$", "swifttools built an empty ToO form")
+    fields["validate_only"] = validate_only
     return {key: _form_value(value) for key, value in fields.items() if value is not None}
 
 
