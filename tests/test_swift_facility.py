@@ -75,7 +75,7 @@ def test_the_too_is_a_login_then_the_form_swifttools_builds_decoded_field_by_fie
         mock.add(responses.POST, f"{API}/swift/too", json={"status": "Accepted", "too_id": 20007})
         outcome = run("submit", make_request())
         login, post = mock.calls[0].request, mock.calls[1].request
-    assert outcome.status == "submitted: Swift accepted ToO 20007" and outcome.remote_id == "20007" and outcome.poll_after is None
+    assert outcome.status == "submitted: Swift accepted ToO 20007" and outcome.remote_id == "20007" and outcome.poll_after == 1800
     assert json.loads(login.body) == {"username": "swift_observer", "password": SECRET}
     assert post.headers["Cookie"] == "session=abc123" and SECRET not in post.body and SECRET not in post.url
     form = {key: values[0] for key, values in parse_qs(post.body, keep_blank_values=True).items()}
@@ -224,7 +224,7 @@ def test_every_too_answer_is_read_never_assumed(answer, status):
         mock.add(responses.POST, f"{API}/swift/too", **answer)
         outcome = run("submit", make_request())
     assert outcome.status == status
-    assert outcome.poll_after is None
+    assert outcome.poll_after == (1800 if outcome.state.value == "submitted" else None)
     assert SECRET not in records(outcome) + repr(outcome)
 
 
@@ -267,8 +267,40 @@ def test_remote_validation_asks_the_too_api_with_validate_only(answer, status):
     assert sent["validate_only"] == ["true"] and outcome.status == status
 
 
-def test_an_accepted_too_is_not_polled_and_its_delete_says_swift_was_not_told():
-    assert run("get", make_request(remote_id="20011")).status == "submitted: Swift accepted ToO 20011; its approval and schedule are on https://www.swift.psu.edu/toop"
+def window(duration, asflown):
+    return {"begin": "2026-12-01T00:00:00", "end": "2026-12-01T00:30:00", "duration": duration, "asflown": asflown}
+
+
+@pytest.mark.parametrize(
+    ("entry", "status", "polled"),
+    [
+        ({"decision": None, "done": 0}, "submitted: ToO 20011 awaits the Swift team's decision", True),
+        ({"decision": "Approved", "done": 0, "calendar": {"entries": [window(2000, 0), window(2000, 0)]}},
+         "queued: the Swift team approved ToO 20011: 2 calendar windows, 0.0 ks observed of 4.0 ks", True),
+        ({"decision": "Approved", "done": 0, "calendar": {"entries": [window(2000, 1900), window(2000, 0)]}},
+         "running: the Swift team approved ToO 20011: 2 calendar windows, 1.9 ks observed of 4.0 ks", True),
+        ({"decision": "Approved", "done": 1, "calendar": {"entries": [window(2000, 1900), window(2000, 2100)]}},
+         "complete: ToO 20011 done: 4.0 ks observed of 4.0 ks; data at https://www.swift.psu.edu/toop", False),
+        ({"decision": "Approved", "done": 1, "calendar": {"entries": []}}, "complete: no data: ToO 20011 done: 0.0 ks observed; data at https://www.swift.psu.edu/toop", False),
+        ({"decision": "Rejected", "done": 0}, "canceled: the Swift team declined ToO 20011 (Rejected)", False),
+    ],
+)  # fmt: skip
+def test_an_accepted_too_is_followed_through_the_swift_teams_decision_and_calendar(entry, status, polled):
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, f"{API}/swift/too", json={"entries": [{"too_id": 20011, **entry}], "status": "Accepted"})
+        outcome = run("get", make_request(remote_id="20011"))
+        assert mock.calls[0].request.url == f"{API}/swift/too?too_id=20011" and "Cookie" not in mock.calls[0].request.headers
+    assert outcome.status == status and (outcome.poll_after == 1800) == polled
+
+
+def test_a_too_missing_from_swifts_list_is_asked_about_again():
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, f"{API}/swift/too", json={"entries": [], "status": "Accepted"})
+        outcome = run("get", make_request(remote_id="20011"))
+    assert outcome.status == "failed: the Swift ToO API did not list ToO 20011" and outcome.poll_after == 60
+
+
+def test_deleting_an_accepted_too_says_swift_was_not_told():
     deleted = run("delete", make_request(remote_id="20011"))
     assert deleted.status.startswith("deleted: deleted here only: the Swift ToO API cannot withdraw ToO 20011")
 

@@ -18,6 +18,11 @@
   (``{"detail": [{"loc": ["body", field], "msg", "type"}]}``). ``validate_only=true`` answers
   ``{"status": "Validated", "warnings": [...]}`` and stores nothing; otherwise the ToO is stored and
   answered ``{"status": "Accepted", "too_id": <n>, "jobnumber": <n>}``.
+- ``GET /api/v2/swift/too?too_id=<n>`` (what ``TOORequests`` reads): ``{"entries": [{"too_id",
+  "decision", "done", "calendar": {"entries": [{"begin", "end", "duration", "asflown"}]}}]}``.
+  With ``decide_after`` seconds, a stored ToO is approved then (or as :meth:`decide` says), gets
+  one calendar window per visit, observed one every ``visit_seconds`` (``asflown`` equal to the
+  exposure), and is done when all are; without it, the ToO awaits a decision.
 - ``GET /api/v2/swift/obsquery?ra&dec&radius&begin&end``: the as-flown timeline entries (one per
   snapshot) of the observations added with :meth:`SwiftTOOEmulator.add_observation` pointed within
   ``radius`` degrees whose snapshots begin in [begin, end]: ``{"entries": [...], "status":
@@ -55,6 +60,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
+
+import tornado.web
 
 from .server import LoopbackHandler, LoopbackServer
 
@@ -130,10 +137,14 @@ class Snapshot:
 class SwiftTOOEmulator(LoopbackServer):
     """The Swift ToO API (see the module docstring). ``accounts``: user name -> shared secret."""
 
-    def __init__(self, accounts: dict[str, str] | None = None):
+    def __init__(self, accounts: dict[str, str] | None = None, *, decide_after: float | None = None, visit_seconds: float = 1.0):
         super().__init__()
         self.accounts = dict(accounts or {"swift_observer": "example-shared-secret-0123"})
+        self.decide_after = decide_after
+        self.visit_seconds = visit_seconds
         self.toos: list[dict[str, str]] = []
+        self._stored: dict[int, tuple[dict[str, str], float]] = {}
+        self._decisions: dict[int, str] = {}
         self.logins: list[str] = []
         self.snapshots: list[Snapshot] = []
         self._sessions: dict[str, str] = {}
@@ -186,7 +197,33 @@ class SwiftTOOEmulator(LoopbackServer):
     def store(self, form: dict[str, str]) -> int:
         with self._lock:
             self.toos.append(form)
-            return next(self._ids)
+            too_id = next(self._ids)
+            self._stored[too_id] = (form, time.time())
+            return too_id
+
+    def decide(self, too_id: int, decision: str) -> None:
+        """The Swift team's decision on ToO ``too_id`` (``Approved``, ``Rejected``), from now."""
+        with self._lock:
+            self._decisions[too_id] = decision
+
+    def entry(self, too_id: int, now: float | None = None) -> dict[str, Any] | None:
+        """ToO ``too_id`` as the ToO list shows it now."""
+        with self._lock:
+            stored, decision = self._stored.get(too_id), self._decisions.get(too_id)
+        if stored is None:
+            return None
+        form, submitted = stored
+        elapsed = (time.time() if now is None else now) - submitted
+        if decision is None and self.decide_after is not None and elapsed >= self.decide_after:
+            decision = "Approved"
+        entry: dict[str, Any] = {"too_id": too_id, "decision": decision, "done": 0, "target_name": form["target_name"]}
+        if decision == "Approved":
+            visits, exposure = int(form.get("num_of_visits", "1")), float(form.get("exp_time_per_visit", form.get("exposure", "0")))
+            since = elapsed - (self.decide_after or 0.0)
+            observed = min(visits, max(0, int(since / self.visit_seconds))) if self.visit_seconds > 0 else visits
+            windows = [{"begin": None, "end": None, "duration": exposure, "asflown": exposure if n < observed else 0.0} for n in range(visits)]
+            entry.update(calendar={"entries": windows}, done=int(observed == visits))
+        return entry
 
 
 class _SwiftHandler(LoopbackHandler):
@@ -209,6 +246,14 @@ class _LoginHandler(_SwiftHandler):
 
 
 class _TOOHandler(_SwiftHandler):
+    def get(self) -> None:
+        try:
+            too_id = int(self.get_argument("too_id"))
+        except (tornado.web.MissingArgumentError, ValueError):
+            return self.send_json({"detail": [{"loc": ["query", "too_id"], "msg": "Input should be a valid integer", "type": "int_parsing"}]}, 422)
+        entry = self.swift.entry(too_id)
+        self.send_json({"entries": [entry] if entry else [], "status": "Accepted"})
+
     def post(self) -> None:
         user = self.swift.session_user(self.get_cookie("session"))
         form = {key: values[-1] for key, values in parse_qs(self.request.body.decode(), keep_blank_values=True).items()}

@@ -36,6 +36,8 @@ TOO = "XRT/UVOT ToO"
 XRT = "XRT API"
 DATA = "XRT/UVOT/BAT Data"
 DEFAULT_POLL_INTERVAL = 120.0
+#: An accepted ToO is looked at this often (seconds): the Swift team decides within hours.
+DEFAULT_TOO_POLL_INTERVAL = 1800.0
 #: Where an observer follows an accepted ToO (Swift's ToO pages).
 TOO_PAGE = "https://www.swift.psu.edu/toop"
 
@@ -47,7 +49,8 @@ class SwiftFacility(Facility):
     ``xrt_url`` (default ``https://www.swift.ac.uk/user_objects``), ``archive_url`` (where the
     archived observations are linked, never called; default HEASARC's Swift archive),
     ``poll_interval`` (seconds between status checks of XRT products; default 120: the UKSSDC
-    asks for no more than one a minute), ``notify`` (see docs/notifications.md).
+    asks for no more than one a minute), ``too_poll_interval`` (seconds between looks at an
+    accepted ToO; default 1800), ``notify`` (see docs/notifications.md).
     """
 
     name: ClassVar[str] = "swift"
@@ -68,13 +71,17 @@ class SwiftFacility(Facility):
         reason = INTERNAL.refusal(archive.archive_url(self.config))
         if reason is not None:
             raise ConfigurationError(f"the configured Swift archive_url is refused: {reason}")
-        if not self.poll_interval > 0:
-            raise ConfigurationError("the Swift poll_interval must be a number of seconds above 0")
+        if not (self.poll_interval > 0 and self.too_poll_interval > 0):
+            raise ConfigurationError("the Swift poll_interval and too_poll_interval must be numbers of seconds above 0")
         self.notifier = Notifier(self.config, egress=self.egress)
 
     @property
     def poll_interval(self) -> float:
         return float(self.config.get("poll_interval", DEFAULT_POLL_INTERVAL))
+
+    @property
+    def too_poll_interval(self) -> float:
+        return float(self.config.get("too_poll_interval", DEFAULT_TOO_POLL_INTERVAL))
 
     # -- forms ---------------------------------------------------------------------------------
 
@@ -164,7 +171,8 @@ class SwiftFacility(Facility):
         if answer["status"] == "Rejected":
             raise Rejected("; ".join(answer["errors"]) or "Swift rejected the ToO without a reason")
         if answer["status"] == "Accepted" and isinstance(answer["too_id"], int) and not isinstance(answer["too_id"], bool):
-            return Outcome(State.SUBMITTED, f"Swift accepted ToO {answer['too_id']}{warnings}", remote_id=str(answer["too_id"]))
+            detail = f"Swift accepted ToO {answer['too_id']}{warnings}"
+            return Outcome(State.SUBMITTED, detail, remote_id=str(answer["too_id"]), poll_after=self.too_poll_interval)
         if answer["status"] == "Accepted":
             detail = f"Swift accepted the ToO without naming its id{warnings}; find it at {TOO_PAGE} before submitting again"
         else:
@@ -193,7 +201,7 @@ class SwiftFacility(Facility):
         if kind == DATA:
             return self._observations(request, transport)
         if kind == TOO:
-            return Outcome(State.SUBMITTED, f"Swift accepted ToO {request.remote_id}; its approval and schedule are on {TOO_PAGE}", remote_id=request.remote_id)
+            return self._follow_too(request, transport)
         self._needs(request.allocation.altdata, kind)
         url = request.cursor
         if not url:
@@ -210,6 +218,23 @@ class SwiftFacility(Facility):
         failed = [f"{xrt.PRODUCTS[s]}: {text}" for s, (code, text) in states.items() if code != xrt.DONE]
         detail = frames_summary(frames, "product") + (f"; not built: {'; '.join(failed)}" if failed else "")
         return Outcome(State.COMPLETED, detail, remote_id=remote_id, frames=frames)
+
+    def _follow_too(self, request: FollowupRequest, transport: Transport) -> Outcome:
+        """An accepted ToO: the Swift team's decision, its calendar, and whether it is done."""
+        too_id = str(request.remote_id)
+        entry = too.read_status(transport.send(too.status_call(self.config, too_id)), too_id)
+        observed = f"{entry['observed'] / 1000:.1f} ks observed" + (f" of {entry['asked'] / 1000:.1f} ks" if entry["asked"] else "")
+        decision = (entry["decision"] or "").lower()
+        if decision.startswith(("reject", "declin")):
+            return Outcome(State.CANCELED, f"the Swift team declined ToO {too_id} ({entry['decision']})", remote_id=too_id)
+        if entry["done"]:
+            state = State.COMPLETED if entry["observed"] > 0 else State.NO_DATA
+            return Outcome(state, f"ToO {too_id} done: {observed}; data at {TOO_PAGE}", remote_id=too_id)
+        if decision.startswith("approv"):
+            plan = f"{entry['windows']} calendar window{'' if entry['windows'] == 1 else 's'}, {observed}"
+            state = State.RUNNING if entry["observed"] > 0 else State.QUEUED
+            return Outcome(state, f"the Swift team approved ToO {too_id}: {plan}", remote_id=too_id, poll_after=self.too_poll_interval)
+        return Outcome(State.SUBMITTED, f"ToO {too_id} awaits the Swift team's decision", remote_id=too_id, poll_after=self.too_poll_interval)
 
     def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:
         kind = request.payload["request_type"]

@@ -5,6 +5,10 @@ Protocol (``swifttools`` 4, ``swift_too`` 2, the maintained client of the Swift 
 
 - ``POST <api>/login`` with JSON ``{"username", "password": <shared secret>}``: 200 and a
   ``session`` cookie; 401 for wrong credentials.
+- ``GET <api>/swift/too?too_id=<n>`` (``TOORequests``): ``{"entries": [{"too_id", "decision",
+  "done", "calendar": {"entries": [{"begin", "end", "duration", "asflown"}]}}]}``: the Swift
+  team's decision (none yet, ``Approved``, ``Rejected``), whether the ToO is done, and its
+  calendar windows (seconds asked, ``duration``; observed, ``asflown``).
 - ``POST <api>/swift/too`` form-encoded with the fields of ``SwiftTOOPostSchema`` (no secret:
   the session cookie authenticates), as ``httpx`` encodes them (``true``/``false`` for booleans).
   Answers: 200 ``{"status": "Accepted", "too_id": <n>}`` (``status`` may also be an object with
@@ -193,4 +197,33 @@ def read_answer(response: requests.Response) -> dict[str, Any]:
         "too_id": status.get("too_id"),
         "errors": _texts(status.get("errors")),
         "warnings": _texts(status.get("warnings")),
+    }
+
+
+def status_call(config: Mapping[str, Any], too_id: str) -> HTTPCall:
+    """The ToO as Swift's ToO list shows it (public fields: no login)."""
+    return HTTPCall("GET", f"{api_url(config)}/swift/too", headers={"Accept": "application/json"}, params={"too_id": too_id})
+
+
+def read_status(response: requests.Response, too_id: str) -> dict[str, Any]:
+    """The ToO's entry: ``{"decision", "done", "windows", "asked", "observed"}`` (seconds);
+    ``RemoteError`` when the answer is not the protocol or does not list the ToO."""
+    answer = json_object(expect(response, 200, service=SERVICE), service=SERVICE, what=f"ToO {too_id}")
+    entries = answer.get("entries")
+    entry = next((e for e in entries if isinstance(e, dict) and str(e.get("too_id")) == too_id), None) if isinstance(entries, list) else None
+    if entry is None:
+        raise RemoteError(f"{SERVICE} did not list ToO {too_id}")
+    calendar = entry.get("calendar") if isinstance(entry.get("calendar"), dict) else {}
+    windows = [w for w in calendar.get("entries") or [] if isinstance(w, dict)]
+
+    def total(key: str) -> float:
+        return sum(float(w[key]) for w in windows if isinstance(w.get(key), (int, float)) and not isinstance(w.get(key), bool))
+
+    decision = entry.get("decision")
+    return {
+        "decision": decision if isinstance(decision, str) and decision.strip() else None,
+        "done": entry.get("done") in (1, True, "1"),
+        "windows": len(windows),
+        "asked": total("duration"),
+        "observed": total("asflown"),
     }
