@@ -139,7 +139,7 @@ def test_the_default_uvot_mode_needs_no_justification_and_sends_none():
     ("payload", "path", "words"),
     [
         ({**{k: v for k, v in TOO.items() if k != "uvot_just"}}, "$.uvot_just", "is required"),
-        ({**{k: v for k, v in TOO.items() if k != "opt_filt"}}, "$.opt_filt", "optical magnitude"),
+        ({**{k: v for k, v in TOO.items() if k != "opt_filt"}}, "$.opt_filt", "is required when opt_mag is given"),
         ({**TOO, "monitoring_freq": 0.01}, "$.monitoring_freq", "0.05"),
         ({**TOO, "exposure_time": 50}, "$.exposure_time", "100"),
         ({**TOO, "urgency": "0"}, "$.urgency", ""),

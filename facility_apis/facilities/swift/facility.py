@@ -117,8 +117,6 @@ class SwiftFacility(Facility):
         kind = payload["request_type"]
         if kind == DATA:
             archive.check_window(payload)
-        if kind == TOO and "opt_mag" in payload and "opt_filt" not in payload:
-            raise PayloadError.single("$.opt_filt", "is required with an optical magnitude")
 
     # -- the remote calls ----------------------------------------------------------------------
 
