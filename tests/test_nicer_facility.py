@@ -206,6 +206,14 @@ def test_an_options_fields_are_required_only_when_it_is_chosen(option, needed):
     assert {e.path[2:] for e in caught.value.errors} == needed and all("is required" in e.message for e in caught.value.errors)
 
 
+def test_a_missing_options_fields_are_refused_before_anything_is_sent():
+    with responses.RequestsMock() as mock:
+        payload = {k: v for k, v in PAYLOAD.items() if k not in ("CoordinatingObservatory", "CoordinatedObservationDescription")}
+        outcome = run("submit", make_request(payload))
+        assert len(mock.calls) == 0
+    assert outcome.status == "rejected: invalid payload: $.CoordinatedObservationDescription: is required; $.CoordinatingObservatory: is required"
+
+
 def test_a_time_range_has_defaults_a_week_long_and_must_end_after_it_starts():
     facility = NICERFacility()
     chosen = facility.validate_payload({"SpecificTimeRangeObservation": "Y"})

@@ -493,3 +493,33 @@ def test_an_accepted_too_is_announced_on_slack_and_a_failed_announcement_keeps_t
     assert unannounced.state.value == "submitted" and unannounced.remote_id == "20021" and "the notification failed" in unannounced.status
     assert len(posts) == 1 and "ZTF26swift" in json.dumps(posts[0].blocks)
     assert token not in records(announced) + records(unannounced) and SECRET not in records(announced)
+
+
+RACE = r"""
+import threading
+from facility_apis.facilities.swift import too, xrt
+errors = []
+calls = [lambda: too.swift_too_module("toorequest"), lambda: too.swift_too_module("obsquery"), xrt.prods_module] * 3
+def first_use(call):
+    try:
+        call()
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=first_use, args=(call,)) for call in calls]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors)
+"""
+
+
+def test_worker_threads_reaching_swifttools_together_all_get_it():
+    """A gateway's worker threads first import swifttools at the same moment; unserialised, about
+    one fresh interpreter in four deadlocked or saw a half-initialised module (found end to end:
+    'internal error in swift.submit: _DeadlockError'). Each run is a fresh interpreter, since
+    this one has swifttools imported already; a few runs catch a regression most of the time."""
+    import subprocess
+    import sys
+
+    for _ in range(3):
+        run_ = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, timeout=120, check=True)
+        assert run_.stdout.strip() == "[]", run_.stdout

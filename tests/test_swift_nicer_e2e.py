@@ -162,9 +162,9 @@ def test_nicer_verification_failure_and_an_unrecognised_confirmation(gateway_sto
     first = seed(gateway_store, skyportal, "nicer", NICER, {}, 1)
     assert follow_through(gateway_store, services)
     assert skyportal.statuses(1) == history(gateway_store, first) == ["rejected: NICER's form did not verify: the following problems: Declination: out of range"]
-    ark.page_next("<html><head><title>Service notice</title></head><body>Thanks</body></html>", step="submit")
+    ark.page_next("<html><head><title>Thank you</title></head><body>Your request is in the queue.</body></html>", step="submit")
     second = seed(gateway_store, skyportal, "nicer", NICER, {}, 2)
     assert follow_through(gateway_store, services)
     (status,) = skyportal.statuses(2)
-    assert status.startswith("failed to submit: ARK answered the submission with HTTP 200 and a page this package does not recognise (Service notice)")
+    assert status.startswith("failed to submit: ARK answered the submission with HTTP 200 and a page this package does not recognise (Thank you)")
     assert len(ark.submissions) == 1 and gateway_store.requests.view(second)["state"] == "failed"

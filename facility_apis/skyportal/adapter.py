@@ -109,7 +109,6 @@ class _FacilityType(type):
             order.append(REQUEST_TYPE)
         return ui
 
-    @classmethod
     def _own_request_type(cls, member: type[Facility]) -> bool:
         """Whether ``member``'s form has a ``request_type`` field of its own (Swift's three kinds),
         rather than room for SkyPortal's marker: the observer must see and choose it."""

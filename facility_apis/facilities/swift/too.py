@@ -26,6 +26,7 @@ the form it would post) and sends both calls itself through the ``Transport``.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,16 +42,26 @@ DEFAULT_API_URL = "https://www.swift.psu.edu/api/v2"
 UVOT_DEFAULT = "0x9999 - Default (Filter of the day)"
 
 
+#: One import of swifttools at a time: a gateway's worker threads first reach it together, and
+#: concurrent first imports of its modules deadlock or see them half-initialised.
+_IMPORT_LOCK = threading.Lock()
+
+
+def load(module: str, needed_for: str) -> Any:
+    """``module`` of ``swifttools``, imported on first use (the ``swift`` extra), one thread at a
+    time. ``ConfigurationError`` saying what to install when it is missing or cannot start."""
+    with _IMPORT_LOCK:
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            raise ConfigurationError(f"{needed_for} need the swifttools package: install facility-apis[swift]") from None
+        except OSError as exc:  # swift_too creates ~/.cache/swift_too when imported
+            raise ConfigurationError(f"swifttools could not start ({type(exc).__name__}): it needs a writable home directory") from None
+
+
 def swift_too_module(name: str) -> Any:
-    """``swifttools.swift_too.swift.<name>`` (``toorequest``, ``obsquery``), imported on first use
-    (the ``swift`` extra). ``ConfigurationError`` saying what to install when it is missing or
-    cannot start."""
-    try:
-        return importlib.import_module(f"swifttools.swift_too.swift.{name}")
-    except ImportError:
-        raise ConfigurationError("Swift ToO requests need the swifttools package: install facility-apis[swift]") from None
-    except OSError as exc:  # it creates ~/.cache/swift_too when imported
-        raise ConfigurationError(f"swifttools could not start ({type(exc).__name__}): it needs a writable home directory") from None
+    """``swifttools.swift_too.swift.<name>`` (``toorequest``, ``obsquery``)."""
+    return load(f"swifttools.swift_too.swift.{name}", "Swift ToO requests")
 
 
 def cadence(days: float) -> str:

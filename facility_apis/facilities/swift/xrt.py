@@ -19,7 +19,6 @@ The UKSSDC asks that a job be polled no more than once a minute.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -28,11 +27,12 @@ import requests
 
 from ...core.answers import expect, json_object, one_line
 from ...core.egress import Origin
-from ...core.errors import ConfigurationError, Rejected, RemoteError
+from ...core.errors import Rejected, RemoteError
 from ...core.frames import Frame
 from ...core.interface import FollowupRequest
 from ...core.timeutil import parse_utc
 from ...core.transport import HTTPCall
+from .too import load
 
 SERVICE = "the UKSSDC XRT products service"
 DEFAULT_BASE_URL = "https://www.swift.ac.uk/user_objects"
@@ -46,10 +46,7 @@ MET_EPOCH = datetime(2001, 1, 1, tzinfo=UTC)
 
 def prods_module() -> Any:
     """``swifttools.ukssdc.xrt_prods``, imported on first use (the ``swift`` extra)."""
-    try:
-        return importlib.import_module("swifttools.ukssdc.xrt_prods")
-    except ImportError:
-        raise ConfigurationError("Swift XRT product requests need the swifttools package: install facility-apis[swift]") from None
+    return load("swifttools.ukssdc.xrt_prods", "Swift XRT product requests")
 
 
 def base_url(config: Mapping[str, Any]) -> str:
