@@ -16,8 +16,8 @@ from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import perform
 from facility_apis.core.transport import Transport
 from facility_apis.facilities.nicer import NICERFacility
-from facility_apis.testing.nicer import ARKNicerEmulator
 from facility_apis.testing.network import loopback_egress
+from facility_apis.testing.nicer import ARKNicerEmulator
 
 BASE = "https://heasarc.gsfc.nasa.gov"
 LOGIN, FORM = f"{BASE}/ark/LOGIN", f"{BASE}/ark/nicertoo/form.html"
@@ -132,7 +132,8 @@ PAGES = [
     ({"status": 200, "body": LOGIN_PAGE}, None, None, "failed to submit: HEASARC ARK refused the login (check the allocation's username and password)"),
     ({"status": 200, "body": "<html><head><title>ARK is down for maintenance</title></head></html>"}, None, None,
      "failed to submit: HEASARC ARK answered the login with HTTP 200 and no session: ARK is down for maintenance"),
-    (None, {"body": FAILED}, None, "rejected: NICER's form did not verify: the following problems: Declination: out of range Target Name: this field is required"),
+    (None, {"body": FAILED}, None,
+     "rejected: NICER's form did not verify: the following problems: Declination: out of range Target Name: this field is required"),
     (None, {"status": 403, "body": LOGIN_PAGE}, None,
      "failed to submit: HEASARC ARK asked to log in again at the verification (the session was not accepted)"),
     (None, {"body": "<html><head><title>NICER ToO form</title></head><body>Please fill in the form.</body></html>"}, None,
@@ -228,9 +229,8 @@ def test_a_time_range_has_defaults_a_week_long_and_must_end_after_it_starts():
 
 def test_the_untouched_form_is_a_valid_request():
     payload = NICERFacility().validate_payload({})
-    assert payload["Urgency"] == "Next Day" and payload["ObservationTime"] == 10 and all(
-        payload[key] == "N" for key in ("MonitoringProgram", "PhaseDependentObservation", "SpecificTimeRangeObservation", "CoordinatedObservation", "UninterruptedObservation")
-    )
+    options = ("MonitoringProgram", "PhaseDependentObservation", "SpecificTimeRangeObservation", "CoordinatedObservation", "UninterruptedObservation")
+    assert payload["Urgency"] == "Next Day" and payload["ObservationTime"] == 10 and all(payload[key] == "N" for key in options)
 
 
 def test_delete_never_pretends_ark_withdrew_the_request():

@@ -42,7 +42,9 @@ TOO = {
     "science_just": "A fast transient.",
     "exp_time_just": "2 ks reaches the flux.",
 }
-XRT_PAYLOAD = {"request_type": "XRT API", "T0": "2026-11-20 12:00:00", "detornot": True, "centMeth": "iterative", "detMeth": "simple", "poserr": 2, "binMeth": "counts"}
+XRT_PAYLOAD = {
+    "request_type": "XRT API", "T0": "2026-11-20 12:00:00", "detornot": True, "centMeth": "iterative", "detMeth": "simple", "poserr": 2, "binMeth": "counts",
+}  # fmt: skip
 DATA = {"request_type": "XRT/UVOT/BAT Data", "start_date": "2026-01-01", "end_date": "2026-06-30", "radius": 5}
 TARGET = Target("ZTF26swift", 150.0, -20.0)
 
@@ -254,7 +256,10 @@ def test_the_secret_is_masked_in_the_login_record_and_cookies_are_masked_whole(c
     ("answer", "status"),
     [
         ({"json": {"status": "Validated", "warnings": ["UVOT mode reviewed"]}}, "pending submission: Swift would accept the ToO; warning: UVOT mode reviewed"),
-        ({"status": 422, "json": {"detail": [{"loc": ["body"], "msg": "Value error, Must specify UVOT justification"}]}}, "rejected: Value error, Must specify UVOT justification"),
+        (
+            {"status": 422, "json": {"detail": [{"loc": ["body"], "msg": "Value error, Must specify UVOT justification"}]}},
+            "rejected: Value error, Must specify UVOT justification",
+        ),
         ({"json": {"status": "Accepted", "too_id": 5}}, "failed to submit: the Swift ToO API answered 'Accepted' to a validation"),
     ],
 )
@@ -281,7 +286,8 @@ def window(duration, asflown):
          "running: the Swift team approved ToO 20011: 2 calendar windows, 1.9 ks observed of 4.0 ks", True),
         ({"decision": "Approved", "done": 1, "calendar": {"entries": [window(2000, 1900), window(2000, 2100)]}},
          "complete: ToO 20011 done: 4.0 ks observed of 4.0 ks; data at https://www.swift.psu.edu/toop", False),
-        ({"decision": "Approved", "done": 1, "calendar": {"entries": []}}, "complete: no data: ToO 20011 done: 0.0 ks observed; data at https://www.swift.psu.edu/toop", False),
+        ({"decision": "Approved", "done": 1, "calendar": {"entries": []}},
+         "complete: no data: ToO 20011 done: 0.0 ks observed; data at https://www.swift.psu.edu/toop", False),
         ({"decision": "Rejected", "done": 0}, "canceled: the Swift team declined ToO 20011 (Rejected)", False),
     ],
 )  # fmt: skip
@@ -368,10 +374,18 @@ ALL_DONE = {short: product(4, "Complete") for short in ("lc", "spec", "psf", "en
 @pytest.mark.parametrize(
     ("answer", "state", "status"),
     [
-        ({**ALL_DONE, "lc": product(3, "Running"), "spec": product(2, "Queued")}, "running", "running: light curve: Running; spectrum: Queued; standard position: Complete"),
+        (
+            {**ALL_DONE, "lc": product(3, "Running"), "spec": product(2, "Queued")},
+            "running",
+            "running: light curve: Running; spectrum: Queued; standard position: Complete",
+        ),
         ({**ALL_DONE, "lc": product(1, "Requested"), "xastrom": product(5, "Waiting for PSF position")}, "queued", "queued: light curve: Requested"),
         (ALL_DONE, "completed", "complete: 5 products (light curve, spectrum, standard position, enhanced position, astrometric position)"),
-        ({**ALL_DONE, "spec": product(-3, "Failed")}, "completed", "complete: 4 products (light curve, standard position, enhanced position, astrometric position); not built: spectrum: Failed"),
+        (
+            {**ALL_DONE, "spec": product(-3, "Failed")},
+            "completed",
+            "complete: 4 products (light curve, standard position, enhanced position, astrometric position); not built: spectrum: Failed",
+        ),
         ({s: product(-4, "Cancelled") for s in ALL_DONE}, "no_data", "complete: no data: no product could be built: light curve: Cancelled"),
     ],
 )

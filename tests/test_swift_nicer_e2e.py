@@ -161,7 +161,8 @@ def test_nicer_verification_failure_and_an_unrecognised_confirmation(gateway_sto
     ark.fail_verification_next(["Declination: out of range"])
     first = seed(gateway_store, skyportal, "nicer", NICER, {}, 1)
     assert follow_through(gateway_store, services)
-    assert skyportal.statuses(1) == history(gateway_store, first) == ["rejected: NICER's form did not verify: the following problems: Declination: out of range"]
+    refused = "rejected: NICER's form did not verify: the following problems: Declination: out of range"
+    assert skyportal.statuses(1) == history(gateway_store, first) == [refused]
     ark.page_next("<html><head><title>Thank you</title></head><body>Your request is in the queue.</body></html>", step="submit")
     second = seed(gateway_store, skyportal, "nicer", NICER, {}, 2)
     assert follow_through(gateway_store, services)
