@@ -63,6 +63,7 @@ from urllib.parse import parse_qs
 
 import tornado.web
 
+from ..core.coordinates import separation_deg
 from .server import LoopbackHandler, LoopbackServer
 
 API = "/api/v2"
@@ -113,12 +114,6 @@ def _too_errors(form: dict[str, str]) -> list[tuple[str, str]]:
     if form.get("monitoring_freq") and not CADENCE.match(form["monitoring_freq"].strip()):
         rules.append("Monitoring frequency in incorrect format. Must be a number followed by a time unit (day, week, month, orbit, minute, second).")
     return [("body", f"Value error, {rule}") for rule in rules]
-
-
-def _separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    a = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(a))))
 
 
 @dataclass
@@ -290,7 +285,7 @@ class _ObsQueryHandler(_SwiftHandler):
         radius = radius if radius is not None else 12 / 60
         found = [
             s for s in self.swift.snapshots
-            if (ra is None or dec is None or _separation_deg(ra, dec, s.ra, s.dec) <= radius)
+            if (ra is None or dec is None or separation_deg(ra, dec, s.ra, s.dec) <= radius)
             and (begin is None or s.begin >= begin) and (end is None or s.begin <= end)
         ]  # fmt: skip
         entries = [
