@@ -108,7 +108,10 @@ def test_a_refused_message_is_kept_as_dead_with_skyportals_reason(gateway_store,
     deliveries = gateway_store.requests.view(request_id)["deliveries"]
     assert all(d["dead"] for d in deliveries if d["kind"] == "status")
     assert "Cannot find FollowupRequest with ID: 999" in deliveries[0]["last_error"]
-    assert gateway_store.metrics()["outbox_dead"] >= 4
+    # Every status the request went through is kept dead (how many depends on how the polls fell
+    # against the emulator's clock: submitted, then queued and/or running, then complete).
+    statuses = [d for d in deliveries if d["kind"] == "status"]
+    assert len(statuses) >= 2 and gateway_store.metrics()["outbox_dead"] == sum(d["dead"] for d in deliveries) >= len(statuses)
 
 
 def test_a_generic_forwarded_request_finds_its_skyportal_id(gateway_store, follow_through, atlas, skyportal):

@@ -139,7 +139,7 @@ def test_rejections_and_faults_end_in_defined_states_and_nothing_is_resubmitted(
     fault = "the Liverpool Telescope answered with a SOAP fault (S:Server): java.lang.RuntimeException: node agent restarting"
     assert skyportal.statuses(32) == [f"failed to submit: {fault}"]
     (unread,) = skyportal.statuses(33)
-    assert unread.startswith("failed to submit: Phase 2 group ZTF26lt33_") and "may exist at the Liverpool Telescope" in unread
+    assert unread.startswith("failed: Phase 2 group ZTF26lt33_") and "may exist at the Liverpool Telescope" in unread
     for request_id in (rejected, faulted, unreadable):
         assert gateway.store.requests.view(request_id)["next_operation"] is None
     # The unreadable answer came after LT created the group: the status names it, and the

@@ -90,7 +90,7 @@ def sent(call):
 
 NOT_SOAP = "the Liverpool Telescope answered HTTP 200 with a body that is not a SOAP envelope: "
 NOT_FOUND = f"Internal error during GET_PROPOSAL: Group {UID} was not found in proposal"
-MAY_EXIST = f"failed to submit: Phase 2 group {UID} may exist at the Liverpool Telescope (check the Phase 2 tool before submitting again): "
+MAY_EXIST = f"failed: Phase 2 group {UID} may exist at the Liverpool Telescope (check the Phase 2 tool before submitting again): "
 
 
 # -- submit ----------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_any_other_soap_fault_means_the_call_did_not_run():
         ((200, soap_return("not <xml")), "the Liverpool Telescope answered with an RTML document that is not well-formed XML"),
         ((200, soap_return("<html/>")), "the Liverpool Telescope answered with an XML document that is not RTML (root element 'html')"),
         ((500, "<html><title>500 Internal Server Error</title></html>"), "the Liverpool Telescope answered HTTP 500: an HTML page: 500 Internal Server Error"),
-        ((503, "busy"), "161.72.57.3:8080 answered HTTP 503 (temporarily unavailable)"),
+        ((503, "busy"), "161.72.57.3:8080 answered HTTP 503 (temporarily unavailable); the request may have reached the facility and was not sent again"),
         (
             requests.ReadTimeout("read timed out"),
             "no answer from 161.72.57.3:8080 within 30 s; the request may have reached the facility and was not sent again",

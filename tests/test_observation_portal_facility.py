@@ -26,6 +26,8 @@ from facility_apis.core.outcome import Outcome, State
 from facility_apis.core.transport import Transport
 from facility_apis.facilities.observation_portal import GoodmanSpectrographFacility, SinistroFacility
 
+MAY_HAVE_ARRIVED = "; the request may have reached the facility and was not sent again"
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "facilities" / "observation-portal.md"
 BASE = "https://observe.lco.global/api"
 GROUPS = f"{BASE}/requestgroups/"
@@ -143,11 +145,12 @@ scenario(
 )  # fmt: skip
 scenario(
     "504 then found", "submit", None, both(lambda m: m.post(GROUPS, status=504, body="<html><title>504 Gateway Time-out</title></html>"), lookup(group())),
-    "submitted: Observation Portal request group 1234 (found by name after: observe.lco.global answered HTTP 504 (temporarily unavailable))",
+    "submitted: Observation Portal request group 1234 (found by name after: observe.lco.global answered HTTP 504 "
+    "(temporarily unavailable)" + MAY_HAVE_ARRIVED + ")",
 )  # fmt: skip
 scenario(
     "504 not found", "submit", None, both(lambda m: m.post(GROUPS, status=504), lookup()),
-    "failed to submit: observe.lco.global answered HTTP 504 (temporarily unavailable); no request group named 'ZTF26aaabbbc_17' was found at the "
+    "failed: observe.lco.global answered HTTP 504 (temporarily unavailable)" + MAY_HAVE_ARRIVED + "; no request group named 'ZTF26aaabbbc_17' was found at the "
     "portal yet: check it before submitting again",
 )  # fmt: skip
 scenario(
@@ -158,7 +161,7 @@ scenario(
 scenario(
     "dropped and lookup fails", "submit", None,
     both(lambda m: m.post(GROUPS, body=requests.ConnectionError("reset")), lambda m: m.get(GROUPS, status=500, body="Server Error (500)")),
-    "failed to submit: connection to observe.lco.global failed: ConnectionError; the request may have reached the facility and was not sent "
+    "failed: connection to observe.lco.global failed: ConnectionError; the request may have reached the facility and was not sent "
     "again; looking it up by name failed (LCO Observation Portal answered HTTP 500: Server Error (500)): check the portal for request group "
     "'ZTF26aaabbbc_17' before submitting again",
 )  # fmt: skip
@@ -173,7 +176,7 @@ scenario(
 )  # fmt: skip
 scenario(
     "two found", "submit", None, both(lambda m: m.post(GROUPS, status=504), lookup(group(), {**group(), "id": 1240})),
-    "failed to submit: observe.lco.global answered HTTP 504 (temporarily unavailable); the portal holds several request groups named "
+    "failed: observe.lco.global answered HTTP 504 (temporarily unavailable)" + MAY_HAVE_ARRIVED + "; the portal holds several request groups named "
     "'ZTF26aaabbbc_17' (1234, 1240): check them before submitting again",
 )  # fmt: skip
 scenario(

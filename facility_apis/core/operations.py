@@ -17,6 +17,7 @@ raised                   state       ``poll_after``
 ``CredentialsRefused``   failed      ``RETRY_AFTER_FAILURE`` while following; none on submit
 ``Throttled``            throttled   the wait the facility asked for
 ``FacilityUnavailable``  failed      ``RETRY_AFTER_FAILURE``, except a submit that may have arrived
+                                     (none, and ``maybe_sent``: it reads ``failed: ...``)
 ``RemoteError``          failed      ``RETRY_AFTER_FAILURE`` while following (none if ``permanent``);
                                      none on submit and remote_validate
 ``EgressRefused``        failed      none (the destination is not allowed)
@@ -103,7 +104,8 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
         except FacilityUnavailable as exc:
             # A submission that may have reached the facility is never repeated automatically.
             retry = following or not exc.sent
-            outcome = Outcome(State.FAILED, str(exc), remote_id=remote_id, poll_after=RETRY_AFTER_FAILURE if retry else None)
+            maybe_sent = operation == "submit" and exc.sent
+            outcome = Outcome(State.FAILED, str(exc), remote_id=remote_id, poll_after=RETRY_AFTER_FAILURE if retry else None, maybe_sent=maybe_sent)
         except (RemoteError, CredentialsRefused) as exc:
             retry = following and not getattr(exc, "permanent", False)
             outcome = Outcome(State.FAILED, str(exc), remote_id=remote_id, poll_after=RETRY_AFTER_FAILURE if retry else None)

@@ -60,6 +60,10 @@ class Outcome:
 
     ``frames`` are data files the facility lists for the request (see ``frames.py``), the
     complete list as of this call.
+
+    ``maybe_sent`` marks a failed submission that may nevertheless have reached the facility (no
+    answer came, or one that proves nothing): its status reads ``failed: ...``, never
+    ``failed to submit: ...``, which SkyPortal answers by offering to submit again.
     """
 
     state: State
@@ -70,6 +74,7 @@ class Outcome:
     transactions: tuple[Transaction, ...] = field(default=(), repr=False)
     cursor: str | None = None
     frames: tuple[Frame, ...] = ()
+    maybe_sent: bool = False
 
     @property
     def status(self) -> str:
@@ -78,7 +83,7 @@ class Outcome:
         Keeps SkyPortal's words so its rules keep working: ``submitted``, ``rejected: ...`` and
         ``failed to submit: ...`` (both resubmittable in SkyPortal), ``deleted``.
         """
-        return skyportal_status(self.state, self.detail, submitted=self.remote_id is not None)
+        return skyportal_status(self.state, self.detail, submitted=self.remote_id is not None or self.maybe_sent)
 
 
 _PREFIX = {
@@ -99,9 +104,9 @@ _PREFIX = {
 def skyportal_status(state: State, detail: str = "", *, submitted: bool = False) -> str:
     """Derive SkyPortal's status string from a state and its detail.
 
-    A throttle or failure before the facility accepted the request reads ``failed to submit: ...``
+    A throttle or failure before the facility holds the request reads ``failed to submit: ...``
     so that SkyPortal lets the observer submit again; a failure while following an accepted
-    request reads ``failed: ...``.
+    request, or of a submission that may have arrived (``submitted``), reads ``failed: ...``.
     """
     prefix = "failed to submit" if state in (State.THROTTLED, State.FAILED) and not submitted else _PREFIX[state]
     return f"{prefix}: {detail}" if detail else prefix

@@ -356,10 +356,10 @@ class Transport:
             wait = throttle_wait(response, cap=self.max_wait)
             raise Throttled(wait, f"rate limit reached at {self._host(url)}; retry in {wait:g} s")
         if response.status_code in TRANSIENT_STATUSES:
-            raise FacilityUnavailable(
-                f"{self._host(url)} answered HTTP {response.status_code} (temporarily unavailable)",
-                sent=not repeatable,
-            )
+            text = f"{self._host(url)} answered HTTP {response.status_code} (temporarily unavailable)"
+            if not repeatable:  # a proxy's 502/504 may hide a request the facility did take
+                text += "; the request may have reached the facility and was not sent again"
+            raise FacilityUnavailable(text, sent=not repeatable)
         return response
 
     def record_exchange(

@@ -163,7 +163,7 @@ class ATLASFacility(Facility):
             task_url = self._on_origin(self._task_url(response), request.allocation.altdata, "task URL")
         except RemoteError as exc:
             detail = f"ATLAS accepted the task (HTTP 201), but it cannot be followed ({exc}); check the ATLAS queue before submitting again"
-            return Outcome(State.FAILED, detail)
+            return Outcome(State.FAILED, detail, maybe_sent=True)
         return Outcome(State.SUBMITTED, f"ATLAS task {task_url.rstrip('/').rsplit('/', 1)[-1]}", remote_id=task_url, poll_after=self.poll_interval)
 
     @staticmethod
@@ -272,7 +272,7 @@ class ATLASFacility(Facility):
                     f"could not tell whether the interrupted submission reached ATLAS (more than {LIST_PAGES * LIST_PAGE_SIZE} tasks "
                     "listed since); check the ATLAS queue before submitting again"
                 )
-                return Outcome(State.FAILED, detail)
+                return Outcome(State.FAILED, detail, maybe_sent=True)
         if not found:
             return Outcome(State.PENDING, "the interrupted submission never reached ATLAS (no such task in its list): submitting it again")
         task = min(found, key=lambda task: _distance(task, request.attempted_at))

@@ -181,7 +181,7 @@ class LiverpoolFacility(Facility, abstract=True):
             if not _may_have_arrived(exc):
                 raise
             # The uid goes first: a long error cut to the detail's length must not lose it.
-            return Outcome(State.FAILED, f"Phase 2 group {uid} may exist at {SERVICE} (check the Phase 2 tool before submitting again): {exc}")
+            return Outcome(State.FAILED, f"Phase 2 group {uid} may exist at {SERVICE} (check the Phase 2 tool before submitting again): {exc}", maybe_sent=True)
         return Outcome(State.SUBMITTED, f"Liverpool Telescope group {uid}", remote_id=uid)
 
     def remote_validate(self, request: FollowupRequest, transport: Transport) -> Outcome:

@@ -81,13 +81,13 @@ def submit(request: FollowupRequest, transport: Transport) -> Outcome:
     try:
         data = _success_data(response, host, "the new request")
     except RemoteError as exc:
-        return Outcome(State.FAILED, f"{host} answered HTTP {response.status_code}, but {exc}{unsure}")
+        return Outcome(State.FAILED, f"{host} answered HTTP {response.status_code}, but {exc}{unsure}", maybe_sent=True)
     remote_id = _remote_id(data)
     if remote_id is None:
         if data.get("ignored"):
             raise Rejected(f"{host} ignored the request: {data.get('message') or 'no reason given'}")
         detail = f"{host} accepted the request (HTTP {response.status_code}) but named no id, so it cannot be updated or deleted from here"
-        return Outcome(State.FAILED, detail + unsure)
+        return Outcome(State.FAILED, detail + unsure, maybe_sent=True)
     return Outcome(State.SUBMITTED, f"accepted by {host} as request {remote_id}", remote_id=remote_id)
 
 

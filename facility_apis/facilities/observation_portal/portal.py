@@ -277,14 +277,17 @@ class ObservationPortalFacility(Facility, abstract=True):
             if not isinstance(results, list):
                 raise RemoteError(f"{SERVICE} sent a request group list without results")
         except FacilityError as exc:
-            return Outcome(State.FAILED, f"{reason}; looking it up by name failed ({exc}): check the portal for request group {name!r} before submitting again")
+            detail = f"{reason}; looking it up by name failed ({exc}): check the portal for request group {name!r} before submitting again"
+            return Outcome(State.FAILED, detail, maybe_sent=True)
         matches = [g for g in results if isinstance(g, dict) and g.get("name") == name and isinstance(g.get("id"), int) and not isinstance(g.get("id"), bool)]
         if len(matches) == 1:
             return self._accepted(matches[0], f" (found by name after: {reason})")
         if not matches:
-            return Outcome(State.FAILED, f"{reason}; no request group named {name!r} was found at the portal yet: check it before submitting again")
+            detail = f"{reason}; no request group named {name!r} was found at the portal yet: check it before submitting again"
+            return Outcome(State.FAILED, detail, maybe_sent=True)
         numbers = ", ".join(str(group["id"]) for group in matches)
-        return Outcome(State.FAILED, f"{reason}; the portal holds several request groups named {name!r} ({numbers}): check them before submitting again")
+        detail = f"{reason}; the portal holds several request groups named {name!r} ({numbers}): check them before submitting again"
+        return Outcome(State.FAILED, detail, maybe_sent=True)
 
     # -- following -----------------------------------------------------------------------------------
 

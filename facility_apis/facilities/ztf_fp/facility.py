@@ -177,7 +177,7 @@ class ZTFForcedPhotometryFacility(Facility):
                 said = what_ipac_said(text)
                 raise Throttled(wait, f"IPAC refused the request: the account's limit of pending jobs (about 100) is reached ({said}); trying again at {at}")
             unsure = f"IPAC's answer does not confirm the request ({what_ipac_said(text)}); it may or may not have been queued"
-            return Outcome(State.FAILED, f"{unsure}: check IPAC's job list before submitting again")
+            return Outcome(State.FAILED, f"{unsure}: check IPAC's job list before submitting again", maybe_sent=True)
         wait, at = self._next_look()
         where = " (flux-weighted centroid)" if position.wants_centroid(request.payload.get("position")) else ""
         detail = f"IPAC queued a job for {echoed.describe()}{where}; first look at {at}, after IPAC next refreshes its job list"
