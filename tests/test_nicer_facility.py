@@ -141,13 +141,13 @@ PAGES = [
     (None, {"status": 500, "body": "<html><head><title>500 Internal Server Error</title></head></html>"}, None,
      "failed to submit: HEASARC ARK answered the verification with HTTP 500: 500 Internal Server Error"),
     (None, None, {"body": "<html><head><title>Thank you</title></head><body>Your request is in the queue.</body></html>"},
-     "failed to submit: ARK answered the submission with HTTP 200 and a page this package does not recognise (Thank you); the request may have "
+     "failed: ARK answered the submission with HTTP 200 and a page this package does not recognise (Thank you); the request may have "
      "been submitted: check your ARK Recent Activity page (https://heasarc.gsfc.nasa.gov/ark/user/) before submitting again"),
     (None, None, {"body": ""},
-     "failed to submit: ARK answered the submission with HTTP 200 and a page this package does not recognise (an empty page); the request may have "
+     "failed: ARK answered the submission with HTTP 200 and a page this package does not recognise (an empty page); the request may have "
      "been submitted: check your ARK Recent Activity page (https://heasarc.gsfc.nasa.gov/ark/user/) before submitting again"),
     (None, None, {"status": 500, "body": "<html><head><title>Error</title></head><body>submitted successfully?</body></html>"},
-     "failed to submit: ARK answered the submission with HTTP 500 and a page this package does not recognise (Error); the request may have "
+     "failed: ARK answered the submission with HTTP 500 and a page this package does not recognise (Error); the request may have "
      "been submitted: check your ARK Recent Activity page (https://heasarc.gsfc.nasa.gov/ark/user/) before submitting again"),
 ]  # fmt: skip
 

@@ -200,20 +200,20 @@ SUBMIT_ANSWERS = [
     ({"status": 401, "json": {"detail": "Not authenticated"}}, "failed to submit: the Swift ToO API refused the credentials (HTTP 401: Not authenticated)"),
     (
         {"json": {"status": "Accepted"}},
-        "failed to submit: Swift accepted the ToO without naming its id; find it at https://www.swift.psu.edu/toop before submitting again",
+        "failed: Swift accepted the ToO without naming its id; find it at https://www.swift.psu.edu/toop before submitting again",
     ),
     (
         {"json": {"status": "Queued"}},
-        "failed to submit: Swift answered 'Queued' to the ToO; check your requests at https://www.swift.psu.edu/toop before submitting again",
+        "failed: Swift answered 'Queued' to the ToO; check your requests at https://www.swift.psu.edu/toop before submitting again",
     ),
     (
         {"status": 200, "body": "<html><head><title>Maintenance</title></head></html>"},
-        "failed to submit: the Swift ToO API sent an HTML page (Maintenance) instead of JSON for the ToO (HTTP 200); "
+        "failed: the Swift ToO API sent an HTML page (Maintenance) instead of JSON for the ToO (HTTP 200); "
         "the ToO may have reached Swift: check your requests at https://www.swift.psu.edu/toop before submitting again",
     ),
     (
         {"status": 500, "body": "Internal Server Error"},
-        "failed to submit: the Swift ToO API answered HTTP 500: Internal Server Error; "
+        "failed: the Swift ToO API answered HTTP 500: Internal Server Error; "
         "the ToO may have reached Swift: check your requests at https://www.swift.psu.edu/toop before submitting again",
     ),
 ]
@@ -354,11 +354,18 @@ def test_the_xrt_job_is_what_swifttools_builds_and_its_answer_gives_the_id_and_p
         ({"json": {"OK": 0, "ERROR": "Your UserID is not registered."}}, "rejected: Your UserID is not registered."),
         (
             {"json": {"OK": 1, "JobID": 9, "URL": "https://elsewhere.example.org/p/9", "jobPars": {}}},
-            "failed to submit: the UKSSDC accepted the XRT product request but the UKSSDC XRT products service named no products URL on its own site; "
+            "failed: the UKSSDC accepted the XRT product request but the UKSSDC XRT products service named no products URL on its own site; "
             "check your jobs there before submitting again",
         ),
-        ({"json": {"JobID": 9}}, "failed to submit: the UKSSDC XRT products service answered without OK for the product request"),
-        ({"status": 503, "body": ""}, "failed to submit: www.swift.ac.uk answered HTTP 503 (temporarily unavailable)"),
+        (
+            {"json": {"JobID": 9}},
+            "failed: the UKSSDC XRT products service answered without OK for the product request; "
+            "the job may have been created: check your jobs at the UKSSDC before submitting again",
+        ),
+        (
+            {"status": 503, "body": ""},
+            "failed: www.swift.ac.uk answered HTTP 503 (temporarily unavailable); the request may have reached the facility and was not sent again",
+        ),
     ],
 )
 def test_every_xrt_submission_answer(answer, status):

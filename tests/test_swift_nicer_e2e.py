@@ -139,7 +139,7 @@ def test_a_lost_too_answer_is_never_sent_again(gateway_store, services):
     request_id = seed(gateway_store, skyportal, "swift", SWIFT, {"request_type": "XRT/UVOT ToO"}, 1)
     assert follow_through(gateway_store, services)
     (status,) = skyportal.statuses(1)
-    assert status.startswith("failed to submit: 127.0.0.1:") and "answered HTTP 502" in status
+    assert status.startswith("failed: 127.0.0.1:") and "answered HTTP 502" in status and "may have reached" in status
     assert len(too_api.toos) == 1, "the ToO reached Swift once and was not sent again"
     assert gateway_store.requests.view(request_id)["state"] == "failed"
 
@@ -167,5 +167,5 @@ def test_nicer_verification_failure_and_an_unrecognised_confirmation(gateway_sto
     second = seed(gateway_store, skyportal, "nicer", NICER, {}, 2)
     assert follow_through(gateway_store, services)
     (status,) = skyportal.statuses(2)
-    assert status.startswith("failed to submit: ARK answered the submission with HTTP 200 and a page this package does not recognise (Thank you)")
+    assert status.startswith("failed: ARK answered the submission with HTTP 200 and a page this package does not recognise (Thank you)")
     assert len(ark.submissions) == 1 and gateway_store.requests.view(second)["state"] == "failed"

@@ -81,11 +81,13 @@ class NICERFacility(Facility):
     def login_call(self, altdata: Mapping[str, Any]) -> HTTPCall:
         """ARK's login: the credentials in the form body, never in the URL."""
         body = {"destination": ark.FORM_PATH, "credential_0": altdata["username"], "credential_1": altdata["password"]}
-        return HTTPCall("POST", f"{self.base_url}{ark.LOGIN_PATH}", data=body)
+        return HTTPCall("POST", f"{self.base_url}{ark.LOGIN_PATH}", data=body, repeatable=True)  # creates nothing
 
     def _form_call(self, request: FollowupRequest, button: dict[str, str]) -> HTTPCall:
+        """The form post; the verification creates nothing (repeatable), the submission does."""
         headers = {"Accept": "text/html,application/xhtml+xml"}
-        return HTTPCall("POST", f"{self.base_url}{ark.FORM_PATH}", headers=headers, data={**ark.form_fields(request), **button})
+        data = {**ark.form_fields(request), **button}
+        return HTTPCall("POST", f"{self.base_url}{ark.FORM_PATH}", headers=headers, data=data, repeatable=button is ark.VERIFY_BUTTON)
 
     def prepare(self, request: FollowupRequest) -> HTTPCall:
         """The verification post (after the login; the submission repeats it with the Submit
@@ -115,7 +117,7 @@ class NICERFacility(Facility):
             f"ARK answered the submission with HTTP {response.status_code} and a page this package does not recognise ({ark.one_line(seen)}); "
             f"the request may have been submitted: check your ARK Recent Activity page ({activity}) before submitting again"
         )
-        return Outcome(State.FAILED, detail)
+        return Outcome(State.FAILED, detail, maybe_sent=True)
 
     def delete(self, request: FollowupRequest, transport: Transport) -> Outcome:
         if not request.remote_id:

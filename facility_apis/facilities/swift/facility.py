@@ -16,6 +16,7 @@ An allocation may also announce its ToO and XRT requests by Slack or e-mail (``n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -150,7 +151,7 @@ class SwiftFacility(Facility):
                 note = f"; {delivery.detail}"
             except FacilityError as exc:
                 note = f"; the notification failed: {exc}"
-            outcome = Outcome(outcome.state, outcome.detail + note, outcome.remote_id, outcome.poll_after, cursor=outcome.cursor)
+            outcome = dataclasses.replace(outcome, detail=outcome.detail + note)
         return outcome
 
     def _login(self, request: FollowupRequest, transport: Transport) -> None:
@@ -164,7 +165,8 @@ class SwiftFacility(Facility):
         try:
             answer = too.read_answer(response)
         except RemoteError as exc:
-            return Outcome(State.FAILED, f"{exc}; the ToO may have reached Swift: check your requests at {TOO_PAGE} before submitting again")
+            detail = f"{exc}; the ToO may have reached Swift: check your requests at {TOO_PAGE} before submitting again"
+            return Outcome(State.FAILED, detail, maybe_sent=True)
         warnings = "".join(f"; warning: {w}" for w in answer["warnings"])
         if answer["status"] == "Rejected":
             raise Rejected("; ".join(answer["errors"]) or "Swift rejected the ToO without a reason")
@@ -175,17 +177,22 @@ class SwiftFacility(Facility):
             detail = f"Swift accepted the ToO without naming its id{warnings}; find it at {TOO_PAGE} before submitting again"
         else:
             detail = f"Swift answered '{answer['status']}' to the ToO{warnings}; check your requests at {TOO_PAGE} before submitting again"
-        return Outcome(State.FAILED, detail)
+        return Outcome(State.FAILED, detail, maybe_sent=True)
 
     def _submit_xrt(self, request: FollowupRequest, transport: Transport) -> Outcome:
         response = transport.send(self.prepare(request))
-        answer = xrt.read(response, "the product request")
+        try:
+            answer = xrt.read(response, "the product request")
+        except RemoteError as exc:  # an answer that proves nothing: the job may exist
+            detail = f"{exc}; the job may have been created: check your jobs at the UKSSDC before submitting again"
+            return Outcome(State.FAILED, detail, maybe_sent=True)
         try:
             job, url = answer.get("JobID"), xrt.job_url(answer, self.config)
             if not isinstance(job, (int, str)) or isinstance(job, bool) or not str(job).strip():
                 raise RemoteError(f"{xrt.SERVICE} named no JobID")
         except RemoteError as exc:
-            return Outcome(State.FAILED, f"the UKSSDC accepted the XRT product request but {exc}; check your jobs there before submitting again")
+            detail = f"the UKSSDC accepted the XRT product request but {exc}; check your jobs there before submitting again"
+            return Outcome(State.FAILED, detail, maybe_sent=True)
         return Outcome(State.SUBMITTED, f"UKSSDC XRT products job {job}", remote_id=str(job), poll_after=self.poll_interval, cursor=url)
 
     def _observations(self, request: FollowupRequest, transport: Transport) -> Outcome:

@@ -140,7 +140,8 @@ def api_url(config: Mapping[str, Any]) -> str:
 def login_call(config: Mapping[str, Any], altdata: Mapping[str, Any]) -> HTTPCall:
     """The login that opens a session (the secret travels here only, in the JSON body)."""
     body = {"username": altdata["username"], "password": altdata["secret"]}
-    return HTTPCall("POST", f"{api_url(config)}/login", headers={"Accept": "application/json"}, json=body)
+    # Repeatable: a login creates nothing, so a lost answer is simply asked again.
+    return HTTPCall("POST", f"{api_url(config)}/login", headers={"Accept": "application/json"}, json=body, repeatable=True)
 
 
 def submit_call(config: Mapping[str, Any], request: FollowupRequest, *, validate_only: bool = False) -> HTTPCall:
