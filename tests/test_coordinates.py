@@ -106,3 +106,12 @@ def test_galactic_landmarks():
     centre_l, centre_b = galactic(266.40499, -28.93617)  # Sgr A*, at the galactic centre
     assert min(centre_l, 360 - centre_l) < 0.06 and abs(centre_b) < 0.05
     assert galactic(192.85948, 27.12825)[1] == pytest.approx(90.0, abs=1e-4)  # the north galactic pole
+
+
+def test_separation_deg_is_exact_for_small_and_large_angles():
+    from facility_apis.core.coordinates import separation_deg
+
+    assert separation_deg(10.0, 20.0, 10.0, 20.0) == 0.0
+    assert separation_deg(0.0, 0.0, 180.0, 0.0) == pytest.approx(180.0)
+    assert separation_deg(359.9999, 0.0, 0.0001, 0.0) * 3600 == pytest.approx(0.72, rel=1e-6)  # across RA 0
+    assert separation_deg(0.0, 89.9999, 180.0, 89.9999) * 3600 == pytest.approx(0.72, rel=1e-6)  # over the pole

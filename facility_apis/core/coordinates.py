@@ -149,3 +149,11 @@ def galactic(ra: float, dec: float) -> tuple[float, float]:
     longitude = math.degrees(math.atan2(y, x)) % 360.0
     latitude = math.degrees(math.atan2(z, math.hypot(x, y)))
     return (0.0 if longitude >= 360.0 else longitude), latitude
+
+
+def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """The angle between two positions (degrees in and out), by the haversine formula, which
+    stays exact for the small separations cone searches and duplicate checks compare."""
+    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    a = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(a))))

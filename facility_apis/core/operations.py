@@ -21,6 +21,8 @@ raised                   state       ``poll_after``
 ``RemoteError``          failed      ``RETRY_AFTER_FAILURE`` while following (none if ``permanent``);
                                      none on submit and remote_validate
 ``EgressRefused``        failed      none (the destination is not allowed)
+``ConfigurationError``   failed      none (the deployment must be fixed, e.g. an optional
+                                     package the facility needs is not installed)
 anything else (a bug)    failed      none; the traceback is logged, redacted
 =======================  ==========  ================================================================
 
@@ -42,6 +44,7 @@ from .answers import one_line
 from .egress import EgressRefused
 from .errors import (
     AltdataError,
+    ConfigurationError,
     CredentialsRefused,
     FacilityError,
     FacilityUnavailable,
@@ -106,7 +109,7 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
         except (RemoteError, CredentialsRefused) as exc:
             retry = following and not getattr(exc, "permanent", False)
             outcome = Outcome(State.FAILED, str(exc), remote_id=remote_id, poll_after=RETRY_AFTER_FAILURE if retry else None)
-        except EgressRefused as exc:
+        except (EgressRefused, ConfigurationError) as exc:
             outcome = Outcome(State.FAILED, str(exc), remote_id=remote_id)
         except Exception as exc:  # a facility bug must not lose the request: report it as a failure
             log.exception("%s.%s raised unexpectedly", facility.name, operation)

@@ -41,6 +41,8 @@ BUILTINS: dict[str, str] = {
     "spring": "facility_apis.facilities.winter:SPRINGFacility",
     "gemini": "facility_apis.facilities.gemini:GeminiFacility",
     "sedm": "facility_apis.facilities.sedm:SEDMFacility",
+    "swift": "facility_apis.facilities.swift:SwiftFacility",
+    "nicer": "facility_apis.facilities.nicer:NICERFacility",
 }
 
 

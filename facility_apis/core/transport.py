@@ -284,6 +284,19 @@ class Transport:
             self._redactors.remove(redactor)
             self._records.remove(records)
 
+    @contextlib.contextmanager
+    def cookie_session(self) -> Iterator[None]:
+        """Calls inside the block share the cookies the services set (a login's session cookie)
+        and no others: the cookie jar is emptied on entry and on exit. A transport is reused for
+        other allocations' calls (the gateway keeps one per worker thread), so a session opened
+        with one allocation's credentials must never ride along on another's call. Cookie values
+        are masked whole in every record (``Cookie``/``Set-Cookie`` headers)."""
+        self.session.cookies.clear()
+        try:
+            yield
+        finally:
+            self.session.cookies.clear()
+
     def send(self, call: HTTPCall) -> requests.Response:
         """Send a prepared ``HTTPCall`` (see ``request``)."""
         return self.request(

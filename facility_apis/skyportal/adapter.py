@@ -30,7 +30,7 @@ from .guard import log_once, never_raises
 from .handoff import Result
 from .models import get_models
 from .settings import current_settings
-from .snapshot import CURSOR, FRAMES, GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, SKYPORTAL_PAYLOAD_KEYS, core_request, field, host_point, recorded
+from .snapshot import CURSOR, FRAMES, GATEWAY_ID, REMOTE_ID, REQUEST_TYPE, REQUEST_TYPE_MARKERS, core_request, facility_payload, field, host_point, recorded
 
 #: The keys of SkyPortal's ``implements()``.
 SKYPORTAL_METHODS = (
@@ -116,11 +116,18 @@ class _FacilityType(type):
             # One uiSchema serves every form of the class: its order lists each form's fields
             # (the form library skips the names a form lacks, and refuses a form whose fields it misses).
             ui["ui:order"] = orders
-        ui[REQUEST_TYPE] = {"ui:widget": "hidden"}
+        if not any(cls._own_request_type(member) for member in cls.facilities):  # SkyPortal's marker: hidden
+            ui[REQUEST_TYPE] = {"ui:widget": "hidden"}
         order = ui.get("ui:order")
         if isinstance(order, list) and "*" not in order and REQUEST_TYPE not in order:
             order.append(REQUEST_TYPE)
         return ui
+
+    def _own_request_type(cls, member: type[Facility]) -> bool:
+        """Whether ``member``'s form has a ``request_type`` field of its own (Swift's three kinds),
+        rather than room for SkyPortal's marker: the observer must see and choose it."""
+        spec = (cls._form_facility(member).request_schema().get("properties") or {}).get(REQUEST_TYPE) or {}
+        return bool(set(spec.get("enum") or ()) - set(REQUEST_TYPE_MARKERS))
 
     @property
     @never_raises(dict)
@@ -299,7 +306,7 @@ class SkyPortalFacility(metaclass=_FacilityType):
     @classmethod
     async def _host_photometry(cls, models: Any, session: Any, request: Any, operation: str, member: type[Facility]) -> tuple[HostPoint, ...]:
         """The source's photometry, for a submission whose facility uses it (e.g. a centroid)."""
-        payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
+        payload = facility_payload(request.payload)
         if operation != "submit" or not cls._form_facility(member).uses_host_photometry(payload):
             return ()
         return tuple(host_point(point) for point in await models.host_photometry(session, request))

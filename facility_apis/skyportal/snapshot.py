@@ -29,9 +29,22 @@ CURSOR = "cursor"
 #: Key of a stored transaction ``response`` listing the data files the facility gave (SkyPortal has
 #: no table for them): ``[{"name", "url", "filter", "mjd"}, ...]``.
 FRAMES = "frames"
-#: The payload key SkyPortal's own UI adds to mark forced-photometry requests; not a facility field.
+#: The payload key SkyPortal's own UI adds to mark forced-photometry requests, with one of
+#: ``REQUEST_TYPE_MARKERS``; with any other value it is the facility's own field (Swift's
+#: ``request_type`` chooses among its three kinds of request) and reaches the facility.
 REQUEST_TYPE = "request_type"
+REQUEST_TYPE_MARKERS = ("forced_photometry", "triggered")
 SKYPORTAL_PAYLOAD_KEYS = (REQUEST_TYPE,)
+
+
+def facility_payload(payload: Any) -> dict[str, Any]:
+    """A SkyPortal request's payload as the facility sees it: SkyPortal's ``request_type`` marker
+    (``forced_photometry``, ``triggered``) removed, any other key kept."""
+    return {
+        key: value
+        for key, value in dict(payload or {}).items()
+        if not (key in SKYPORTAL_PAYLOAD_KEYS and value in REQUEST_TYPE_MARKERS)
+    }
 
 
 def field(thing: Any, name: str, default: Any = None) -> Any:
@@ -160,7 +173,7 @@ def core_request(
         group_ids=group_ids(allocation),
         group=getattr(getattr(allocation, "group", None), "name", None),
     )
-    payload = {key: value for key, value in dict(request.payload or {}).items() if key not in SKYPORTAL_PAYLOAD_KEYS}
+    payload = facility_payload(request.payload)
     requester = getattr(request.requester, "username", None) if request.requester is not None else None
     return FollowupRequest(
         request.id,

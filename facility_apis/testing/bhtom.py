@@ -43,6 +43,7 @@ from typing import Any, NoReturn
 
 import tornado.web
 
+from ..core.coordinates import separation_deg
 from .atlas import TokenAuthHandler  # DRF's obtain-auth-token view, as ATLAS serves it too
 from .server import LoopbackHandler, LoopbackServer
 
@@ -67,12 +68,6 @@ MJD_UNIX_EPOCH = 40587.0
 
 def mjd_now(now: float | None = None) -> float:
     return MJD_UNIX_EPOCH + (time.time() if now is None else now) / 86400.0
-
-
-def _separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    a = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(a))))
 
 
 @dataclass
@@ -275,7 +270,7 @@ class BHTOMEmulator(LoopbackServer):
             if cone:
                 try:
                     ra, dec, radius = (float(x.strip()) for x in str(cone).split(","))
-                    found = [t for t in found if _separation_deg(ra, dec, t.ra, t.dec) <= radius]
+                    found = [t for t in found if separation_deg(ra, dec, t.ra, t.dec) <= radius]
                 except ValueError:
                     pass  # BHTOM logs the error and ignores the cone
             self._visit(time.time())
@@ -324,7 +319,7 @@ class BHTOMEmulator(LoopbackServer):
         with self._lock:
             data = self._check_fields(data, creating=True)
             ra, dec = float(data["ra"]), float(data["dec"])
-            if any(_separation_deg(ra, dec, t.ra, t.dec) <= DUPLICATE_RADIUS_DEG for t in self._targets.values()):
+            if any(separation_deg(ra, dec, t.ra, t.dec) <= DUPLICATE_RADIUS_DEG for t in self._targets.values()):
                 raise Refusal(400, ["Source found already at these coordinates (rad 3 arcsec)"])
             values = {key: data[key] for key in WRITABLE if key in data and key not in ("name", "ra", "dec")}
             self.add_target(str(data["name"]), ra, dec, owner=user.username, **values)

@@ -38,6 +38,7 @@ from urllib.parse import quote
 import requests
 
 from ...core.answers import body_line, expect, is_html, json_object
+from ...core.coordinates import separation_deg
 from ...core.errors import AltdataError, ConfigurationError, CredentialsRefused, PayloadError, Rejected, RemoteError, RemoteNotFound
 from ...core.interface import Facility, FollowupRequest, Kind
 from ...core.outcome import Outcome, State
@@ -79,9 +80,7 @@ def error_object(body: Any) -> str | None:
 
 def separation_arcsec(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
     """Angular distance (haversine), arcseconds; degrees in."""
-    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    a = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(a)))) * 3600.0
+    return separation_deg(ra1, dec1, ra2, dec2) * 3600.0
 
 
 def _hours(days: Any) -> float:

@@ -75,7 +75,7 @@ def collect_forms(registry: Registry | None = None, names: Iterable[str] | None 
     ``UnknownFacility`` for a name it lacks), from the SkyPortal class's
     ``frontend_render_info(instrument=None, user=None)``."""
     from ...skyportal import api_classes
-    from ...skyportal.snapshot import SKYPORTAL_PAYLOAD_KEYS
+    from ...skyportal.snapshot import REQUEST_TYPE_MARKERS, SKYPORTAL_PAYLOAD_KEYS, facility_payload
 
     registry = registry or default_registry()
     wanted = {registry.get(name).name for name in names} if names else None
@@ -92,7 +92,7 @@ def collect_forms(registry: Registry | None = None, names: Iterable[str] | None 
 
         def judge_request(payload: Any, facility=facility) -> Verdict:
             if isinstance(payload, Mapping):  # SkyPortal's own markers never reach the facility
-                payload = {k: v for k, v in payload.items() if k not in SKYPORTAL_PAYLOAD_KEYS}
+                payload = facility_payload(payload)
             return verdict_of(lambda: facility.validate_payload(payload))
 
         def judge_altdata(altdata: Any, members=members) -> Verdict:
@@ -104,7 +104,10 @@ def collect_forms(registry: Registry | None = None, names: Iterable[str] | None 
         if request is not None:
             request_type = "forced_photometry" if forced else "triggered"
             ui = info.get("uiSchema") or {}
-            forms.append(FormUnderTest(core.name, "request", core.title, request_type, request, ui, judge_request, tuple(SKYPORTAL_PAYLOAD_KEYS)))
+            # SkyPortal's marker is not probed; a facility's own field of that name (Swift's) is.
+            own = {key for key, spec in (request.get("properties") or {}).items() if set((spec or {}).get("enum") or ()) - set(REQUEST_TYPE_MARKERS)}
+            markers = tuple(key for key in SKYPORTAL_PAYLOAD_KEYS if key not in own)
+            forms.append(FormUnderTest(core.name, "request", core.title, request_type, request, ui, judge_request, markers))
         if info.get("formSchemaAltdata") is not None:
             forms.append(FormUnderTest(core.name, "altdata", core.title, None, info["formSchemaAltdata"], {}, judge_altdata))
     return forms
