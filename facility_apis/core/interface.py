@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import re
@@ -28,11 +29,14 @@ IMPLEMENTABLE = ("validate_altdata", "prepare", *PERFORMABLE)
 
 class Kind(str, enum.Enum):
     """What a facility does: observe (a telescope's queue), measure forced photometry on existing
-    images, or notify people (Slack, e-mail, another service)."""
+    images, notify people (Slack, e-mail, another service), or deliver an observation plan the
+    host generated (SkyPortal's allocation type ``observation_plan``: the plan travels in the
+    payload, see ``core/plan.py``; SkyPortal calls such a facility with ``send``/``remove``)."""
 
     OBSERVATION = "observation"
     FORCED_PHOTOMETRY = "forced_photometry"
     NOTIFICATION = "notification"
+    OBSERVATION_PLAN = "observation_plan"
 
 
 @dataclass(frozen=True)
@@ -242,10 +246,14 @@ class Facility:
 
     @classmethod
     def secrets(cls, altdata: Mapping[str, Any]) -> list[str]:
-        """The secret values in ``altdata``: what every record must mask."""
+        """The secret values in ``altdata`` (under the form's keys or a spelling
+        ``normalise_altdata`` maps to them): what every record must mask."""
         if not isinstance(altdata, Mapping):
             return []
-        return [str(altdata[key]) for key in cls.secret_fields() if altdata.get(key) not in (None, "")]
+        values = [dict(altdata)]
+        with contextlib.suppress(AltdataError):  # refused anyway: mask what the form's keys hold
+            values.append(cls.normalise_altdata(dict(altdata)))
+        return sorted({str(found[key]) for found in values for key in cls.secret_fields() if found.get(key) not in (None, "")})
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -256,10 +264,19 @@ class Facility:
         """
         if not isinstance(altdata, Mapping):
             raise AltdataError.single("$", "must be an object")
-        cleaned = {key: value for key, value in altdata.items() if value not in (None, "")}
+        cleaned = self.normalise_altdata({key: value for key, value in altdata.items() if value not in (None, "")})
         validate(self.altdata_schema(), cleaned, AltdataError)
         self.check_altdata(cleaned)
         return cleaned
+
+    @classmethod
+    def normalise_altdata(cls, altdata: dict[str, Any]) -> dict[str, Any]:
+        """``altdata`` (blank values dropped) with the spellings SkyPortal deployments already hold
+        mapped to the form's keys, before the schema judges it (e.g. MMA's legacy ``type`` for
+        ``allocation_type``); by default unchanged. The result is what ``validate_altdata``
+        returns, so what is stored and what the operations read has the form's keys only. Raise
+        ``AltdataError`` naming the field when two spellings disagree."""
+        return altdata
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         """Rules beyond the schema, on altdata that passed it; raise ``AltdataError``."""
