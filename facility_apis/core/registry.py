@@ -35,6 +35,7 @@ BUILTINS: dict[str, str] = {
     "soar_goodman_imager": "facility_apis.facilities.observation_portal.soar:GoodmanImagerFacility",
     "soar_goodman_spectrograph": "facility_apis.facilities.observation_portal.soar:GoodmanSpectrographFacility",
     "soar_triplespec": "facility_apis.facilities.observation_portal.soar:TripleSpecFacility",
+    "mma": "facility_apis.facilities.mma:MMAFacility",
 }
 
 
