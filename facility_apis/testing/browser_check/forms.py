@@ -12,6 +12,8 @@ from ...core.registry import Registry, default_registry
 from ..form_instances import form_instances
 
 FORMS = ("request", "altdata")
+#: The screenshots each form gives (``browser/check.mjs``: the plain and the SkyPortal mode).
+FORM_SCREENSHOTS = {"request": ("request", "request-skyportal"), "altdata": ("allocation",)}
 
 
 @dataclass(frozen=True)
@@ -104,3 +106,11 @@ def collect_forms(registry: Registry | None = None, names: Iterable[str] | None 
         if info.get("formSchemaAltdata") is not None:
             forms.append(FormUnderTest(core.name, "altdata", core.title, None, info["formSchemaAltdata"], {}, judge_altdata))
     return forms
+
+
+def expected_screenshots(name: str, registry: Registry | None = None) -> tuple[str, ...]:
+    """The screenshots facility ``name``'s forms give (``<name>-<shot>.png``): all three for a
+    facility with a request form; ``allocation`` only for one SkyPortal shows no request form of
+    (an observation-plan facility: the plan form is the generating class's)."""
+    forms = {form.form for form in collect_forms(registry, [name])}
+    return tuple(shot for kind in FORMS if kind in forms for shot in FORM_SCREENSHOTS[kind])
