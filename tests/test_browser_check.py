@@ -52,17 +52,19 @@ def test_ajv_oneof_errors_keep_only_the_branch_the_instance_chose():
         ajv("oneOf", "", "#/dependencies/kind/oneOf", passingSchemas=None),
     ]
     assert bc.ajv_fields(errors, ONEOF_SCHEMA) == {"$.x"}
-    # No branch chosen (kind matches none): the oneOf error itself, as the package reports it.
+    # No branch chosen because every branch refused kind's value: kind, as the package reports it.
     unchosen = [
         ajv("enum", "/kind", "#/dependencies/kind/oneOf/0/properties/kind/enum", allowedValues=["a"]),
         ajv("enum", "/kind", "#/dependencies/kind/oneOf/1/properties/kind/enum", allowedValues=["b"]),
         ajv("oneOf", "", "#/dependencies/kind/oneOf", passingSchemas=None),
     ]
-    assert bc.ajv_fields(unchosen, ONEOF_SCHEMA) == {"$"}
+    assert bc.ajv_fields(unchosen, ONEOF_SCHEMA) == {"$.kind"}
 
 
 def test_the_package_reads_the_same_oneof_instance_the_same_way():
     from facility_apis.core.schemas import field_errors
+
+    assert {e.path for e in field_errors(ONEOF_SCHEMA, {"kind": "c"})} == {"$.kind"}
 
     assert {e.path for e in field_errors(ONEOF_SCHEMA, {"kind": "a"})} == {"$.x"}
 

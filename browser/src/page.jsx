@@ -99,7 +99,8 @@ async function outcome() {
         submitted: false,
         blockedBy: "html5",
         formData: plain(state()),
-        html5: invalid.map((el) => ({ id: el.id, message: el.validationMessage })),
+        // MUI's select keeps its value in a hidden input whose id is React's own: its name is RJSF's id.
+        html5: invalid.map((el) => ({ id: el.id, name: el.name || null, message: el.validationMessage })),
         errors: [],
         raw: [],
       };

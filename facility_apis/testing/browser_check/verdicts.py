@@ -46,6 +46,7 @@ def ajv_fields(errors: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> se
     of branches that do not apply are dropped."""
     combinators = [e for e in errors if e.get("keyword") in ("oneOf", "anyOf")]
     dropped: set[int] = set()
+    named: set[str] = set()
     for combinator in sorted(combinators, key=lambda e: len(e["schemaPath"])):
         if id(combinator) in dropped:
             continue
@@ -63,12 +64,28 @@ def ajv_fields(errors: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> se
             mismatched = any(e.get("keyword") in ("enum", "const") and e.get("instancePath", "")[len(base) :].lstrip("/") in keys for e in branch_errors)
             if keys and not mismatched:
                 chosen.append(index)
+        refused = _refused_choice(by_branch, len(branches)) if len(chosen) != 1 else None
         for index, branch_errors in by_branch.items():
             if len(chosen) != 1 or index != chosen[0]:
                 dropped.update(id(e) for e in branch_errors)
-        if len(chosen) == 1:
+        if len(chosen) == 1 or refused is not None:
             dropped.add(id(combinator))
-    return {_error_path(e) for e in errors if id(e) not in dropped}
+        if refused is not None:
+            named.add(refused)
+    return {_error_path(e) for e in errors if id(e) not in dropped} | named
+
+
+def _refused_choice(by_branch: Mapping[int, list[Mapping[str, Any]]], count: int) -> str | None:
+    """The property every branch refused with one ``enum``/``const`` error, when it is the same
+    one (``notification_type: fax``): the package then names that property, not the combinator
+    (``core.schemas._unmatched_choice``). None otherwise."""
+    paths = set()
+    for index in range(count):
+        refusals = [e for e in by_branch.get(index, []) if e.get("keyword") in ("enum", "const")]
+        if len(refusals) != 1:
+            return None
+        paths.add(_error_path(refusals[0]))
+    return paths.pop() if len(paths) == 1 else None
 
 
 def browser_verdict(outcome: Mapping[str, Any]) -> tuple[Verdict, Any, set[str]]:
@@ -83,7 +100,8 @@ def browser_verdict(outcome: Mapping[str, Any]) -> tuple[Verdict, Any, set[str]]
     if outcome.get("submitted"):
         return Verdict(True), payload, set()
     if outcome.get("blockedBy") == "html5":
-        fields = {paths.get(i["id"], f"#{i['id']}") for i in outcome.get("html5") or []}
+        # An input is named by its id, or (MUI's select: a hidden input with React's id) by its name.
+        fields = {paths.get(i["id"]) or paths.get(i.get("name") or "") or f"#{i['id']}" for i in outcome.get("html5") or []}
     elif outcome.get("blockedBy") == "rjsf":
         fields = ajv_fields(outcome.get("raw") or [], outcome.get("schema") or {})
         # Errors added by the host's own checks (SkyPortal's customValidate) carry no schema path.
