@@ -187,9 +187,9 @@ class MMAFacility(Facility):
         return sftp.SSHDestination.from_altdata(dict(altdata), self.ssh_timeout)
 
     def _notice(self, request: FollowupRequest, event: Event, plan: ObservationPlan, mode: str) -> Any:
-        return lambda reference: plan_notice(
-            request, event, plan, facility=self.title, settings=self.notifier.settings, reference=reference, attach=mode == "email"
-        )
+        """The notice of ``event``; the plan is attached to a new plan's e-mail only."""
+        attach = mode == "email" and event is Event.NEW
+        return lambda reference: plan_notice(request, event, plan, facility=self.title, settings=self.notifier.settings, reference=reference, attach=attach)
 
     @staticmethod
     def _file(plan: ObservationPlan, altdata: Mapping[str, Any]) -> tuple[str, bytes]:
