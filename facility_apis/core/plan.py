@@ -138,7 +138,7 @@ class ObservationPlan:
         }
 
     def to_json(self) -> bytes:
-        """:meth:`document` as UTF-8 JSON, compact (about 120 bytes a target, so 5,000 targets
+        """:meth:`document` as UTF-8 JSON, compact (about 140 bytes a target, so 5,000 targets
         stay well within a 1 MiB request) with one target per line: the body a queue API
         receives and the file an scp receiver gets."""
         document = self.document()

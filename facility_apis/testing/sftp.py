@@ -20,18 +20,16 @@ is closed: a transfer that died half way), ``posix_rename`` (``False``: the serv
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Self
 
-STOP_TIMEOUT = 10.0
+from .background import BackgroundServer
 
 
-class SFTPEmulator:
+class SFTPEmulator(BackgroundServer):
     """The server of the module docstring (``start``/``stop`` or a context manager)."""
 
     def __init__(self, *, users: dict[str, str] | None = None, keys: dict[str, list[str]] | None = None, posix_rename: bool = True):
@@ -40,17 +38,14 @@ class SFTPEmulator:
         self.users = dict(users or {"obsplans": "s3cret pass"})
         self.keys = {name: list(lines) for name, lines in (keys or {}).items()}
         self.posix_rename = posix_rename
+        super().__init__()
         self.host = "127.0.0.1"
-        self.port: int | None = None
         self._private = asyncssh.generate_private_key("ssh-ed25519")
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._lock = threading.Lock()
         self._logins: list[tuple[str, str, bool]] = []
         self._cut_after: int | None = None
         self._down = False
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
 
     # -- what tests read ----------------------------------------------------------------------
 
@@ -174,55 +169,27 @@ class SFTPEmulator:
 
         return Server, Files
 
-    def start(self) -> Self:
+    def _start_errors(self) -> tuple[type[BaseException], ...]:
         import asyncssh
 
-        if self._thread is not None:
-            raise RuntimeError("SFTPEmulator is already started")
-        self._directory = tempfile.TemporaryDirectory(prefix="sftp-emulator-")
+        return (OSError, asyncssh.Error)
+
+    async def _listen(self) -> Any:
+        import asyncssh
+
         server_class, files_class = self._classes()
-        ready = threading.Event()
-        failure: list[BaseException] = []
+        acceptor = await asyncssh.listen(self.host, 0, server_host_keys=[self._private], server_factory=server_class, sftp_factory=files_class, allow_scp=False)
+        self.port = acceptor.get_port()
+        return acceptor
 
-        async def serve() -> None:
-            try:
-                self._loop = asyncio.get_running_loop()
-                self._stopping = asyncio.Event()
-                acceptor = await asyncssh.listen(
-                    self.host, 0, server_host_keys=[self._private], server_factory=server_class, sftp_factory=files_class, allow_scp=False
-                )
-                self.port = acceptor.get_port()
-            except (OSError, asyncssh.Error) as exc:  # surfaced by start()
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            await self._stopping.wait()
-            acceptor.close()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(acceptor.wait_closed(), 1.0)
-
-        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name="SFTPEmulator", daemon=True)
-        self._thread.start()
-        if not ready.wait(STOP_TIMEOUT) or failure:
-            raise RuntimeError(f"SFTPEmulator did not start: {failure[0] if failure else 'timeout'}")
-        return self
+    def start(self) -> Self:
+        """Serve from a fresh temporary directory (removed again by :meth:`stop`)."""
+        if self._thread is None:
+            self._directory = tempfile.TemporaryDirectory(prefix="sftp-emulator-")
+        return super().start()
 
     def stop(self) -> None:
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None:
-            return
-        if loop is not None and stopping is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stopping.set)
-        thread.join(STOP_TIMEOUT)
-        self._thread = self._loop = self._stopping = None
-        self.port = None
+        super().stop()
         if self._directory is not None:
             self._directory.cleanup()
             self._directory = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
