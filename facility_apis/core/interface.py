@@ -274,8 +274,9 @@ class Facility:
         """``altdata`` (blank values dropped) with the spellings SkyPortal deployments already hold
         mapped to the form's keys, before the schema judges it (e.g. MMA's legacy ``type`` for
         ``allocation_type``); by default unchanged. The result is what ``validate_altdata``
-        returns, so what is stored and what the operations read has the form's keys only. Raise
-        ``AltdataError`` naming the field when two spellings disagree."""
+        returns, so what is stored and what the operations read has the form's keys only. It may
+        raise ``AltdataError`` naming the field (never quoting a value) for a spelling it cannot
+        read."""
         return altdata
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
