@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.interface import IMPLEMENTABLE, Allocation, FollowupRequest, Target
+from .core.plan import plan_schema
 from .core.timeutil import DATE_PATTERN, DATE_RULE, utcnow
 from .core.transport import Transport
 
@@ -309,14 +310,20 @@ def _write(path: Path, text: str) -> bool:
 def write_generated(outdir: str | Path, registry: Registry | None = None) -> list[Path]:
     """Write ``<facility>-altdata.md``, ``<facility>-request.md`` (and ``<facility>-dry-run.md``
     where the facility can prepare its example request) for every registered facility, plus
-    ``capabilities.md``, into ``outdir``. Returns the paths written or already up to date."""
+    ``capabilities.md`` and the observation plan's fields (``observation-plan.md``,
+    ``observation-plan-targets.md``, from ``core/plan.py``'s schema), into ``outdir``. Returns the paths written or already up to date."""
     from .core.registry import default_registry
 
     registry = registry or default_registry()
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     today = utcnow().date()
-    files: dict[str, str] = {"capabilities.md": capability_table(registry)}
+    plan = plan_schema()
+    files: dict[str, str] = {
+        "capabilities.md": capability_table(registry),
+        "observation-plan.md": schema_table(plan, today=today),
+        "observation-plan-targets.md": schema_table(plan["properties"]["targets"]["items"], today=today),
+    }
     for cls in registry.all():
         files[f"{cls.name}-altdata.md"] = altdata_table(cls, today=today)
         files[f"{cls.name}-request.md"] = request_table(cls, today=today)

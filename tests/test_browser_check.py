@@ -52,17 +52,19 @@ def test_ajv_oneof_errors_keep_only_the_branch_the_instance_chose():
         ajv("oneOf", "", "#/dependencies/kind/oneOf", passingSchemas=None),
     ]
     assert bc.ajv_fields(errors, ONEOF_SCHEMA) == {"$.x"}
-    # No branch chosen (kind matches none): the oneOf error itself, as the package reports it.
+    # No branch chosen because every branch refused kind's value: kind, as the package reports it.
     unchosen = [
         ajv("enum", "/kind", "#/dependencies/kind/oneOf/0/properties/kind/enum", allowedValues=["a"]),
         ajv("enum", "/kind", "#/dependencies/kind/oneOf/1/properties/kind/enum", allowedValues=["b"]),
         ajv("oneOf", "", "#/dependencies/kind/oneOf", passingSchemas=None),
     ]
-    assert bc.ajv_fields(unchosen, ONEOF_SCHEMA) == {"$"}
+    assert bc.ajv_fields(unchosen, ONEOF_SCHEMA) == {"$.kind"}
 
 
 def test_the_package_reads_the_same_oneof_instance_the_same_way():
     from facility_apis.core.schemas import field_errors
+
+    assert {e.path for e in field_errors(ONEOF_SCHEMA, {"kind": "c"})} == {"$.kind"}
 
     assert {e.path for e in field_errors(ONEOF_SCHEMA, {"kind": "a"})} == {"$.x"}
 
@@ -280,7 +282,9 @@ def png_size(path):
 def test_every_facility_has_its_form_screenshots_and_its_page_shows_them(name):
     digests = json.loads(bc.MARKUP_DIGESTS.read_text())
     page = (bc.ROOT / "docs" / "facilities" / f"{name}.md").read_text()
-    for shot in bc.SCREENSHOT_NAMES:
+    shots = bc.expected_screenshots(name)
+    assert "allocation" in shots
+    for shot in shots:
         path = bc.SCREENSHOTS / f"{name}-{shot}.png"
         width, height = png_size(path)
         assert width > 100 and height > 100

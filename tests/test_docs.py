@@ -176,10 +176,13 @@ def test_dry_run_output_is_what_the_command_prints(tmp_path, capsys):
 def test_write_generated_writes_every_file_and_leaves_unchanged_files_alone(tmp_path):
     registry = Registry(group=None)
     paths = docgen.write_generated(tmp_path, registry)
-    expected = {"capabilities.md"} | {f"{cls.name}-{part}.md" for cls in registry.all() for part in ("altdata", "request")}
+    expected = {"capabilities.md", "observation-plan.md", "observation-plan-targets.md"}
+    expected |= {f"{cls.name}-{part}.md" for cls in registry.all() for part in ("altdata", "request")}
     expected |= {f"{cls.name}-dry-run.md" for cls in registry.all() if docgen.dry_run_example(cls) is not None}
     assert {p.name for p in paths} == expected
     assert "api_token" in (tmp_path / "atlas-altdata.md").read_text()
+    assert "`validity_window_mjd`" in (tmp_path / "observation-plan.md").read_text()
+    assert "`exposure_time`" in (tmp_path / "observation-plan-targets.md").read_text()
     stamp = (tmp_path / "capabilities.md").stat().st_mtime_ns
     docgen.write_generated(tmp_path, registry)
     assert (tmp_path / "capabilities.md").stat().st_mtime_ns == stamp

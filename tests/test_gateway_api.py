@@ -630,3 +630,17 @@ def test_generic_body_takes_the_aliases_from_skyportal(generic, store):
     stub.add_source("ZTF22plain", 210.5, -12.25)
     _, errors = error(a.post("/api/followup_request", json={"obj_id": "ZTF22plain", "allocation_id": 3, "payload": {}}), 400)
     assert errors[0].startswith("payload.diaObjectId: is required")
+
+
+def test_an_observation_plan_allocation_takes_no_request(api, store):
+    # The host delivers plans itself; SkyPortal's listener updates follow-up requests only.
+    a, _, _ = api
+    mma = {"facility": "mma", "altdata": {"allocation_type": "API", "endpoint": "https://queue.example.org", "api_token": "qu3ue-t0ken-gw"}}
+    ok(a.put("/api/allocations/7", json=mma))
+    from facility_apis.facilities.mma import MMAFacility
+
+    payload = MMAFacility().request_schema()["examples"][0]
+    message, errors = error(a.post("/api/followup_request", json={"allocation_id": 7, "target": TARGET, "payload": payload}), 400)
+    assert len(errors) == 1 and errors[0].startswith("allocation_id: is an observation-plan allocation, which the gateway does not take")
+    assert "SkyPortal's listener updates follow-up requests only" in message
+    assert store.requests.newest() == []

@@ -7,6 +7,9 @@
   larger headers). It is at least ``SECRET_MIN_LENGTH`` characters long: a shorter value cannot
   be told apart from ordinary text, so masking it would garble every log line and record that
   happens to contain it (whether a longer password is strong enough is the facility's call).
+- A secret a facility never sends in a header (``Facility.secrets_in_bodies``: an SSH private
+  key, a password posted in a form) keeps only the length floor, no NUL, and at most
+  ``BODY_SECRET_MAX_LENGTH`` characters: it may hold line breaks and any character.
 - No altdata value is a URL carrying a user name or password (``https://user:pass@host``): it
   would be stored and shown in clear; credentials belong in their own ``writeOnly`` fields.
 
@@ -24,8 +27,21 @@ from .errors import FieldError
 
 SECRET_MIN_LENGTH = 6
 SECRET_MAX_LENGTH = 4096
+BODY_SECRET_MAX_LENGTH = 65536
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def body_secret_rule(value: str) -> str | None:
+    """Why ``value`` cannot serve as a secret that never travels in a header, in words; None when
+    it can."""
+    if "\x00" in value:
+        return "must not contain the NUL character"
+    if len(value) < SECRET_MIN_LENGTH:
+        return f"must be at least {SECRET_MIN_LENGTH} characters long: a shorter value could not be told apart from ordinary text to be masked"
+    if len(value) > BODY_SECRET_MAX_LENGTH:
+        return f"must be at most {BODY_SECRET_MAX_LENGTH} characters long"
+    return None
 
 
 def secret_rule(value: str) -> str | None:
@@ -56,15 +72,15 @@ def carries_userinfo(value: str) -> bool:
     return parts.username is not None or parts.password is not None or "@" in parts.netloc
 
 
-def credential_errors(altdata: Mapping[str, Any], secret_fields: Iterable[str]) -> list[FieldError]:
+def credential_errors(altdata: Mapping[str, Any], secret_fields: Iterable[str], body_secrets: Iterable[str] = ()) -> list[FieldError]:
     """How ``altdata``'s top-level values break the rules above, one error per field
-    (paths ``$.<key>``)."""
-    secret = set(secret_fields)
+    (paths ``$.<key>``); ``body_secrets`` are the secrets never sent in a header."""
+    secret, in_bodies = set(secret_fields), set(body_secrets)
     errors = []
     for key, value in altdata.items():
         if not isinstance(value, str):
             continue
-        reason = secret_rule(value) if key in secret else None
+        reason = (body_secret_rule(value) if key in in_bodies else secret_rule(value)) if key in secret else None
         if reason is None and carries_userinfo(value):
             reason = "must not carry a user name or password (credentials go in their own fields, never in a URL)"
         if reason is not None:

@@ -15,6 +15,13 @@ anything is sent (:meth:`EgressPolicy.refusal`; also what a form's ``base_url`` 
 against when an allocation is saved). Rule 3 for host names is checked on the addresses a name
 resolves to, when the connection is opened (:meth:`EgressPolicy.vet`): the transport connects to
 the very address it checked, so a name cannot be re-pointed between the check and the connection.
+
+A protocol other than HTTP whose destination an allocation names (SSH, for the scp delivery of
+MMA plans) is held to rule 3 the same way: :meth:`EgressPolicy.host_refusal` on the host and port
+when the allocation is saved, :meth:`EgressPolicy.vet` on the addresses when connecting (the
+connection then goes to a vetted address). Rules 1 and 2 concern URLs and cleartext HTTP; SSH is
+always encrypted. An allowance for such a destination is an origin with that scheme
+(``ssh://127.0.0.1:2222``) or a network.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from urllib.parse import urlsplit
 from .errors import FacilityError
 
 SCHEMES = ("http", "https")
-DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Schemes an allowance may name: HTTP's, and the other protocols whose host an allocation gives.
+ALLOWANCE_SCHEMES = (*SCHEMES, "ssh")
+DEFAULT_PORTS = {"http": 80, "https": 443, "ssh": 22}
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
 
@@ -117,8 +126,8 @@ class EgressPolicy:
         for entry in self.allow:
             if "://" in entry:
                 origin = Origin.of(entry)
-                if origin.scheme not in SCHEMES or not origin.host or origin.port < 0:
-                    raise ValueError(f"egress allowance {entry!r} is not an http(s) origin")
+                if origin.scheme not in ALLOWANCE_SCHEMES or not origin.host or origin.port < 0:
+                    raise ValueError(f"egress allowance {entry!r} is not an origin (http, https or ssh)")
                 origins.add(origin)
             else:
                 try:
@@ -160,6 +169,20 @@ class EgressPolicy:
         address = _address(origin.host)
         if address is None and is_loopback(origin.host):
             address = LOOPBACK  # ``localhost``: judged as the loopback address it names
+        if address is not None and is_internal(address) and not self._allowed(origin, address):
+            return f"{origin.host} is a private or internal address, which this deployment does not allow"
+        return None
+
+    def host_refusal(self, scheme: str, host: str, port: int) -> str | None:
+        """Why ``host``:``port`` may not be reached over ``scheme`` (a protocol other than HTTP,
+        e.g. ``ssh``): rule 3 for a literal address or ``localhost``, in words; None when it may
+        (a name is judged on its addresses by :meth:`vet` when connecting). No DNS lookup."""
+        origin = Origin(scheme.lower(), host.lower().rstrip("."), port)
+        if not origin.host or not 0 < port < 65536:
+            return "names no valid host and port"
+        address = _address(origin.host)
+        if address is None and is_loopback(origin.host):
+            address = LOOPBACK
         if address is not None and is_internal(address) and not self._allowed(origin, address):
             return f"{origin.host} is a private or internal address, which this deployment does not allow"
         return None

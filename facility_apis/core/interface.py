@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import re
@@ -29,11 +30,14 @@ IMPLEMENTABLE = ("validate_altdata", "prepare", *PERFORMABLE)
 
 class Kind(str, enum.Enum):
     """What a facility does: observe (a telescope's queue), measure forced photometry on existing
-    images, or notify people (Slack, e-mail, another service)."""
+    images, notify people (Slack, e-mail, another service), or deliver an observation plan the
+    host generated (SkyPortal's allocation type ``observation_plan``: the plan travels in the
+    payload, see ``core/plan.py``; SkyPortal calls such a facility with ``send``/``remove``)."""
 
     OBSERVATION = "observation"
     FORCED_PHOTOMETRY = "forced_photometry"
     NOTIFICATION = "notification"
+    OBSERVATION_PLAN = "observation_plan"
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,9 @@ class Facility:
     #: Request fields holding a UTC date (see ``core.timeutil.DATE_PATTERN``): served with that
     #: pattern, and any spelling of it normalised to ``YYYY-MM-DD`` before the rules run.
     date_fields: ClassVar[tuple[str, ...]] = ()
+    #: Secret altdata fields the facility never sends in an HTTP header (an SSH private key, a
+    #: password posted in a form): the kit's header rules do not apply to them (core/credentials.py).
+    secrets_in_bodies: ClassVar[frozenset[str]] = frozenset()
     #: The package whose ``schemas/<name>/`` folder holds this facility's documents.
     schema_package: ClassVar[str] = "facility_apis"
 
@@ -254,10 +261,14 @@ class Facility:
 
     @classmethod
     def secrets(cls, altdata: Mapping[str, Any]) -> list[str]:
-        """The secret values in ``altdata``: what every record must mask."""
+        """The secret values in ``altdata`` (under the form's keys or a spelling
+        ``normalise_altdata`` maps to them): what every record must mask."""
         if not isinstance(altdata, Mapping):
             return []
-        return [str(altdata[key]) for key in cls.secret_fields() if altdata.get(key) not in (None, "")]
+        values = [dict(altdata)]
+        with contextlib.suppress(AltdataError):  # refused anyway: mask what the form's keys hold
+            values.append(cls.normalise_altdata(dict(altdata)))
+        return sorted({str(found[key]) for found in values for key in cls.secret_fields() if found.get(key) not in (None, "")})
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -272,10 +283,10 @@ class Facility:
         """
         if not isinstance(altdata, Mapping):
             raise AltdataError.single("$", "must be an object")
-        cleaned = {key: value for key, value in altdata.items() if value not in (None, "")}
+        cleaned = self.normalise_altdata({key: value for key, value in altdata.items() if value not in (None, "")})
         # The schema's errors first; then the rules every facility's credentials obey.
         errors = {error.path: error for error in field_errors(self.altdata_schema(), cleaned)}
-        for error in credential_errors(cleaned, self.secret_fields()):
+        for error in credential_errors(cleaned, self.secret_fields(), self.secrets_in_bodies):
             errors.setdefault(error.path, error)
         if errors:
             raise AltdataError(sorted(errors.values(), key=lambda error: error.path))
@@ -283,6 +294,16 @@ class Facility:
         if instrument_name:
             self.check_instrument(cleaned, instrument_name)
         return cleaned
+
+    @classmethod
+    def normalise_altdata(cls, altdata: dict[str, Any]) -> dict[str, Any]:
+        """``altdata`` (blank values dropped) with the spellings SkyPortal deployments already hold
+        mapped to the form's keys, before the schema judges it (e.g. MMA's legacy ``type`` for
+        ``allocation_type``); by default unchanged. The result is what ``validate_altdata``
+        returns, so what is stored and what the operations read has the form's keys only. It may
+        raise ``AltdataError`` naming the field (never quoting a value) for a spelling it cannot
+        read."""
+        return altdata
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         """Rules beyond the schema, on altdata that passed it; raise ``AltdataError``."""

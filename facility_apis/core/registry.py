@@ -43,6 +43,7 @@ BUILTINS: dict[str, str] = {
     "sedm": "facility_apis.facilities.sedm:SEDMFacility",
     "swift": "facility_apis.facilities.swift:SwiftFacility",
     "nicer": "facility_apis.facilities.nicer:NICERFacility",
+    "mma": "facility_apis.facilities.mma:MMAFacility",
 }
 
 

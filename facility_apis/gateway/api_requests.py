@@ -6,11 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import FacilityError, FieldError, PayloadError
-from ..core.interface import Facility, HostPoint, Target
+from ..core.interface import Facility, HostPoint, Kind, Target
 from ..core.redact import redact_everywhere
 from ..skyportal.client import SkyPortalError
 from .api_base import ApiError, BaseHandler, parse_id, under
 from .api_schemas import FollowupRequestBody, body_errors
+
+#: Why a plan delivery is not taken (docs/gateway.md): its status could reach no one in SkyPortal.
+PLAN_REFUSAL = (
+    "is an observation-plan allocation, which the gateway does not take: the host delivers plans itself "
+    "(SkyPortal's send runs them in its own process), and SkyPortal's listener updates follow-up requests only, "
+    "so a plan's status could not be reported back"
+)
 
 #: SkyPortal statuses meaning "no such source" rather than "SkyPortal is failing".
 UNKNOWN_SOURCE_STATUSES = frozenset({400, 404})
@@ -40,6 +47,8 @@ class _RequestBodyHandler(BaseHandler):
             # Cross-allocation access is refused (404) before anything else is said about the body.
             summary = await self.blocking(self.gateway.store.allocations.summary, int(body["allocation_id"]), self.client_id)
             facility = self.gateway.facility(summary["facility"])
+            if facility.kind is Kind.OBSERVATION_PLAN:
+                raise ApiError.invalid("follow-up request", [FieldError("allocation_id", PLAN_REFUSAL)])
             if isinstance(payload, dict) and target is None:
                 known = facility.request_schema().get("properties", {})
                 ignored = sorted(key for key in payload if key not in known)

@@ -40,29 +40,39 @@ def branch_schema() -> dict[str, Any]:
     return load_schema("notify/altdata")
 
 
-def _branches(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
-    dependency = (schema.get("dependencies") or {}).get("notification_type")
+def _branches(schema: Mapping[str, Any], key: str = "notification_type") -> list[dict[str, Any]]:
+    dependency = (schema.get("dependencies") or {}).get(key)
     return list(dependency.get("oneOf") or []) if isinstance(dependency, Mapping) else []
 
 
-def notification_altdata(schema: dict[str, Any]) -> dict[str, Any]:
+def _keyed(branch: dict[str, Any], key: str) -> dict[str, Any]:
+    """A branch of the fragment with its ``notification_type`` pin moved to ``key``."""
+    properties = branch["properties"]
+    pin = properties.pop("notification_type")
+    branch["properties"] = {key: pin, **properties}
+    return branch
+
+
+def notification_altdata(schema: dict[str, Any], *, key: str = "notification_type") -> dict[str, Any]:
     """``schema`` (a facility's altdata schema) with the notification branch added: the
     ``notification_type`` choices ``slack`` and ``email`` (appended to a ``notification_type`` the
     facility already declares, e.g. GENERIC's ``API``), and one ``dependencies`` branch each. A
-    top-level ``additionalProperties: false`` is dropped (see the module docstring). Returns a new
-    schema; ``required`` is left as the facility wrote it (the branch is optional unless the
-    facility requires ``notification_type``)."""
+    facility whose allocations name the mode under another key (MMA's ``allocation_type``) passes
+    it as ``key``: the choices and branches hang on that field instead. A top-level
+    ``additionalProperties: false`` is dropped (see the module docstring). Returns a new schema;
+    ``required`` is left as the facility wrote it (the branch is optional unless the facility
+    requires the key)."""
     merged = copy.deepcopy(schema)
     fragment = branch_schema()
     properties = merged.setdefault("properties", {})
     offered = fragment["properties"]["notification_type"]
-    if "notification_type" in properties:
-        choice = properties["notification_type"]
+    if key in properties:
+        choice = properties[key]
         choice["enum"] = [*choice.get("enum", []), *(mode for mode in offered["enum"] if mode not in choice.get("enum", []))]
     else:
-        properties["notification_type"] = offered
-    dependency = merged.setdefault("dependencies", {}).setdefault("notification_type", {})
-    dependency.setdefault("oneOf", []).extend(_branches(fragment))
+        properties[key] = offered
+    dependency = merged.setdefault("dependencies", {}).setdefault(key, {})
+    dependency.setdefault("oneOf", []).extend(_keyed(branch, key) for branch in _branches(fragment))
     if merged.get("additionalProperties") is False:
         del merged["additionalProperties"]
     return merged
@@ -98,14 +108,14 @@ def parse_addresses(text: str) -> list[str]:
     return addresses
 
 
-def check_notification_altdata(altdata: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+def check_notification_altdata(altdata: Mapping[str, Any], schema: Mapping[str, Any], *, key: str = "notification_type") -> None:
     """Rules the schema cannot say, on altdata that passed ``schema`` (the facility's merged
     altdata schema): no key unknown to the form (``$.<key>: is not an allowed property``), and for
-    ``email`` every entry an address. Raises ``AltdataError``."""
+    ``email`` (chosen by ``key``) every entry an address. Raises ``AltdataError``."""
     unknown = sorted(set(altdata) - allowed_keys(schema))
     if unknown:
-        raise AltdataError([FieldError(f"$.{key}", "is not an allowed property") for key in unknown])
-    if altdata.get("notification_type") == "email":
+        raise AltdataError([FieldError(f"$.{name}", "is not an allowed property") for name in unknown])
+    if altdata.get(key) == "email":
         parse_addresses(altdata["email"])
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .message import Item, Notice
-from .render import COMMENTS, OBSERVATION
+from .render import COMMENTS
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -97,10 +97,15 @@ def render_blocks(notice: Notice) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header}}]
     blocks += _field_sections(notice.about())
     if notice.source_url and len(notice.source_url) <= MAX_BUTTON_URL:
-        button = {"type": "button", "text": {"type": "plain_text", "text": f"Source page in {notice.app_title}"[:MAX_BUTTON_TEXT]}, "url": notice.source_url}
+        label = f"{notice.link_label} in {notice.app_title}"[:MAX_BUTTON_TEXT]
+        button = {"type": "button", "text": {"type": "plain_text", "text": label}, "url": notice.source_url}
         blocks.append({"type": "actions", "elements": [button]})
     if notice.observation:
-        blocks += [{"type": "divider"}, _section(f"*{OBSERVATION}*"), *_field_sections(notice.observation)]
+        blocks += [{"type": "divider"}, _section(f"*{_cut(notice.observation_title, 200)}*"), *_field_sections(notice.observation)]
+    if notice.attachments:
+        files = ", ".join(attachment.described for attachment in notice.attachments)
+        note = _cut(f"Not attached here (Slack takes no files by webhook): {files}", MAX_SECTION_TEXT)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     if notice.comments:
         blocks += [{"type": "divider"}, _section(f"*{COMMENTS}*")]
         for comment in notice.comments:

@@ -1,6 +1,8 @@
 """A ``Notice`` as an e-mail, built with the standard library's ``email`` API.
 
-The message is ``multipart/alternative``: the plain text and the HTML of ``render.py``. Headers are
+The message is ``multipart/alternative``: the plain text and the HTML of ``render.py``; with the
+notice's attachments, ``multipart/mixed`` holding that and each file (``Content-Disposition:
+attachment``, base64 as the standard library encodes binary data). Headers are
 set through ``EmailMessage`` (policy ``SMTP``), which refuses a header value holding a line break;
 every value put in one is a clean single line already (``message.one_line``) or an address that
 passed the altdata check, so no field (object id, comment, requester name) can add a header.
@@ -46,4 +48,7 @@ def build_email(notice: Notice, *, sender: str, recipients: Sequence[str], messa
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(render_text(notice))
     message.add_alternative(render_html(notice), subtype="html")
+    for attachment in notice.attachments:  # the message becomes multipart/mixed
+        maintype, subtype = attachment.content_type.split("/", 1)
+        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return message

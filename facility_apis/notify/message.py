@@ -18,7 +18,7 @@ import enum
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -51,8 +51,14 @@ class Event(str, enum.Enum):
     CANCELLED = "cancelled"
 
     @property
+    def verb(self) -> str:
+        """``New``, ``Updated`` or ``Cancelled``."""
+        return {"new": "New", "updated": "Updated", "cancelled": "Cancelled"}[self.value]
+
+    @property
     def heading(self) -> str:
-        return {"new": "New follow-up request", "updated": "Updated follow-up request", "cancelled": "Cancelled follow-up request"}[self.value]
+        """``New follow-up request`` (and Updated, Cancelled)."""
+        return f"{self.verb} follow-up request"
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,34 @@ class Item:
 
     label: str
     value: str
+
+
+#: A file name an attachment may carry: letters, digits, ``.``, ``_``, ``-``, ``+``, ``:``, not starting with a dot.
+_FILENAME = re.compile(r"[A-Za-z0-9_+:-][A-Za-z0-9._+:-]{0,199}")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a notice: attached to the e-mail, named (never attached) in Slack, whose
+    incoming webhooks take no files. ``filename`` follows ``_FILENAME`` (``ValueError`` otherwise,
+    so no name can carry a path or a header), ``content_type`` is ``type/subtype``."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not _FILENAME.fullmatch(self.filename):
+            raise ValueError("an attachment's file name must be letters, digits, '.', '_', '-', '+' or ':', not starting with a dot")
+        if not re.fullmatch(r"[a-z]+/[a-z0-9.+-]+", self.content_type):
+            raise ValueError("an attachment's content type must be type/subtype")
+
+    @property
+    def described(self) -> str:
+        """``plan.json (12.3 kB)``."""
+        size = len(self.data)
+        text = f"{size} bytes" if size < 1000 else f"{size / 1000:.1f} kB" if size < 1_000_000 else f"{size / 1_000_000:.1f} MB"
+        return f"{self.filename} ({text})"
 
 
 def format_value(value: Any) -> str:
@@ -96,14 +130,19 @@ def observation_items(payload: Mapping[str, Any], form: Mapping[str, Any]) -> tu
 
 @dataclass(frozen=True)
 class Notice:
-    """One announcement; build it with :func:`build_notice`. Texts are already clean (see the
-    module docstring); ``ra``/``dec`` are ICRS degrees."""
+    """One announcement; build it with :func:`build_notice` (a follow-up request on a source).
+    Texts are already clean (see the module docstring); ``ra``/``dec`` are ICRS degrees.
+
+    A notice about something else than a source (an observation plan) names it with ``obj_id``
+    under ``name_label``, leaves ``ra``/``dec`` out (``None``), says what it is in ``subject``
+    (the heading reads ``New <subject>: <obj_id>``), titles its details ``observation_title``,
+    labels its link ``link_label`` and may carry ``attachments``."""
 
     event: Event
     facility: str
     obj_id: str
-    ra: float
-    dec: float
+    ra: float | None
+    dec: float | None
     observation: tuple[Item, ...] = ()
     instrument: str | None = None
     pi: str | None = None
@@ -114,11 +153,17 @@ class Notice:
     comments: tuple[str, ...] = ()
     reference: str | None = None
     app_title: str = "SkyPortal"
+    subject: str = "follow-up request"
+    name_label: str = "Object"
+    observation_title: str = "Requested observation"
+    link_label: str = "Source page"
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def heading(self) -> str:
-        """``New follow-up request: <obj id>`` (and Updated, Cancelled)."""
-        return f"{self.event.heading}: {self.obj_id}"
+        """``New follow-up request: <obj id>`` (and Updated, Cancelled; ``subject`` for other
+        notices)."""
+        return f"{self.event.verb} {self.subject}: {self.obj_id}"
 
     @property
     def summary(self) -> str:
@@ -129,12 +174,15 @@ class Notice:
     def about(self) -> tuple[Item, ...]:
         """The source and allocation, labelled, in the order every renderer shows them; a line
         whose value is unknown is left out."""
-        longitude, latitude = galactic(self.ra, self.dec)
-        lines = [
-            ("Object", self.obj_id),
-            ("RA, Dec", f"{hms(self.ra, 2)} {dms(self.dec, 1)}"),
-            ("RA, Dec (deg)", f"{self.ra:.5f}, {self.dec:+.5f}"),
-            ("Galactic l, b (deg)", f"{longitude:.5f}, {latitude:+.5f}"),
+        lines = [(self.name_label, self.obj_id)]
+        if self.ra is not None and self.dec is not None:
+            longitude, latitude = galactic(self.ra, self.dec)
+            lines += [
+                ("RA, Dec", f"{hms(self.ra, 2)} {dms(self.dec, 1)}"),
+                ("RA, Dec (deg)", f"{self.ra:.5f}, {self.dec:+.5f}"),
+                ("Galactic l, b (deg)", f"{longitude:.5f}, {latitude:+.5f}"),
+            ]
+        lines += [
             ("Facility", self.facility),
             ("Instrument", self.instrument),
             ("PI", self.pi),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,9 @@ from .slack import DEFAULT_BASE_URL, read_answer, webhook_call, webhook_url
 from .smtp import SMTPSettings, send_mail
 
 _KEYS = {"skyportal_url", "app_title", "slack_base_url", "smtp"}
+
+#: Makes the notice to send for a reference (the tie between the messages about one request).
+NoticeBuilder = Callable[[str | None], Notice]
 
 
 @dataclass(frozen=True)
@@ -105,13 +108,14 @@ class Notifier:
         """Whether the allocation asks for notices (``notification_type`` slack or email)."""
         return altdata.get("notification_type") in ("slack", "email")
 
-    def check_altdata(self, altdata: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    def check_altdata(self, altdata: Mapping[str, Any], schema: Mapping[str, Any], *, key: str = "notification_type") -> None:
         """:func:`~facility_apis.notify.altdata.check_notification_altdata`, and e-mail refused
         when this deployment has no SMTP server (so the allocation fails when it is saved, not at
-        its first request). Raises ``AltdataError``."""
-        check_notification_altdata(altdata, schema)
-        if altdata.get("notification_type") == "email" and self.settings.smtp is None:
-            raise AltdataError.single("$.notification_type", "email is not available: this deployment configures no SMTP server (notify.smtp)")
+        its first request). ``key`` is the field that chooses the mode (see
+        :func:`~facility_apis.notify.altdata.notification_altdata`). Raises ``AltdataError``."""
+        check_notification_altdata(altdata, schema, key=key)
+        if altdata.get(key) == "email" and self.settings.smtp is None:
+            raise AltdataError.single(f"$.{key}", "email is not available: this deployment configures no SMTP server (notify.smtp)")
 
     def notice(self, request: FollowupRequest, event: Event, *, facility: str, form: Mapping[str, Any], reference: str | None) -> Notice:
         """The notice of ``event`` for ``request`` (comments when the allocation says so)."""
@@ -129,37 +133,59 @@ class Notifier:
     def _reference(self, request: FollowupRequest, event: Event) -> str:
         return notice_reference(request) if event is Event.NEW or not request.remote_id else request.remote_id
 
-    def slack_call(self, request: FollowupRequest, event: Event, *, facility: str, form: Mapping[str, Any]) -> HTTPCall:
-        """The webhook post announcing ``event``, built without sending it (a dry run's view)."""
+    def _builder(self, request: FollowupRequest, event: Event, facility: str, form: Mapping[str, Any] | None, build: NoticeBuilder | None) -> NoticeBuilder:
+        if build is not None:
+            return build
+        if form is None:
+            raise TypeError("send a notice built from the request form (form=...) or give build=")
+        return lambda reference: self.notice(request, event, facility=facility, form=form, reference=reference)
+
+    def slack_call(
+        self, request: FollowupRequest, event: Event, *, facility: str, form: Mapping[str, Any] | None = None, build: NoticeBuilder | None = None
+    ) -> HTTPCall:
+        """The webhook post announcing ``event``, built without sending it (a dry run's view);
+        ``build`` as for :meth:`send`."""
         altdata = request.allocation.altdata
         url = webhook_url(self.settings.slack_base_url, altdata["slack_workspace"], altdata["slack_channel"], altdata["slack_token"])
-        return webhook_call(url, self.notice(request, event, facility=facility, form=form, reference=self._reference(request, event)))
+        return webhook_call(url, self._builder(request, event, facility, form, build)(self._reference(request, event)))
 
     def send(
-        self, request: FollowupRequest, transport: Transport, event: Event, *, facility: str, form: Mapping[str, Any], via: str | None = None
+        self,
+        request: FollowupRequest,
+        transport: Transport,
+        event: Event,
+        *,
+        facility: str,
+        form: Mapping[str, Any] | None = None,
+        via: str | None = None,
+        build: NoticeBuilder | None = None,
     ) -> Delivery:
         """Announce ``event`` by the allocation's ``notification_type`` (or by ``via``,
-        ``"slack"`` or ``"email"``, for a facility whose allocations always use one, as SLACK's).
-        ``facility`` is the facility's title, ``form`` its request form (field titles). For
-        ``updated`` and ``cancelled``, ``request.remote_id`` is the reference the first message
-        returned."""
+        ``"slack"`` or ``"email"``, for a facility whose allocations always use one, as SLACK's,
+        or name the mode under another key, as MMA's ``allocation_type``). ``facility`` is the
+        facility's title, ``form`` its request form (field titles) for the follow-up request
+        notice; a facility announcing something else passes ``build``, which makes the
+        :class:`Notice` for a reference (e.g. :func:`~facility_apis.notify.plan.plan_notice`).
+        For ``updated`` and ``cancelled``, ``request.remote_id`` is the reference the first
+        message returned."""
         mode = via or request.allocation.altdata.get("notification_type")
+        builder = self._builder(request, event, facility, form, build)
         if mode == "slack":
-            call = self.slack_call(request, event, facility=facility, form=form)
+            call = self.slack_call(request, event, facility=facility, build=builder)
             read_answer(transport.send(call))
             return Delivery(self._reference(request, event), "posted to Slack")
         if mode == "email":
-            return self._email(request, transport, event, facility=facility, form=form)
+            return self._email(request, transport, event, builder)
         raise AltdataError.single("$.notification_type", "must be slack or email to send a notice")
 
-    def _email(self, request: FollowupRequest, transport: Transport, event: Event, *, facility: str, form: Mapping[str, Any]) -> Delivery:
+    def _email(self, request: FollowupRequest, transport: Transport, event: Event, build: NoticeBuilder) -> Delivery:
         smtp = self.settings.smtp
         if smtp is None:
             raise AltdataError.single("$.notification_type", "email is not available: this deployment configures no SMTP server (notify.smtp)")
         recipients = parse_addresses(request.allocation.altdata["email"])
         message_id = new_message_id(smtp.domain)
         first = message_id if event is Event.NEW or not request.remote_id else request.remote_id
-        notice = self.notice(request, event, facility=facility, form=form, reference=first)
+        notice = build(first)
         message = build_email(notice, sender=smtp.from_address, recipients=recipients, message_id=message_id, thread=first)
         receipt = send_mail(smtp, message, recipients, transport)
         return Delivery(first, f"e-mailed {receipt.summary()}")

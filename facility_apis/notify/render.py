@@ -11,8 +11,8 @@ import html
 
 from .message import Item, Notice, one_line
 
-OBSERVATION = "Requested observation"
 COMMENTS = "Comments"
+ATTACHED = "Attached"
 
 
 def subject(notice: Notice) -> str:
@@ -25,13 +25,16 @@ def _lines(items: tuple[Item, ...], indent: str = "") -> list[str]:
 
 
 def render_text(notice: Notice) -> str:
-    """The notice as plain text: heading, the source and allocation lines, the requested
-    observation, the comments (each a list entry, its further lines indented)."""
+    """The notice as plain text: heading, the source and allocation lines, the link, the requested
+    observation, the attached files, the comments (each a list entry, its further lines
+    indented)."""
     lines = [notice.heading, "", *_lines(notice.about())]
     if notice.source_url:
-        lines.append(f"Source page: {notice.source_url}")
+        lines.append(f"{notice.link_label}: {notice.source_url}")
     if notice.observation:
-        lines += ["", f"{OBSERVATION}:", *_lines(notice.observation, "  ")]
+        lines += ["", f"{notice.observation_title}:", *_lines(notice.observation, "  ")]
+    if notice.attachments:
+        lines += ["", f"{ATTACHED}: " + ", ".join(attachment.described for attachment in notice.attachments)]
     if notice.comments:
         lines += ["", f"{COMMENTS}:"]
         for comment in notice.comments:
@@ -57,9 +60,11 @@ def render_html(notice: Notice) -> str:
     ]
     if notice.source_url:
         url = html.escape(notice.source_url, quote=True)
-        parts.append(f'<p><a href="{url}">Source page in {html.escape(notice.app_title)}</a></p>')
+        parts.append(f'<p><a href="{url}">{html.escape(notice.link_label)} in {html.escape(notice.app_title)}</a></p>')
     if notice.observation:
-        parts.append(f"<h3>{OBSERVATION}</h3><table>{_rows(notice.observation)}</table>")
+        parts.append(f"<h3>{html.escape(notice.observation_title)}</h3><table>{_rows(notice.observation)}</table>")
+    if notice.attachments:
+        parts.append(f"<p>{ATTACHED}: {html.escape(', '.join(attachment.described for attachment in notice.attachments))}</p>")
     if notice.comments:
         entries = "".join("<li>" + html.escape(comment).replace("\n", "<br>") + "</li>" for comment in notice.comments)
         parts.append(f"<h3>{COMMENTS}</h3><ul>{entries}</ul>")

@@ -80,7 +80,19 @@ def _no_methods() -> dict[str, bool]:
     return dict.fromkeys(SKYPORTAL_METHODS, False)
 
 
-class _FacilityType(type):
+class _AltdataType(type):
+    """The class-level allocation form SkyPortal reads (``form_json_schema_altdata``), computed on
+    each access and never raising (``guard.py``). The metaclass of every SkyPortal class here."""
+
+    @property
+    @never_raises(lambda: None)
+    def form_json_schema_altdata(cls) -> dict[str, Any]:
+        schema = _merged_altdata([member.altdata_schema() for member in cls.facilities])
+        schema.pop("$id", None)
+        return schema
+
+
+class _FacilityType(_AltdataType):
     """Class-level properties: SkyPortal reads these attributes when it renders or validates a
     form. They are computed on each access (SkyPortal itself keeps what its handlers computed at
     start-up, see docs/skyportal.md) and never raise (``guard.py``)."""
@@ -95,13 +107,6 @@ class _FacilityType(type):
     def form_json_schema_forced_photometry(cls) -> dict[str, Any] | None:
         forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
         return None if forced is None else cls._form(forced, None)
-
-    @property
-    @never_raises(lambda: None)
-    def form_json_schema_altdata(cls) -> dict[str, Any]:
-        schema = _merged_altdata([member.altdata_schema() for member in cls.facilities])
-        schema.pop("$id", None)
-        return schema
 
     @property
     @never_raises(dict)
@@ -147,31 +152,14 @@ class _FacilityType(type):
         return cls.facility_class.priority_order
 
 
-class SkyPortalFacility(metaclass=_FacilityType):
-    """Base of the SkyPortal classes. ``facilities`` are the core facilities a class runs: one,
-    or an observation and a forced-photometry facility sharing one SkyPortal class (a request's
-    ``request_type`` picks between them); ``facility_class`` is the first."""
+class SkyPortalClass:
+    """What every SkyPortal class here shares: its core facilities (``facilities``; the first is
+    ``facility_class``) with the deployment's settings, and the allocation check SkyPortal calls
+    when an allocation is created. The follow-up classes (:class:`SkyPortalFacility`) and the
+    observation-plan classes (``plans.SkyPortalPlanFacility``) build on it."""
 
     facilities: ClassVar[tuple[type[Facility], ...]]
     facility_class: ClassVar[type[Facility]]
-    form_json_schema_config: ClassVar[dict[str, Any] | None] = None
-
-    # -- what SkyPortal asks before calling ----------------------------------------------------
-
-    @classmethod
-    def facility_of_kind(cls, kind: Kind) -> type[Facility] | None:
-        return next((member for member in cls.facilities if member.kind is kind), None)
-
-    @classmethod
-    def facility_for(cls, payload: Any) -> type[Facility]:
-        """The facility a request is for: the forced-photometry one when its payload says
-        ``request_type: forced_photometry`` (as SkyPortal's UI marks it) or when there is no
-        other, else the first."""
-        forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
-        marked = isinstance(payload, dict) and payload.get(REQUEST_TYPE) == "forced_photometry"
-        if forced is not None and (marked or len(cls.facilities) == 1):
-            return forced
-        return next(member for member in cls.facilities if member is not forced)
 
     @classmethod
     def facility(cls, facility_class: type[Facility] | None = None) -> Facility:
@@ -203,25 +191,6 @@ class SkyPortalFacility(metaclass=_FacilityType):
         return problem
 
     @classmethod
-    def hands_off(cls) -> bool:
-        """Whether this deployment hands submissions of this class's facilities to the gateway."""
-        return all(current_settings().hands_off(member.name) for member in cls.facilities)
-
-    @classmethod
-    @never_raises(_no_methods)
-    def implements(cls) -> dict[str, bool]:
-        """SkyPortal's capability table. With the gateway, it follows the requests (no ``get``
-        or ``update`` here) and cancels them (``delete``)."""
-        core = {op: any(member.implements()[op] for member in cls.facilities) for op in OPERATIONS}
-        table = dict.fromkeys(SKYPORTAL_METHODS, False)
-        if cls.hands_off():
-            table.update(submit=core["submit"], delete=core["submit"])
-        else:
-            table.update(core)
-        table["validate_altdata"] = True
-        return table
-
-    @classmethod
     def validate_altdata(cls, altdata: Any, **kwargs: Any) -> dict[str, Any]:
         """Check allocation credentials against the facilities' schemas and run the facility's
         one-time exchange (``exchange_altdata``: BHTOM trades a password for a token); returns
@@ -244,6 +213,50 @@ class SkyPortalFacility(metaclass=_FacilityType):
             with Transport(retries=1, egress=current_settings().egress) as transport:
                 return exchange(facility, altdata, transport, instrument_name=instrument_name)
         raise failures[0]
+
+
+class SkyPortalFacility(SkyPortalClass, metaclass=_FacilityType):
+    """Base of the SkyPortal follow-up classes. ``facilities`` are the core facilities a class
+    runs: one, or an observation and a forced-photometry facility sharing one SkyPortal class (a
+    request's ``request_type`` picks between them); ``facility_class`` is the first."""
+
+    form_json_schema_config: ClassVar[dict[str, Any] | None] = None
+
+    # -- what SkyPortal asks before calling ----------------------------------------------------
+
+    @classmethod
+    def facility_of_kind(cls, kind: Kind) -> type[Facility] | None:
+        return next((member for member in cls.facilities if member.kind is kind), None)
+
+    @classmethod
+    def facility_for(cls, payload: Any) -> type[Facility]:
+        """The facility a request is for: the forced-photometry one when its payload says
+        ``request_type: forced_photometry`` (as SkyPortal's UI marks it) or when there is no
+        other, else the first."""
+        forced = cls.facility_of_kind(Kind.FORCED_PHOTOMETRY)
+        marked = isinstance(payload, dict) and payload.get(REQUEST_TYPE) == "forced_photometry"
+        if forced is not None and (marked or len(cls.facilities) == 1):
+            return forced
+        return next(member for member in cls.facilities if member is not forced)
+
+    @classmethod
+    def hands_off(cls) -> bool:
+        """Whether this deployment hands submissions of this class's facilities to the gateway."""
+        return all(current_settings().hands_off(member.name) for member in cls.facilities)
+
+    @classmethod
+    @never_raises(_no_methods)
+    def implements(cls) -> dict[str, bool]:
+        """SkyPortal's capability table. With the gateway, it follows the requests (no ``get``
+        or ``update`` here) and cancels them (``delete``)."""
+        core = {op: any(member.implements()[op] for member in cls.facilities) for op in OPERATIONS}
+        table = dict.fromkeys(SKYPORTAL_METHODS, False)
+        if cls.hands_off():
+            table.update(submit=core["submit"], delete=core["submit"])
+        else:
+            table.update(core)
+        table["validate_altdata"] = True
+        return table
 
     @classmethod
     def _form(cls, facility_class: type[Facility], instrument: Any) -> dict[str, Any]:
@@ -408,12 +421,18 @@ def _operation(operation: str) -> classmethod:
     return classmethod(method)
 
 
-def make_api_class(class_name: str, *facilities: type[Facility], module: str = __name__) -> type[SkyPortalFacility]:
+def make_api_class(class_name: str, *facilities: type[Facility], module: str = __name__) -> type[SkyPortalClass]:
     """A SkyPortal class named ``class_name`` running ``facilities`` (one, or an observation and a
     forced-photometry facility). It defines only the operations they implement, plus ``delete``
-    for any that submits (a request handed to the gateway is canceled there)."""
+    for any that submits (a request handed to the gateway is canceled there). A facility of kind
+    ``observation_plan`` gets SkyPortal's plan methods instead (``send``, ``remove``: see
+    ``plans.py``)."""
     if not facilities:
         raise ValueError("a SkyPortal class needs at least one facility")
+    if facilities[0].kind is Kind.OBSERVATION_PLAN:
+        from .plans import make_plan_class
+
+        return make_plan_class(class_name, facilities[0], module=module)
     core = {op: any(member.implements()[op] for member in facilities) for op in OPERATIONS}
     operations = [op for op in OPERATIONS if core[op] or (op == "delete" and core["submit"])]
     facility_class = facilities[0]

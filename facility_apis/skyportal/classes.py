@@ -9,6 +9,7 @@ request's ``request_type`` says which one a request is.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -82,12 +83,22 @@ def api_class(class_name: str, registry: Registry | None = None) -> type[SkyPort
     return api_classes(registry)[class_name]
 
 
-def bind(api_base: type, listener_base: type, registry: Registry | None = None) -> SimpleNamespace:
+def bind(api_base: type, listener_base: type, registry: Registry | None = None, *, bases: Mapping[str, type] | None = None) -> SimpleNamespace:
     """The classes again, as subclasses of SkyPortal's own ``FollowUpAPI`` and ``Listener``
     (pass them in: this package never imports SkyPortal). Any SkyPortal version then accepts them,
-    whether it finds its facilities by name or by ``issubclass``."""
+    whether it finds its facilities by name or by ``issubclass``.
+
+    ``bases`` builds the classes it names on another of SkyPortal's classes instead of
+    ``api_base``: an observation-plan class on SkyPortal's class that makes the plans
+    (``{"MMAAPI": skyportal.facility_apis.observation_plan.MMAAPI}``), so that making plans, and its
+    form, stay SkyPortal's while this package delivers them. ``ValueError`` for a name no class
+    has."""
+    classes = api_classes(registry)
+    unknown = sorted(set(bases or {}) - set(classes))
+    if unknown:
+        raise ValueError(f"bind: no class named {', '.join(unknown)}; known: {', '.join(classes)}")
     bound: dict[str, Any] = {}
-    pairs = [(cls, api_base) for cls in api_classes(registry).values()]
+    pairs = [(cls, (bases or {}).get(name, api_base)) for name, cls in classes.items()]
     pairs += [(cls, listener_base) for cls in LISTENER_CLASSES.values()]
     for cls, base in pairs:
         meta = type(cls)

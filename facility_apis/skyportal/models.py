@@ -45,6 +45,46 @@ class SkyPortalModels:
         loaded = await resolve(session.scalar(statement))
         return request if loaded is None else loaded
 
+    async def reload_plan(self, session: Any, request: Any) -> Any:
+        """An ``ObservationPlanRequest`` re-selected with what the plan classes read eagerly
+        loaded: its allocation (and instrument and group), requester, GCN event, transactions and
+        its plans' planned observations with their fields."""
+        from skyportal.models import Allocation, EventObservationPlan, ObservationPlanRequest, PlannedObservation
+        from sqlalchemy import select
+        from sqlalchemy.orm import selectinload
+
+        statement = (
+            select(ObservationPlanRequest)
+            .where(ObservationPlanRequest.id == request.id)
+            .options(
+                selectinload(ObservationPlanRequest.allocation).selectinload(Allocation.instrument),
+                selectinload(ObservationPlanRequest.allocation).selectinload(Allocation.group),
+                selectinload(ObservationPlanRequest.requester),
+                selectinload(ObservationPlanRequest.gcnevent),
+                selectinload(ObservationPlanRequest.transactions),
+                selectinload(ObservationPlanRequest.observation_plans)
+                .selectinload(EventObservationPlan.planned_observations)
+                .selectinload(PlannedObservation.field),
+            )
+        )
+        loaded = await resolve(session.scalar(statement))
+        return request if loaded is None else loaded
+
+    def session_of(self, request: Any) -> Any:
+        """The session ``request`` belongs to (SkyPortal's plan ``remove`` receives none): the
+        ``AsyncSession`` of an object loaded through one, else its ``Session``."""
+        from sqlalchemy.ext.asyncio import async_object_session
+        from sqlalchemy.orm import object_session
+
+        session = async_object_session(request) or object_session(request)
+        if session is None:
+            raise RuntimeError("the observation plan request belongs to no session")
+        return session
+
+    async def commit(self, session: Any) -> None:
+        """Commit ``session`` (an ``AsyncSession`` or a ``Session``)."""
+        await resolve(session.commit())
+
     async def host_photometry(self, session: Any, request: Any) -> list[Any]:
         """The photometry of the request's source that its requester may see, with each point's
         instrument and streams loaded (only for a facility that asks for it: it can be large)."""
@@ -74,8 +114,8 @@ class SkyPortalModels:
         return await resolve(session.scalar(statement))
 
     def transaction(self, **fields: Any) -> Any:
-        """A new ``FacilityTransaction`` (``request``, ``response``, ``followup_request``,
-        ``initiator_id``)."""
+        """A new ``FacilityTransaction`` (``request``, ``response``, ``followup_request`` or
+        ``observation_plan_request``, ``initiator_id``)."""
         from skyportal.models import FacilityTransaction
 
         return FacilityTransaction(**fields)

@@ -146,23 +146,11 @@ def aliases(obj: Any) -> tuple[str, ...]:
     return tuple(str(name) for name in names if isinstance(name, str) and name) if isinstance(names, (list, tuple)) else ()
 
 
-def core_request(
-    request: Any, *, remote_id: str | None = None, cursor: str | None = None, photometry: tuple[HostPoint, ...] = ()
-) -> FollowupRequest:
-    """The core ``FollowupRequest`` for SkyPortal's ``request`` (with the facility's ``remote_id``
-    and ``cursor`` as recorded, and the source's ``photometry`` when the facility asked for it);
-    ``PayloadError`` for unusable coordinates, ``AltdataError`` for credentials that are not a
-    JSON object."""
-    obj, allocation = request.obj, request.allocation
+def core_allocation_of(allocation: Any) -> Allocation:
+    """The core ``Allocation`` for SkyPortal's allocation (its instrument and group loaded);
+    ``AltdataError`` for credentials that are not a JSON object."""
     instrument = allocation.instrument
-    target = Target(
-        str(obj.id),
-        _degrees(obj.ra, "$.ra", "must be a finite number in [0, 360)"),
-        _degrees(obj.dec, "$.dec", "must be a finite number in [-90, 90]"),
-        aliases=aliases(obj),
-        photometry=photometry,
-    )
-    core_allocation = Allocation(
+    return Allocation(
         id=allocation.id,
         altdata=_altdata(allocation.altdata),
         pi=allocation.pi,
@@ -173,6 +161,24 @@ def core_request(
         group_ids=group_ids(allocation),
         group=getattr(getattr(allocation, "group", None), "name", None),
     )
+
+
+def core_request(
+    request: Any, *, remote_id: str | None = None, cursor: str | None = None, photometry: tuple[HostPoint, ...] = ()
+) -> FollowupRequest:
+    """The core ``FollowupRequest`` for SkyPortal's ``request`` (with the facility's ``remote_id``
+    and ``cursor`` as recorded, and the source's ``photometry`` when the facility asked for it);
+    ``PayloadError`` for unusable coordinates, ``AltdataError`` for credentials that are not a
+    JSON object."""
+    obj = request.obj
+    target = Target(
+        str(obj.id),
+        _degrees(obj.ra, "$.ra", "must be a finite number in [0, 360)"),
+        _degrees(obj.dec, "$.dec", "must be a finite number in [-90, 90]"),
+        aliases=aliases(obj),
+        photometry=photometry,
+    )
+    core_allocation = core_allocation_of(request.allocation)
     payload = facility_payload(request.payload)
     requester = getattr(request.requester, "username", None) if request.requester is not None else None
     return FollowupRequest(

@@ -358,6 +358,25 @@ def _with_values(base: dict[str, Any], schema: Mapping[str, Any], keys: list[str
     return out
 
 
+def _required_keys(schema: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
+    """The keys ``base`` must keep to stay valid with nothing optional: the schema's ``required``,
+    and for each ``dependencies`` entry it holds, the keys the entry asks (a list) or those
+    required by the ``oneOf``/``anyOf`` branch its value chose (the branch pinning that value)."""
+    keys = list(schema.get("required") or [])
+    for key, dependency in (schema.get("dependencies") or {}).items():
+        if key not in keys or key not in base:
+            continue
+        if isinstance(dependency, list):
+            keys += [k for k in dependency if k not in keys]
+            continue
+        for branch in _branches(dependency):
+            selector = (branch.get("properties") or {}).get(key)
+            pinned = selector.get("enum", [selector.get("const")]) if isinstance(selector, Mapping) else []
+            if base[key] in pinned:
+                keys += [k for k in branch.get("required") or [] if k not in keys]
+    return keys
+
+
 def _dependency_instances(schema: Mapping[str, Any], base: dict[str, Any]) -> Iterator[Instance]:
     """Each ``dependencies`` entry: a list of required keys, or a schema (with ``oneOf`` branches)."""
     for key, dependency in (schema.get("dependencies") or {}).items():
@@ -399,8 +418,8 @@ def form_instances(schema: Mapping[str, Any], *, ignore: Iterable[str] = ()) -> 
     for index, example in enumerate(schema.get("examples") or []):
         found.append(Instance("example" if index == 0 else f"example-{index + 1}", copy.deepcopy(example), "an example from the schema"))
     found.append(Instance("empty", {}, "nothing filled in (the form fills its defaults)"))
-    minimal = {key: base[key] for key in schema.get("required") or [] if key in base}
-    found.append(Instance("minimal", minimal, "only the required fields"))
+    minimal = {key: base[key] for key in _required_keys(schema, base) if key in base}
+    found.append(Instance("minimal", minimal, "only the required fields (with those of the dependency branches it chose)"))
     found.extend(_property_instances(schema, base, (), "", frozenset(ignore)))
     found.extend(_dependency_instances(schema, base))
     found.append(Instance("unknown-key", dict(base, **{UNKNOWN_KEY: "x"}), f"an extra key {UNKNOWN_KEY!r}"))

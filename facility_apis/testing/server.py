@@ -22,9 +22,10 @@ import tornado.httputil
 import tornado.netutil
 import tornado.web
 
+from .background import STOP_TIMEOUT, BackgroundServer
+
 FAULT_KINDS = frozenset({"latency", "status", "malformed", "drop"})
 MALFORMED_BODY = '{"status": "success", "data": {"id": 1, "url": "http://127.0.0.1/trunc'
-STOP_TIMEOUT = 10.0
 
 
 class RecordedRequest(NamedTuple):
@@ -156,7 +157,7 @@ class NotFoundHandler(LoopbackHandler):
     get = head = post = put = patch = delete = options = _not_found
 
 
-class LoopbackServer:
+class LoopbackServer(BackgroundServer):
     """Serves :meth:`routes` on ``127.0.0.1`` at a free port, from its own thread and event loop.
 
     Use as a context manager or call :meth:`start`/:meth:`stop`. Subclasses return tornado
@@ -165,14 +166,11 @@ class LoopbackServer:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.faults = Faults()
-        self.port: int | None = None
         self._log_lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._down: str | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
 
     # -- what subclasses provide ------------------------------------------------------------
 
@@ -196,33 +194,14 @@ class LoopbackServer:
         self.port = sockets[0].getsockname()[1]
         ready = threading.Event()
         self._thread = threading.Thread(
-            target=asyncio.run, args=(self._serve(sockets, ready),), name=f"{type(self).__name__}:{self.port}", daemon=True
+            target=asyncio.run, args=(self._serve_http(sockets, ready),), name=f"{type(self).__name__}:{self.port}", daemon=True
         )
         self._thread.start()
         if not ready.wait(STOP_TIMEOUT):
             raise RuntimeError(f"{type(self).__name__} did not start")
         return self
 
-    def stop(self) -> None:
-        """Stop serving, close open connections and join the server thread."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None:
-            return
-        if loop is not None and stopping is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stopping.set)
-        thread.join(STOP_TIMEOUT)
-        if thread.is_alive():
-            raise RuntimeError(f"{type(self).__name__} did not stop within {STOP_TIMEOUT} s")
-        self._thread = self._loop = self._stopping = None
-        self.port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def _serve(self, sockets: list[Any], ready: threading.Event) -> None:
+    async def _serve_http(self, sockets: list[Any], ready: threading.Event) -> None:
         application = tornado.web.Application(
             self.routes(),
             default_handler_class=NotFoundHandler,

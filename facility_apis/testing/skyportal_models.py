@@ -7,6 +7,14 @@
         await ATLASAPI.submit(request, session, refresh_source=True)
         session.transactions, request.status
 
+and for the observation-plan classes (``make_plan_request``: a GCN event, a plan of planned
+observations on instrument fields)::
+
+        plan_request = make_plan_request(altdata={...}, fields=5000)
+        session = AsyncSession(plan_request)
+        await MMAAPI.send(plan_request, session)
+        await MMAAPI.remove(plan_request)          # SkyPortal passes no session: the request's own
+
 The model fakes carry the attributes SkyPortal's models have (those the classes read, and a few
 neighbours); anything else raises ``AttributeError``, as a relationship that was not loaded would
 in an ``AsyncSession``.
@@ -18,9 +26,10 @@ import contextlib
 import itertools
 import json
 import uuid
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -152,24 +161,91 @@ class FollowupRequest:
 
 
 @dataclass(eq=False)
+class GcnEvent:
+    id: int
+    dateobs: datetime
+
+
+@dataclass(eq=False)
+class InstrumentField:
+    """A field (tile) of an instrument's grid: SkyPortal's ``field_id`` and its centre."""
+
+    id: int
+    field_id: int
+    ra: float
+    dec: float
+
+
+@dataclass(eq=False)
+class PlannedObservation:
+    id: int
+    field: InstrumentField
+    filt: str
+    exposure_time: float
+    obstime: datetime
+    weight: float = 0.0
+    overhead_per_exposure: float = 0.0
+
+
+@dataclass(eq=False)
+class EventObservationPlan:
+    id: int
+    plan_name: str
+    validity_window_start: datetime
+    validity_window_end: datetime
+    planned_observations: list[PlannedObservation] = field(default_factory=list)
+    status: str = "complete"
+
+
+@dataclass(eq=False)
+class ObservationPlanRequest:
+    """A plan request as SkyPortal holds it once its plan is made (status ``complete``)."""
+
+    id: int
+    gcnevent: GcnEvent
+    allocation: Allocation
+    requester: User
+    payload: dict[str, Any] = field(default_factory=dict)
+    observation_plans: list[EventObservationPlan] = field(default_factory=list)
+    status: str = "complete"
+    last_modified_by_id: int | None = None
+    #: Newest first, as SkyPortal's relationship is ordered.
+    transactions: list[FacilityTransaction] = field(default_factory=list)
+
+    @property
+    def instrument(self) -> Instrument:
+        return self.allocation.instrument
+
+
+@dataclass(eq=False)
 class FacilityTransaction:
-    """Like SkyPortal's: giving ``followup_request`` puts the transaction first in its list."""
+    """Like SkyPortal's: giving ``followup_request`` (or ``observation_plan_request``) puts the
+    transaction first in its list."""
 
     request: Any = None
     response: Any = None
     followup_request: FollowupRequest | None = None
     initiator_id: int | None = None
-    observation_plan_request_id: int | None = None
+    observation_plan_request: ObservationPlanRequest | None = None
     created_at: datetime = field(default_factory=_now)
     id: int = field(default_factory=lambda: next(_ids))
 
     def __post_init__(self) -> None:
-        if self.followup_request is not None:
-            self.followup_request.transactions.insert(0, self)
+        for owner in (self.followup_request, self.observation_plan_request):
+            if owner is not None:
+                owner.transactions.insert(0, self)
+
+    @property
+    def observation_plan_request_id(self) -> int | None:
+        return self.observation_plan_request.id if self.observation_plan_request is not None else None
 
     @property
     def followup_request_id(self) -> int | None:
         return self.followup_request.id if self.followup_request is not None else None
+
+
+#: The session each object was given to (SQLAlchemy's ``object_session``).
+_SESSIONS: weakref.WeakKeyDictionary[Any, AsyncSession] = weakref.WeakKeyDictionary()
 
 
 class AsyncSession:
@@ -177,6 +253,8 @@ class AsyncSession:
 
     def __init__(self, *objects: Any):
         self.identity: dict[tuple[type, Any], Any] = {(type(o), o.id): o for o in objects}
+        for o in objects:
+            _SESSIONS[o] = self
         self.added: list[Any] = []
         self.statements: list[Any] = []
         self.commits = 0
@@ -241,6 +319,15 @@ class FakeModels(SkyPortalModels):
     async def reload(self, session: Any, request: Any) -> Any:
         return request
 
+    async def reload_plan(self, session: Any, request: Any) -> Any:
+        return request
+
+    def session_of(self, request: Any) -> Any:
+        session = _SESSIONS.get(request)
+        if session is None:
+            raise RuntimeError("the observation plan request belongs to no session")
+        return session
+
     async def load_request(self, session: Any, request_id: int) -> Any:
         return await session.get(FollowupRequest, request_id)
 
@@ -292,6 +379,36 @@ def make_request(
         allocation_id, inst, group_id, dict(altdata or {}), pi="A. PI", proposal_id="P-1", default_share_group_ids=list(share_group_ids), group=group
     )
     return FollowupRequest(request_id, Obj(*obj), allocation, user, dict(payload or {}), last_modified_by_id=user.id)
+
+
+def make_plan_request(
+    *,
+    altdata: dict[str, Any] | None = None,
+    fields: int = 3,
+    filters: tuple[str, ...] = ("ztfg", "ztfr"),
+    exposure_time: float = 300.0,
+    queue_name: str = "S250818k_night1",
+    request_id: int = 21,
+    dateobs: datetime = datetime(2025, 8, 18, 1, 2, 3),
+    start: datetime = datetime(2025, 8, 18, 2, 0, 0),
+    hours: float = 10.0,
+    instrument: tuple[int, str, list[str]] = (4, "ZTF", ["ztfg", "ztfr", "ztfi"]),
+    requester: tuple[int, str] = (42, "observer"),
+    allocation_id: int = 6,
+) -> ObservationPlanRequest:
+    """A ``complete`` plan request on a GCN event: ``fields`` planned observations, cycling
+    through ``filters``, on fields spread over the sky (``field_id`` 100 onwards)."""
+    user = User(*requester)
+    inst = Instrument(*instrument, api_classname=None)
+    allocation = Allocation(allocation_id, inst, 2, dict(altdata or {}), pi="A. PI", proposal_id="P-2", group=Group(2, "Group 2"))
+    end = start + timedelta(hours=hours)
+    planned = []
+    for number in range(fields):
+        tile = InstrumentField(1000 + number, 100 + number, (number * 7.31) % 360.0, -80.0 + (number * 3.7) % 160.0)
+        planned.append(PlannedObservation(2000 + number, tile, filters[number % len(filters)], exposure_time, start + timedelta(seconds=30 * number)))
+    plan = EventObservationPlan(3000 + request_id, queue_name, start, end, planned)
+    payload = {"queue_name": queue_name, "start_date": start.isoformat(sep=" "), "end_date": end.isoformat(sep=" "), "filters": ",".join(filters)}
+    return ObservationPlanRequest(request_id, GcnEvent(7, dateobs), allocation, user, payload, [plan], last_modified_by_id=user.id)
 
 
 class HTTPRequest:

@@ -15,16 +15,15 @@ connection before answering: a message that may or may not have arrived), ``down
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import threading
 import warnings
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import Any, Self
+from typing import Any
 
-STOP_TIMEOUT = 10.0
+from .background import BackgroundServer
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class _Authenticator:
         return AuthResult(success=self.users.get(login) == password, handled=False, auth_data=auth_data)
 
 
-class SMTPEmulator:
+class SMTPEmulator(BackgroundServer):
     """An SMTP server on ``127.0.0.1`` at a free port, from its own thread and event loop."""
 
     def __init__(
@@ -93,15 +92,12 @@ class SMTPEmulator:
             raise ValueError(f"security {security!r} needs a server TLS context")
         self.security, self.tls, self.users = security, tls, dict(users or {})
         self.refuse = {address.lower() for address in refuse}
+        super().__init__()
         self.host = "127.0.0.1"
-        self.port: int | None = None
         self._lock = threading.Lock()
         self._messages: list[CapturedMail] = []
         self._drops = 0
         self._down = False
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
 
     @property
     def messages(self) -> list[CapturedMail]:
@@ -153,51 +149,16 @@ class SMTPEmulator:
             loop=self._loop,
         )
 
-    # -- life cycle -------------------------------------------------------------------------
+    # -- life cycle (BackgroundServer) ----------------------------------------------------------
 
-    def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("SMTPEmulator is already started")
-        ready = threading.Event()
-        failure: list[BaseException] = []
+    def _start_errors(self) -> tuple[type[BaseException], ...]:
+        return (OSError, ssl.SSLError, RuntimeError)
 
-        async def serve() -> None:
-            try:
-                self._loop = asyncio.get_running_loop()
-                self._stopping = asyncio.Event()
-                server = await self._loop.create_server(self._protocol, self.host, 0, ssl=self.tls if self.security == "ssl" else None)
-                self.port = server.sockets[0].getsockname()[1]
-            except (OSError, ssl.SSLError, RuntimeError) as exc:  # surfaced by start()
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            await self._stopping.wait()
-            server.close()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
-
-        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name="SMTPEmulator", daemon=True)
-        self._thread.start()
-        if not ready.wait(STOP_TIMEOUT) or failure:
-            raise RuntimeError(f"SMTPEmulator did not start: {failure[0] if failure else 'timeout'}")
-        return self
-
-    def stop(self) -> None:
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None:
-            return
-        if loop is not None and stopping is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stopping.set)
-        thread.join(STOP_TIMEOUT)
-        self._thread = self._loop = self._stopping = None
-        self.port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    async def _listen(self) -> Any:
+        assert self._loop is not None
+        server = await self._loop.create_server(self._protocol, self.host, 0, ssl=self.tls if self.security == "ssl" else None)
+        self.port = server.sockets[0].getsockname()[1]
+        return server
 
     def config(self, **extra: Any) -> dict[str, Any]:
         """The ``notify.smtp`` settings that reach this server (``extra`` added or overriding)."""

@@ -139,10 +139,11 @@ class GeminiFacility(Facility):
         """``user_key`` and its legacy names (masked wherever they travel)."""
         return super().secret_fields() | {legacy for legacy, current in LEGACY_NAMES.items() if current == "user_key"}
 
-    def validate_altdata(self, altdata: Mapping[str, Any], *, instrument_name: str | None = None) -> dict[str, Any]:
-        """As every facility's, after moving the legacy names to the current ones
-        (:func:`current_names`): what is stored carries only the current names."""
-        return super().validate_altdata(current_names(altdata), instrument_name=instrument_name)
+    @classmethod
+    def normalise_altdata(cls, altdata: dict[str, Any]) -> dict[str, Any]:
+        """The legacy names moved to the current ones (:func:`current_names`): what is stored
+        carries only the current names."""
+        return current_names(altdata)
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         if "template_ids" in altdata and not template_numbers(altdata["template_ids"]):

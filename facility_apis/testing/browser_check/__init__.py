@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ...core.registry import Registry
 from .findings import MODES, REVIEWABLE, SIDES, Expected, Finding, Report, in_ci, judge, load_expected, reconcile
-from .forms import FORMS, FormUnderTest, Verdict, collect_forms
+from .forms import FORMS, FormUnderTest, Verdict, collect_forms, expected_screenshots
 from .paths import BROWSER, EXPECTED, MARKUP_DIGESTS, ROOT, SCREENSHOT_NAMES, SCREENSHOTS
 from .screenshots import keep_screenshots, markup_digest
 from .tools import chromium_path, install, missing_tools, node_modules_current
@@ -37,7 +37,8 @@ from .verdicts import agrees, ajv_fields, browser_verdict
 
 __all__ = [
     "BROWSER", "EXPECTED", "FORMS", "MARKUP_DIGESTS", "MAX_WORKERS", "MODES", "REVIEWABLE", "ROOT", "SCREENSHOTS", "SCREENSHOT_NAMES", "SIDES",
-    "Expected", "Finding", "FormUnderTest", "Report", "Verdict", "agrees", "ajv_fields", "browser_verdict", "chromium_path", "collect_forms", "in_ci",
+    "Expected", "Finding", "FormUnderTest", "Report", "Verdict", "agrees", "ajv_fields", "browser_verdict", "chromium_path", "collect_forms",
+    "expected_screenshots", "in_ci",
     "install", "judge", "keep_screenshots", "load_expected", "markup_digest", "missing_tools", "node_modules_current", "reconcile", "run", "workers",
 ]
 

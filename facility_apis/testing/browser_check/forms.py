@@ -13,6 +13,8 @@ from ...core.registry import Registry, default_registry
 from ..form_instances import form_instances
 
 FORMS = ("request", "altdata")
+#: The screenshots each form gives (``browser/check.mjs``: the plain and the SkyPortal mode).
+FORM_SCREENSHOTS = {"request": ("request", "request-skyportal"), "altdata": ("allocation",)}
 
 
 @dataclass(frozen=True)
@@ -123,3 +125,11 @@ def _accepted_by_one(facilities: list[Any], altdata: Any) -> None:
         except ValidationFailed as exc:
             refusals.append(exc)
     raise refusals[0]
+
+
+def expected_screenshots(name: str, registry: Registry | None = None) -> tuple[str, ...]:
+    """The screenshots facility ``name``'s forms give (``<name>-<shot>.png``): all three for a
+    facility with a request form; ``allocation`` only for one SkyPortal shows no request form of
+    (an observation-plan facility: the plan form is the generating class's)."""
+    forms = {form.form for form in collect_forms(registry, [name])}
+    return tuple(shot for kind in FORMS if kind in forms for shot in FORM_SCREENSHOTS[kind])

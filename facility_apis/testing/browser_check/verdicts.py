@@ -50,6 +50,7 @@ def ajv_fields(errors: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> se
     of branches that do not apply are dropped."""
     combinators = [e for e in errors if e.get("keyword") in ("oneOf", "anyOf")]
     dropped: set[int] = set()
+    named: set[str] = set()
     for combinator in sorted(combinators, key=lambda e: len(e["schemaPath"])):
         if id(combinator) in dropped:
             continue
@@ -67,12 +68,28 @@ def ajv_fields(errors: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> se
             mismatched = any(e.get("keyword") in ("enum", "const") and e.get("instancePath", "")[len(base) :].lstrip("/") in keys for e in branch_errors)
             if keys and not mismatched:
                 chosen.append(index)
+        refused = _refused_choice(by_branch, len(branches)) if len(chosen) != 1 else None
         for index, branch_errors in by_branch.items():
             if len(chosen) != 1 or index != chosen[0]:
                 dropped.update(id(e) for e in branch_errors)
-        if len(chosen) == 1:
+        if len(chosen) == 1 or refused is not None:
             dropped.add(id(combinator))
-    return {_error_path(e) for e in errors if id(e) not in dropped}
+        if refused is not None:
+            named.add(refused)
+    return {_error_path(e) for e in errors if id(e) not in dropped} | named
+
+
+def _refused_choice(by_branch: Mapping[int, list[Mapping[str, Any]]], count: int) -> str | None:
+    """The property every branch refused with one ``enum``/``const`` error, when it is the same
+    one (``notification_type: fax``): the package then names that property, not the combinator
+    (``core.schemas._unmatched_choice``). None otherwise."""
+    paths = set()
+    for index in range(count):
+        refusals = [e for e in by_branch.get(index, []) if e.get("keyword") in ("enum", "const")]
+        if len(refusals) != 1:
+            return None
+        paths.add(_error_path(refusals[0]))
+    return paths.pop() if len(paths) == 1 else None
 
 
 def _input_path(paths: Mapping[str, str], element: Mapping[str, Any]) -> str:
