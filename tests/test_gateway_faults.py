@@ -267,7 +267,7 @@ def test_a_dropped_connection_where_the_worker_waits_does_not_end_the_worker(pos
         with run_in_background(worker, deliverer) as threads:
             # The wait between rounds asks when the next request is due: drop it there, thrice.
             killer.before(r"SELECT min\(requests.next_poll_at\)", times=3)
-            assert wait_for(lambda: len(killer.killed) == 3, 10)
+            assert wait_for(lambda: len(killer.killed) == 3)
             killer.all()  # and every connection the loops hold, for good measure
             followup_ids = list(range(1, 4))
             seed(store, skyportal, range(1, 4))  # accepted after the drops: they must still be followed
@@ -315,7 +315,7 @@ def test_a_full_disk_makes_the_loops_wait_without_spinning_and_loses_nothing(ful
     try:
         with caplog.at_level(logging.DEBUG, logger="facility_apis"), run_in_background(worker, deliverer) as threads:
             # Full once the submissions are out: their outcomes cannot be saved.
-            assert wait_for(lambda: len([r for r in atlas.requests if r.method == "POST"]) == 3, 10)
+            assert wait_for(lambda: len([r for r in atlas.requests if r.method == "POST"]) == 3)
             full_disk.fill()
             caplog.clear()
             time.sleep(3.0)
@@ -472,7 +472,7 @@ def test_a_crashed_loop_is_restarted_and_one_that_keeps_crashing_ends_the_proces
     flaky, doomed = Crashing(2), Crashing(10**6)
     supervisor.start("flaky", flaky)
     supervisor.start("doomed", doomed)
-    assert wait_for(lambda: bool(fatal) and flaky.runs == 3, 10)
+    assert wait_for(lambda: bool(fatal) and flaky.runs == 3)
     health = supervisor.health()
     assert health["flaky"]["alive"] and health["flaky"]["restarts"] == 2 and health["flaky"]["last_error"] == "RuntimeError: crash 2"
     assert not health["doomed"]["alive"] and fatal == ["the doomed loop crashed 3 times within 60 s; last: RuntimeError: crash 3"]
@@ -525,7 +525,7 @@ def test_health_shows_the_processs_loops_and_a_restart(tmp_path, skyportal, monk
         token = gateway.store.clients.add("health")
         gateway.start_background()
         with AppThread(gateway.app()) as app:
-            assert wait_for(lambda: gateway.supervisor.health()["worker"]["restarts"] == 1, 10)
+            assert wait_for(lambda: gateway.supervisor.health()["worker"]["restarts"] == 1)
             health = requests.get(f"{app.url}/api/health", headers={"Authorization": f"token {token}"}, timeout=10).json()["data"]
     finally:
         gateway.close()

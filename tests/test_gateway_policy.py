@@ -64,3 +64,32 @@ def test_past_the_horizon_the_gateway_gives_up_clearly():
     assert result.status == "failed: gave up after 24 h without a final answer (last: started)"
     never = step(Outcome(State.THROTTLED, "rate limit", poll_after=120), "submit", give_up_at=NOW + 100)
     assert never.status.startswith("failed to submit: gave up after 24 h")
+
+
+@pytest.mark.parametrize("previous", [State.COMPLETED, State.NO_DATA, State.FAILED])
+def test_a_delete_of_a_finished_request_failing_transiently_stops_after_the_cancel_horizon(previous):
+    """Backed off, the retries stop once their waits add up to ``cancel_horizon``; the request
+    keeps its own state and its status says the delete did not happen."""
+    failures, waited, retries = 0, 0.0, 0
+    for _ in range(200):
+        result = next_step(
+            Outcome(State.FAILED, "HTTP 503", remote_id="t/1", poll_after=30), operation="delete", previous_state=previous,
+            previous_status="complete: done", failures=failures, can_poll=True, give_up_at=NOW - 1, now=NOW, schedule=SCHEDULE,
+            can_delete=True,
+        )  # fmt: skip
+        assert result.state is previous
+        if result.operation is None:
+            break
+        assert result.operation == "delete" and result.next_poll_at == NOW + SCHEDULE.backoff(result.failures)
+        failures, waited, retries = result.failures, waited + SCHEDULE.backoff(result.failures), retries + 1
+    assert waited >= SCHEDULE.cancel_horizon - SCHEDULE.backoff_cap and retries < 100
+    assert result.status == "complete: done; not deleted at the facility: HTTP 503"
+
+
+def test_a_second_refused_delete_does_not_repeat_the_note():
+    result = next_step(
+        Outcome(State.REJECTED, "already complete", remote_id="t/1"), operation="delete", previous_state=State.COMPLETED,
+        previous_status="complete: done; not deleted at the facility: HTTP 503", failures=0, can_poll=True,
+        give_up_at=NOW, now=NOW, schedule=SCHEDULE, can_delete=True,
+    )  # fmt: skip
+    assert (result.state, result.status, result.operation) == (State.COMPLETED, "complete: done; not deleted at the facility: already complete", None)

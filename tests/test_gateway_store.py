@@ -3,6 +3,8 @@ one-transaction state changes with their outbox rows, cancellation, delivery ord
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import sqlalchemy
 
@@ -275,7 +277,10 @@ def test_a_finished_request_can_be_deleted_as_in_direct_mode(gateway_store, stat
         gateway_store.requests.cancel(request_id, can_delete=True)  # one cancel at a time
     job = _claim_one(gateway_store)
     gateway_store.jobs.record(job, Outcome(State.FAILED, "ATLAS refused the delete: no", remote_id="t/1"), can_poll=True, can_delete=True)
-    assert gateway_store.requests.cancel(request_id, can_delete=True) == "failed"  # asked again after a failed delete
+    view = gateway_store.requests.view(request_id)  # a refused delete leaves the request as it was, and says so
+    assert (view["state"], view["next_operation"]) == (state.value, None)
+    assert view["status"] == Outcome(state, "finished", remote_id="t/1").status + "; not deleted at the facility: ATLAS refused the delete: no"
+    assert gateway_store.requests.cancel(request_id, can_delete=True) == state.value  # asked again after a failed delete
     job = _claim_one(gateway_store)
     gateway_store.jobs.record(job, Outcome(State.DELETED, "task deleted", remote_id="t/1"), can_poll=True, can_delete=True)
     assert gateway_store.requests.view(request_id)["status"] == "deleted: task deleted"
@@ -335,3 +340,38 @@ def test_metrics_count_by_facility_and_state(gateway_store):
     metrics = gateway_store.metrics(now=1010.0)
     assert metrics["requests"] == {"atlas": {"pending": 1, "submitted": 1}}
     assert (metrics["due"], metrics["oldest_due_seconds"], metrics["outbox_backlog"], metrics["outbox_dead"]) == (2, 10.0, 0, 0)
+
+
+def test_a_delete_refused_while_the_facility_holds_the_request_keeps_it_followed(gateway_store):
+    """A live request whose cancel the facility refuses is still at the facility: it stays
+    followed, its status says the delete did not happen; an observer may ask again."""
+    _allocation(gateway_store)
+    request_id = _request(gateway_store, remote_id="t/1")
+    job = _claim_one(gateway_store)
+    gateway_store.jobs.record(job, Outcome(State.RUNNING, "observing", remote_id="t/1", poll_after=60), can_poll=True, can_delete=True)
+    gateway_store.requests.cancel(request_id, can_delete=True)
+    job = _claim_one(gateway_store)
+    gateway_store.jobs.record(job, Outcome(State.REJECTED, "too late to cancel", remote_id="t/1"), can_poll=True, can_delete=True)
+    view = gateway_store.requests.view(request_id)
+    assert (view["state"], view["next_operation"]) == ("running", "get")
+    assert view["status"] == "running: observing; not deleted at the facility: too late to cancel"
+    assert gateway_store.requests.cancel(request_id, can_delete=True) == "running"
+
+
+def test_a_delete_of_a_finished_request_failing_transiently_is_retried_keeping_its_state(gateway_store):
+    """Each retry is still the delete the observer asked for (not the gateway's own cancel after
+    giving up), and the request stays complete throughout."""
+    _allocation(gateway_store)
+    request_id = _request(gateway_store, remote_id="t/1")
+    job = _claim_one(gateway_store)
+    gateway_store.jobs.record(job, Outcome(State.COMPLETED, "done", remote_id="t/1"), can_poll=True, can_delete=True)
+    gateway_store.requests.cancel(request_id, can_delete=True)
+    clock = time.time()
+    for _ in range(3):
+        clock += 3600.0  # the retry is due
+        (job,) = gateway_store.jobs.claim("w1", 10, lease=30, now=clock)
+        gateway_store.jobs.record(job, Outcome(State.FAILED, "HTTP 503", remote_id="t/1", poll_after=30), can_poll=True, can_delete=True, now=clock)
+        view = gateway_store.requests.view(request_id)
+        assert (view["state"], view["status"], view["next_operation"]) == ("completed", "complete: done", "delete")
+    with pytest.raises(Conflict, match="already"):
+        gateway_store.requests.cancel(request_id, can_delete=True)  # the first is still being carried out

@@ -73,6 +73,8 @@ def next_step(
     state, detail = outcome.state, outcome.detail
     if canceling_after_giving_up:
         return _after_giving_up(outcome, previous_status, previous_detail, failures, give_up_at, now, schedule)
+    if operation == "delete" and state not in (State.DELETED, State.CANCELED):
+        return _delete_not_done(outcome, previous_state, previous_status, failures, can_poll, give_up_at, now, schedule)
     if operation == "find" and outcome.remote_id is None:
         if state is State.PENDING:  # certainly never arrived: submit it now
             return Step(State.PENDING, previous_status, detail, "submit", now, failures)
@@ -103,6 +105,33 @@ def next_step(
         may_be_held = outcome.remote_id is not None or operation == "find"  # never invite a second submission
         return Step(State.FAILED, ("failed: " if may_be_held else "failed to submit: ") + detail, detail, None, None, failures)
     return step
+
+
+#: Joins a request's own status and why the delete the observer asked for did not happen.
+NOT_DELETED = "; not deleted at the facility: "
+
+
+def _delete_not_done(
+    outcome: Outcome, previous_state: State, previous_status: str, failures: int, can_poll: bool, give_up_at: float, now: float, schedule: Schedule
+) -> Step:
+    """A delete the observer asked for that did not happen keeps the request's own state: a
+    completed request stays complete (LCO refuses to cancel a finished request group) and a live
+    one stays followed. A transient failure is tried again, but not past the horizon of a request
+    still live, nor, for a finished one, once the waits add up to ``cancel_horizon``; the status
+    then says the delete did not happen, and the delete may be asked for again."""
+    state, detail = outcome.state, outcome.detail
+    own_status = previous_status.split(NOT_DELETED, 1)[0]
+    retrying = state is State.THROTTLED or (state is State.FAILED and outcome.poll_after is not None)
+    if retrying:
+        failures = failures if state is State.THROTTLED else failures + 1
+        due = now + (outcome.poll_after if state is State.THROTTLED and outcome.poll_after else schedule.backoff(failures))
+        waited = sum(schedule.backoff(n) for n in range(1, failures + 1))
+        if due < give_up_at if previous_state.active else waited < schedule.cancel_horizon:
+            return Step(previous_state, previous_status, detail, "delete", due, failures)
+    status = f"{own_status}{NOT_DELETED}{detail}"
+    if previous_state.active and can_poll:
+        return Step(previous_state, status, detail, "get", now + schedule.default_poll, 0)
+    return Step(previous_state, status, detail, None, None, 0)
 
 
 def _after_giving_up(outcome: Outcome, previous_status: str, reason: str, failures: int, give_up_at: float, now: float, schedule: Schedule) -> Step:

@@ -206,7 +206,8 @@ class Jobs:
             if outcome.frames:
                 values["frames"] = [frame.as_dict() for frame in outcome.frames]
             if job.operation == "delete":
-                values["cancel_requested"] = False  # done, or failed for good: a delete may be asked again
+                # Done, or failed for good: a delete may be asked again. Tried again: still the one asked for.
+                values["cancel_requested"] = row.cancel_requested and step.operation == "delete"
             elif row.cancel_requested and step.state is not State.DELETED:
                 # The cancel was asked while this call was out: carry it out on what it returned.
                 values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now))
