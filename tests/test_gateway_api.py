@@ -644,3 +644,30 @@ def test_an_observation_plan_allocation_takes_no_request(api, store):
     assert len(errors) == 1 and errors[0].startswith("allocation_id: is an observation-plan allocation, which the gateway does not take")
     assert "SkyPortal's listener updates follow-up requests only" in message
     assert store.requests.newest() == []
+
+
+# -- the horizon counts from the end of the observing window --------------------------------------
+
+
+def test_a_request_is_followed_until_the_horizon_after_its_observing_window(api, store):
+    """A week-long SEDM window is not given up three days after acceptance: the horizon starts
+    when the window closes (the end of its last day); a PUT moving the window moves it too."""
+    from datetime import timedelta
+
+    from facility_apis.core.timeutil import iso_date, parse_utc, utcnow
+
+    a, _, _ = api
+    ok(a.put("/api/allocations/4", json={"facility": "sedm", "altdata": {"programname": "ZTF Bright Transient Survey"}}))
+    start, end = utcnow(), utcnow() + timedelta(days=10)
+    payload = {"observation_type": "IFU", "priority": 3, "start_date": iso_date(start), "end_date": iso_date(end)}
+    created = ok(a.post("/api/followup_request", json={"allocation_id": 4, "target": TARGET, "payload": payload}))
+    view = ok(a.get(f"/api/followup_request/{created['id']}"))
+    window_closes = parse_utc(iso_date(end)).timestamp() + 86400.0
+    assert view["give_up_at"] == pytest.approx(window_closes + 72 * 3600.0)
+    later = {**payload, "end_date": iso_date(end + timedelta(days=5))}
+    ok(a.put(f"/api/followup_request/{created['id']}", json={"allocation_id": 4, "target": TARGET, "payload": later}))
+    assert ok(a.get(f"/api/followup_request/{created['id']}"))["give_up_at"] == pytest.approx(window_closes + 5 * 86400.0 + 72 * 3600.0)
+    allocation_of(a)
+    unwindowed = request_on(a)  # ATLAS's end_date lies in the past: the horizon counts from acceptance
+    view = ok(a.get(f"/api/followup_request/{unwindowed['id']}"))
+    assert view["give_up_at"] == pytest.approx(view["created_at"] + 72 * 3600.0)

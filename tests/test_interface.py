@@ -247,3 +247,37 @@ def test_the_kit_never_serves_as_required_a_field_it_fills_and_reads_every_date_
         ("$.start_date", ["must", "be", "a"]),
     ]
     assert "real calendar date" in str(caught.value) and "pattern" not in str(caught.value)
+
+
+# -- the observing window's end, where the gateway's horizon starts ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"end_date": "2026-12-10"}, "2026-12-11T00:00:00+00:00"),  # a day includes all of it
+        ({"end_date": "2026-12-10 18:30:00"}, "2026-12-10T18:30:00+00:00"),
+        ({"end_date": "2026-12-10T18:30:00+02:00"}, "2026-12-10T16:30:00+00:00"),
+        ({"start_date": "2026-12-01"}, None),
+        ({"end_date": "not a date"}, None),
+        ({"end_date": 20261210}, None),
+    ],
+)
+def test_the_window_ends_with_the_payloads_end_date(payload, expected):
+    end = get_facility("sedm")().window_end(payload)
+    assert (None if end is None else end.isoformat()) == expected
+
+
+def test_facilities_whose_window_is_a_duration_say_when_it_ends():
+    from datetime import timedelta
+
+    from facility_apis.core.timeutil import utcnow
+
+    before = utcnow()
+    bhtom = get_facility("bhtom")().window_end({"follow_days": 12})
+    campaign = get_facility("swift")().window_end({"request_type": "XRT/UVOT ToO", "exposure_counts": 10, "monitoring_freq": 2.5})
+    archive = get_facility("swift")().window_end({"request_type": "XRT/UVOT/BAT Data", "end_date": "2020-01-31"})
+    after = utcnow()
+    assert before + timedelta(days=12) <= bhtom <= after + timedelta(days=12)
+    assert before + timedelta(days=25) <= campaign <= after + timedelta(days=25)
+    assert archive.isoformat() == "2020-02-01T00:00:00+00:00"  # in the past: the horizon counts from acceptance

@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from .credentials import credential_errors
@@ -15,7 +16,7 @@ from .egress import EgressPolicy
 from .errors import AltdataError, FieldError, NotImplementedOperation, PayloadError
 from .outcome import Outcome
 from .schemas import apply_defaults, available_schemas, field_errors, load_document, load_schema, secret_fields, validate
-from .timeutil import DATE_PATTERN, utc_date
+from .timeutil import DATE_PATTERN, parse_utc, utc_date
 from .transport import HTTPCall, Transport
 
 #: The operations SkyPortal knows (its classes get a method for each one implemented).
@@ -247,6 +248,24 @@ class Facility:
     def request_defaults(self) -> dict[str, Any]:
         """Defaults that depend on the moment of the call (e.g. "the last 30 days"), by field."""
         return {}
+
+    def window_end(self, payload: Mapping[str, Any]) -> datetime | None:
+        """When the observing window a validated ``payload`` asks for closes (aware UTC), or None.
+
+        The gateway follows a request until ``horizon_hours`` after the later of its acceptance
+        and this moment, so a request valid for a week is not given up after three days.
+        Default: the payload's ``end_date`` (SkyPortal's name for a window's last day): a date
+        alone means the end of that day (UTC), a date with a time that instant. A facility whose
+        window is spelled otherwise (a number of days, visits at a cadence) overrides this.
+        """
+        end = payload.get("end_date")
+        if not isinstance(end, str):
+            return None
+        try:
+            moment = parse_utc(end)
+        except ValueError:
+            return None
+        return moment + timedelta(days=1) if len(end.strip()) == len("YYYY-MM-DD") else moment
 
     @classmethod
     def ui_schema(cls) -> dict[str, Any]:

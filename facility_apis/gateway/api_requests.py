@@ -23,6 +23,12 @@ PLAN_REFUSAL = (
 UNKNOWN_SOURCE_STATUSES = frozenset({400, 404})
 
 
+def _window_end(facility: Facility, payload: dict[str, Any]) -> float | None:
+    """The end of the observing window ``payload`` asks for (epoch seconds), or None."""
+    end = facility.window_end(payload)
+    return None if end is None else end.timestamp()
+
+
 def _callback_text(request_id: int) -> str:
     return f"callback:{request_id}"
 
@@ -95,6 +101,7 @@ class FollowupRequestsHandler(_RequestBodyHandler):
             owner_id=self.client_id,
             followup_request_id=None if followup_request_id is None else int(followup_request_id),
             requester=body.get("requester"),
+            window_end=_window_end(facility, payload),
         )
         self.success({"id": request_id, "state": "pending", "ignored": ignored})
 
@@ -136,7 +143,7 @@ class FollowupRequestHandler(_RequestBodyHandler):
         requests = self.gateway.store.requests
         current = await self.blocking(requests.view, number, self.client_id)
         body = self.json_body()
-        allocation_id, _, target, payload, ignored = await self._checked(body)
+        allocation_id, facility, target, payload, ignored = await self._checked(body)
         errors = []
         if allocation_id != current["allocation_id"]:
             errors.append(FieldError("allocation_id", "must be the request's own allocation (a request cannot move)"))
@@ -146,8 +153,8 @@ class FollowupRequestHandler(_RequestBodyHandler):
             errors.append(FieldError("target", "cannot change: cancel the request and submit a new one"))
         if errors:
             raise ApiError.invalid("follow-up request", errors)
-        can_update = self.gateway.facility_class(current["facility"]).implements()["update"]
-        state = await self.blocking(requests.change, number, payload, self.client_id, can_update=can_update)
+        can_update = facility.implements()["update"]
+        state = await self.blocking(requests.change, number, payload, self.client_id, can_update=can_update, window_end=_window_end(facility, payload))
         self.success({"id": number, "state": state, "ignored": ignored})
 
     async def delete(self, request_id: str) -> None:

@@ -277,6 +277,9 @@ class RequestAnswer(Answer):
     detail = _always(fields.String, "Why, in one line.")
     next_operation = _nullable(fields.String, "submit, get, update, delete or find: the call owed next; null when none.")
     next_poll_at = _nullable(fields.Float, "UNIX seconds that call is due.")
+    give_up_at = _always(
+        fields.Float, "UNIX seconds the gateway gives up without a final answer: horizon_hours after acceptance or after the window asked for, if later."
+    )
     attempts = _always(fields.Integer, "Facility calls made.")
     created_at = _always(fields.Float, "UNIX seconds the gateway accepted it.")
     frames = _always(fields.List, "The data files the facility listed for the request (newest list): name, url, filter, mjd.", cls_or_instance=fields.Dict())

@@ -32,6 +32,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -259,6 +260,10 @@ class BHTOMFacility(Facility):
         if payload.get("description"):
             body["description"] = payload["description"]
         return HTTPCall("POST", f"{self.base_url(altdata)}/targets/createTarget/", headers=self._headers(altdata), json=body)
+
+    def window_end(self, payload: Mapping[str, Any]) -> datetime | None:
+        """BHTOM observes the target for ``follow_days`` days from the submission."""
+        return utcnow() + timedelta(days=float(payload["follow_days"]))
 
     def _poll_after(self, cadence_hours: float, progress: Progress) -> float:
         wait = float(self.config.get("poll_interval") or cadence_hours * 3600.0)

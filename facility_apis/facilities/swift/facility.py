@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from ...core.answers import expect
@@ -118,6 +118,13 @@ class SwiftFacility(Facility):
         kind = payload["request_type"]
         if kind == DATA:
             archive.check_window(payload)
+
+    def window_end(self, payload: Mapping[str, Any]) -> datetime | None:
+        """A ToO campaign runs ``exposure_counts`` visits ``monitoring_freq`` days apart: it is
+        followed at least that long from now. Other kinds: the kit's rule (``end_date``)."""
+        if payload.get("request_type") != TOO:
+            return super().window_end(payload)
+        return utcnow() + timedelta(days=int(payload["exposure_counts"]) * float(payload["monitoring_freq"]))
 
     # -- the remote calls ----------------------------------------------------------------------
 

@@ -81,11 +81,14 @@ class Requests:
         followup_request_id: int | None = None,
         requester: str | None = None,
         remote_id: str | None = None,
+        window_end: float | None = None,
         now: float | None = None,
     ) -> int:
         """Accept a request (payload already validated) and return its id. It is due for
         submission at once or, with ``remote_id`` (already submitted), for its first poll; it is
-        given up after the schedule's horizon. ``NotFound`` for an allocation ``owner_id`` lacks."""
+        given up the schedule's horizon after now or after ``window_end`` (the end of the
+        observing window it asks for, epoch seconds), whichever is later. ``NotFound`` for an
+        allocation ``owner_id`` lacks."""
         now = time.time() if now is None else now
         with self._database.session() as session:
             allocation = session.get(AllocationRow, allocation_id)
@@ -109,7 +112,7 @@ class Requests:
                 next_poll_at=now,
                 attempts=0,
                 failures=0,
-                give_up_at=now + self._schedule.horizon,
+                give_up_at=max(now, window_end or now) + self._schedule.horizon,
                 created_at=now,
                 updated_at=now,
             )
@@ -120,7 +123,7 @@ class Requests:
 
     def view(self, request_id: int, owner_id: int | None = None) -> dict[str, Any]:
         """A request as the API shows it: its stored fields, ``state``, ``status``, ``detail``,
-        ``next_operation``, ``next_poll_at``, ``attempts``, ``created_at``, and the lists
+        ``next_operation``, ``next_poll_at``, ``give_up_at``, ``attempts``, ``created_at``, and the lists
         ``frames`` (the data files the facility listed: ``name``, ``url``, ``filter``, ``mjd``),
         ``history``, ``transactions`` (redacted) and ``deliveries`` (its outbox rows)."""
         with self._database.connection() as connection:
@@ -135,6 +138,7 @@ class Requests:
             "detail": row.detail,
             "next_operation": row.operation,
             "next_poll_at": row.next_poll_at,
+            "give_up_at": row.give_up_at,
             "attempts": row.attempts,
             "created_at": row.created_at,
             "frames": list(row.frames or []),
@@ -185,13 +189,23 @@ class Requests:
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(**values))
             return values.get("state", row.state)
 
-    def change(self, request_id: int, payload: Mapping[str, Any], owner_id: int | None = None, *, can_update: bool, now: float | None = None) -> str:
+    def change(
+        self,
+        request_id: int,
+        payload: Mapping[str, Any],
+        owner_id: int | None = None,
+        *,
+        can_update: bool,
+        window_end: float | None = None,
+        now: float | None = None,
+    ) -> str:
         """Replace a request's payload (already validated); return its state.
 
         Not submitted yet: the submission carries the new payload. Held by the facility: an
         ``update`` call is due now, or, when a call is in flight, as soon as it lands (the
-        worker sees the payload changed); the request is given the schedule's horizon again from
-        now. A facility without ``update`` cannot change a request it holds, and a finished,
+        worker sees the payload changed). Either way the request is given the schedule's horizon
+        again from now or from the new payload's ``window_end``, whichever is later (never less
+        than it had). A facility without ``update`` cannot change a request it holds, and a finished,
         cancelling or abandoned request cannot change: ``Conflict``.
         """
         now = time.time() if now is None else now
@@ -203,10 +217,9 @@ class Requests:
             if held and not can_update:
                 raise Conflict(f"follow-up request {request_id} is held by {row.facility}, which cannot change it: cancel it and submit a new one")
             values: dict[str, Any] = {"payload": dict(payload), "updated_at": now}
-            if held:
-                values["give_up_at"] = max(row.give_up_at, now + self._schedule.horizon)
-                if row.lease_owner is None or (row.lease_expires or 0.0) < now:
-                    values.update(operation="update", next_poll_at=now, failures=0)
+            values["give_up_at"] = max(row.give_up_at, max(now, window_end or now) + self._schedule.horizon)
+            if held and (row.lease_owner is None or (row.lease_expires or 0.0) < now):
+                values.update(operation="update", next_poll_at=now, failures=0)
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(**values))
             return row.state
 
