@@ -114,7 +114,10 @@ def test_a_refused_abort_keeps_the_request_and_a_later_cancel_tries_again(gatewa
     gateway.settle()
     view = gateway.store.requests.view(request_id)
     assert (view["state"], view["next_operation"]) == ("submitted", None)
-    refused = f"submitted: the Liverpool Telescope refused to abort group {uid}: Internal error during GET_PROPOSAL: proposal database busy"
+    refused = (
+        f"submitted: Liverpool Telescope group {uid}; not deleted at the facility: "
+        f"the Liverpool Telescope refused to abort group {uid}: Internal error during GET_PROPOSAL: proposal database busy"
+    )
     assert skyportal.statuses(21) == [f"submitted: Liverpool Telescope group {uid}", refused]
     assert not lt.groups[0].aborted
 

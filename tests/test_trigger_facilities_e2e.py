@@ -102,7 +102,8 @@ def test_a_kait_request_is_submitted_and_a_cancel_says_kait_cannot(gateway_store
     assert sent == history(gateway_store, request_id)
     assert sent == [
         "submitted: KAIT queued BV (long): The Command Completed Successfully",
-        "submitted: cannot cancel at KAIT: its request script offers no cancel, so the request stays in KAIT's queue; ask the KAIT team to remove it",
+        "submitted: KAIT queued BV (long): The Command Completed Successfully; not deleted at the facility: "
+        "cannot cancel at KAIT: its request script offers no cancel, so the request stays in KAIT's queue; ask the KAIT team to remove it",
     ]
     assert len(kait.received) == 1 and gateway_store.requests.view(request_id)["next_operation"] is None
     assert_nothing_secret(gateway_store, request_id, skyportal, 52)
