@@ -76,7 +76,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         errors += [f"altdata {error}" for error in exc.errors]
     if args.payload:
         try:
-            facility.validate_payload(_read_json(args.payload, "payload"))
+            facility.refuse_a_closed_window(facility.validate_payload(_read_json(args.payload, "payload")))
         except ValidationFailed as exc:
             errors += [f"payload {error}" for error in exc.errors]
     for line in errors:

@@ -671,3 +671,25 @@ def test_a_request_is_followed_until_the_horizon_after_its_observing_window(api,
     unwindowed = request_on(a)  # ATLAS's end_date lies in the past: the horizon counts from acceptance
     view = ok(a.get(f"/api/followup_request/{unwindowed['id']}"))
     assert view["give_up_at"] == pytest.approx(view["created_at"] + 72 * 3600.0)
+
+
+def test_an_observation_whose_window_has_closed_is_refused_at_intake_and_on_edit(api, store):
+    """Nothing can be observed in a window that has ended: 400 on ``payload.end_date``, nothing
+    stored; an edit moving an accepted request's window into the past is refused the same way."""
+    from datetime import timedelta
+
+    from facility_apis.core.timeutil import iso_date, utcnow
+
+    a, _, _ = api
+    ok(a.put("/api/allocations/4", json={"facility": "sedm", "altdata": {"programname": "ZTF Bright Transient Survey"}}))
+    yesterday = iso_date(utcnow() - timedelta(days=1))
+    closed = {"observation_type": "IFU", "priority": 3, "start_date": iso_date(utcnow() - timedelta(days=5)), "end_date": yesterday}
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 4, "target": TARGET, "payload": closed}), 400)
+    closed_at = f"{iso_date(utcnow())} 00:00 UTC"  # the end of yesterday
+    assert errors == [f"payload.end_date: is in the past: the observing window closed at {closed_at}; choose a window that has not ended"]
+    assert store.requests.newest() == []
+    today = {**closed, "end_date": iso_date(utcnow())}  # open until the end of today
+    created = ok(a.post("/api/followup_request", json={"allocation_id": 4, "target": TARGET, "payload": today}))
+    _, errors = error(a.put(f"/api/followup_request/{created['id']}", json={"allocation_id": 4, "target": TARGET, "payload": closed}), 400)
+    assert [e.split(":")[0] for e in errors] == ["payload.end_date"]
+    assert ok(a.get(f"/api/followup_request/{created['id']}"))["payload"]["end_date"] == today["end_date"]

@@ -280,4 +280,31 @@ def test_facilities_whose_window_is_a_duration_say_when_it_ends():
     after = utcnow()
     assert before + timedelta(days=12) <= bhtom <= after + timedelta(days=12)
     assert before + timedelta(days=25) <= campaign <= after + timedelta(days=25)
-    assert archive.isoformat() == "2020-02-01T00:00:00+00:00"  # in the past: the horizon counts from acceptance
+    assert archive is None  # a search of the archive observes nothing
+
+
+def test_an_observation_whose_window_has_closed_is_refused_before_anything_is_sent():
+    """SEDM (an observation) with yesterday's end: ``submit`` is rejected on ``$.end_date``
+    without a call; forced photometry and Swift's archive search ask about the past and are never
+    refused."""
+    from datetime import timedelta
+
+    from facility_apis.core.timeutil import iso_date, utcnow
+
+    sedm = get_facility("sedm")({"endpoint": "https://sedm.example/add_request"})
+    today, yesterday = iso_date(utcnow()), iso_date(utcnow() - timedelta(days=1))
+    closed = {"observation_type": "IFU", "priority": 1, "start_date": iso_date(utcnow() - timedelta(days=3)), "end_date": yesterday}
+    with pytest.raises(PayloadError) as caught:
+        sedm.refuse_a_closed_window(sedm.validate_payload(closed))
+    assert [(e.path, e.message) for e in caught.value.errors] == [
+        ("$.end_date", f"is in the past: the observing window closed at {today} 00:00 UTC; choose a window that has not ended")
+    ]
+    sedm.refuse_a_closed_window(sedm.validate_payload({**closed, "end_date": today}))  # open until midnight
+    request = FollowupRequest(1, Target("ZTF26abc", 10.0, 20.0), Allocation(2, {"programname": "ZTF"}), closed, followup_request_id=3)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked, Transport() as transport:
+        outcome = perform(sedm, "submit", request, transport)
+        assert outcome.state is State.REJECTED and "$.end_date: is in the past" in outcome.status
+        assert len(mocked.calls) == 0
+    atlas = get_facility("atlas")
+    atlas().refuse_a_closed_window({"start_date": "2020-01-01", "end_date": "2020-02-01"})
+    get_facility("swift")().refuse_a_closed_window({"request_type": "XRT/UVOT/BAT Data", "end_date": "2020-01-31"})

@@ -16,7 +16,7 @@ from .egress import EgressPolicy
 from .errors import AltdataError, FieldError, NotImplementedOperation, PayloadError
 from .outcome import Outcome
 from .schemas import apply_defaults, available_schemas, field_errors, load_document, load_schema, secret_fields, validate
-from .timeutil import DATE_PATTERN, parse_utc, utc_date
+from .timeutil import DATE_PATTERN, parse_utc, utc_date, utcnow
 from .transport import HTTPCall, Transport
 
 #: The operations SkyPortal knows (its classes get a method for each one implemented).
@@ -198,6 +198,9 @@ class Facility:
     #: Request fields holding a UTC date (see ``core.timeutil.DATE_PATTERN``): served with that
     #: pattern, and any spelling of it normalised to ``YYYY-MM-DD`` before the rules run.
     date_fields: ClassVar[tuple[str, ...]] = ()
+    #: The request field that closes the observing window (``window_end`` reads it); an
+    #: observation request whose window has already closed is refused on it.
+    window_field: ClassVar[str] = "end_date"
     #: Secret altdata fields the facility never sends in an HTTP header (an SSH private key, a
     #: password posted in a form): the kit's header rules do not apply to them (core/credentials.py).
     secrets_in_bodies: ClassVar[frozenset[str]] = frozenset()
@@ -254,11 +257,12 @@ class Facility:
 
         The gateway follows a request until ``horizon_hours`` after the later of its acceptance
         and this moment, so a request valid for a week is not given up after three days.
-        Default: the payload's ``end_date`` (SkyPortal's name for a window's last day): a date
-        alone means the end of that day (UTC), a date with a time that instant. A facility whose
-        window is spelled otherwise (a number of days, visits at a cadence) overrides this.
+        Default: the payload's ``window_field`` (``end_date``, SkyPortal's name for a window's
+        last day): a date alone means the end of that day (UTC), a date with a time that instant.
+        A facility whose window is spelled otherwise (a number of days, visits at a cadence)
+        overrides this.
         """
-        end = payload.get("end_date")
+        end = payload.get(self.window_field)
         if not isinstance(end, str):
             return None
         try:
@@ -383,6 +387,19 @@ class Facility:
             validate(schema, completed, PayloadError)
             self.check_payload(completed)
         return completed
+
+    def refuse_a_closed_window(self, payload: Mapping[str, Any]) -> None:
+        """Raise ``PayloadError`` on ``window_field`` when a validated observation payload's window
+        (``window_end``) has already closed: nothing can be observed in it. Checked where a request
+        is accepted or sent (gateway intake, ``submit``, ``remote_validate``, ``cli validate``),
+        not when a request already placed is looked up again. Forced photometry and plans, which
+        ask about the past, are never refused."""
+        if self.kind is not Kind.OBSERVATION:
+            return
+        end = self.window_end(payload)
+        if end is not None and end <= utcnow():
+            message = f"is in the past: the observing window closed at {end:%Y-%m-%d %H:%M} UTC; choose a window that has not ended"
+            raise PayloadError.single(f"$.{self.window_field}", message)
 
     def fill_from_target(self, payload: dict[str, Any], target: Target) -> dict[str, Any]:
         """The payload (valid, defaults filled) with the fields that depend on what the host knows

@@ -88,6 +88,8 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
             allocation = dataclasses.replace(request.allocation, altdata=altdata)
             checked = operation in ("submit", "find", REMOTE_VALIDATE)  # each builds the submission from the payload
             payload = facility.validate_payload(request.payload, request.target) if checked else dict(request.payload)
+            if not following:
+                facility.refuse_a_closed_window(payload)  # a held request may outlive its window
             request = dataclasses.replace(request, allocation=allocation, payload=payload)
             outcome = getattr(facility, operation)(request, transport)
         except AltdataError as exc:

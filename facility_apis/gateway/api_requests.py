@@ -62,6 +62,7 @@ class _RequestBodyHandler(BaseHandler):
             if isinstance(payload, dict):
                 try:
                     payload = facility.validate_payload(payload)
+                    facility.refuse_a_closed_window(payload)
                 except PayloadError as exc:
                     errors += under("payload", exc.errors)
         if isinstance(target, dict) and not any(e.path.startswith("target") for e in errors):

@@ -35,6 +35,8 @@ class NICERFacility(Facility):
     title: ClassVar[str] = "NICER"
     kind: ClassVar[Kind] = Kind.OBSERVATION
     skyportal_class: ClassVar[str] = "NICERAPI"
+    #: A specific time range (``SpecificTimeRangeObservation`` Y) ends the observing window.
+    window_field: ClassVar[str] = "TimeRangeEnd"
     setup_url: ClassVar[str] = "https://heasarc.gsfc.nasa.gov/ark/nicertoo/help.html"
     example_remote_id: ClassVar[str] = "ZTF26aaaaaaa 2026-11-30T12:00:00Z"
 

@@ -121,9 +121,10 @@ class SwiftFacility(Facility):
 
     def window_end(self, payload: Mapping[str, Any]) -> datetime | None:
         """A ToO campaign runs ``exposure_counts`` visits ``monitoring_freq`` days apart: it is
-        followed at least that long from now. Other kinds: the kit's rule (``end_date``)."""
+        followed at least that long from now. XRT products and archive queries observe nothing:
+        None (their ``end_date`` bounds a search of the past)."""
         if payload.get("request_type") != TOO:
-            return super().window_end(payload)
+            return None
         return utcnow() + timedelta(days=int(payload["exposure_counts"]) * float(payload["monitoring_freq"]))
 
     # -- the remote calls ----------------------------------------------------------------------
