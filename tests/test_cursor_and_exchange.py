@@ -4,6 +4,7 @@ classes storing exchanged altdata, and per-point origin/altdata in Photometry.""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -14,6 +15,7 @@ from facility_apis.core.interface import Allocation, Facility, FollowupRequest, 
 from facility_apis.core.operations import exchange, perform
 from facility_apis.core.outcome import CURSOR_LIMIT, Outcome, State
 from facility_apis.core.photometry import Photometry
+from facility_apis.core.timeutil import iso_date, utcnow
 from facility_apis.core.transport import Transport
 from facility_apis.skyportal.follow import follow
 
@@ -51,7 +53,7 @@ class Counting(Facility):
 
 
 def request(cursor=None, remote_id=None) -> FollowupRequest:
-    payload = {"start_date": "2026-10-01", "end_date": "2026-10-02"}  # the borrowed ATLAS request form
+    payload = {"start_date": iso_date(utcnow()), "end_date": iso_date(utcnow() + timedelta(days=1))}  # the borrowed ATLAS form, an open window
     return FollowupRequest(1, Target("ZTF26cursor", 1.0, 2.0), Allocation(1, {"api_token": SECRET}), payload, remote_id=remote_id, cursor=cursor)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,6 +18,7 @@ from facility_apis.core.frames import Frame, frames_summary
 from facility_apis.core.interface import Allocation, Facility, FollowupRequest, Kind, Target
 from facility_apis.core.operations import perform
 from facility_apis.core.outcome import Outcome, State
+from facility_apis.core.timeutil import iso_date, utcnow
 from facility_apis.core.transport import Transport
 from facility_apis.gateway.crypto import SecretBox
 from facility_apis.gateway.store import Store
@@ -66,7 +68,7 @@ class Checked(Facility):
 
 
 def _request(**payload) -> FollowupRequest:
-    dates = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
+    dates = {"start_date": iso_date(utcnow()), "end_date": iso_date(utcnow() + timedelta(days=30))}  # an open window
     return FollowupRequest(1, Target("ZTF26chk", 10.0, 20.0), Allocation(1, {"api_token": SECRET}), {**dates, **payload})
 
 

@@ -32,7 +32,7 @@ ALTDATA = {"user_email": "pi@example.org", "user_key": KEY, "programid": PROGRAM
 SP_TOKEN = "gemini-e2e-skyportal-token"
 OFFSETS_TOKEN = "gemini-e2e-offsets-token"
 QUICK = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
-PAYLOAD = {"template_ids": "3,5", "start_date": "2026-11-21 10:00", "end_date": "2026-11-23 10:00", "l_exptime": 120, "note": "ToO for ZTF26gw"}
+PAYLOAD = {"template_ids": "3,5", "start_date": "2036-11-21 10:00", "end_date": "2036-11-23 10:00", "l_exptime": 120, "note": "ToO for ZTF26gw"}
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def test_a_guide_star_comes_from_the_hosts_offset_star_service(gateway_store, ge
     assert sorted(r.path for r in asked) == ["/api/sources/ZTF26gs1/offsets", "/api/sources/ZTF26gs2/offsets"]  # the worker runs both at once
     assert all(r.headers["Authorization"] == f"token {OFFSETS_TOKEN}" for r in asked)
     records = gw.records(with_star) + gw.records(without)
-    assert "/offsets?num_offset_stars=3&obstime=2026-11-22T10%3A00%3A00" in records  # the window's middle
+    assert "/offsets?num_offset_stars=3&obstime=2036-11-22T10%3A00%3A00" in records  # the window's middle
     assert OFFSETS_TOKEN not in records
     assert_no_key(records)
 

@@ -29,8 +29,8 @@ SOUTH = "https://gsodb.gemini.edu:8443/too"
 ALTDATA = {"user_email": "pi@example.org", "user_key": KEY, "programid": PROGRAM}
 PAYLOAD = {
     "template_ids": "3",
-    "start_date": "2026-11-21 10:00",
-    "end_date": "2026-11-22 09:30",
+    "start_date": "2036-11-21 10:00",
+    "end_date": "2036-11-22 09:30",
     "l_exptime": 300,
     "l_elmin": 1.0,
     "l_elmax": 1.6,
@@ -90,7 +90,7 @@ def test_one_template_is_one_post_with_the_documented_parameters_and_the_key_mas
         "exptime": "300",
         "group": "ZTF26gem",
         "ready": "true",
-        "windowDate": "2026-11-21",
+        "windowDate": "2036-11-21",
         "windowTime": "10:00",
         "windowDuration": "24",
         "elevationType": "airmass",
@@ -104,7 +104,7 @@ def test_one_template_is_one_post_with_the_documented_parameters_and_the_key_mas
 
 def test_optional_parameters_are_left_out_and_ready_off_keeps_the_copy_on_hold(rsps):
     rsps.post(NORTH, body=f"{PROGRAM}-24")
-    payload = {"template_ids": "3", "start_date": "2026-11-21T10:00:00Z", "end_date": "2026-11-21T11:00:00Z", "ready": False, "group_name": "GW S261121"}
+    payload = {"template_ids": "3", "start_date": "2036-11-21T10:00:00Z", "end_date": "2036-11-21T11:00:00Z", "ready": False, "group_name": "GW S261121"}
     outcome = run(make_request(payload=payload))
     sent = query(rsps.calls[0])
     assert "exptime" not in sent and "noteTitle" not in sent and "note" not in sent and not any(k.startswith("gs") for k in sent)
@@ -242,9 +242,9 @@ def test_prepare_is_the_first_trigger_and_sends_nothing():
 def test_defaults_open_a_24_hour_window_now(monkeypatch):
     import facility_apis.facilities.gemini.facility as module
 
-    monkeypatch.setattr(module, "utcnow", lambda: datetime(2026, 11, 21, 10, 17, 44, tzinfo=UTC))
+    monkeypatch.setattr(module, "utcnow", lambda: datetime(2036, 11, 21, 10, 17, 44, tzinfo=UTC))
     payload = GeminiFacility().validate_payload({"template_ids": "1"})
-    assert (payload["start_date"], payload["end_date"]) == ("2026-11-21 10:17", "2026-11-22 10:17")
+    assert (payload["start_date"], payload["end_date"]) == ("2036-11-21 10:17", "2036-11-22 10:17")
     assert (payload["l_exptime"], payload["l_elmin"], payload["l_elmax"], payload["ready"]) == (0, 1.0, 1.6, True)
     assert not {"start_date", "end_date"} & set(GeminiFacility().request_schema()["required"])
 
@@ -252,8 +252,8 @@ def test_defaults_open_a_24_hour_window_now(monkeypatch):
 @pytest.mark.parametrize(
     ("change", "error"),
     [
-        ({"end_date": "2026-11-21 10:00"}, "$.end_date: must be after start_date (to the minute)"),
-        ({"end_date": "2026-11-21 09:00"}, "$.end_date: must be after start_date (to the minute)"),
+        ({"end_date": "2036-11-21 10:00"}, "$.end_date: must be after start_date (to the minute)"),
+        ({"end_date": "2036-11-21 09:00"}, "$.end_date: must be after start_date (to the minute)"),
         ({"l_elmin": 1.6, "l_elmax": 1.6}, "$.l_elmax: must be above the minimum airmass"),
         ({"template_ids": ",".join(str(n) for n in range(1, 22))}, "$.template_ids: must list at most 20 templates"),
         ({"template_ids": "1;2"}, "$.template_ids: does not follow its rule"),
@@ -270,11 +270,11 @@ def test_form_rules_name_the_field(change, error):
 
 
 def test_window_spellings_and_its_length_in_whole_hours_rounded_up():
-    start, end = window_of({"start_date": "2026-11-21T23:30:00-05:00", "end_date": "2026-11-23"})
-    assert (start, end) == (datetime(2026, 11, 22, 4, 30, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))
-    assert window(start, end) == {"windowDate": "2026-11-22", "windowTime": "04:30", "windowDuration": "20"}
-    start, end = window_of({"start_date": "2026-11-21 10:00:59", "end_date": "2026-11-21 12:00:30.5"})
-    assert window(start, end) == {"windowDate": "2026-11-21", "windowTime": "10:00", "windowDuration": "2"}
+    start, end = window_of({"start_date": "2036-11-21T23:30:00-05:00", "end_date": "2036-11-23"})
+    assert (start, end) == (datetime(2036, 11, 22, 4, 30, tzinfo=UTC), datetime(2036, 11, 23, tzinfo=UTC))
+    assert window(start, end) == {"windowDate": "2036-11-22", "windowTime": "04:30", "windowDuration": "20"}
+    start, end = window_of({"start_date": "2036-11-21 10:00:59", "end_date": "2036-11-21 12:00:30.5"})
+    assert window(start, end) == {"windowDate": "2036-11-21", "windowTime": "10:00", "windowDuration": "2"}
     assert window(datetime(2026, 1, 1, 0, 0), datetime(2026, 1, 1, 2, 1))["windowDuration"] == "3"
 
 

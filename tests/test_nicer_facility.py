@@ -38,8 +38,8 @@ PAYLOAD = {
     "PhaseMinimum": 0.9,
     "PhaseMaximum": 0.1,
     "SpecificTimeRangeObservation": "Y",
-    "TimeRangeStart": "2026-12-01",
-    "TimeRangeEnd": "2026-12-08 06:00",
+    "TimeRangeStart": "2036-12-01",
+    "TimeRangeEnd": "2036-12-08 06:00",
     "CoordinatedObservation": "Y",
     "CoordinatingObservatory": "NuSTAR",
     "CoordinatedObservationDescription": "Simultaneous hard X-ray coverage.",
@@ -107,8 +107,8 @@ def test_login_verify_submit_in_one_session_with_the_credentials_in_the_body_onl
         "Minimum Phase": "0.9",
         "Maximum Phase": "0.1",
         "Specific Time Range Observation": "Y",
-        "Specific Time Range Start": "61375.0",
-        "Specific Time Range End": "61382.25",
+        "Specific Time Range Start": "65028.0",
+        "Specific Time Range End": "65035.25",
         "Coordinated Observation": "Y",
         "Coordinating Observatory": "NuSTAR",
         "Coordinated Observation Description": "Simultaneous hard X-ray coverage.",
@@ -213,6 +213,17 @@ def test_a_missing_options_fields_are_refused_before_anything_is_sent():
         outcome = run("submit", make_request(payload))
         assert len(mock.calls) == 0
     assert outcome.status == "rejected: invalid payload: $.CoordinatedObservationDescription: is required; $.CoordinatingObservatory: is required"
+
+
+def test_a_time_range_that_has_ended_is_refused_before_anything_is_sent():
+    with responses.RequestsMock() as mock:
+        outcome = run("submit", make_request({**PAYLOAD, "TimeRangeStart": "2020-01-01", "TimeRangeEnd": "2020-01-08 06:00"}))
+        assert len(mock.calls) == 0
+    expected = (
+        "rejected: invalid payload: $.TimeRangeEnd: is in the past: "
+        "the observing window closed at 2020-01-08 06:00 UTC; choose a window that has not ended"
+    )
+    assert outcome.status == expected
 
 
 def test_a_time_range_has_defaults_a_week_long_and_must_end_after_it_starts():

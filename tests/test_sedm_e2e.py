@@ -28,7 +28,7 @@ GATEWAY_TOKEN = "sedm-e2e-gateway-token"
 ROBOT_TOKEN = "sedm-e2e-robot-token"
 SLACK_TOKEN = "sedmSlackToken0099"
 QUICK = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
-PAYLOAD = {"observation_type": "3-shot+IFU", "priority": 4, "start_date": "2026-11-21", "end_date": "2026-11-28"}
+PAYLOAD = {"observation_type": "3-shot+IFU", "priority": 4, "start_date": "2036-11-21", "end_date": "2036-11-28"}
 POINTS = (HostPoint(None, None, 120.0, 2.0, mjd=61001.30, filter="ztfr", mag=18.70), HostPoint(None, None, 80.0, 2.0, mjd=61000.50, filter="ztfg", mag=19.20))
 PRIOR = {"g": {"jd": 2461001.0, "mag": 19.2, "obsdate": "2025-11-21"}, "r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}}
 
@@ -115,7 +115,10 @@ def test_cancels_delete_at_sedm_unless_it_is_observing(gateway, sedm, skyportal)
         assert gateway.store.requests.cancel(request_id, gateway.owner, can_delete=True) == "submitted"
     gateway.settle()
     assert skyportal.statuses(53) == ["submitted: SEDM: Accepted Request", "deleted: SEDM: Accepted Deletion"]
-    refused = "submitted: SEDM did not delete request 54: it is being observed (ACTIVE) or SEDM has no such request (Rejected Deletion, ACTIVE)"
+    refused = (
+        "submitted: SEDM: Accepted Request; not deleted at the facility: "
+        "SEDM did not delete request 54: it is being observed (ACTIVE) or SEDM has no such request (Rejected Deletion, ACTIVE)"
+    )
     assert skyportal.statuses(54) == ["submitted: SEDM: Accepted Request", refused]
     assert [e.status for e in sedm.entries(53)] == ["CANCELED"] and [e.status for e in sedm.entries(54)] == ["ACTIVE"]
     assert [d["status"] for d in sedm.documents] == ["new", "new", "delete", "delete"]

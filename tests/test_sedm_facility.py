@@ -24,7 +24,7 @@ from facility_apis.testing.conformance import conformance_suite
 
 ENDPOINT = "https://sedm.example.org/add_request"
 CONFIG = {"endpoint": ENDPOINT, "contact_email": "desk@example.org"}
-PAYLOAD = {"observation_type": "IFU", "priority": 3, "start_date": "2026-11-21", "end_date": "2026-11-28"}
+PAYLOAD = {"observation_type": "IFU", "priority": 3, "start_date": "2036-11-21", "end_date": "2036-11-28"}
 ACTIVE_OR_NONE = "it is being observed (ACTIVE) or SEDM has no such request"
 HOLDS_NONE = "it holds no request now; submit it again"
 PRIOR = {"g": {"jd": 2461001.0, "mag": 19.2, "obsdate": "2025-11-21"}, "r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}}
@@ -84,8 +84,8 @@ def test_submit_uploads_the_documented_json_as_jsonfile(rsps):
         "Filters": "",
         "Followup": "IFU",
         "email": "desk@example.org",
-        "enddate": "2026-11-28",
-        "startdate": "2026-11-21",
+        "enddate": "2036-11-28",
+        "startdate": "2036-11-21",
         "prior_photometry": PRIOR,
         "priority": 3,
         "programname": "Transients",
@@ -145,7 +145,7 @@ def test_delete_sends_the_stored_request_with_status_delete(rsps):
 
 def test_a_delete_of_a_stored_payload_the_form_now_refuses_is_still_sent(rsps):
     rsps.post(ENDPOINT, body=sedm_answer("Accepted Deletion"))
-    stored = {"observation_type": "Mix 'n Match", "priority": 9, "start_date": "2026-11-21", "end_date": "2026-11-28"}  # priority 9: out of range now
+    stored = {"observation_type": "Mix 'n Match", "priority": 9, "start_date": "2036-11-21", "end_date": "2036-11-28"}  # priority 9: out of range now
     assert run("delete", make_request(stored, remote_id="42")).state is State.DELETED
     assert uploaded(rsps.calls[0])[1]["Filters"] == ""
 
@@ -273,7 +273,7 @@ def test_the_program_comes_from_the_altdata_or_the_skyportal_group(rsps):
         ({"maximum_fwhm": 11}, "$.maximum_fwhm: must be at most 10"),
         ({"priority": 6}, "$.priority: must be at most 5"),
         ({"observation_type": "Spectrum"}, "$.observation_type"),
-        ({"start_date": "2026-11-28", "end_date": "2026-11-21"}, "$.end_date: must not be before start_date"),
+        ({"start_date": "2036-11-28", "end_date": "2036-11-21"}, "$.end_date: must not be before start_date"),
         ({"exptime": 30}, "$.exptime: is not a field of the SEDM form"),
         ({"prior_photometry": {"g": {"jd": "soon"}}}, "$.prior_photometry: must map ZTF bands"),
     ],
@@ -377,7 +377,7 @@ SCENARIOS = {
     "unreachable": ("submit", None, lambda m: m.post(ENDPOINT, body=requests.ConnectTimeout("t")), {}),
     "not configured": ("submit", None, lambda m: None, {"config": {}}),
     "no id": ("submit", None, lambda m: None, {"followup_request_id": None}),
-    "form": ("submit", None, lambda m: None, {"payload": {**PAYLOAD, "end_date": "2026-11-01"}}),
+    "form": ("submit", None, lambda m: None, {"payload": {**PAYLOAD, "end_date": "2036-11-01"}}),
     "edit accepted": ("update", "42", _message("Accepted Edit"), {}),
     "edit active": ("update", "42", _message("Rejected Edit Deletion, ACTIVE"), {}),
     "edit lost": ("update", "42", _message("Rejected Edit"), {}),

@@ -146,12 +146,12 @@ def test_a_lost_too_answer_is_never_sent_again(gateway_store, services):
 
 def test_nicer_through_the_gateway_verified_then_submitted_once(gateway_store, services):
     _, _, ark, skyportal = services
-    payload = {"SpecificTimeRangeObservation": "Y", "TimeRangeStart": "2026-12-01", "TimeRangeEnd": "2026-12-05"}
+    payload = {"SpecificTimeRangeObservation": "Y", "TimeRangeStart": "2036-12-01", "TimeRangeEnd": "2036-12-05"}
     request_id = seed(gateway_store, skyportal, "nicer", NICER, payload, 1)
     assert follow_through(gateway_store, services)
     (status,) = skyportal.statuses(1)
     assert status.startswith("submitted: ARK confirmed the NICER ToO request") and status == history(gateway_store, request_id)[0]
-    assert len(ark.submissions) == 1 and ark.submissions[0]["Specific Time Range Start"] == "61375.0"
+    assert len(ark.submissions) == 1 and ark.submissions[0]["Specific Time Range Start"] == "65028.0"
     assert ark.logins == [("nicer_observer", "body")]
     assert ARK_PASSWORD not in stored_text(gateway_store, request_id) and "e2e+ark+password" not in stored_text(gateway_store, request_id)
 

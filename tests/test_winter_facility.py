@@ -27,7 +27,7 @@ PASSWORD = "winter-pw-a0c3"
 ALTDATA = {"program_name": "2026A000", "program_api_key": KEY, "username": "observer", "password": PASSWORD}
 SECRETS = (KEY, PASSWORD, base64.b64encode(f"observer:{PASSWORD}".encode()).decode())
 TARGET = Target("ZTF26wntr", 48.3986122, -2.1517241)
-PAYLOAD = {"start_date": "2026-12-10", "end_date": "2026-12-12", "filter": "J"}
+PAYLOAD = {"start_date": "2036-12-10", "end_date": "2036-12-12", "filter": "J"}
 CAMERAS = [WINTERFacility, SPRINGFacility]
 
 
@@ -66,8 +66,8 @@ def test_prepare_builds_the_post_exactly_with_the_cameras_defaults(cls, path, se
     dithers, total, step = sequence
     assert call.json == [
         {"ra_deg": 48.3986122, "dec_deg": -2.1517241, "use_field_grid": False, "filters": ["J"], "target_priority": 50.0, "target_name": "ZTF26wntr",
-         "total_exposure_time": total, "n_repetitions": 1, "n_dither": dithers, "dither_distance": step, "start_time_mjd": 61384.0,
-         "end_time_mjd": 61387.0, "max_airmass": 2.0}
+         "total_exposure_time": total, "n_repetitions": 1, "n_dither": dithers, "dither_distance": step, "start_time_mjd": 65037.0,
+         "end_time_mjd": 65040.0, "max_airmass": 2.0}
     ]  # fmt: skip
 
 

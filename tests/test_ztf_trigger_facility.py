@@ -23,7 +23,7 @@ TOKEN = "kowalski-admin-token-3f9a"
 USER_TOKEN = "kowalski-user-token-77c1"
 IPAC = {"ipac_http_user": "ztffps", "ipac_http_password": "shared-pw", "ipac_email": "obs@example.org", "ipac_userpass": "acct-pw"}
 TARGET = Target("ZTF26trig", 210.5, 12.25)
-PAYLOAD = {"start_date": "2026-12-10", "end_date": "2026-12-11", "filters": ["ztfg", "ztfr"], "field_ids": [699, 700], "queue_name": "q1", "exposure_time": 120}
+PAYLOAD = {"start_date": "2036-12-10", "end_date": "2036-12-11", "filters": ["ztfg", "ztfr"], "field_ids": [699, 700], "queue_name": "q1", "exposure_time": 120}
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_prepare_builds_kowalskis_put_exactly():
          "exposure_time": 120.0, "program_pi": "M. Kasliwal/observer", "subprogram_name": "ToO_GRB"}
         for n, (band, field) in enumerate([(1, 699), (1, 700), (2, 699), (2, 700)], 1)
     ]  # fmt: skip
-    assert call.json == {"targets": targets, "queue_name": "ToO_q1", "validity_window_mjd": [61384.0, 61386.0], "queue_type": "list", "user": "observer"}
+    assert call.json == {"targets": targets, "queue_name": "ToO_q1", "validity_window_mjd": [65037.0, 65039.0], "queue_type": "list", "user": "observer"}
     assert isinstance(call.json["targets"][0]["exposure_time"], float)
 
 
@@ -87,9 +87,9 @@ def test_empty_fields_come_from_the_grid_and_the_queue_name_from_the_request():
     ("payload", "path", "rule"),
     [
         ({"field_ids": [699, 5000]}, "$.field_ids", "5000 is not a ZTF field id"),
-        ({"start_date": "2026-12-12", "end_date": "2026-12-11"}, "$.end_date", "must not be before start_date"),
+        ({"start_date": "2036-12-12", "end_date": "2036-12-11"}, "$.end_date", "must not be before start_date"),
         ({"start_date": "2026-01-01", "end_date": "2026-01-02"}, "$.end_date", "must not be in the past"),
-        ({"start_date": "2026-12-01", "end_date": "2027-02-01"}, "$.end_date", "at most 30 days"),
+        ({"start_date": "2036-12-01", "end_date": "2037-02-01"}, "$.end_date", "at most 30 days"),
         ({"exposure_time": "300"}, "$.exposure_time", "number"),
         ({"filters": ["ztfg", "ztfg"]}, "$.filters", "must not repeat an item"),
         ({"queue_name": "has space"}, "$.queue_name", "does not follow its rule"),
@@ -145,7 +145,7 @@ def test_altdata_the_token_alone_or_with_all_four_ipac_fields():
 
 def test_an_accepted_queue_is_submitted_with_its_name_as_remote_id(kowalski):
     outcome = run(facility_on(kowalski), "submit", request_for(), kowalski)
-    assert outcome.status == "submitted: ZTF queue ToO_q1 accepted by Kowalski: 4 exposures of 120 s (ztfg, ztfr on fields 699, 700), MJD 61384 to 61386"
+    assert outcome.status == "submitted: ZTF queue ToO_q1 accepted by Kowalski: 4 exposures of 120 s (ztfg, ztfr on fields 699, 700), MJD 65037 to 65039"
     assert outcome.remote_id == "ToO_q1" and outcome.poll_after is None
     (sent,) = kowalski.requests
     assert sent.headers["Authorization"] == f"Bearer {TOKEN}" and json.loads(sent.body)["queue_name"] == "ToO_q1"
