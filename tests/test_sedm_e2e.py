@@ -205,3 +205,26 @@ def test_skyportal_direct_mode_sends_the_sources_prior_photometry(sedm):
     new, edit, delete = sedm.documents
     assert (new["requestid"], new["programname"], new["prior_photometry"]) == (81, "Group 2", {"r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}})
     assert (edit["status"], delete["status"]) == ("edit", "delete") and SEDMAPI.implements()["update"] and not SEDMAPI.implements()["get"]
+
+
+def test_an_edit_of_a_request_sedm_observed_or_observes_makes_another(sedm):
+    """SEDM's cancel takes every entry of the id that is not ACTIVE (an earlier version, a finished
+    one): an edit after the robot finished makes a new request, and one after an earlier edit
+    while the robot observes makes a second beside it (docs/facilities/sedm.md, Limitations)."""
+    facility = SEDMFacility({"endpoint": f"{sedm.url}/add_request"}, egress=loopback_egress(sedm))
+
+    def send(operation, followup_id, remote_id=None):
+        allocation = Allocation(5, {}, group="Transients")
+        request = FollowupRequest(followup_id, Target("ZTF26edit", 1.0, 2.0), allocation, PAYLOAD, requester="observer", followup_request_id=followup_id, remote_id=remote_id)
+        with Transport(egress=loopback_egress(sedm)) as transport:
+            return perform(facility, operation, request, transport)
+
+    assert send("submit", 62).status == "submitted: SEDM: Accepted Request"
+    assert send("update", 62, remote_id="62").status == "submitted: SEDM: Accepted Edit"
+    sedm.observe(62)
+    assert send("update", 62, remote_id="62").status == "submitted: SEDM: Accepted Edit"
+    assert [e.status for e in sedm.entries(62)] == ["CANCELED", "ACTIVE", "PENDING"]
+    assert send("submit", 63).status == "submitted: SEDM: Accepted Request"
+    sedm.complete(63)
+    assert send("update", 63, remote_id="63").status == "submitted: SEDM: Accepted Edit"
+    assert [e.status for e in sedm.entries(63)] == ["CANCELED", "PENDING"]
