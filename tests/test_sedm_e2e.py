@@ -215,7 +215,8 @@ def test_an_edit_of_a_request_sedm_observed_or_observes_makes_another(sedm):
 
     def send(operation, followup_id, remote_id=None):
         allocation = Allocation(5, {}, group="Transients")
-        request = FollowupRequest(followup_id, Target("ZTF26edit", 1.0, 2.0), allocation, PAYLOAD, requester="observer", followup_request_id=followup_id, remote_id=remote_id)
+        target = Target("ZTF26edit", 1.0, 2.0)
+        request = FollowupRequest(followup_id, target, allocation, PAYLOAD, requester="observer", followup_request_id=followup_id, remote_id=remote_id)
         with Transport(egress=loopback_egress(sedm)) as transport:
             return perform(facility, operation, request, transport)
 
