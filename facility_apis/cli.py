@@ -55,8 +55,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
+        name_width = max((len(row["name"]) for row in rows), default=0)
+        kind_width = max((len(row["kind"]) for row in rows), default=0)
         for row in rows:
-            print(f"{row['name']:<16} {row['kind']:<18} {row['title']}  [{', '.join(row['implements'])}]")
+            print(f"{row['name']:<{name_width}}  {row['kind']:<{kind_width}}  {row['title']}  [{', '.join(row['implements'])}]")
     return 0
 
 

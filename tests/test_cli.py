@@ -1,6 +1,7 @@
 """The command line: list, schema, validate, submit --dry-run."""
 
 import json
+import re
 
 import pytest
 
@@ -23,7 +24,10 @@ def files(tmp_path):
 
 def test_list_plain_and_json(capsys):
     assert main(["list"]) == 0
-    assert "atlas" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("atlas ") for line in lines)
+    kinds_at = {re.match(r"\S+\s+", line).end() for line in lines}
+    assert len(kinds_at) == 1, "the kind column lines up, whatever the length of a facility's name"
     assert main(["list", "--json"]) == 0
     (row,) = [r for r in json.loads(capsys.readouterr().out) if r["name"] == "atlas"]
     implements = ["validate_altdata", "prepare", "submit", "get", "delete", "find"]
