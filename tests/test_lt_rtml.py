@@ -142,6 +142,8 @@ def test_the_document_is_in_the_rtml_namespace_without_prefixes_and_escapes_the_
         (0.0, 0.0, ("0", "0", "00.000", "+00", "0", "00.00")),
         (359.99999999, 89.999999999, ("0", "0", "00.000", "+90", "0", "00.00")),
         (15.0, -0.25, ("1", "0", "00.000", "-00", "15", "00.00")),
+        # RA 23:59:59.9999 rounds up into the next day; Dec -00:00:00.5 keeps its sign
+        ((23 + 59 / 60 + 59.9999 / 3600) * 15, -0.5 / 3600, ("0", "0", "00.000", "-00", "0", "00.50")),
     ],
 )
 def test_coordinates_are_rounded_then_split(ra, dec, expected):
