@@ -45,7 +45,7 @@ def test_the_notice_holds_every_part_in_words():
         "Object": "ZTF21abcdefg",
         "RA, Dec": "10:00:24.00 -00:00:00.5",
         "RA, Dec (deg)": "150.10000, -0.00014",
-        "Galactic l, b (deg)": about["Galactic l, b (deg)"],
+        "Galactic l, b (deg)": "239.18075, +40.80126",  # astropy: SkyCoord(150.1, -0.5/3600, ICRS).galactic
         "Facility": "GENERIC",
         "Instrument": "SEDM",
         "PI": "A. PI",
