@@ -77,7 +77,7 @@ def assert_nothing_secret(store, request_id, skyportal, followup_id):
 def test_a_ztf_trigger_whose_answer_was_lost_is_held_once_then_canceled(gateway_store, services):
     kowalski, _, _, skyportal = services
     kowalski.lose_answer_next()
-    request_id = add(gateway_store, skyportal, 51, "ztf_trigger", {"field_ids": [699], "filters": ["ztfg"], "queue_name": "gw51"})
+    request_id = add(gateway_store, skyportal, 51, "ztf_trigger", {"field_ids": [528], "filters": ["ztfg"], "queue_name": "gw51"})
     assert drain(gateway_store, services)
     assert list(kowalski.queues) == ["ToO_gw51"]
     gateway_store.requests.cancel(request_id, can_delete=True)

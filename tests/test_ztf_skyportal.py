@@ -24,7 +24,7 @@ IPAC_ALTDATA = {"ipac_http_user": LOGIN[0], "ipac_http_password": LOGIN[1], "ipa
 BOTH = {"access_token": TOKEN, **IPAC_ALTDATA}
 SECRETS = (TOKEN, LOGIN[1], EMAIL, USERPASS)
 ZTF_INSTRUMENT = (4, "ZTF", ["ztfg", "ztfr", "ztfi"])
-TRIGGERED = {"request_type": "triggered", "start_date": "2036-12-10", "end_date": "2036-12-11", "filters": ["ztfr"], "field_ids": [699], "queue_name": "sp1"}
+TRIGGERED = {"request_type": "triggered", "start_date": "2036-12-10", "end_date": "2036-12-11", "filters": ["ztfr"], "field_ids": [528], "queue_name": "sp1"}
 FORCED = {"request_type": "forced_photometry", "start_date": "2026-09-01", "end_date": "2026-10-31", "position": "Source (object's coordinates)"}
 
 
@@ -59,7 +59,7 @@ def test_both_request_types_run_on_one_allocation(services):
     kowalski, ipac = services
     triggered, session = ztf_request(BOTH, TRIGGERED)
     run(ZTFAPI.submit(triggered, session))
-    assert triggered.status == "submitted: ZTF queue ToO_sp1 accepted by Kowalski: 1 exposure of 300 s (ztfr on field 699), MJD 65037 to 65039"
+    assert triggered.status == "submitted: ZTF queue ToO_sp1 accepted by Kowalski: 1 exposure of 300 s (ztfr on field 528), MJD 65037 to 65039"
     (transaction,) = session.transactions
     assert transaction.request["method"] == "PUT" and transaction.response["remote_id"] == "ToO_sp1"
     assert "request_type" not in transaction.request["body"]  # SkyPortal's marker stays home

@@ -23,7 +23,7 @@ TOKEN = "kowalski-admin-token-3f9a"
 USER_TOKEN = "kowalski-user-token-77c1"
 IPAC = {"ipac_http_user": "ztffps", "ipac_http_password": "shared-pw", "ipac_email": "obs@example.org", "ipac_userpass": "acct-pw"}
 TARGET = Target("ZTF26trig", 210.5, 12.25)
-PAYLOAD = {"start_date": "2036-12-10", "end_date": "2036-12-11", "filters": ["ztfg", "ztfr"], "field_ids": [699, 700], "queue_name": "q1", "exposure_time": 120}
+PAYLOAD = {"start_date": "2036-12-10", "end_date": "2036-12-11", "filters": ["ztfg", "ztfr"], "field_ids": [528, 1575], "queue_name": "q1", "exposure_time": 120}
 
 
 @pytest.fixture
@@ -60,11 +60,11 @@ def test_prepare_builds_kowalskis_put_exactly():
     call = facility.prepare(request_for(facility.validate_payload(PAYLOAD, TARGET)))
     assert (call.method, call.url) == ("PUT", "https://kowalski.caltech.edu/api/triggers/ztf")
     assert call.headers["Authorization"] == f"Bearer {TOKEN}"
-    centres = {699: (45.9756, 40.55), 700: (54.52367, 40.55)}  # ztffields' grid
+    centres = {528: (208.15022, 11.75), 1575: (213.351, 15.35)}  # ztffields' grid
     targets = [
         {"request_id": n, "program_id": 2, "field_id": field, "ra": centres[field][0], "dec": centres[field][1], "filter_id": band,
          "exposure_time": 120.0, "program_pi": "M. Kasliwal/observer", "subprogram_name": "ToO_GRB"}
-        for n, (band, field) in enumerate([(1, 699), (1, 700), (2, 699), (2, 700)], 1)
+        for n, (band, field) in enumerate([(1, 528), (1, 1575), (2, 528), (2, 1575)], 1)
     ]  # fmt: skip
     assert call.json == {"targets": targets, "queue_name": "ToO_q1", "validity_window_mjd": [65037.0, 65039.0], "queue_type": "list", "user": "observer"}
     assert isinstance(call.json["targets"][0]["exposure_time"], float)
@@ -106,6 +106,18 @@ def test_a_source_outside_the_primary_grid_needs_field_ids():
         ZTFTriggerFacility().validate_payload({}, Target("south", 10.0, -89.0))
 
 
+def test_given_fields_must_hold_the_source_or_ztf_observes_the_wrong_sky():
+    """Fields 699 and 700 (centred at Dec +40.55) for a source at Dec +12.25: refused, naming the
+    fields that hold it; one of them right and one wrong is refused too (found by a newcomer)."""
+    with pytest.raises(PayloadError) as caught:
+        ZTFTriggerFacility().validate_payload({**PAYLOAD, "field_ids": [699, 700]}, TARGET)
+    expected = "699, 700 do not hold the source (RA 210.50000, Dec +12.25000): the fields holding it are 528, 1575"
+    assert [(e.path, e.message) for e in caught.value.errors] == [("$.field_ids", expected)]
+    with pytest.raises(PayloadError, match=r"\$\.field_ids: 700 does not hold the source"):
+        ZTFTriggerFacility().validate_payload({**PAYLOAD, "field_ids": [528, 700]}, TARGET)
+    assert ZTFTriggerFacility().validate_payload({**PAYLOAD, "field_ids": [1575]}, TARGET)["field_ids"] == [1575]
+
+
 @pytest.mark.parametrize(("pi", "requester", "program_pi", "user"), [("PI", "obs", "PI/obs", "obs"), (None, "obs", "obs", "obs"), ("PI", None, "PI", "PI")])
 def test_the_pi_comes_from_the_allocation_or_the_requester(pi, requester, program_pi, user):
     facility = ZTFTriggerFacility()
@@ -145,7 +157,7 @@ def test_altdata_the_token_alone_or_with_all_four_ipac_fields():
 
 def test_an_accepted_queue_is_submitted_with_its_name_as_remote_id(kowalski):
     outcome = run(facility_on(kowalski), "submit", request_for(), kowalski)
-    assert outcome.status == "submitted: ZTF queue ToO_q1 accepted by Kowalski: 4 exposures of 120 s (ztfg, ztfr on fields 699, 700), MJD 65037 to 65039"
+    assert outcome.status == "submitted: ZTF queue ToO_q1 accepted by Kowalski: 4 exposures of 120 s (ztfg, ztfr on fields 528, 1575), MJD 65037 to 65039"
     assert outcome.remote_id == "ToO_q1" and outcome.poll_after is None
     (sent,) = kowalski.requests
     assert sent.headers["Authorization"] == f"Bearer {TOKEN}" and json.loads(sent.body)["queue_name"] == "ToO_q1"

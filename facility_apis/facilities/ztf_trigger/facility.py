@@ -118,8 +118,11 @@ class ZTFTriggerFacility(Facility):
             grid.centres(payload["field_ids"])
 
     def fill_from_target(self, payload: dict[str, Any], target: Target) -> dict[str, Any]:
-        """``field_ids`` left empty: the primary-grid fields holding the source."""
-        if not payload.get("field_ids"):
+        """``field_ids`` left empty: the primary-grid fields holding the source; given: each must
+        hold it (``PayloadError`` on ``$.field_ids`` otherwise, naming the fields that do)."""
+        if payload.get("field_ids"):
+            grid.refuse_fields_missing(payload["field_ids"], target.ra, target.dec)
+        else:
             found = grid.primary_fields(target.ra, target.dec)
             if not found:
                 raise PayloadError.single("$.field_ids", "no field of ZTF's primary grid holds the source: give the field ids")

@@ -41,12 +41,28 @@ def centres(field_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
     return {i: (round(float(table.loc[i, "ra"]), 6), round(float(table.loc[i, "dec"]), 6)) for i in wanted}
 
 
-def primary_fields(ra: float, dec: float) -> list[int]:
-    """The primary-grid fields whose focal plane holds ``(ra, dec)`` (degrees), ascending."""
+def fields_holding(ra: float, dec: float) -> list[int]:
+    """The fields of both grids whose focal plane holds ``(ra, dec)`` (degrees), ascending."""
     _fields()
     from ztffields import radec_to_fieldid
 
     if not (math.isfinite(ra) and math.isfinite(dec)):
         return []
-    found = radec_to_fieldid([[ra, dec]])
-    return sorted({int(i) for i in found.to_numpy() if int(i) < PRIMARY_LIMIT})
+    return sorted({int(i) for i in radec_to_fieldid([[ra, dec]]).to_numpy()})
+
+
+def primary_fields(ra: float, dec: float) -> list[int]:
+    """The primary-grid fields whose focal plane holds ``(ra, dec)`` (degrees), ascending."""
+    return [i for i in fields_holding(ra, dec) if i < PRIMARY_LIMIT]
+
+
+def refuse_fields_missing(field_ids: Iterable[int], ra: float, dec: float) -> None:
+    """``PayloadError`` on ``$.field_ids`` naming each given field whose focal plane does not hold
+    ``(ra, dec)``: ZTF would observe the wrong sky there. The message lists the fields that do."""
+    holding = fields_holding(ra, dec)
+    missing = [int(i) for i in field_ids if int(i) not in holding]
+    if missing:
+        listed = ", ".join(map(str, missing))
+        verb = "does not hold" if len(missing) == 1 else "do not hold"
+        fields = f"the fields holding it are {', '.join(map(str, holding))}" if holding else "no ZTF field holds it"
+        raise PayloadError.single("$.field_ids", f"{listed} {verb} the source (RA {ra:.5f}, Dec {dec:+.5f}): {fields}")
