@@ -23,7 +23,9 @@ TOKEN = "kowalski-admin-token-3f9a"
 USER_TOKEN = "kowalski-user-token-77c1"
 IPAC = {"ipac_http_user": "ztffps", "ipac_http_password": "shared-pw", "ipac_email": "obs@example.org", "ipac_userpass": "acct-pw"}
 TARGET = Target("ZTF26trig", 210.5, 12.25)
-PAYLOAD = {"start_date": "2036-12-10", "end_date": "2036-12-11", "filters": ["ztfg", "ztfr"], "field_ids": [528, 1575], "queue_name": "q1", "exposure_time": 120}
+PAYLOAD = {
+    "start_date": "2036-12-10", "end_date": "2036-12-11", "filters": ["ztfg", "ztfr"], "field_ids": [528, 1575], "queue_name": "q1", "exposure_time": 120,
+}  # fmt: skip
 
 
 @pytest.fixture
