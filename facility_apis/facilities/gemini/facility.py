@@ -35,8 +35,6 @@ from .guide_star import OffsetStarService
 from .sites import PRODUCTION, TEST, Site, instrument_site, program_site
 from .trigger import GuideStar, observation_id, parameters
 
-#: The deployment settings this facility reads.
-CONFIG_KEYS = {"north_url", "south_url", "test_servers", "offset_stars"}
 #: Altdata names accepted for the current ones: SkyPortal's legacy ``user_password``, and the
 #: names SkyPortal's follow-up guide gives (``email``, ``password``, ``progid``).
 LEGACY_NAMES = {"user_password": "user_key", "password": "user_key", "email": "user_email", "progid": "programid"}
@@ -120,12 +118,16 @@ class GeminiFacility(Facility):
     skyportal_class: ClassVar[str] = "GEMINIAPI"
     setup_url: ClassVar[str] = "https://www.gemini.edu/observing/phase-ii/ot/ot-description/menu-bar#Keychain"
     example_remote_id: ClassVar[str] = "GN-2026B-Q-101-23"
+    #: Two sites, two servers: no single ``base_url``.
+    config_keys: ClassVar[Mapping[str, str]] = {
+        "north_url": "Gemini North's ToO server (default https://gnodb.gemini.edu:8443), held to the egress rule",
+        "south_url": "Gemini South's ToO server (default https://gsodb.gemini.edu:8443), held to the egress rule",
+        "test_servers": "true selects Gemini's test servers for the URLs not given (default false)",
+        "offset_stars": "the host's offset-star service for guide stars: url, token or token_file, probe",
+    }
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
-        unknown = sorted(set(self.config) - CONFIG_KEYS)
-        if unknown:
-            raise ConfigurationError(f"gemini: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(CONFIG_KEYS))}")
         test = self.config.get("test_servers", False)
         if not isinstance(test, bool):
             raise ConfigurationError("gemini: test_servers must be true or false")

@@ -28,7 +28,7 @@ from ...core.errors import (
     RemoteError,
     RemoteNotFound,
 )
-from ...core.interface import Facility, FollowupRequest, Kind, Target
+from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.schemas import validate
 from ...core.timeutil import iso_date, utcnow
@@ -38,7 +38,6 @@ from ...notify.altdata import allowed_keys
 from .answers import Verdict, message, verdict
 from .document import ADVANCED_DEFAULTS, MIX, document, prior_photometry
 
-CONFIG_KEYS = {"endpoint", "contact_email", "notify"}
 #: What a dry run shows when the deployment names no intake (``.invalid`` never resolves).
 UNCONFIGURED = "https://sedm.invalid/add_request"
 #: Payload keys the package fills in itself (not in the form).
@@ -63,13 +62,16 @@ class SEDMFacility(Facility):
     skyportal_class: ClassVar[str] = "SEDMAPI"
     setup_url: ClassVar[str] = "https://sites.astro.caltech.edu/sedm/"
     example_remote_id: ClassVar[str] = "42"
+    config_keys: ClassVar[Mapping[str, str]] = {
+        "endpoint": "SEDM's intake URL (e.g. http://<sedm host>/add_request); without it every action fails before any call",
+        "contact_email": "the e-mail address SEDM keeps for a requester it meets for the first time",
+        **common_config_keys("notify"),
+    }
+    base_url_key: ClassVar[str | None] = "endpoint"
     date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
-        unknown = sorted(set(self.config) - CONFIG_KEYS)
-        if unknown:
-            raise ConfigurationError(f"sedm: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(CONFIG_KEYS))}")
         endpoint = self.config.get("endpoint")
         if endpoint is not None:
             reason = self.egress.refusal(endpoint, secret=False) if isinstance(endpoint, str) else "it must be a URL"
