@@ -133,14 +133,27 @@ def cmd_submit(args: argparse.Namespace) -> int:
     altdata = _read_json(args.altdata, "altdata")
     payload = _read_json(args.payload, "payload") if args.payload else {}
     with Transport(secrets=facility.secrets(altdata), egress=egress) as transport:
+        # Every failing field is reported: the coordinates', the altdata's and the payload's.
+        failures: list[ValidationFailed] = []
+        target: Target | None = None
         try:
             target = Target(args.target_id, args.ra, args.dec, aliases=tuple(args.alias or ()))
-            altdata = facility.validate_altdata(altdata)
-            request = FollowupRequest(None, target, Allocation(None, altdata), facility.validate_payload(payload, target))
         except ValidationFailed as exc:
-            for error in exc.errors:
-                print(f"{exc.what} {error}")
+            failures.append(exc)
+        try:
+            altdata = facility.validate_altdata(altdata)
+        except ValidationFailed as exc:
+            failures.append(exc)
+        try:
+            payload = facility.validate_payload(payload, target)
+        except ValidationFailed as exc:
+            failures.append(exc)
+        if failures or target is None:
+            for failure in failures:
+                for error in failure.errors:
+                    print(f"{failure.what} {error}")
             return EXIT_INVALID
+        request = FollowupRequest(None, target, Allocation(None, altdata), payload)
         if args.dry_run:
             print(transport.render(facility.prepare(request)), end="")  # its ValidationFailed: main, exit 2
             return 0

@@ -117,6 +117,17 @@ def test_submit_dry_run_prints_the_exact_request_masked(capsys, files):
     assert lines[-1] == "ra=150.25&dec=-20.5&mjd_min=61041.0&mjd_max=61072.0&use_reduced=false&send_email=false"
 
 
+def test_submit_reports_every_failing_field_coordinates_altdata_and_payload_alike(capsys, files):
+    altdata, payload = files("a.json", {"api_token": 5}), files("p.json", {"start_date": "nope"})
+    assert main(["submit", "atlas", "--ra", "360", "--dec", "-91", "--altdata", altdata, "--payload", payload, "--dry-run"]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        "payload $.ra: must be a finite number in [0, 360)",
+        "payload $.dec: must be a finite number in [-90, 90]",
+        "altdata $.api_token: must be of type string",
+        f"payload $.start_date: must be {DATE_RULE}",
+    ]
+
+
 def test_submit_with_bad_coordinates(capsys, files):
     assert main(["submit", "atlas", "--ra", "400", "--dec", "0", "--altdata", files("a.json", {"api_token": TOKEN}), "--dry-run"]) == 2
     assert capsys.readouterr().out == "payload $.ra: must be a finite number in [0, 360)\n"

@@ -95,10 +95,14 @@ class Target:
     photometry: tuple[HostPoint, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
+        """``PayloadError`` naming every coordinate out of its range (both, when both are)."""
+        errors = []
         if not (math.isfinite(self.ra) and 0.0 <= self.ra < 360.0):
-            raise PayloadError.single("$.ra", "must be a finite number in [0, 360)")
+            errors.append(FieldError("$.ra", "must be a finite number in [0, 360)"))
         if not (math.isfinite(self.dec) and -90.0 <= self.dec <= 90.0):
-            raise PayloadError.single("$.dec", "must be a finite number in [-90, 90]")
+            errors.append(FieldError("$.dec", "must be a finite number in [-90, 90]"))
+        if errors:
+            raise PayloadError(errors)
         object.__setattr__(self, "aliases", tuple(str(alias) for alias in self.aliases or ()))
         object.__setattr__(self, "photometry", tuple(self.photometry or ()))
 
