@@ -149,6 +149,22 @@ def ok(response):
     return body["data"]
 
 
+def test_an_sedm_allocation_without_its_program_is_refused_when_saved(api):
+    """SEDM files every request under a program; SkyPortal's class takes it from the allocation's
+    group, which the gateway never learns: here the altdata must name it, checked at save time
+    rather than at the first submission."""
+    a, _, _ = api
+    rule = (
+        "altdata.programname: is required here: SEDM files each request under a program, "
+        "and this host does not know the allocation's SkyPortal group name"
+    )
+    sedm = {"facility": "sedm", "altdata": {}, "instrument_name": "SEDM"}
+    for method, path in (("PUT", "/api/allocations/3"), ("POST", "/api/allocations/validate")):
+        _, errors = error(a(method, path, json=sedm), 400)
+        assert errors == [rule]
+    assert ok(a.put("/api/allocations/3", json={**sedm, "altdata": {"programname": "Transients"}}))
+
+
 def allocation_of(a, allocation_id=1, **changes):
     return ok(a.put(f"/api/allocations/{allocation_id}", json={**ALLOCATION, **changes}))
 

@@ -328,11 +328,13 @@ class Facility:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def validate_altdata(self, altdata: Mapping[str, Any], *, instrument_name: str | None = None) -> dict[str, Any]:
+    def validate_altdata(self, altdata: Mapping[str, Any], *, instrument_name: str | None = None, group_known: bool = True) -> dict[str, Any]:
         """Check allocation credentials; return them without blank values (SkyPortal drops those).
 
         ``instrument_name``: the SkyPortal instrument the allocation is on, where the caller knows
-        it; the altdata is then also held to :meth:`check_instrument`. Raises ``AltdataError``
+        it; the altdata is then also held to :meth:`check_instrument`. ``group_known=False``: the
+        host will not give the allocation's SkyPortal group name with its requests (the gateway
+        does not know it), so the altdata is also held to :meth:`check_without_group`. Raises ``AltdataError``
         naming every failing field and its rule (never a value): the schema's, then those of
         ``core/credentials.py`` (secrets that can travel in a header, no user name or password in
         a URL), then ``check_altdata``'s.
@@ -349,6 +351,8 @@ class Facility:
         self.check_altdata(cleaned)
         if instrument_name:
             self.check_instrument(cleaned, instrument_name)
+        if not group_known:
+            self.check_without_group(cleaned)
         return cleaned
 
     @classmethod
@@ -372,6 +376,13 @@ class Facility:
         ``validate_altdata``; the gateway's allocation ``PUT`` takes ``instrument_name``) and on
         every operation (``perform`` passes ``request.allocation.instrument_name``). Raise
         ``AltdataError``; nothing by default."""
+
+    def check_without_group(self, altdata: dict[str, Any]) -> None:
+        """Rules for an allocation whose requests will come without ``Allocation.group`` (the
+        SkyPortal group's name), e.g. SEDM's program name, which SkyPortal's own class takes from
+        the group: the altdata must then give it. On altdata that passed :meth:`check_altdata`;
+        run where the allocation is saved by a host that does not know the group (the gateway's
+        allocation ``PUT`` and validate). Raise ``AltdataError``; nothing by default."""
 
     def exchange_altdata(self, altdata: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """The altdata to store when an allocation is saved, after a one-time exchange with the

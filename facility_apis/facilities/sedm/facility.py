@@ -42,6 +42,8 @@ from .document import ADVANCED_DEFAULTS, MIX, document, prior_photometry
 UNCONFIGURED = "https://sedm.invalid/add_request"
 #: Payload keys the package fills in itself (not in the form).
 FILLED = ("prior_photometry",)
+#: Why ``programname`` is required where the allocation's group is not known.
+NO_PROGRAM = "is required here: SEDM files each request under a program, and this host does not know the allocation's SkyPortal group name"
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _BAND = re.compile(r"[ugriz]")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -92,6 +94,12 @@ class SEDMFacility(Facility):
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         self.notifier.check_altdata(altdata, self.altdata_schema())
+
+    def check_without_group(self, altdata: dict[str, Any]) -> None:
+        """SEDM's document needs a program name, which SkyPortal takes from the allocation's group:
+        without the group (the gateway), ``programname`` is required."""
+        if not altdata.get("programname"):
+            raise AltdataError.single("$.programname", NO_PROGRAM)
 
     def request_defaults(self) -> dict[str, Any]:
         today = utcnow()
@@ -167,7 +175,7 @@ class SEDMFacility(Facility):
         if not request.requester:
             raise RemoteError("SEDM needs the requester's SkyPortal user name; this request names none", permanent=True)
         if not (request.allocation.altdata.get("programname") or request.allocation.group):
-            raise AltdataError.single("$.programname", "is required here: the allocation's SkyPortal group name is not known to this host")
+            raise AltdataError.single("$.programname", NO_PROGRAM)
         return request.followup_request_id
 
     def prepare(self, request: FollowupRequest) -> HTTPCall:
