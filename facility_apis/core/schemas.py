@@ -110,7 +110,8 @@ _TOKEN = "must be printable ASCII without spaces"
 #: Every ``pattern`` the kit's forms use -> the rule in one short line (the field's description
 #: says more; a pattern is no explanation, and repeating the description buries the rule). A form
 #: with a pattern not listed here fails ``tests/test_schemas.py``; an outside package's unknown
-#: pattern reads ``does not follow the form's rule for it``.
+#: pattern reads ``does not follow the form's rule for it`` (``must match the pattern ...``
+#: without a description).
 PATTERN_RULES: dict[str, str] = {
     DATE_PATTERN: "must look like 2026-12-01 (a UTC date; a time such as 2026-12-01 10:00 may follow)",
     INSTANT_PATTERN: "must look like 2026-12-01 10:00:00 (UTC unless it ends with Z or an offset)",
@@ -148,6 +149,7 @@ PATTERN_RULES: dict[str, str] = {
 
 _RULES = {
     "type": "must be of type {}",
+    "pattern": "must match the pattern {!r}",
     "minLength": "must be at least {} characters long",
     "minItems": "must hold at least {} item(s)",
     "maxItems": "must hold at most {} item(s)",
@@ -171,8 +173,10 @@ def _rule(error: ValidationError) -> str:
         return "is not an allowed property"
     if error.validator == "dependencies":
         return f"is required when {_quoted(error.message, 1)} is given"
-    if error.validator == "pattern":
-        return PATTERN_RULES.get(str(error.validator_value), "does not follow the form's rule for it (see its description)")
+    if error.validator == "pattern" and str(error.validator_value) in PATTERN_RULES:
+        return PATTERN_RULES[str(error.validator_value)]
+    if error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("description"):
+        return "does not follow the form's rule for it (see its description)"  # an outside package's pattern
     template = _RULES.get(str(error.validator))
     return template.format(error.validator_value) if template else f"breaks the rule {error.validator!r}"
 
