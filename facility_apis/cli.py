@@ -1,5 +1,10 @@
 """``facility-apis``: list facilities, show schemas, validate credentials, dry-run a submission,
-start a new facility, run the gateway (serve, worker, client, keygen), and run the demo."""
+start a new facility, run the gateway (serve, worker, client, keygen), and run the demo.
+
+Exit codes, one meaning each: 0 success; 1 the run failed (a facility or the network failed, a
+submission got no remote id, a gateway verb could not start or stopped); 2 the input was refused
+(a bad command line, an unknown facility, an unreadable file, altdata, a payload or a setting that
+breaks a rule, a request the facility rejects): fix what was given and run again."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.egress import EgressPolicy
-from .core.errors import FacilityError, ValidationFailed
+from .core.errors import ConfigurationError, FacilityError, UnknownFacility, ValidationFailed
 from .core.interface import REMOTE_VALIDATE, Allocation, Facility, FollowupRequest, Target
 from .core.operations import perform
 from .core.outcome import State
@@ -19,7 +24,13 @@ from .core.registry import default_registry
 from .core.transport import Transport
 from .gateway.commands import add_commands as add_gateway_commands
 
+EXIT_FAILED = 1
 EXIT_INVALID = 2
+
+
+class InvalidInput(Exception):
+    """Input the command refuses before doing anything (an unreadable file, an option the facility
+    does not offer, unusable settings): ``main`` prints ``error: <message>`` and exits 2."""
 
 
 def _read_json(path: str, what: str) -> dict[str, Any]:
@@ -27,11 +38,11 @@ def _read_json(path: str, what: str) -> dict[str, Any]:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         document = json.loads(text)
     except OSError as exc:
-        raise SystemExit(f"error: cannot read {what} file {path}: {exc.strerror}") from None
+        raise InvalidInput(f"cannot read {what} file {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"error: {what} file {path} is not JSON: {exc.msg} (line {exc.lineno})") from None
+        raise InvalidInput(f"{what} file {path} is not JSON: {exc.msg} (line {exc.lineno})") from None
     if not isinstance(document, dict):
-        raise SystemExit(f"error: {what} file {path} must hold a JSON object")
+        raise InvalidInput(f"{what} file {path} must hold a JSON object")
     return document
 
 
@@ -39,12 +50,39 @@ def _egress(args: argparse.Namespace) -> EgressPolicy:
     try:
         return EgressPolicy(tuple(getattr(args, "allow", None) or ()))
     except ValueError as exc:
-        raise SystemExit(f"error: --allow: {exc}") from None
+        raise InvalidInput(f"--allow: {exc}") from None
 
 
-def _facility(name: str, base_url: str | None = None, egress: EgressPolicy | None = None) -> Facility:
-    cls = default_registry().get(name)
-    return cls({"base_url": base_url} if base_url else None, egress=egress)
+def facility_settings(cls: type[Facility], config: dict[str, Any] | None, base_url: str | None) -> dict[str, Any]:
+    """The settings ``--config`` (a JSON object, as the gateway's ``facilities.<name>``) and
+    ``--base-url`` give: ``--base-url`` sets the facility's own service-URL key
+    (``Facility.base_url_key``). ``InvalidInput`` for a facility with several endpoints or none
+    (naming the keys to give in ``--config``), or when both give that key."""
+    settings = dict(config or {})
+    if base_url is None:
+        return settings
+    key = cls.base_url_key
+    if key is None:
+        urls = sorted(k for k in cls.config_keys if k.endswith("_url"))
+        if urls:
+            raise InvalidInput(f"--base-url: {cls.name} has several service URLs; give {', '.join(urls)} in a --config file instead")
+        raise InvalidInput(f"--base-url: {cls.name} takes no service URL")
+    if key in settings and settings[key] != base_url:
+        raise InvalidInput(f"--base-url and the --config file's {key} differ: give one of them")
+    settings[key] = base_url
+    return settings
+
+
+def _facility(args: argparse.Namespace, egress: EgressPolicy | None = None) -> Facility:
+    """The facility ``args.name`` made with the run's settings (``--config``, ``--base-url`` where
+    the command has them); unusable settings are ``InvalidInput``."""
+    cls = default_registry().get(args.name)
+    config = _read_json(args.config, "config") if getattr(args, "config", None) else None
+    settings = facility_settings(cls, config, getattr(args, "base_url", None))
+    try:
+        return cls(settings or None, egress=egress)
+    except ConfigurationError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -63,14 +101,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    facility = _facility(args.name)
+    facility = _facility(args)
     schema = {"altdata": facility.altdata_schema, "request": facility.request_schema, "ui": facility.ui_schema}[args.which]()
     print(json.dumps(schema, indent=2))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    facility = _facility(args.name)
+    facility = _facility(args)
     errors: list[str] = []
     try:
         facility.validate_altdata(_read_json(args.altdata, "altdata"), instrument_name=args.instrument)
@@ -90,23 +128,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     egress = _egress(args)
-    facility = _facility(args.name, args.base_url, egress)
+    facility = _facility(args, egress)
     if args.remote_validate and not facility.implements()["remote_validate"]:
         print(f"error: {facility.name} offers no remote validation; use --dry-run to see the request", file=sys.stderr)
         return EXIT_INVALID
     altdata = _read_json(args.altdata, "altdata")
     payload = _read_json(args.payload, "payload") if args.payload else {}
     with Transport(secrets=facility.secrets(altdata), egress=egress) as transport:
+        # Every failing field is reported: the coordinates', the altdata's and the payload's.
+        failures: list[ValidationFailed] = []
+        target: Target | None = None
         try:
             target = Target(args.target_id, args.ra, args.dec, aliases=tuple(args.alias or ()))
-            altdata = facility.validate_altdata(altdata)
-            request = FollowupRequest(None, target, Allocation(None, altdata), facility.validate_payload(payload, target))
         except ValidationFailed as exc:
-            for error in exc.errors:
-                print(f"{exc.what} {error}")
+            failures.append(exc)
+        try:
+            altdata = facility.validate_altdata(altdata)
+        except ValidationFailed as exc:
+            failures.append(exc)
+        try:
+            payload = facility.validate_payload(payload, target)
+        except ValidationFailed as exc:
+            failures.append(exc)
+        if failures or target is None:
+            for failure in failures:
+                for error in failure.errors:
+                    print(f"{failure.what} {error}")
             return EXIT_INVALID
+        request = FollowupRequest(None, target, Allocation(None, altdata), payload)
         if args.dry_run:
-            print(transport.render(facility.prepare(request)), end="")
+            print(transport.render(facility.prepare(request)), end="")  # its ValidationFailed: main, exit 2
             return 0
         if args.remote_validate:
             return _remote_validate(facility, request, transport)
@@ -114,12 +165,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     print(outcome.status)
     if outcome.remote_id:
         print(f"remote id: {outcome.remote_id}")
-    return 0 if outcome.remote_id else 1
+        return 0
+    return EXIT_INVALID if outcome.state is State.REJECTED else EXIT_FAILED
 
 
 def _remote_validate(facility: Facility, request: FollowupRequest, transport: Transport) -> int:
     """Ask the facility about the request without queuing it; print the answer as a status.
-    Exit 0 when the facility would accept it, 2 when it would not, 1 on any other failure."""
+    Exit 0 when the facility would accept it, 2 when it would not (or the package's rules refuse
+    it), 1 on any other failure."""
     if not facility.implements()[REMOTE_VALIDATE]:
         print(f"error: {facility.name} offers no remote validation; use --dry-run to see the request", file=sys.stderr)
         return EXIT_INVALID
@@ -127,7 +180,7 @@ def _remote_validate(facility: Facility, request: FollowupRequest, transport: Tr
     print(outcome.status)
     if outcome.state is State.PENDING:
         return 0
-    return EXIT_INVALID if outcome.state is State.REJECTED else 1
+    return EXIT_INVALID if outcome.state is State.REJECTED else EXIT_FAILED
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -170,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check altdata (and a payload); exit 2 when invalid")
     validate.add_argument("name")
+    validate.add_argument("--config", metavar="FILE", help="the facility's settings, a JSON object as the gateway's facilities.<name>")
     validate.add_argument("--altdata", required=True, metavar="FILE", help="JSON file ('-' for stdin)")
     validate.add_argument("--payload", metavar="FILE", help="JSON file of a request payload")
     validate.add_argument("--instrument", metavar="NAME", help="the SkyPortal instrument's name, for rules tying the altdata to it")
@@ -183,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--alias", action="append", metavar="NAME", help="another name of the source (repeatable), e.g. a survey's object id")
     submit.add_argument("--altdata", required=True, metavar="FILE")
     submit.add_argument("--payload", metavar="FILE")
-    submit.add_argument("--base-url", help="the facility's service URL (overrides the default)")
+    submit.add_argument("--config", metavar="FILE", help="the facility's settings, a JSON object as the gateway's facilities.<name>")
+    submit.add_argument("--base-url", help="the facility's service URL (its base_url_key; refused for a facility with several)")
     submit.add_argument(
         "--allow", action="append", metavar="ORIGIN_OR_NETWORK",
         help="let calls reach this private origin (http://127.0.0.1:8001) or network (10.0.0.0/8); repeatable",
@@ -214,12 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a bad command line: argparse exits 2
     try:
         return args.run(args)
+    except ValidationFailed as exc:  # raised past a command's own report, e.g. by prepare
+        for error in exc.errors:
+            print(f"{exc.what} {error}")
+        return EXIT_INVALID
+    except (InvalidInput, UnknownFacility) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except FacilityError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,12 +2,12 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from facility_apis.cli import main
 from facility_apis.core.timeutil import DATE_RULE
-from facility_apis.facilities.atlas import ATLASFacility
 
 TOKEN = "cli-token-0042"
 
@@ -41,8 +41,8 @@ def test_schema(capsys, flag, key):
 
 
 def test_schema_of_unknown_facility(capsys):
-    assert main(["schema", "nope"]) == 1
-    assert "known facilities: atlas" in capsys.readouterr().err
+    assert main(["schema", "nope"]) == 2  # the input was refused
+    assert "known facilities: atlas, " in capsys.readouterr().err
 
 
 def test_validate_valid(capsys, files):
@@ -59,18 +59,45 @@ def test_validate_invalid_prints_one_line_per_error_and_no_secret(capsys, files)
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "altdata $.api_token: must be of type string",
-        "altdata $.base_url: does not follow its rule: " + ATLASFacility.altdata_schema()["properties"]["base_url"]["description"],
+        "altdata $.base_url: must be an https URL without a user name or password (plain http only to a loopback address)",
         f"payload $.start_date: must be {DATE_RULE}",
     ]
 
 
-def test_validate_unreadable_files(files, capsys):
-    with pytest.raises(SystemExit, match="is not JSON"):
-        main(["validate", "atlas", "--altdata", files("a.json", "{nope")])
-    with pytest.raises(SystemExit, match="must hold a JSON object"):
-        main(["validate", "atlas", "--altdata", files("a.json", "[1]")])
-    with pytest.raises(SystemExit, match="cannot read altdata file"):
-        main(["validate", "atlas", "--altdata", "/does/not/exist.json"])
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [("{nope", "is not JSON"), ("[1]", "must hold a JSON object"), (None, "cannot read altdata file /does/not/exist.json")],
+)
+@pytest.mark.parametrize("command", [["validate", "atlas"], ["submit", "atlas", "--ra", "1", "--dec", "1", "--dry-run"]])
+def test_unreadable_files_are_invalid_input_exit_2(files, capsys, content, error, command):
+    path = files("a.json", content) if content is not None else "/does/not/exist.json"
+    assert main([*command, "--altdata", path]) == 2
+    assert error in capsys.readouterr().err
+
+
+def test_invalid_payload_exits_2_in_validate_and_in_a_dry_run_alike(capsys, files):
+    """One meaning per exit code: a payload the package's rules refuse is 2 whether ``validate``,
+    the dry run's form check or the facility's own rules in ``prepare`` refuse it."""
+    altdata = files("a.json", {"user_email": "pi@example.org", "user_key": "k3y-0042", "programid": "GN-2026B-Q-101", "template_ids": "1,2"})
+    bad_form = files("p.json", {"template_ids": "1;2"})
+    not_allowed = files("q.json", {"template_ids": "3"})
+    assert main(["validate", "gemini", "--altdata", altdata, "--payload", bad_form]) == 2
+    assert main(["submit", "gemini", "--ra", "1", "--dec", "1", "--altdata", altdata, "--payload", bad_form, "--dry-run"]) == 2
+    assert main(["submit", "gemini", "--ra", "1", "--dec", "1", "--altdata", altdata, "--payload", not_allowed, "--dry-run"]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "payload $.template_ids: template 3 is not one this allocation may trigger (1, 2)"
+
+
+def test_a_submission_the_package_rejects_exits_2_and_a_failed_one_1(capsys, files, monkeypatch):
+    altdata = files("a.json", {"user_email": "pi@example.org", "user_key": "k3y-0042", "programid": "GN-2026B-Q-101", "template_ids": "1,2"})
+    not_allowed = files("q.json", {"template_ids": "3"})
+    args = ["submit", "gemini", "--ra", "1", "--dec", "1", "--altdata", altdata]
+    assert main([*args, "--payload", not_allowed]) == 2  # refused before any call
+    assert capsys.readouterr().out.startswith("rejected: invalid payload: $.template_ids: template 3")
+    config = files("c.json", {"north_url": "https://127.0.0.1:9"})  # nothing listens there
+    allowed = files("r.json", {"template_ids": "1"})
+    assert main([*args, "--payload", allowed, "--config", config, "--allow", "https://127.0.0.1:9"]) == 1
+    assert capsys.readouterr().out.startswith("failed to submit: ")
 
 
 def test_submit_dry_run_prints_the_exact_request_masked(capsys, files):
@@ -92,6 +119,42 @@ def test_submit_dry_run_prints_the_exact_request_masked(capsys, files):
     assert lines[-1] == "ra=150.25&dec=-20.5&mjd_min=61041.0&mjd_max=61072.0&use_reduced=false&send_email=false"
 
 
+def test_submit_reports_every_failing_field_coordinates_altdata_and_payload_alike(capsys, files):
+    altdata, payload = files("a.json", {"api_token": 5}), files("p.json", {"start_date": "nope"})
+    assert main(["submit", "atlas", "--ra", "360", "--dec", "-91", "--altdata", altdata, "--payload", payload, "--dry-run"]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        "payload $.ra: must be a finite number in [0, 360)",
+        "payload $.dec: must be a finite number in [-90, 90]",
+        "altdata $.api_token: must be of type string",
+        f"payload $.start_date: must be {DATE_RULE}",
+    ]
+
+
 def test_submit_with_bad_coordinates(capsys, files):
     assert main(["submit", "atlas", "--ra", "400", "--dec", "0", "--altdata", files("a.json", {"api_token": TOKEN}), "--dry-run"]) == 2
     assert capsys.readouterr().out == "payload $.ra: must be a finite number in [0, 360)\n"
+
+
+# -- docs/cli.md's examples are outputs of the code ---------------------------------------------
+
+CLI_DOCS = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+
+
+def test_the_documented_list_line_is_the_output(capsys):
+    main(["list"])
+    documented = re.search(r"^atlas .*$", CLI_DOCS, re.M).group(0)
+    assert documented in capsys.readouterr().out.splitlines()
+
+
+def test_the_documented_unknown_facility_error_is_the_output(capsys):
+    main(["schema", "nope"])
+    documented = re.search(r"^error: no facility named 'nope'; known facilities: (.*), \.\.\.$", CLI_DOCS, re.M)
+    assert capsys.readouterr().err.startswith(documented.group(0).removesuffix(", ..."))
+
+
+@pytest.mark.parametrize("extra", [["--config", "swift-config"], ["--base-url", "https://x.example.org"]])
+def test_the_documented_settings_errors_are_the_output(capsys, files, extra):
+    extra = [files("c.json", {"base_url": "https://x.example.org"}) if arg == "swift-config" else arg for arg in extra]
+    main(["submit", "swift", "--ra", "1", "--dec", "1", "--altdata", files("a.json", {}), *extra, "--dry-run"])
+    error = capsys.readouterr().err.strip()
+    assert f"`{error}`" in CLI_DOCS.replace("\n", " ")

@@ -147,7 +147,7 @@ def test_a_secret_that_cannot_travel_in_a_header_is_refused_when_saved(gateway, 
     """The kit's floor for every writeOnly field (core/credentials.py); ATLAS's own schema is
     stricter (printable ASCII, at most 256), and either refusal names the field and its rule."""
     body = {**ALLOCATION, "altdata": {"api_token": token}}
-    atlas_rule = ("altdata.api_token: does not follow its rule: ", "altdata.api_token: must be at most 256 characters long")
+    atlas_rule = ("altdata.api_token: must be printable ASCII without spaces", "altdata.api_token: must be at most 256 characters long")
     for method, path in (("PUT", "/api/allocations/1"), ("POST", "/api/allocations/validate")):
         response = call(gateway, method, path, json=body)
         errors = refused(response)

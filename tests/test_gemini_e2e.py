@@ -131,7 +131,8 @@ def test_a_trigger_whose_answer_is_lost_is_not_sent_again(gateway, gemini, skypo
     gateway.settle()
     assert len(gemini.requests) == 1
     (status,) = skyportal.statuses(31)
-    assert status.startswith("failed to submit: Gemini North: template 3 may have been made (")
+    # "failed:", never "failed to submit:" (which SkyPortal answers by offering to submit again).
+    assert status.startswith("failed: Gemini North: template 3 may have been made (")
     assert status.endswith("check the Observing Tool before triggering it again")
     assert gateway.store.requests.view(request_id)["next_operation"] is None
 

@@ -121,12 +121,21 @@ def test_a_south_program_goes_to_the_south_server(rsps):
 def test_every_template_is_triggered_and_every_answer_kept(rsps):
     rsps.post(NORTH, body=f"{PROGRAM}-31")
     rsps.post(NORTH, body=f"{PROGRAM}-32")
-    outcome = run(make_request(payload={**PAYLOAD, "template_ids": "3, 5,3"}))
-    assert [query(c)["obsnum"] for c in rsps.calls] == ["3", "5"]  # each template once
+    outcome = run(make_request(payload={**PAYLOAD, "template_ids": "3, 5"}))
+    assert [query(c)["obsnum"] for c in rsps.calls] == ["3", "5"]
     assert outcome.remote_id == f"{PROGRAM}-31,{PROGRAM}-32"
     assert outcome.status == f"submitted: Gemini North: template 3 triggered as {PROGRAM}-31; template 5 triggered as {PROGRAM}-32"
     assert [t.response_body for t in outcome.transactions] == [f"{PROGRAM}-31", f"{PROGRAM}-32"]
     no_key(outcome)
+
+
+def test_a_template_named_twice_is_refused_before_any_call_rather_than_triggered_once(rsps):
+    outcome = run(make_request(payload={**PAYLOAD, "template_ids": "3, 5,3"}))
+    assert len(rsps.calls) == 0
+    assert outcome.status == (
+        "rejected: invalid payload: $.template_ids: names template 3 more than once: name each template once "
+        "(another request triggers another copy)"
+    )
 
 
 def test_partial_success_names_each_templates_fate(rsps):
@@ -170,21 +179,20 @@ def test_a_trigger_whose_answer_is_lost_is_never_resent_and_says_check_the_obser
 
     rsps.post(NORTH, body=requests.ConnectionError("Connection reset by peer"))
     outcome = run(make_request(payload={**PAYLOAD, "template_ids": "3,5"}))
-    assert outcome.state is State.FAILED and outcome.poll_after is None and len(rsps.calls) == 1
+    assert outcome.state is State.FAILED and outcome.poll_after is None and len(rsps.calls) == 1 and outcome.maybe_sent
     assert outcome.status == (
-        "failed to submit: Gemini North: template 3 may have been made (connection to gnodb.gemini.edu:8443 failed: ConnectionError; "
+        "failed: Gemini North: template 3 may have been made (connection to gnodb.gemini.edu:8443 failed: ConnectionError; "
         "the request may have reached the facility and was not sent again): check the Observing Tool before triggering it again; "
-        "template 5 not sent: connection to gnodb.gemini.edu:8443 failed: ConnectionError; the request may have reached the facility "
-        "and was not sent again"
+        "template 5 not sent: submit it in a new request"
     )
 
 
 def test_a_200_without_an_observation_id_is_not_a_success(rsps):
     rsps.post(NORTH, body="<html><head><title>Login</title></head></html>", content_type="text/html")
     outcome = run(make_request())
-    assert outcome.state is State.FAILED and outcome.remote_id is None and outcome.poll_after is None
+    assert outcome.state is State.FAILED and outcome.remote_id is None and outcome.poll_after is None and outcome.maybe_sent
     assert outcome.status == (
-        "failed to submit: Gemini North: template 3 may have been made (Gemini answered HTTP 200 without a new observation id "
+        "failed: Gemini North: template 3 may have been made (Gemini answered HTTP 200 without a new observation id "
         "(an HTML page: Login)): check the Observing Tool before triggering it again"
     )
 
@@ -205,7 +213,9 @@ def test_a_throttle_after_a_success_is_reported_with_the_rest_unsent(rsps):
     rsps.post(NORTH, status=429, headers={"Retry-After": "30"})
     outcome = run(make_request(payload={**PAYLOAD, "template_ids": "3,5,6"}))
     assert outcome.state is State.SUBMITTED and outcome.remote_id == f"{PROGRAM}-50"
-    assert outcome.status.endswith("templates 5, 6 not sent: rate limit reached at gnodb.gemini.edu:8443; retry in 30 s")
+    # Nothing retries the rest: the status says what the observer does, not "retry in 30 s".
+    assert outcome.status.endswith("templates 5, 6 not sent (rate limit reached at gnodb.gemini.edu:8443): submit them in a new request")
+    assert "retry" not in outcome.status
 
 
 def test_a_refusal_then_a_stop_fails_without_inviting_a_retry(rsps):
@@ -215,8 +225,9 @@ def test_a_refusal_then_a_stop_fails_without_inviting_a_retry(rsps):
     assert outcome.state is State.FAILED and outcome.poll_after is None
     assert outcome.status == (
         "failed to submit: Gemini North: template 3 refused: exptime must be an integer from 1 to 1200; "
-        "template 5 not sent: Gemini refused the credentials (HTTP 403: Forbidden)"
+        "template 5 not sent (Gemini refused the credentials (HTTP 403: Forbidden))"
     )
+    assert not outcome.maybe_sent
 
 
 def test_a_template_the_allocation_does_not_allow_is_refused_before_any_call(rsps):
@@ -256,10 +267,12 @@ def test_defaults_open_a_24_hour_window_now(monkeypatch):
         ({"end_date": "2036-11-21 09:00"}, "$.end_date: must be after start_date (to the minute)"),
         ({"l_elmin": 1.6, "l_elmax": 1.6}, "$.l_elmax: must be above the minimum airmass"),
         ({"template_ids": ",".join(str(n) for n in range(1, 22))}, "$.template_ids: must list at most 20 templates"),
-        ({"template_ids": "1;2"}, "$.template_ids: does not follow its rule"),
+        ({"template_ids": "1;2"}, "$.template_ids: must be template numbers separated by commas, like 3, 5"),
+        ({"template_ids": "3, 5,3"}, "$.template_ids: names template 3 more than once: name each template once"),
+        ({"template_ids": "3,5,3,5"}, "$.template_ids: names templates 3, 5 more than once"),
         ({"l_exptime": 1201}, "$.l_exptime: must be at most 1200"),
         ({"l_exptime": 2.5}, "$.l_exptime"),
-        ({"start_date": "2026-02-30 10:00"}, "$.start_date: does not follow its rule"),
+        ({"start_date": "2026-02-30 10:00"}, "$.start_date: must look like 2026-12-01"),
         ({"l_elmax": 3.5}, "$.l_elmax"),
     ],
 )
@@ -447,6 +460,8 @@ def _scenarios():
         "credentials": ({}, {}, {}, _answers((401, "user key not valid for this program"))),
         "html 200": ({}, {}, {}, _answers((200, "<html><head><title>Login</title></head></html>"))),
         "lost": ({}, {}, {}, _answers(requests.ConnectionError("reset"))),
+        "lost then unsent": ({}, {"template_ids": "3,5"}, {}, _answers(requests.ConnectionError("reset"))),
+        "repeated": ({}, {"template_ids": "3,3"}, {}, _answers()),
         "refused then stop": ({}, {"template_ids": "3,5"}, {}, _answers((400, "exptime must be an integer from 1 to 1200"), (403, "Forbidden"))),
         "throttled": ({}, {}, {}, _answers((429, ""))),
         "unreachable": ({}, {}, {}, _answers(requests.ConnectTimeout("timed out"))),

@@ -23,6 +23,12 @@ def test_target_coordinates_must_be_finite_and_in_range(ra, dec, path):
     assert caught.value.errors[0].path == path
 
 
+def test_both_coordinates_out_of_range_are_both_named():
+    with pytest.raises(PayloadError) as caught:
+        Target("x", 360.0, -91.0)
+    assert [str(e) for e in caught.value.errors] == ["$.ra: must be a finite number in [0, 360)", "$.dec: must be a finite number in [-90, 90]"]
+
+
 def test_allocation_repr_hides_altdata():
     assert SECRET not in repr(Allocation(1, {"api_token": SECRET}))
 

@@ -153,7 +153,7 @@ def test_a_private_key_and_a_fingerprint_are_accepted():
 def test_deployment_settings_are_checked():
     with pytest.raises(ConfigurationError, match="ssh_timeout"):
         MMAFacility({"ssh_timeout": 0})
-    with pytest.raises(ConfigurationError, match="unknown key"):
+    with pytest.raises(ConfigurationError, match=r"mma: unknown setting\(s\) base_url; known: notify, ssh_timeout"):
         MMAFacility({"base_url": QUEUE})
 
 

@@ -189,3 +189,51 @@ def test_an_enum_error_inside_the_chosen_branch_is_reported_on_its_field():
     assert found({"camera": "blue", "filters": ["g", "i"]}) == [("$.filters[1]", "must be one of ['u', 'g']")]
     assert found({"camera": "blue", "mode": "R1"}) == [("$.mode", "must be one of ['B1']")]
     assert field_errors(schema, {"camera": "blue", "filters": ["u"], "mode": "B1"}) == []
+
+
+# -- a pattern's failure reads as one short rule --------------------------------------------------
+
+
+def _patterned(node, path="$"):
+    """``(path, field schema)`` of every property holding a ``pattern``, branches and items included."""
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield path, node
+        for key, value in node.items():
+            yield from _patterned(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _patterned(value, f"{path}[{index}]")
+
+
+def _every_form():
+    from facility_apis.core.registry import default_registry
+
+    for name in available_schemas():
+        yield name, load_document(name)
+    for cls in default_registry().all():  # the forms as served: patterns added in code too
+        facility = cls()
+        yield f"{cls.name} altdata (served)", cls.altdata_schema()
+        yield f"{cls.name} request (served)", facility.request_schema()
+
+
+def test_every_pattern_of_every_form_fails_with_one_short_rule_not_its_description():
+    from facility_apis.core.schemas import PATTERN_RULES
+
+    checked = 0
+    for name, document in _every_form():
+        for path, spec in _patterned(document):
+            rule = PATTERN_RULES.get(spec["pattern"])
+            assert rule is not None, f"{name} {path}: add the pattern's rule in words to core.schemas.PATTERN_RULES"
+            assert rule.startswith("must ") and len(rule) <= 120 and "\n" not in rule
+            # What a validation failure says: the rule, never the description.
+            form = {"type": "object", "properties": {"x": {"type": "string", "pattern": spec["pattern"]}}}
+            error = next(e for bad in ("\x00 \x01", "(") for e in field_errors(form, {"x": bad}))
+            assert error.message == rule and (not spec.get("description") or spec["description"] not in error.message)
+            checked += 1
+    assert checked > 50
+
+
+def test_a_pattern_the_kit_does_not_know_gives_a_short_rule_too():
+    (error,) = field_errors({"type": "object", "properties": {"x": {"type": "string", "pattern": "^a+$", "description": "Long words."}}}, {"x": "b"})
+    assert str(error) == "$.x: does not follow the form's rule for it (see its description)"

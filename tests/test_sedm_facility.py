@@ -252,8 +252,18 @@ def test_the_program_comes_from_the_altdata_or_the_skyportal_group(rsps):
     request = make_request()
     request = FollowupRequest(request.id, request.target, Allocation(5, {}), request.payload, requester="observer", followup_request_id=42)
     outcome = run("submit", request)
-    rule = "$.programname: is required here: the allocation's SkyPortal group name is not known to this host"
+    rule = "$.programname: is required here: SEDM files each request under a program, and this host does not know the allocation's SkyPortal group name"
     assert outcome.status == f"failed to submit: invalid altdata: {rule}"
+
+
+def test_the_program_is_required_at_validation_only_where_the_group_is_unknown():
+    """SkyPortal's own class sends the allocation's group name: there an allocation without
+    ``programname`` is fine; a host that does not know the group (the gateway) refuses it."""
+    assert SEDMFacility().validate_altdata({}) == {}
+    with pytest.raises(AltdataError) as caught:
+        SEDMFacility().validate_altdata({"notification_type": "none"}, group_known=False)
+    assert [e.path for e in caught.value.errors] == ["$.programname"]
+    assert SEDMFacility().validate_altdata({"programname": "Transients"}, group_known=False) == {"programname": "Transients"}
 
 
 # -- the form ----------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_empty_fields_come_from_the_grid_and_the_queue_name_from_the_request():
         ({"start_date": "2036-12-01", "end_date": "2037-02-01"}, "$.end_date", "at most 30 days"),
         ({"exposure_time": "300"}, "$.exposure_time", "number"),
         ({"filters": ["ztfg", "ztfg"]}, "$.filters", "must not repeat an item"),
-        ({"queue_name": "has space"}, "$.queue_name", "does not follow its rule"),
+        ({"queue_name": "has space"}, "$.queue_name", "must be 1 to 60 letters, digits, '_', '.' and '-'"),
     ],
 )
 def test_bad_payloads_are_refused_naming_the_field(payload, path, rule):

@@ -48,11 +48,16 @@ class PayloadError(ValidationFailed):
 
 
 class Throttled(FacilityError):
-    """The remote service asked us to wait ``wait`` seconds before calling again."""
+    """The remote service asked us to wait ``wait`` seconds before calling again.
 
-    def __init__(self, wait: float, message: str = ""):
+    ``cause`` is what happened without the advice to retry (``rate limit reached at <host>``),
+    for a caller that reports the throttle where nothing retries (e.g. a request's remaining
+    parts left unsent); by default the message."""
+
+    def __init__(self, wait: float, message: str = "", *, cause: str = ""):
         self.wait = wait
         super().__init__(message or f"throttled; retry in {wait:g} s")
+        self.cause = cause or str(self)
 
 
 class FacilityUnavailable(FacilityError):

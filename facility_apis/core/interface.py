@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from .credentials import credential_errors
 from .egress import EgressPolicy
-from .errors import AltdataError, FieldError, NotImplementedOperation, PayloadError
+from .errors import AltdataError, ConfigurationError, FieldError, NotImplementedOperation, PayloadError
 from .outcome import Outcome
 from .schemas import apply_defaults, available_schemas, field_errors, load_document, load_schema, secret_fields, validate
 from .timeutil import DATE_PATTERN, parse_utc, utc_date, utcnow
@@ -95,10 +95,14 @@ class Target:
     photometry: tuple[HostPoint, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
+        """``PayloadError`` naming every coordinate out of its range (both, when both are)."""
+        errors = []
         if not (math.isfinite(self.ra) and 0.0 <= self.ra < 360.0):
-            raise PayloadError.single("$.ra", "must be a finite number in [0, 360)")
+            errors.append(FieldError("$.ra", "must be a finite number in [0, 360)"))
         if not (math.isfinite(self.dec) and -90.0 <= self.dec <= 90.0):
-            raise PayloadError.single("$.dec", "must be a finite number in [-90, 90]")
+            errors.append(FieldError("$.dec", "must be a finite number in [-90, 90]"))
+        if errors:
+            raise PayloadError(errors)
         object.__setattr__(self, "aliases", tuple(str(alias) for alias in self.aliases or ()))
         object.__setattr__(self, "photometry", tuple(self.photometry or ()))
 
@@ -154,6 +158,22 @@ class FollowupRequest:
     followup_request_id: int | None = None
 
 
+#: Deployment settings several facilities read, each meaning said once here: a facility takes
+#: the ones it reads into its ``config_keys`` with :func:`common_config_keys`.
+COMMON_CONFIG_KEYS: dict[str, str] = {
+    "base_url": "the facility's service URL (default: its production service), held to the egress rule",
+    "archive_url": "the facility's data archive URL (default: its production archive), held to the egress rule",
+    "poll_interval": "seconds between polls of a submitted request",
+    "notify": "the notification settings (SkyPortal's URL, Slack's base URL, the SMTP server; see docs/notifications.md)",
+}
+
+
+def common_config_keys(*keys: str) -> dict[str, str]:
+    """The kit's meanings of the common deployment settings ``keys`` (``COMMON_CONFIG_KEYS``),
+    for a facility's ``config_keys``; ``KeyError`` for a key the kit does not define."""
+    return {key: COMMON_CONFIG_KEYS[key] for key in keys}
+
+
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")
 SKYPORTAL_CLASS_RULE = re.compile(r"[A-Z][A-Za-z0-9_]*")
 
@@ -185,7 +205,10 @@ class Facility:
     A facility never sleeps, never opens a database, never reads global configuration and does
     no I/O except through the ``Transport`` it is handed. Its deployment settings come in
     ``config`` (e.g. ``base_url``, ``poll_interval``) and the deployment's egress allowances in
-    ``egress``, both at construction.
+    ``egress``, both at construction. ``config_keys`` declares every setting it reads; any other
+    key is refused when the facility is made (``ConfigurationError``), wherever the settings come
+    from (the gateway's ``facilities.<name>``, SkyPortal's ``facility_apis.facilities.<name>``, the
+    CLI's ``--config``/``--base-url``).
     """
 
     name: ClassVar[str]
@@ -206,6 +229,12 @@ class Facility:
     secrets_in_bodies: ClassVar[frozenset[str]] = frozenset()
     #: The package whose ``schemas/<name>/`` folder holds this facility's documents.
     schema_package: ClassVar[str] = "facility_apis"
+    #: The deployment settings (``config``) the facility reads: key -> its meaning in one line
+    #: (the kit's common ones from :func:`common_config_keys`). The constructor refuses any other.
+    config_keys: ClassVar[Mapping[str, str]] = {}
+    #: The key of ``config_keys`` that holds the facility's one service URL, which the CLI's
+    #: ``--base-url`` sets; ``None`` for a facility with several endpoints (or none).
+    base_url_key: ClassVar[str | None] = None
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -213,7 +242,15 @@ class Facility:
             _check_metadata(cls)
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, egress: EgressPolicy | None = None):
+        """``config``: the deployment settings, keys among ``config_keys``; ``ConfigurationError``
+        naming any other key and listing the known ones."""
+        if config is not None and not isinstance(config, Mapping):
+            raise ConfigurationError(f"{self.name}: the settings must be a mapping of setting names to values")
         self.config = dict(config or {})
+        unknown = sorted(str(key) for key in set(self.config) - set(self.config_keys))
+        if unknown:
+            known = ", ".join(sorted(self.config_keys)) or "none: it takes no settings"
+            raise ConfigurationError(f"{self.name}: unknown setting(s) {', '.join(unknown)}; known: {known}")
         self.egress = egress if egress is not None else EgressPolicy()
 
     # -- schemas -------------------------------------------------------------------------------
@@ -295,11 +332,13 @@ class Facility:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def validate_altdata(self, altdata: Mapping[str, Any], *, instrument_name: str | None = None) -> dict[str, Any]:
+    def validate_altdata(self, altdata: Mapping[str, Any], *, instrument_name: str | None = None, group_known: bool = True) -> dict[str, Any]:
         """Check allocation credentials; return them without blank values (SkyPortal drops those).
 
         ``instrument_name``: the SkyPortal instrument the allocation is on, where the caller knows
-        it; the altdata is then also held to :meth:`check_instrument`. Raises ``AltdataError``
+        it; the altdata is then also held to :meth:`check_instrument`. ``group_known=False``: the
+        host will not give the allocation's SkyPortal group name with its requests (the gateway
+        does not know it), so the altdata is also held to :meth:`check_without_group`. Raises ``AltdataError``
         naming every failing field and its rule (never a value): the schema's, then those of
         ``core/credentials.py`` (secrets that can travel in a header, no user name or password in
         a URL), then ``check_altdata``'s.
@@ -316,6 +355,8 @@ class Facility:
         self.check_altdata(cleaned)
         if instrument_name:
             self.check_instrument(cleaned, instrument_name)
+        if not group_known:
+            self.check_without_group(cleaned)
         return cleaned
 
     @classmethod
@@ -339,6 +380,13 @@ class Facility:
         ``validate_altdata``; the gateway's allocation ``PUT`` takes ``instrument_name``) and on
         every operation (``perform`` passes ``request.allocation.instrument_name``). Raise
         ``AltdataError``; nothing by default."""
+
+    def check_without_group(self, altdata: dict[str, Any]) -> None:
+        """Rules for an allocation whose requests will come without ``Allocation.group`` (the
+        SkyPortal group's name), e.g. SEDM's program name, which SkyPortal's own class takes from
+        the group: the altdata must then give it. On altdata that passed :meth:`check_altdata`;
+        run where the allocation is saved by a host that does not know the group (the gateway's
+        allocation ``PUT`` and validate). Raise ``AltdataError``; nothing by default."""
 
     def exchange_altdata(self, altdata: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """The altdata to store when an allocation is saved, after a one-time exchange with the
@@ -548,6 +596,11 @@ def _check_metadata(cls: type[Facility]) -> None:
         problems.append("priority_order = 'asc' or 'desc'")
     if not (isinstance(getattr(cls, "example_remote_id", None), str) and cls.example_remote_id):
         problems.append("example_remote_id = '<a remote id as the facility returns it>'")
+    keys = getattr(cls, "config_keys", None)
+    if not (isinstance(keys, Mapping) and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in keys.items())):
+        problems.append("config_keys = {'<setting>': '<its meaning in one line>', ...} (the deployment settings it reads)")
+    elif cls.base_url_key is not None and cls.base_url_key not in keys:
+        problems.append(f"base_url_key = None or one of config_keys (it is {cls.base_url_key!r})")
     if problems:
         raise TypeError(
             f"facility class {cls.__module__}.{cls.__qualname__} lacks metadata; add: " + "; ".join(problems)

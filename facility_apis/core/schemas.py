@@ -13,6 +13,7 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
 from .errors import FieldError, ValidationFailed
+from .timeutil import DATE_PATTERN, INSTANT_PATTERN
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 FORMAT_CHECKER = Draft7Validator.FORMAT_CHECKER
@@ -100,6 +101,52 @@ def _json_path(error: ValidationError) -> str:
     return error.json_path
 
 
+_HTTPS_URL = (
+    r"^(?:https://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])|http://(?:localhost|127(?:[.][0-9]{1,3}){3}|\[::1\]))"
+    r"(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$"
+)
+_TOKEN = "must be printable ASCII without spaces"
+
+#: Every ``pattern`` the kit's forms use -> the rule in one short line (the field's description
+#: says more; a pattern is no explanation, and repeating the description buries the rule). A form
+#: with a pattern not listed here fails ``tests/test_schemas.py``; an outside package's unknown
+#: pattern reads ``does not follow the form's rule for it`` (``must match the pattern ...``
+#: without a description).
+PATTERN_RULES: dict[str, str] = {
+    DATE_PATTERN: "must look like 2026-12-01 (a UTC date; a time such as 2026-12-01 10:00 may follow)",
+    INSTANT_PATTERN: "must look like 2026-12-01 10:00:00 (UTC unless it ends with Z or an offset)",
+    _HTTPS_URL: "must be an https URL without a user name or password (plain http only to a loopback address)",
+    r"^https?://[^\s/?#]+(/[^\s?#]*)?$": "must be an http or https URL without a query or fragment",
+    r"^[!-~]+$": _TOKEN,
+    r"^[\x21-\x7e]+$": _TOKEN,
+    r"^[\x21-\x7e]{1,64}$": "must be 1 to 64 printable ASCII characters without spaces",
+    r"^[\x21-\x39\x3b-\x7e]+$": "must be printable ASCII without spaces or ':'",
+    r"^[\x20-\x7e]+$": "must be printable ASCII",
+    r"^[^\x00-\x1f\x7f]+$": "must not contain control characters",
+    r"^\S+$": "must not contain spaces",
+    r"^[A-Za-z0-9]+$": "must be letters and digits only",
+    r"^[A-Za-z0-9_-]+$": "must be letters, digits, '_' and '-' only",
+    r"^[A-Za-z0-9_.-]{1,60}$": "must be 1 to 60 letters, digits, '_', '.' and '-'",
+    r"^[a-z_]{1,40}$": "must be 1 to 40 lowercase letters and '_'",
+    r"^[0-9]{1,12}$": "must be a number of 1 to 12 digits",
+    r"^[^@\s]+@[^@\s]+\.[^@\s]+$": "must be an e-mail address, like name@example.org",
+    r"^[^@\s]+@[^@\s]+[.][^@\s]+$": "must be an e-mail address, like name@example.org",
+    r"^G[NS]-[A-Z0-9]+(-[A-Z0-9]+)*$": "must look like GN-2026B-Q-101 (GN- or GS-, then capitals and digits)",
+    r"^\s*[0-9]{1,6}(\s*,\s*[0-9]{1,6})*\s*$": "must be template numbers separated by commas, like 3, 5",
+    r"^[0-9]{1,19}( *, *[0-9]{1,19}){0,19}$": "must be 1 to 20 ids of digits separated by commas",
+    r"^(?!\s+$)[^()/\\:]*$": "must not be blank, nor contain ( ) / \\ or :",
+    r"^(?:[A-Za-z0-9.-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?)$": "must be a host name or an IP address",
+    r"^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]+-----END [A-Z0-9 ]*PRIVATE KEY-----\s*$": (
+        "must be a PEM private key, -----BEGIN ... PRIVATE KEY----- to its END line"
+    ),
+    r"^(?!(?:.*/)?\.\.(?:/|$))[^\x00-\x1f\x7f]{1,1000}$": "must be a path of at most 1000 characters, without '..' parts or control characters",
+    (
+        r"^(?:SHA256:[A-Za-z0-9+/]{43}=?|(?:ssh-ed25519|ssh-ed448|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa)"
+        r" [A-Za-z0-9+/]+={0,2}(?: [\x20-\x7e]*)?)$"
+    ): "must be a host key fingerprint (SHA256:...) or public key line (ssh-ed25519 AAAA...)",
+    r"^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]{0,199}$": "must be a file name of at most 200 characters, not starting with '.', without '/' or '\\'",
+}
+
 _RULES = {
     "type": "must be of type {}",
     "pattern": "must match the pattern {!r}",
@@ -126,9 +173,10 @@ def _rule(error: ValidationError) -> str:
         return "is not an allowed property"
     if error.validator == "dependencies":
         return f"is required when {_quoted(error.message, 1)} is given"
+    if error.validator == "pattern" and str(error.validator_value) in PATTERN_RULES:
+        return PATTERN_RULES[str(error.validator_value)]
     if error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("description"):
-        # The description says the rule in words (every form field's must); a pattern is no explanation.
-        return f"does not follow its rule: {error.schema['description']}"
+        return "does not follow the form's rule for it (see its description)"  # an outside package's pattern
     template = _RULES.get(str(error.validator))
     return template.format(error.validator_value) if template else f"breaks the rule {error.validator!r}"
 

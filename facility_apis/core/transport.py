@@ -370,7 +370,8 @@ class Transport:
         self._record(prepared, response, elapsed, None)
         if response.status_code == 429:
             wait = throttle_wait(response, cap=self.max_wait)
-            raise Throttled(wait, f"rate limit reached at {self._host(url)}; retry in {wait:g} s")
+            cause = f"rate limit reached at {self._host(url)}"
+            raise Throttled(wait, f"{cause}; retry in {wait:g} s", cause=cause)
         if response.status_code in TRANSIENT_STATUSES:
             text = f"{self._host(url)} answered HTTP {response.status_code} (temporarily unavailable)"
             if not repeatable:  # a proxy's 502/504 may hide a request the facility did take

@@ -36,7 +36,8 @@ class AllocationHandlerBase(BaseHandler):
             instance = self.gateway.facility(facility)
             if isinstance(altdata, dict):
                 try:
-                    cleaned = instance.validate_altdata(altdata, instrument_name=_instrument_name(body))
+                    # The gateway never learns the allocation's SkyPortal group name.
+                    cleaned = instance.validate_altdata(altdata, instrument_name=_instrument_name(body), group_known=False)
                 except AltdataError as exc:
                     errors += under("altdata", exc.errors)
             if instance.kind is Kind.FORCED_PHOTOMETRY and body.get("instrument_id") is None:

@@ -25,7 +25,7 @@ import requests
 from ...core.answers import expect, json_body, json_object, not_html
 from ...core.egress import Origin
 from ...core.errors import ConfigurationError, PayloadError, RemoteError, RemoteNotFound
-from ...core.interface import Facility, FollowupRequest, Kind
+from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.timeutil import iso_date, parse_utc, to_mjd, utcnow
 from ...core.transport import HTTPCall, Transport
@@ -72,6 +72,8 @@ class ATLASFacility(Facility):
     skyportal_class: ClassVar[str] = "ATLASAPI"
     setup_url: ClassVar[str] = "https://fallingstar-data.com/forcedphot/apiguide/"
     example_remote_id: ClassVar[str] = f"{DEFAULT_BASE_URL}/queue/123/"
+    config_keys: ClassVar[Mapping[str, str]] = common_config_keys("base_url", "poll_interval")
+    base_url_key: ClassVar[str | None] = "base_url"
     date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
 
     # -- validation ----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import requests
 from ...core.answers import body_line, expect, is_html, json_object
 from ...core.coordinates import separation_deg
 from ...core.errors import AltdataError, ConfigurationError, CredentialsRefused, PayloadError, Rejected, RemoteError, RemoteNotFound
-from ...core.interface import Facility, FollowupRequest, Kind
+from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.timeutil import utcnow
 from ...core.transport import HTTPCall, Transport
@@ -116,6 +116,11 @@ class BHTOMFacility(Facility):
     skyportal_class: ClassVar[str] = "BHTOMAPI"
     setup_url: ClassVar[str] = "https://about.bhtom.space"
     example_remote_id: ClassVar[str] = "Gaia22bpl"
+    config_keys: ClassVar[Mapping[str, str]] = {
+        **common_config_keys("base_url"),
+        "poll_interval": "seconds between downloads of a listed target's photometry (default: its cadence)",
+    }
+    base_url_key: ClassVar[str | None] = "base_url"
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)

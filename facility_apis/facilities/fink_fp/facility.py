@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from ...core.answers import body_line, expect
 from ...core.errors import ConfigurationError, PayloadError, RemoteError
-from ...core.interface import Facility, FollowupRequest, Kind, Target
+from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.transport import HTTPCall, Transport
 from .answers import answer_format, fink_error, rows
@@ -71,6 +71,12 @@ class FinkForcedPhotometryFacility(Facility):
     skyportal_class: ClassVar[str] = "FINKFPAPI"
     setup_url: ClassVar[str] = "https://api.lsst.fink-portal.org"
     example_remote_id: ClassVar[str] = "313761043604045880"
+    config_keys: ClassVar[Mapping[str, str]] = {
+        **common_config_keys("base_url"),
+        "output_format": "what Fink is asked to answer in: json, csv or parquet (default json)",
+        "max_ids_per_call": "how many diaObjectIds go in one query, 1 to 20 (default 10)",
+    }
+    base_url_key: ClassVar[str | None] = "base_url"
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)

@@ -35,8 +35,6 @@ from .guide_star import OffsetStarService
 from .sites import PRODUCTION, TEST, Site, instrument_site, program_site
 from .trigger import GuideStar, observation_id, parameters
 
-#: The deployment settings this facility reads.
-CONFIG_KEYS = {"north_url", "south_url", "test_servers", "offset_stars"}
 #: Altdata names accepted for the current ones: SkyPortal's legacy ``user_password``, and the
 #: names SkyPortal's follow-up guide gives (``email``, ``password``, ``progid``).
 LEGACY_NAMES = {"user_password": "user_key", "password": "user_key", "email": "user_email", "progid": "programid"}
@@ -71,6 +69,12 @@ def template_numbers(text: str) -> list[int]:
     """The template numbers of a comma-separated list (already checked by its pattern), each once,
     in the order given."""
     return list(dict.fromkeys(int(number) for number in _NUMBERS.findall(text)))
+
+
+def repeated_templates(text: str) -> list[int]:
+    """The template numbers a comma-separated list names more than once, in the order given."""
+    numbers = [int(number) for number in _NUMBERS.findall(text)]
+    return list(dict.fromkeys(n for n in numbers if numbers.count(n) > 1))
 
 
 def _moment(payload: Mapping[str, Any], key: str) -> datetime:
@@ -114,12 +118,16 @@ class GeminiFacility(Facility):
     skyportal_class: ClassVar[str] = "GEMINIAPI"
     setup_url: ClassVar[str] = "https://www.gemini.edu/observing/phase-ii/ot/ot-description/menu-bar#Keychain"
     example_remote_id: ClassVar[str] = "GN-2026B-Q-101-23"
+    #: Two sites, two servers: no single ``base_url``.
+    config_keys: ClassVar[Mapping[str, str]] = {
+        "north_url": "Gemini North's ToO server (default https://gnodb.gemini.edu:8443), held to the egress rule",
+        "south_url": "Gemini South's ToO server (default https://gsodb.gemini.edu:8443), held to the egress rule",
+        "test_servers": "true selects Gemini's test servers for the URLs not given (default false)",
+        "offset_stars": "the host's offset-star service for guide stars: url, token or token_file, probe",
+    }
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
-        unknown = sorted(set(self.config) - CONFIG_KEYS)
-        if unknown:
-            raise ConfigurationError(f"gemini: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(CONFIG_KEYS))}")
         test = self.config.get("test_servers", False)
         if not isinstance(test, bool):
             raise ConfigurationError("gemini: test_servers must be true or false")
@@ -172,6 +180,13 @@ class GeminiFacility(Facility):
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         window_of(payload)
+        repeated = repeated_templates(payload.get("template_ids", ""))
+        if repeated:
+            # One trigger makes one observation: a repeat is a typo or a second copy wanted, and
+            # the package cannot tell which, so it asks rather than trigger once or twice.
+            which = ", ".join(map(str, repeated))
+            rule = f"names template{'s' if len(repeated) > 1 else ''} {which} more than once: name each template once (another request triggers another copy)"
+            raise PayloadError.single("$.template_ids", rule)
         if len(template_numbers(payload.get("template_ids", ""))) > MAX_TEMPLATES:
             raise PayloadError.single("$.template_ids", f"must list at most {MAX_TEMPLATES} templates")
         if payload["l_elmin"] >= payload["l_elmax"]:
@@ -248,7 +263,8 @@ class GeminiFacility(Facility):
     @staticmethod
     def _outcome(site: Site, answers: list[Triggered], unsent: list[int], stop: Exception | None, guide_star: GuideStar | None, ready: bool) -> Outcome:
         """Every template's answer in one outcome: ``submitted`` when any observation was made
-        (its ids the remote id); ``failed`` (no retry) when one may have been; the error that
+        (its ids the remote id); ``failed`` with ``maybe_sent`` (no retry, status ``failed: ...``)
+        when one may have been; the error that
         stopped the loop when nothing was sent or made; ``rejected`` when every template was
         refused."""
         made = [a for a in answers if a.observation]
@@ -261,13 +277,18 @@ class GeminiFacility(Facility):
         parts += [f"template {a.template} refused: {a.refused}" for a in refused]
         parts += [f"template {a.template} may have been made ({a.unknown}): check the Observing Tool before triggering it again" for a in unknown]
         if unsent:
-            why = f": {stop}" if stop is not None else ""
-            parts.append(f"template{'s' if len(unsent) > 1 else ''} {', '.join(map(str, unsent))} not sent{why}")
+            # Nothing sends these later: when the request is not resubmittable as a whole (something
+            # was or may have been made), say how to get them triggered.
+            cause = getattr(stop, "cause", str(stop)) if stop is not None else ""
+            them = "them" if len(unsent) > 1 else "it"
+            advice = f": submit {them} in a new request" if made or unknown else ""
+            why = f" ({cause})" if cause and not (unknown and cause == unknown[-1].unknown) else ""  # said once
+            parts.append(f"template{'s' if len(unsent) > 1 else ''} {', '.join(map(str, unsent))} not sent{why}{advice}")
         detail = f"{site.title}: " + "; ".join(parts)
         if made:
             return Outcome(State.SUBMITTED, detail, remote_id=",".join(a.observation for a in made if a.observation))
-        if unknown:
-            return Outcome(State.FAILED, detail)
+        if unknown:  # never "failed to submit": that would invite a second trigger
+            return Outcome(State.FAILED, detail, maybe_sent=True)
         if stop is not None and not refused:
             raise stop
         if stop is not None:

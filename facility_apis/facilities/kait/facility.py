@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from ...core.answers import body_line, expect, is_html
 from ...core.errors import ConfigurationError, Rejected
-from ...core.interface import Facility, FollowupRequest, Kind
+from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.transport import HTTPCall, Transport
 
@@ -50,6 +50,8 @@ class KAITFacility(Facility):
     kind: ClassVar[Kind] = Kind.OBSERVATION
     skyportal_class: ClassVar[str] = "KAITAPI"
     example_remote_id: ClassVar[str] = "ZTF26aaexample/BVRI/long"
+    config_keys: ClassVar[Mapping[str, str]] = common_config_keys("base_url")
+    base_url_key: ClassVar[str | None] = "base_url"
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import requests
 
 from ...core.errors import ConfigurationError, FacilityUnavailable, PayloadError, Rejected, RemoteError, RemoteNotFound
-from ...core.interface import Facility, FollowupRequest, Kind
+from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.schemas import load_schema
 from ...core.timeutil import INSTANT_PATTERN, parse_utc, utc_instant, utcnow
@@ -76,6 +76,8 @@ class LiverpoolFacility(Facility, abstract=True):
     kind: ClassVar[Kind] = Kind.OBSERVATION
     setup_url: ClassVar[str] = "https://telescope.livjm.ac.uk/PropInst/RTML/"
     example_remote_id: ClassVar[str] = "ZTF26abcdefg_42_3f9a0c2b7d1e"
+    config_keys: ClassVar[Mapping[str, str]] = common_config_keys("base_url")
+    base_url_key: ClassVar[str | None] = "base_url"
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)

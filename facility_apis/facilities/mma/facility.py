@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ...core.errors import AltdataError, ConfigurationError, FieldError, NotImplementedOperation, PayloadError, RemoteError
-from ...core.interface import Facility, FollowupRequest, Kind
+from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.plan import PLAN_KEY, ObservationPlan, check_plan, plan_schema
 from ...core.schemas import DRAFT7
@@ -43,7 +43,6 @@ MODE = "allocation_type"
 LEGACY_MODE = "type"
 LEGACY_TOKEN = "access_token"
 LEGACY_URL_PARTS = ("protocol", "host", "port")
-SETTINGS = {"notify", "ssh_timeout"}
 
 
 class MMAFacility(Facility):
@@ -62,12 +61,13 @@ class MMAFacility(Facility):
     secrets_in_bodies: ClassVar[frozenset[str]] = frozenset({"private_key", "password"})
     setup_url: ClassVar[str] = "https://skyportal.io/docs/followup.html"
     example_remote_id: ClassVar[str] = "api:ToO_S250818k_ZTF_night1"
+    config_keys: ClassVar[Mapping[str, str]] = {
+        **common_config_keys("notify"),
+        "ssh_timeout": "seconds for the SSH connection, the login and each transfer step, in (0, 600] (default 30)",
+    }
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
-        unknown = sorted(set(self.config) - SETTINGS)
-        if unknown:
-            raise ConfigurationError(f"facilities.mma: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(SETTINGS))}")
         timeout = self.config.get("ssh_timeout", sftp.DEFAULT_TIMEOUT)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
             raise ConfigurationError("facilities.mma.ssh_timeout must be a number of seconds in (0, 600]")

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from ...core.errors import ConfigurationError, PayloadError
-from ...core.interface import Facility, FollowupRequest, Kind, Target
+from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.timeutil import DATE_PATTERN, utcnow
 from ...core.transport import HTTPCall, Transport
@@ -39,6 +39,11 @@ class NICERFacility(Facility):
     window_field: ClassVar[str] = "TimeRangeEnd"
     setup_url: ClassVar[str] = "https://heasarc.gsfc.nasa.gov/ark/nicertoo/help.html"
     example_remote_id: ClassVar[str] = "ZTF26aaaaaaa 2026-11-30T12:00:00Z"
+    config_keys: ClassVar[Mapping[str, str]] = {
+        **common_config_keys("base_url"),
+        "confirmation_markers": "the phrases of ARK's page that confirm a submission (a list; default the known wording)",
+    }
+    base_url_key: ClassVar[str | None] = "base_url"
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ...core.errors import NotImplementedOperation
-from ...core.interface import Facility, FollowupRequest, Kind
+from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.transport import HTTPCall, Transport
 from ...notify import Event, Notifier, notification_altdata
@@ -39,6 +39,7 @@ class GenericFacility(Facility):
     kind: ClassVar[Kind] = Kind.NOTIFICATION
     skyportal_class: ClassVar[str] = "GENERICAPI"
     example_remote_id: ClassVar[str] = "42"
+    config_keys: ClassVar[Mapping[str, str]] = common_config_keys("notify")
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ...core.interface import Facility, FollowupRequest, Kind
+from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.transport import HTTPCall, Transport
 from ...notify import Event, Notifier
@@ -33,6 +33,7 @@ class SlackFacility(Facility):
     skyportal_class: ClassVar[str] = "SLACKAPI"
     setup_url: ClassVar[str] = "https://api.slack.com/messaging/webhooks"
     example_remote_id: ClassVar[str] = "notice-0123456789ab"
+    config_keys: ClassVar[Mapping[str, str]] = common_config_keys("notify")
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 from ...core.answers import expect, json_body, json_object
 from ...core.errors import ConfigurationError, CredentialsRefused, FacilityError, FacilityUnavailable, Rejected, RemoteError, RemoteNotFound
 from ...core.frames import frames_summary
-from ...core.interface import Facility, FollowupRequest, Kind
+from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.schemas import load_schema
 from ...core.timeutil import parse_utc, utcnow
@@ -91,6 +91,12 @@ class ObservationPortalFacility(Facility, abstract=True):
     kind: ClassVar[Kind] = Kind.OBSERVATION
     setup_url: ClassVar[str] = "https://observe.lco.global/accounts/profile/"
     example_remote_id: ClassVar[str] = "1234567"
+    config_keys: ClassVar[Mapping[str, str]] = {
+        **common_config_keys("base_url", "archive_url", "poll_interval"),
+        "archive_wait_hours": "hours after completion to wait for reduced frames before reporting none (default 6)",
+        "reduction_level": "the archive's reduction level of the frames listed (default 91, BANZAI's reduced frames)",
+    }
+    base_url_key: ClassVar[str | None] = "base_url"
     network: ClassVar[str]
     instrument_type: ClassVar[str]
     telescope_class: ClassVar[str]

@@ -28,7 +28,7 @@ from ...core.errors import (
     RemoteError,
     RemoteNotFound,
 )
-from ...core.interface import Facility, FollowupRequest, Kind, Target
+from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.schemas import validate
 from ...core.timeutil import iso_date, utcnow
@@ -38,11 +38,12 @@ from ...notify.altdata import allowed_keys
 from .answers import Verdict, message, verdict
 from .document import ADVANCED_DEFAULTS, MIX, document, prior_photometry
 
-CONFIG_KEYS = {"endpoint", "contact_email", "notify"}
 #: What a dry run shows when the deployment names no intake (``.invalid`` never resolves).
 UNCONFIGURED = "https://sedm.invalid/add_request"
 #: Payload keys the package fills in itself (not in the form).
 FILLED = ("prior_photometry",)
+#: Why ``programname`` is required where the allocation's group is not known.
+NO_PROGRAM = "is required here: SEDM files each request under a program, and this host does not know the allocation's SkyPortal group name"
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _BAND = re.compile(r"[ugriz]")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -63,13 +64,16 @@ class SEDMFacility(Facility):
     skyportal_class: ClassVar[str] = "SEDMAPI"
     setup_url: ClassVar[str] = "https://sites.astro.caltech.edu/sedm/"
     example_remote_id: ClassVar[str] = "42"
+    config_keys: ClassVar[Mapping[str, str]] = {
+        "endpoint": "SEDM's intake URL (e.g. http://<sedm host>/add_request); without it every action fails before any call",
+        "contact_email": "the e-mail address SEDM keeps for a requester it meets for the first time",
+        **common_config_keys("notify"),
+    }
+    base_url_key: ClassVar[str | None] = "endpoint"
     date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
-        unknown = sorted(set(self.config) - CONFIG_KEYS)
-        if unknown:
-            raise ConfigurationError(f"sedm: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(CONFIG_KEYS))}")
         endpoint = self.config.get("endpoint")
         if endpoint is not None:
             reason = self.egress.refusal(endpoint, secret=False) if isinstance(endpoint, str) else "it must be a URL"
@@ -90,6 +94,12 @@ class SEDMFacility(Facility):
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         self.notifier.check_altdata(altdata, self.altdata_schema())
+
+    def check_without_group(self, altdata: dict[str, Any]) -> None:
+        """SEDM's document needs a program name, which SkyPortal takes from the allocation's group:
+        without the group (the gateway), ``programname`` is required."""
+        if not altdata.get("programname"):
+            raise AltdataError.single("$.programname", NO_PROGRAM)
 
     def request_defaults(self) -> dict[str, Any]:
         today = utcnow()
@@ -165,7 +175,7 @@ class SEDMFacility(Facility):
         if not request.requester:
             raise RemoteError("SEDM needs the requester's SkyPortal user name; this request names none", permanent=True)
         if not (request.allocation.altdata.get("programname") or request.allocation.group):
-            raise AltdataError.single("$.programname", "is required here: the allocation's SkyPortal group name is not known to this host")
+            raise AltdataError.single("$.programname", NO_PROGRAM)
         return request.followup_request_id
 
     def prepare(self, request: FollowupRequest) -> HTTPCall:

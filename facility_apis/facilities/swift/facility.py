@@ -25,7 +25,7 @@ from ...core.answers import expect
 from ...core.egress import INTERNAL
 from ...core.errors import AltdataError, ConfigurationError, FacilityError, PayloadError, Rejected, RemoteError
 from ...core.frames import frames_summary
-from ...core.interface import Facility, FollowupRequest, Kind, Target
+from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.timeutil import DATE_PATTERN, iso_date, utcnow
 from ...core.transport import HTTPCall, Transport
@@ -61,6 +61,14 @@ class SwiftFacility(Facility):
     setup_url: ClassVar[str] = "https://www.swift.psu.edu/toop"
     priority_order: ClassVar[str] = "desc"
     example_remote_id: ClassVar[str] = "20001"
+    config_keys: ClassVar[Mapping[str, str]] = {
+        "too_api_url": "the Swift ToO API (default https://www.swift.psu.edu/api/v2), held to the egress rule",
+        "xrt_url": "the UK Swift Science Data Centre's XRT product service, held to the egress rule",
+        **common_config_keys("archive_url"),
+        "poll_interval": "seconds between looks at an XRT product job (default 60)",
+        "too_poll_interval": "seconds between looks at an accepted ToO (default 1800)",
+        **common_config_keys("notify"),
+    }
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
@@ -72,7 +80,11 @@ class SwiftFacility(Facility):
         reason = INTERNAL.refusal(archive.archive_url(self.config))
         if reason is not None:
             raise ConfigurationError(f"the configured Swift archive_url is refused: {reason}")
-        if not (self.poll_interval > 0 and self.too_poll_interval > 0):
+        try:
+            usable = self.poll_interval > 0 and self.too_poll_interval > 0
+        except (TypeError, ValueError):
+            usable = False
+        if not usable:
             raise ConfigurationError("the Swift poll_interval and too_poll_interval must be numbers of seconds above 0")
         self.notifier = Notifier(self.config, egress=self.egress)
 

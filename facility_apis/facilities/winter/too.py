@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 from ...core.answers import expect, json_object
 from ...core.egress import EgressRefused
 from ...core.errors import FacilityError, PayloadError, RemoteNotFound
-from ...core.interface import Facility, FollowupRequest, Kind, Target
+from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.schemas import load_document, load_schema
 from ...core.timeutil import iso_date, to_mjd, utcnow
@@ -72,6 +72,8 @@ class WinterToOFacility(Facility, abstract=True):
     kind: ClassVar[Kind] = Kind.OBSERVATION
     setup_url: ClassVar[str] = "https://github.com/winter-telescope/winterapi"
     example_remote_id: ClassVar[str] = "request_2026A000_2026_10_05_12_23_18"
+    config_keys: ClassVar[Mapping[str, str]] = common_config_keys("base_url", "notify")
+    base_url_key: ClassVar[str | None] = "base_url"
     date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
     camera: ClassVar[str]
     defaults: ClassVar[Mapping[str, Sequence]]

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from ...core.answers import expect
 from ...core.egress import Origin
 from ...core.errors import ConfigurationError, PayloadError, RemoteError, Throttled
-from ...core.interface import Facility, FollowupRequest, Kind, Target
+from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.timeutil import iso_date, to_mjd, utcnow
 from ...core.transport import HTTPCall, Transport
@@ -76,6 +76,15 @@ class ZTFForcedPhotometryFacility(Facility):
     skyportal_class: ClassVar[str] = "ZTFAPI"
     setup_url: ClassVar[str] = "https://irsa.ipac.caltech.edu/data/ZTF/docs/ztf_zfps_userguide.pdf"
     example_remote_id: ClassVar[str] = "ra=280.8058788&dec=45.2077645&jdstart=2458231.891227&jdend=2458345.025359"
+    config_keys: ClassVar[Mapping[str, str]] = {
+        **common_config_keys("base_url"),
+        "list_period": "seconds between refreshes of IPAC's job list (default 3600)",
+        "list_delay": "seconds after a refresh before the job list is read (default 300)",
+        "match_degrees": "how close a listed job's RA and Dec must be to the request's, degrees (default 1e-5)",
+        "match_days": "how close a listed job's JD start and end must be, days (default 1e-5)",
+        "busy_wait": "seconds before asking again after IPAC's 'database is busy' (default 120)",
+    }
+    base_url_key: ClassVar[str | None] = "base_url"
 
     #: The wall clock (UNIX seconds): when the job list is next worth asking for. Tests replace it.
     clock = staticmethod(time.time)

@@ -34,7 +34,7 @@ import requests
 
 from ...core.answers import body_line, expect, json_object
 from ...core.errors import ConfigurationError, CredentialsRefused, PayloadError, Rejected, RemoteError
-from ...core.interface import Facility, FollowupRequest, Kind, Target
+from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.schemas import load_schema
 from ...core.timeutil import iso_date, to_mjd, utcnow
@@ -69,6 +69,8 @@ class ZTFTriggerFacility(Facility):
     skyportal_class: ClassVar[str] = "ZTFAPI"
     setup_url: ClassVar[str] = "https://github.com/skyportal/kowalski"
     example_remote_id: ClassVar[str] = "ToO_ZTF26aaexample_20261005T120000"
+    config_keys: ClassVar[Mapping[str, str]] = common_config_keys("base_url")
+    base_url_key: ClassVar[str | None] = "base_url"
     date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
