@@ -343,3 +343,9 @@ def test_sphinx_builds_without_warnings(tmp_path):
     assert "forced_photometry" in index
     adding = (out / "adding-a-facility.html").read_text(encoding="utf-8")
     assert "class ${class_name}(Facility)" in adding and "echo_scope" in adding and "conformance_suite" in adding
+
+
+def test_the_deleted_here_only_status_is_documented_as_the_gateway_writes_it():
+    from facility_apis.gateway.policy import deleted_here_only
+
+    assert f"| `{deleted_here_only('<facility title>')}` |" in (DOCS / "gateway.md").read_text()

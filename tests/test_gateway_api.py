@@ -490,6 +490,20 @@ def test_cancel_a_submitted_request_makes_a_delete_due(api, store):
     assert store.requests.view(request_id)["next_operation"] == "delete"
 
 
+def test_cancel_at_a_facility_without_delete_says_deleted_here_only(api, store):
+    """ZTF forced photometry offers no ``delete``: a request it holds is not reported as withdrawn."""
+    a, _, _ = api
+    owner = store.clients.authenticate(a.token)
+    store.allocations.put(owner, 2, "ztf_fp", {"ipac_email": "o@example.org"}, instrument_id=7)
+    sent = store.requests.add(2, Target(**TARGET), {}, owner_id=owner, remote_id="ztf-fp-1", now=time.time() + 3600)
+    assert ok(a.delete(f"/api/followup_request/{sent}")) == {"id": sent, "state": "deleted"}
+    status = store.requests.view(sent)["status"]
+    assert status.startswith("deleted: deleted here only: ZTF forced photometry (IPAC) offers no way to withdraw a request, so it may still be carried out")
+    never_sent = store.requests.add(2, Target(**TARGET), {}, owner_id=owner)
+    assert ok(a.delete(f"/api/followup_request/{never_sent}")) == {"id": never_sent, "state": "deleted"}
+    assert store.requests.view(never_sent)["status"] == "deleted"
+
+
 def test_signed_callback_makes_the_request_due_now(api, store):
     a, _, anonymous = api
     allocation_of(a)

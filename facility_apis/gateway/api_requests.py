@@ -161,8 +161,9 @@ class FollowupRequestHandler(_RequestBodyHandler):
         number = parse_id(request_id, "follow-up request")
         requests = self.gateway.store.requests
         facility = await self.blocking(requests.facility_of, number, self.client_id)
-        can_delete = self.gateway.facility_class(facility).implements()["delete"]
-        state = await self.blocking(requests.cancel, number, self.client_id, can_delete=can_delete)
+        facility_class = self.gateway.facility_class(facility)
+        can_delete = facility_class.implements()["delete"]
+        state = await self.blocking(requests.cancel, number, self.client_id, can_delete=can_delete, title=facility_class.title)
         self.success({"id": number, "state": state})
 
 
