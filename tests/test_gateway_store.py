@@ -318,7 +318,10 @@ def test_a_cancel_at_a_facility_that_cannot_withdraw_deletes_here_only_once_sent
     held = _request(gateway_store, remote_id="t/1")
     assert gateway_store.requests.cancel(held, can_delete=False, title="Fink forced photometry") == "deleted"
     view = gateway_store.requests.view(held)
-    status = "deleted: deleted here only: Fink forced photometry offers no way to withdraw a request, so it may still be carried out; ask the facility's team to withdraw it"
+    status = (
+        "deleted: deleted here only: Fink forced photometry offers no way to withdraw a request, "
+        "so it may still be carried out; ask the facility's team to withdraw it"
+    )
     assert (view["state"], view["status"], view["next_operation"]) == ("deleted", status, None)
     assert view["history"][-1]["status"] == status and _outbox(gateway_store, held)[-1]["kind"] == "status"
     never_sent = _request(gateway_store)
