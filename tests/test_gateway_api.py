@@ -276,7 +276,31 @@ def test_forced_photometry_allocation_needs_an_instrument(api):
     a, _, _ = api
     body = {key: value for key, value in ALLOCATION.items() if key != "instrument_id"}
     _, errors = error(a.put("/api/allocations/1", json=body), 400)
-    assert errors == ["instrument_id: is required for a forced photometry facility (SkyPortal stores photometry under an instrument)"]
+    assert errors == ["instrument_id: is required: the points ATLAS forced photometry returns are stored in SkyPortal under an instrument"]
+
+
+def test_an_observation_facility_returning_photometry_needs_an_instrument_too(api):
+    """BHTOM is an observation facility that brings the network's photometry back: refused at
+    intake, not when its first points arrive days later."""
+    a, _, _ = api
+    _, errors = error(a.put("/api/allocations/1", json={"facility": "bhtom", "altdata": {"api_token": SECRET + "-bhtom"}}), 400)
+    assert errors == ["instrument_id: is required: the points BHTOM returns are stored in SkyPortal under an instrument"]
+    _, errors = error(a.post("/api/allocations/validate", json={"facility": "bhtom", "altdata": {"api_token": SECRET + "-bhtom"}}), 400)
+    assert errors == ["instrument_id: is required: the points BHTOM returns are stored in SkyPortal under an instrument"]
+
+
+def test_a_request_on_a_stored_allocation_without_instrument_is_refused_at_intake(api, store):
+    """An allocation stored before the rule: its requests are refused before any work, naming
+    instrument_id and why, rather than failing when the photometry arrives."""
+    a, _, _ = api
+    owner = store.clients.authenticate(a.token)
+    store.allocations.put(owner, 1, "atlas", {"api_token": SECRET})
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": PAYLOAD}), 400)
+    assert errors == [
+        "allocation_id: names an allocation without instrument_id: the points ATLAS forced photometry returns are stored in SkyPortal under an instrument; "
+        "PUT the allocation again with one"
+    ]
+    assert store.requests.newest() == []
 
 
 def test_validate_stores_nothing(api, store):

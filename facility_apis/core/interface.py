@@ -203,11 +203,18 @@ class Facility:
     secrets_in_bodies: ClassVar[frozenset[str]] = frozenset()
     #: The package whose ``schemas/<name>/`` folder holds this facility's documents.
     schema_package: ClassVar[str] = "facility_apis"
+    #: Whether outcomes may carry photometry for SkyPortal (``Outcome.photometry``): SkyPortal
+    #: stores points under an instrument, so an allocation without ``instrument_id`` is refused
+    #: when it is handed over, not when the data arrive. Always true for ``Kind.FORCED_PHOTOMETRY``
+    #: (set when the class is defined); an observation facility that brings data back (BHTOM) says so.
+    returns_photometry: ClassVar[bool] = False
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not abstract:
             _check_metadata(cls)
+            if cls.kind is Kind.FORCED_PHOTOMETRY:
+                cls.returns_photometry = True
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, egress: EgressPolicy | None = None):
         self.config = dict(config or {})
@@ -512,6 +519,16 @@ class Facility:
         ``delete``, ``find``, ``remote_validate`` this facility overrides (``validate_altdata``
         always: every facility checks its schema)."""
         return {op: op == "validate_altdata" or getattr(cls, op) is not getattr(Facility, op) for op in IMPLEMENTABLE}
+
+
+def instrument_refusal(facility: type[Facility] | Facility, instrument_id: int | None) -> str | None:
+    """Why an allocation of ``facility`` without an ``instrument_id`` (SkyPortal's instrument id)
+    cannot be used, in words; None when it can. A facility that returns
+    photometry (``returns_photometry``) needs one: SkyPortal stores every point under an
+    instrument, and finding out when the data arrive, hours later, would lose them."""
+    if facility.returns_photometry and instrument_id is None:
+        return f"the points {facility.title} returns are stored in SkyPortal under an instrument"
+    return None
 
 
 def _check_metadata(cls: type[Facility]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import FacilityError, FieldError, PayloadError
-from ..core.interface import Facility, HostPoint, Kind, Target
+from ..core.interface import Facility, HostPoint, Kind, Target, instrument_refusal
 from ..core.redact import redact_everywhere
 from ..skyportal.client import SkyPortalError
 from .api_base import ApiError, BaseHandler, parse_id, under
@@ -55,6 +55,10 @@ class _RequestBodyHandler(BaseHandler):
             facility = self.gateway.facility(summary["facility"])
             if facility.kind is Kind.OBSERVATION_PLAN:
                 raise ApiError.invalid("follow-up request", [FieldError("allocation_id", PLAN_REFUSAL)])
+            refusal = instrument_refusal(facility, summary["instrument_id"])
+            if refusal is not None:  # an allocation stored before the rule: its data could not be posted
+                message = f"names an allocation without instrument_id: {refusal}; PUT the allocation again with one"
+                raise ApiError.invalid("follow-up request", [FieldError("allocation_id", message)])
             if isinstance(payload, dict) and target is None:
                 known = facility.request_schema().get("properties", {})
                 ignored = sorted(key for key in payload if key not in known)
