@@ -414,6 +414,15 @@ class Facility:
         ``schema`` is a fresh copy of ``request_schema()``, free to change and return."""
         return schema
 
+    def check_instrument_form(self, payload: Mapping[str, Any], *, name: str | None, filters: tuple[str, ...]) -> None:
+        """Refuse a payload (already validated) that the form served for this instrument
+        (``instrument_form``: its SkyPortal ``name`` and ``filters``) would not have allowed, such
+        as a filter the instrument lacks: ``PayloadError`` naming every failing field and its rule.
+        A host that takes requests from elsewhere than that form (the gateway's API, the SkyPortal
+        hand-off) calls it when it accepts them, so a request the facility cannot use is refused
+        then, not when it is submitted."""
+        validate(self.instrument_form(self.request_schema(), name=name, filters=tuple(filters)), dict(payload), PayloadError)
+
     def check_url(self, altdata: Mapping[str, Any], key: str, *, secret: bool = True) -> None:
         """Refuse ``altdata[key]``, a URL an admin typed, when the egress rule forbids it (see
         ``core/egress.py``): ``AltdataError`` naming the field and the rule. ``secret``: the

@@ -66,6 +66,8 @@ class _RequestBodyHandler(BaseHandler):
             if isinstance(payload, dict):
                 try:
                     payload = facility.validate_payload(payload)
+                    # The form the allocation's instrument serves: e.g. only its filters.
+                    facility.check_instrument_form(payload, name=summary["instrument_name"], filters=tuple(summary["filters"] or ()))
                 except PayloadError as exc:
                     errors += under("payload", exc.errors)
         if isinstance(target, dict) and not any(e.path.startswith("target") for e in errors):

@@ -39,6 +39,7 @@ def _bodies(facility: Facility, request: FollowupRequest) -> tuple[dict[str, Any
     allocation = request.allocation
     altdata = facility.validate_altdata(allocation.altdata, instrument_name=allocation.instrument_name)
     payload = facility.validate_payload(request.payload, request.target)  # what depends on the source is decided here
+    facility.check_instrument_form(payload, name=allocation.instrument_name, filters=tuple(allocation.filters))
     allocation_body = {
         "facility": facility.name,
         "altdata": altdata,
