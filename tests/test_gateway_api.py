@@ -612,10 +612,11 @@ def test_a_bhtom_password_is_exchanged_for_a_token_when_the_allocation_is_saved_
         url = serve(facility_config={"bhtom": {"base_url": bhtom.base_url}}, egress=loopback_egress(bhtom))
         client = Client(url, store.clients.add("a"))
         altdata = {"username": "observer", "password": "pass word"}
-        ok(client.post("/api/allocations/validate", json={"facility": "bhtom", "altdata": altdata}))
-        ok(client.put("/api/allocations/5", json={"facility": "bhtom", "altdata": altdata}))
+        ok(client.post("/api/allocations/validate", json={"facility": "bhtom", "altdata": altdata, "instrument_id": 9}))
+        ok(client.put("/api/allocations/5", json={"facility": "bhtom", "altdata": altdata, "instrument_id": 9}))
         assert store.allocations.get(5)[1].altdata == {"username": "observer", "api_token": "bhtom-gw-token"}
-        message, errors = error(client.put("/api/allocations/6", json={"facility": "bhtom", "altdata": {**altdata, "password": "not it"}}), 400)
+        wrong = {"facility": "bhtom", "altdata": {**altdata, "password": "not it"}, "instrument_id": 9}
+        message, errors = error(client.put("/api/allocations/6", json=wrong), 400)
         assert errors == ["altdata.password: BHTOM refused the username and password (Unable to log in with provided credentials.)"]
         assert "not it" not in message
         assert [r.path for r in bhtom.requests] == ["/api/token-auth/"] * 3

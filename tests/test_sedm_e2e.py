@@ -115,7 +115,11 @@ def test_cancels_delete_at_sedm_unless_it_is_observing(gateway, sedm, skyportal)
         assert gateway.store.requests.cancel(request_id, gateway.owner, can_delete=True) == "submitted"
     gateway.settle()
     assert skyportal.statuses(53) == ["submitted: SEDM: Accepted Request", "deleted: SEDM: Accepted Deletion"]
-    refused = "submitted: SEDM did not delete request 54: it is being observed (ACTIVE) or SEDM has no such request (Rejected Deletion, ACTIVE)"
+    # A refused delete keeps the request's own status and says why (gateway/policy.py, NOT_DELETED).
+    refused = (
+        "submitted: SEDM: Accepted Request; not deleted at the facility: "
+        "SEDM did not delete request 54: it is being observed (ACTIVE) or SEDM has no such request (Rejected Deletion, ACTIVE)"
+    )
     assert skyportal.statuses(54) == ["submitted: SEDM: Accepted Request", refused]
     assert [e.status for e in sedm.entries(53)] == ["CANCELED"] and [e.status for e in sedm.entries(54)] == ["ACTIVE"]
     assert [d["status"] for d in sedm.documents] == ["new", "new", "delete", "delete"]
