@@ -538,5 +538,27 @@ def test_the_forms_say_their_url_and_name_rules_as_patterns_both_sides_read_alik
     with pytest.raises(PayloadError) as caught:
         BHTOMFacility().validate_payload({**PAYLOAD, "bhtom_name": "   "})
     (error,) = caught.value.errors
-    assert error.path == "$.bhtom_name" and "not only spaces" in error.message
+    assert error.path == "$.bhtom_name" and error.message.startswith("must not be blank")
     assert BHTOMFacility().validate_payload({**PAYLOAD, "bhtom_name": " SN 2026 abc "})["bhtom_name"] == " SN 2026 abc "
+
+
+def test_follow_days_end_the_window_the_gateway_counts_its_horizon_from():
+    """docs/facilities/bhtom.md: the gateway gives up at acceptance + follow_days + horizon_hours,
+    because BHTOM's observing window (Facility.window_end) ends follow_days from now."""
+    from facility_apis.gateway.crypto import SecretBox, generate_key
+    from facility_apis.gateway.policy import Schedule
+    from facility_apis.gateway.store import Store
+
+    facility = BHTOMFacility()
+    payload = facility.validate_payload({"follow_days": 10})
+    before = time.time()
+    end = facility.window_end(payload).timestamp()
+    assert before + 10 * 86400.0 <= end <= time.time() + 10 * 86400.0
+    store = Store("sqlite://", SecretBox(generate_key()), schedule=Schedule(horizon=72 * 3600.0))
+    try:
+        owner = store.clients.authenticate(store.clients.add("bhtom"))
+        store.allocations.put(owner, 1, "bhtom", {"api_token": "bhtom-token-0123456789"}, instrument_id=1)
+        request_id = store.requests.add(1, Target("ZTF26follow", 1.0, 2.0), payload, owner_id=owner, window_end=end, now=before)
+        assert store.requests.view(request_id)["give_up_at"] == pytest.approx(before + 10 * 86400.0 + 72 * 3600.0, abs=5)
+    finally:
+        store.close()

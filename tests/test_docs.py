@@ -343,3 +343,21 @@ def test_sphinx_builds_without_warnings(tmp_path):
     assert "forced_photometry" in index
     adding = (out / "adding-a-facility.html").read_text(encoding="utf-8")
     assert "class ${class_name}(Facility)" in adding and "echo_scope" in adding and "conformance_suite" in adding
+
+
+def test_the_deleted_here_only_status_is_documented_as_the_gateway_writes_it():
+    from facility_apis.gateway.policy import deleted_here_only
+
+    assert f"| `{deleted_here_only('<facility title>')}` |" in (DOCS / "gateway.md").read_text()
+
+
+def test_no_facility_page_gives_the_gateway_a_fixed_wait_after_a_failure():
+    """The gateway retries a transient failure after its own backoff (``backoff_base_seconds``,
+    doubling), not after the 60 s an outcome advises a direct driver: pages say so."""
+    from facility_apis.gateway.policy import Schedule
+
+    assert Schedule().backoff_base == 30.0
+    for page in sorted((DOCS / "facilities").glob("*.md")):
+        for line in page.read_text().splitlines():
+            if "gateway" in line.lower() and re.search(r"(again|retried|tries again|queries again) after 60 s", line):
+                raise AssertionError(f"{page.name}: {line[:160]}")

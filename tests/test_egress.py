@@ -170,3 +170,19 @@ def test_requests_own_redirect_following_is_off_for_every_method():
             mock.add(method, "https://facility.example.org/a", status=307, headers={"Location": "https://10.0.0.1/"})
             assert transport.request(method, "https://facility.example.org/a").status_code == 307
             assert len(mock.calls) == 1
+
+
+def test_the_deployments_own_origins_are_refused_whatever_is_allowed():
+    from facility_apis.core.egress import LOOP_RULE
+
+    policy = EgressPolicy(("127.0.0.0/8", "http://127.0.0.1:8642"), own=("http://127.0.0.1:8642", "https://gateway.example.org"))
+    cases = [
+        ("http://127.0.0.1:8642/api/followup_request", "127.0.0.1:8642"),
+        ("https://127.0.0.1:8642/x", "127.0.0.1:8642"),
+        ("https://GATEWAY.example.org/api/followup_request", "gateway.example.org:443"),
+    ]
+    for url, where in cases:
+        assert policy.refusal(url) == f"{where} {LOOP_RULE}"
+        with pytest.raises(EgressRefused, match="forwarding loop"):
+            policy.check(url)
+    assert policy.refusal("http://127.0.0.1:8643/x") is None and policy.refusal("https://gateway.example.org:8443/x") is None

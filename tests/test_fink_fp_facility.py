@@ -16,11 +16,12 @@ from facility_apis.core.errors import ConfigurationError, PayloadError, RemoteEr
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import perform
 from facility_apis.core.outcome import State
-from facility_apis.core.transport import Transport
+from facility_apis.core.transport import DEFAULT_WAIT, Transport
 from facility_apis.facilities.fink_fp import FinkForcedPhotometryFacility
 from facility_apis.facilities.fink_fp.answers import answer_format, fink_error, rows
 from facility_apis.facilities.fink_fp.facility import DEFAULT_BASE_URL, PATH, ids_in, split_ids
 from facility_apis.facilities.fink_fp.photometry import TAI_MINUS_UTC_DAYS, convert, object_id
+from facility_apis.gateway.policy import Schedule, next_step
 
 URL = DEFAULT_BASE_URL + PATH
 DOC = Path(__file__).resolve().parent.parent / "docs" / "facilities" / "fink_fp.md"
@@ -279,3 +280,32 @@ def test_every_answer_ends_in_its_state_with_a_documented_status(scenario):
 
 def test_every_scenario_has_an_expected_state():
     assert set(scenarios()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize(
+    ("answer", "waits"),
+    [
+        ({"status": 429, "headers": {"Retry-After": "30"}}, [30.0, 30.0]),  # as long as Fink asks, every time
+        ({"status": 429}, [DEFAULT_WAIT, DEFAULT_WAIT]),  # Fink's API documents no wait: the transport's own
+        ({"status": 503}, [Schedule().backoff(1), Schedule().backoff(2)]),  # the gateway's backoff, doubling
+    ],
+)
+def test_the_gateway_queries_again_after_the_documented_wait(answer, waits):
+    """One truth for the retry waits the docs state: a throttle waits as long as Fink's 429 asks
+    (Retry-After), else the transport's default; a transient failure waits the gateway's backoff
+    (``backoff_base_seconds``, 30 s by default, doubling), not the 60 s a direct driver would."""
+    schedule, now, failures, seen = Schedule(), 1_000_000.0, 0, []
+    for _ in waits:
+        with responses.RequestsMock() as mock:
+            mock.post(URL, **answer)
+            outcome = run("submit", make_request())
+        step = next_step(
+            outcome, operation="submit", previous_state=State.PENDING, previous_status="pending submission", failures=failures,
+            can_poll=True, give_up_at=now + schedule.horizon, now=now, schedule=schedule,
+        )  # fmt: skip
+        seen.append(step.next_poll_at - now)
+        failures = step.failures
+    assert seen == waits
+    text = DOC.read_text()
+    assert f"after the wait Fink asks (`Retry-After`), else {DEFAULT_WAIT:g} s" in text
+    assert f"after the gateway's backoff (`backoff_base_seconds`: {schedule.backoff_base:g} s by default" in text

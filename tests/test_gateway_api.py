@@ -292,7 +292,31 @@ def test_forced_photometry_allocation_needs_an_instrument(api):
     a, _, _ = api
     body = {key: value for key, value in ALLOCATION.items() if key != "instrument_id"}
     _, errors = error(a.put("/api/allocations/1", json=body), 400)
-    assert errors == ["instrument_id: is required for a forced photometry facility (SkyPortal stores photometry under an instrument)"]
+    assert errors == ["instrument_id: is required: the points ATLAS forced photometry returns are stored in SkyPortal under an instrument"]
+
+
+def test_an_observation_facility_returning_photometry_needs_an_instrument_too(api):
+    """BHTOM is an observation facility that brings the network's photometry back: refused at
+    intake, not when its first points arrive days later."""
+    a, _, _ = api
+    _, errors = error(a.put("/api/allocations/1", json={"facility": "bhtom", "altdata": {"api_token": SECRET + "-bhtom"}}), 400)
+    assert errors == ["instrument_id: is required: the points BHTOM returns are stored in SkyPortal under an instrument"]
+    _, errors = error(a.post("/api/allocations/validate", json={"facility": "bhtom", "altdata": {"api_token": SECRET + "-bhtom"}}), 400)
+    assert errors == ["instrument_id: is required: the points BHTOM returns are stored in SkyPortal under an instrument"]
+
+
+def test_a_request_on_a_stored_allocation_without_instrument_is_refused_at_intake(api, store):
+    """An allocation stored before the rule: its requests are refused before any work, naming
+    instrument_id and why, rather than failing when the photometry arrives."""
+    a, _, _ = api
+    owner = store.clients.authenticate(a.token)
+    store.allocations.put(owner, 1, "atlas", {"api_token": SECRET})
+    _, errors = error(a.post("/api/followup_request", json={"allocation_id": 1, "target": TARGET, "payload": PAYLOAD}), 400)
+    assert errors == [
+        "allocation_id: names an allocation without instrument_id: the points ATLAS forced photometry returns are stored in SkyPortal under an instrument; "
+        "PUT the allocation again with one"
+    ]
+    assert store.requests.newest() == []
 
 
 def test_validate_stores_nothing(api, store):
@@ -507,6 +531,20 @@ def test_cancel_a_submitted_request_makes_a_delete_due(api, store):
     assert store.requests.view(request_id)["next_operation"] == "delete"
 
 
+def test_cancel_at_a_facility_without_delete_says_deleted_here_only(api, store):
+    """ZTF forced photometry offers no ``delete``: a request it holds is not reported as withdrawn."""
+    a, _, _ = api
+    owner = store.clients.authenticate(a.token)
+    store.allocations.put(owner, 2, "ztf_fp", {"ipac_email": "o@example.org"}, instrument_id=7)
+    sent = store.requests.add(2, Target(**TARGET), {}, owner_id=owner, remote_id="ztf-fp-1", now=time.time() + 3600)
+    assert ok(a.delete(f"/api/followup_request/{sent}")) == {"id": sent, "state": "deleted"}
+    status = store.requests.view(sent)["status"]
+    assert status.startswith("deleted: deleted here only: ZTF forced photometry (IPAC) offers no way to withdraw a request, so it may still be carried out")
+    never_sent = store.requests.add(2, Target(**TARGET), {}, owner_id=owner)
+    assert ok(a.delete(f"/api/followup_request/{never_sent}")) == {"id": never_sent, "state": "deleted"}
+    assert store.requests.view(never_sent)["status"] == "deleted"
+
+
 def test_signed_callback_makes_the_request_due_now(api, store):
     a, _, anonymous = api
     allocation_of(a)
@@ -591,10 +629,11 @@ def test_a_bhtom_password_is_exchanged_for_a_token_when_the_allocation_is_saved_
         url = serve(facility_config={"bhtom": {"base_url": bhtom.base_url}}, egress=loopback_egress(bhtom))
         client = Client(url, store.clients.add("a"))
         altdata = {"username": "observer", "password": "pass word"}
-        ok(client.post("/api/allocations/validate", json={"facility": "bhtom", "altdata": altdata}))
-        ok(client.put("/api/allocations/5", json={"facility": "bhtom", "altdata": altdata}))
+        ok(client.post("/api/allocations/validate", json={"facility": "bhtom", "altdata": altdata, "instrument_id": 9}))
+        ok(client.put("/api/allocations/5", json={"facility": "bhtom", "altdata": altdata, "instrument_id": 9}))
         assert store.allocations.get(5)[1].altdata == {"username": "observer", "api_token": "bhtom-gw-token"}
-        message, errors = error(client.put("/api/allocations/6", json={"facility": "bhtom", "altdata": {**altdata, "password": "not it"}}), 400)
+        wrong = {"facility": "bhtom", "altdata": {**altdata, "password": "not it"}, "instrument_id": 9}
+        message, errors = error(client.put("/api/allocations/6", json=wrong), 400)
         assert errors == ["altdata.password: BHTOM refused the username and password (Unable to log in with provided credentials.)"]
         assert "not it" not in message
         assert [r.path for r in bhtom.requests] == ["/api/token-auth/"] * 3

@@ -7,15 +7,20 @@ verbatim. One client's secret never rewrites another client's statuses or transa
 
 from __future__ import annotations
 
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from facility_apis.core.egress import LOOP_RULE
 from facility_apis.core.interface import Target
 from facility_apis.gateway.api import make_app
+from facility_apis.gateway.config import GatewayConfig
+from facility_apis.gateway.crypto import KEY_ENV, generate_key
 from facility_apis.gateway.outbox import Deliverer, DeliverySettings
 from facility_apis.gateway.runner import AppThread
+from facility_apis.gateway.service import Gateway
 from facility_apis.gateway.worker import Worker, WorkerSettings
 from facility_apis.testing import ATLASEmulator, SkyPortalStub
 from facility_apis.testing.network import loopback_egress, socket_guard
@@ -23,6 +28,7 @@ from facility_apis.testing.server import LoopbackServer
 
 TOKEN = "ssrf-atlas-token-7d1e0c"
 SP_TOKEN = "ssrf-skyportal-token-2b9f"
+API_TOKEN = "loop-partner-token-91c3e0"
 QUICK_DELIVERY = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 
 
@@ -210,3 +216,54 @@ def test_one_clients_secret_never_rewrites_another_clients_statuses_or_transacti
         assert all(t["request"]["headers"]["Authorization"] == "***" for t in transactions)
     (row,) = [r for r in gateway_store.requests.newest() if r["obj_id"] == "ZTF26c2"]
     assert all("forcedphot" not in t["request"]["url"] for t in gateway_store.requests.view(row["id"])["transactions"])  # A's own: masked
+
+
+# -- GENERIC pointed back at the deployment: a forwarding loop ---------------------------------
+
+
+def test_own_origins_cover_the_listen_address_by_every_loopback_name_the_public_url_and_skyportal(tmp_path):
+    config = GatewayConfig.load(
+        data_dir=tmp_path, environ={KEY_ENV: generate_key()}, port=8642, public_url="https://gateway.example.org/", skyportal_url="https://skyportal.example.org"
+    )
+    assert config.own_origins() == (
+        "http://127.0.0.1:8642", "http://localhost:8642", "http://[::1]:8642", "https://gateway.example.org/", "https://skyportal.example.org",
+    )  # fmt: skip
+    assert GatewayConfig.load(data_dir=tmp_path, environ={KEY_ENV: generate_key()}, address="10.0.0.5", port=80).own_origins() == ("http://10.0.0.5:80",)
+
+
+def test_a_generic_allocation_forwarding_to_this_gateway_or_its_skyportal_is_refused(tmp_path, skyportal):
+    """GENERIC's API mode forwards to ``endpoint``; pointed at the gateway itself (or at the
+    SkyPortal whose GENERIC forwards here, under the same allocation id), each request would come
+    back as a new one, forever. The allocation is refused, naming the field, even where the
+    deployment allows loopback calls; a stored one is refused at submission, before any connection."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = GatewayConfig.load(
+        data_dir=tmp_path, environ={KEY_ENV: generate_key()}, port=port, public_url="https://gateway.example.org",
+        skyportal_url=skyportal.url, skyportal_token=SP_TOKEN, worker=WorkerSettings(idle=0.05, egress=loopback_egress()),
+    )  # fmt: skip
+    gateway = Gateway(config)
+    try:
+        token = gateway.store.clients.add("loop")
+        with AppThread(gateway.app(), port=port) as served, socket_guard(allow=[served.url]) as attempts:
+            for endpoint in (f"{served.url}/api/followup_request", f"http://localhost:{port}/api/followup_request",
+                             "https://gateway.example.org/api/followup_request", f"{skyportal.url}/api/followup_request"):  # fmt: skip
+                body = {"facility": "generic", "altdata": {"notification_type": "API", "endpoint": endpoint, "api_token": API_TOKEN}}
+                answer = requests.put(f"{served.url}/api/allocations/1", json=body, headers={"Authorization": f"token {token}"}, timeout=30)
+                assert answer.status_code == 400, answer.text
+                (error,) = answer.json()["data"]["errors"]
+                assert error.startswith("altdata.endpoint: ") and error.endswith(LOOP_RULE), error
+                assert API_TOKEN not in answer.text
+        assert attempts == []
+        owner = gateway.store.clients.authenticate(token)
+        stored = {"notification_type": "API", "endpoint": f"http://127.0.0.1:{port}/api/followup_request", "api_token": API_TOKEN}
+        gateway.store.allocations.put(owner, 1, "generic", stored)  # stored before the rule, say
+        request_id = gateway.store.requests.add(1, Target("ZTF26loop", 10.0, 10.0), {}, owner_id=owner)
+        with socket_guard() as attempts:
+            assert gateway.worker.run_until_idle(30)
+        assert attempts == []
+        view = gateway.store.requests.view(request_id)
+        assert view["state"] == "failed" and LOOP_RULE in view["status"] and API_TOKEN not in str(view)
+    finally:
+        gateway.close()

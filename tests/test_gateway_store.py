@@ -14,7 +14,7 @@ from facility_apis.core.outcome import Outcome, State
 from facility_apis.core.photometry import Photometry
 from facility_apis.gateway.crypto import SealError, SecretBox, generate_key
 from facility_apis.gateway.models import SCHEMA_VERSION, AllocationRow, Meta
-from facility_apis.gateway.policy import Schedule
+from facility_apis.gateway.policy import Schedule, deleted_here_only
 from facility_apis.gateway.store import Conflict, NotFound, Store
 
 SECRET = "atlas-secret-token-5c7e21"
@@ -292,7 +292,7 @@ def test_a_finished_request_can_be_deleted_as_in_direct_mode(gateway_store, stat
     ("outcome", "can_delete", "operation", "status"),
     [
         (Outcome(State.SUBMITTED, "task 9", remote_id="t/9", poll_after=60), True, "delete", "submitted: task 9"),
-        (Outcome(State.SUBMITTED, "task 9", remote_id="t/9", poll_after=60), False, None, "deleted"),
+        (Outcome(State.SUBMITTED, "task 9", remote_id="t/9", poll_after=60), False, None, deleted_here_only("ZTF forced photometry")),
         (Outcome(State.THROTTLED, "rate limit", poll_after=5), True, None, "deleted"),
         (Outcome(State.COMPLETED, "done", remote_id="t/9"), True, "delete", "complete: done"),  # deleted once finished, as asked
         (Outcome(State.REJECTED, "bad"), True, None, "deleted"),
@@ -305,9 +305,28 @@ def test_a_cancel_during_a_submission_is_carried_out_when_it_lands(gateway_store
     assert gateway_store.requests.cancel(request_id, can_delete=can_delete) == "pending"  # the submission is out
     with pytest.raises(Conflict):
         gateway_store.requests.cancel(request_id, can_delete=can_delete)
-    gateway_store.jobs.record(job, outcome, can_poll=True, can_delete=can_delete)
+    gateway_store.jobs.record(job, outcome, can_poll=True, can_delete=can_delete, title="ZTF forced photometry")
     view = gateway_store.requests.view(request_id)
     assert (view["next_operation"], view["status"]) == (operation, status)
+
+
+def test_a_cancel_at_a_facility_that_cannot_withdraw_deletes_here_only_once_sent(gateway_store):
+    """A facility without ``delete`` (ZTF and Fink forced photometry, Gemini): a request it never
+    received is truly deleted; one it holds is deleted here only, and the status says it may
+    still be carried out, never a plain ``deleted`` as if the facility had withdrawn it."""
+    _allocation(gateway_store)
+    held = _request(gateway_store, remote_id="t/1")
+    assert gateway_store.requests.cancel(held, can_delete=False, title="Fink forced photometry") == "deleted"
+    view = gateway_store.requests.view(held)
+    status = (
+        "deleted: deleted here only: Fink forced photometry offers no way to withdraw a request, "
+        "so it may still be carried out; ask the facility's team to withdraw it"
+    )
+    assert (view["state"], view["status"], view["next_operation"]) == ("deleted", status, None)
+    assert view["history"][-1]["status"] == status and _outbox(gateway_store, held)[-1]["kind"] == "status"
+    never_sent = _request(gateway_store)
+    assert gateway_store.requests.cancel(never_sent, can_delete=False, title="Fink forced photometry") == "deleted"
+    assert gateway_store.requests.view(never_sent)["status"] == "deleted"
 
 
 def test_requests_of_other_clients_are_not_found(gateway_store):

@@ -245,3 +245,35 @@ def test_put_changes_a_payload_but_never_moves_a_request(tmp_path, secret_key, f
             assert put({"allocation_id": 7, "obj_id": "ZTF26put", "payload": SLACK_PAYLOAD}, f"{http.url}/api/followup_request/999").status_code == 404
     finally:
         store.close()
+
+
+def test_a_filter_the_allocations_instrument_lacks_is_refused_at_intake(tmp_path, secret_key, fast_schedule):
+    """SLACK's form offers the instrument's filters only; a request naming another one (a direct
+    body, a GENERIC body, a change) is a 400 on the field at intake, not a rejection at submission."""
+    import requests
+
+    from facility_apis.gateway.crypto import SecretBox
+
+    store = Store(f"sqlite:///{tmp_path / 'filters.db'}", SecretBox(secret_key), schedule=fast_schedule)
+    token = store.clients.add("skyportal")
+    headers = {"Authorization": f"token {token}"}
+    slack_allocation = {"facility": "slack", "altdata": SLACK_ALTDATA, "instrument_name": "Observatory", "filters": ["ztfg", "ztfr"]}
+    unusable = {**SLACK_PAYLOAD, "observation_choices": ["ztfg", "sdssu"]}
+    target = {"id": "ZTF26flt", "ra": 1.0, "dec": 2.0}
+    try:
+        with AppThread(make_app(store)) as http:
+            assert requests.put(f"{http.url}/api/allocations/7", json=slack_allocation, headers=headers, timeout=10).status_code == 200
+            direct, generic = {"allocation_id": 7, "target": target, "payload": unusable}, {"allocation_id": 7, "obj_id": "ZTF26flt", "payload": unusable}
+            for body in (direct, generic):
+                refused = requests.post(f"{http.url}/api/followup_request", json=body, headers=headers, timeout=10)
+                assert refused.status_code == 400, refused.text
+                assert refused.json()["data"]["errors"] == ["payload.observation_choices[1]: must be one of ['ztfg', 'ztfr']"]
+            assert store.requests.newest() == []
+            usable = {"allocation_id": 7, "target": target, "payload": SLACK_PAYLOAD}
+            request_id = requests.post(f"{http.url}/api/followup_request", json=usable, headers=headers, timeout=10).json()["data"]["id"]
+            change = {"allocation_id": 7, "target": target, "payload": unusable}
+            changed = requests.put(f"{http.url}/api/followup_request/{request_id}", json=change, headers=headers, timeout=10)
+            assert changed.status_code == 400 and changed.json()["data"]["errors"] == ["payload.observation_choices[1]: must be one of ['ztfg', 'ztfr']"]
+            assert store.requests.view(request_id)["payload"]["observation_choices"] == ["ztfg"]
+    finally:
+        store.close()

@@ -115,6 +115,7 @@ def test_cancels_delete_at_sedm_unless_it_is_observing(gateway, sedm, skyportal)
         assert gateway.store.requests.cancel(request_id, gateway.owner, can_delete=True) == "submitted"
     gateway.settle()
     assert skyportal.statuses(53) == ["submitted: SEDM: Accepted Request", "deleted: SEDM: Accepted Deletion"]
+    # A refused delete keeps the request's own status and says why (gateway/policy.py, NOT_DELETED).
     refused = (
         "submitted: SEDM: Accepted Request; not deleted at the facility: "
         "SEDM did not delete request 54: it is being observed (ACTIVE) or SEDM has no such request (Rejected Deletion, ACTIVE)"
@@ -229,3 +230,37 @@ def test_an_edit_of_a_request_sedm_observed_or_observes_makes_another(sedm):
     sedm.complete(63)
     assert send("update", 63, remote_id="63").status == "submitted: SEDM: Accepted Edit"
     assert [e.status for e in sedm.entries(63)] == ["CANCELED", "PENDING"]
+def test_through_the_gateway_a_failed_notice_leaves_the_accepted_request_submitted_and_is_logged_masked(gateway_store, sedm, skyportal, caplog):
+    """docs/notifications.md: SEDM accepted the request, then the Slack notice failed (the
+    channel is archived). The request stays ``submitted`` and followed as usual; the failure is
+    said in its status and logged as a warning, and the webhook token appears in neither."""
+    import logging
+
+    with SlackWebhookEmulator() as slack:
+        slack.add_hook("T0GWN", "B0GWN", SLACK_TOKEN)
+        slack.set_state("T0GWN", "B0GWN", "archived")
+        owner = gateway_store.clients.authenticate(gateway_store.clients.add("skyportal"))
+        hook = {"slack_workspace": "T0GWN", "slack_channel": "B0GWN", "slack_token": SLACK_TOKEN}
+        altdata = {"programname": "Transients", "notification_type": "slack", **hook}
+        gateway_store.allocations.put(owner, 1, "sedm", altdata, instrument_id=4, instrument_name="SEDM", group_ids=[1])
+        instrument = {"instrument_id": 4, "instrument_name": "SEDM", "api_classname": "SEDMAPI"}
+        skyportal.add_request(81, listener="SEDMListener", obj_id="ZTF26gwnote", allocation_id=1, **instrument)
+        target = Target("ZTF26gwnote", 210.5, 12.25, photometry=POINTS)
+        payload = SEDMFacility().validate_payload(PAYLOAD, target)
+        request_id = gateway_store.requests.add(1, target, payload, owner_id=owner, followup_request_id=81, requester="observer")
+        config = {"sedm": {"endpoint": f"{sedm.url}/add_request", "notify": {"slack_base_url": slack.url}}}
+        worker = Worker(gateway_store, facility_config=config, settings=WorkerSettings(idle=0.05, egress=loopback_egress(sedm, slack)))
+        deliverer = Deliverer.for_skyportal(gateway_store, skyportal.url, GATEWAY_TOKEN, settings=QUICK)
+        try:
+            with caplog.at_level(logging.WARNING):
+                assert worker.run_until_idle(30) and deliverer.run_until_empty(30)
+        finally:
+            worker.close()
+            deliverer.close()
+    view = gateway_store.requests.view(request_id)
+    assert (view["state"], view["remote_id"]) == ("submitted", "81"), view["status"]
+    assert view["status"].startswith("submitted: SEDM: Accepted Request; the notification failed: ")
+    assert skyportal.statuses(81) == [view["status"]]
+    (warning,) = [r for r in caplog.records if "notice about request" in r.getMessage()]
+    assert warning.levelno == logging.WARNING and "the request stays as SEDM left it" in warning.getMessage()
+    assert SLACK_TOKEN not in caplog.text + json.dumps(view)

@@ -200,3 +200,32 @@ def test_the_bodies_match_the_gateways_published_schemas(gateway):
     put, post = (json.loads(call.request.body) for call in gateway.calls)
     assert "pi" not in put and "proposal_id" not in put
     assert body_errors(AllocationBody(), put) == [] and body_errors(FollowupRequestBody(), post) == []
+
+
+def test_a_handoff_without_the_instrument_photometry_needs_fails_before_any_call(gateway):
+    """The gateway would refuse the allocation; the handoff says why itself, sending nothing."""
+    from facility_apis.core.interface import Allocation, FollowupRequest, Target
+    from facility_apis.facilities.atlas import ATLASFacility
+    from facility_apis.skyportal.handoff import hand_off
+    from facility_apis.skyportal.settings import Settings
+
+    allocation = Allocation(5, {"api_token": ATLAS_TOKEN}, instrument_id=None)
+    request = FollowupRequest(11, Target("ZTF26skyp", 210.5, 12.25), allocation, PAYLOAD)
+    result = hand_off(ATLASFacility(), request, Settings(gateway_url=GATEWAY, gateway_token=GATEWAY_TOKEN))
+    reason = "the points ATLAS forced photometry returns are stored in SkyPortal under an instrument"
+    assert result.status == f"failed to submit: the allocation names no instrument_id: {reason}"
+    assert len(gateway.calls) == 0 and result.transactions == ()
+
+
+def test_a_handoff_with_a_filter_the_instrument_lacks_is_rejected_before_any_call(gateway):
+    from facility_apis.core.interface import Allocation, FollowupRequest, Target
+    from facility_apis.facilities.notification import SlackFacility
+    from facility_apis.skyportal.handoff import hand_off
+    from facility_apis.skyportal.settings import Settings
+
+    altdata = {"slack_workspace": "T0HAND", "slack_channel": "B0HAND", "slack_token": "handoffSlackToken0042"}
+    allocation = Allocation(5, altdata, instrument_id=3, instrument_name="Observatory", filters=("ztfg", "ztfr"))
+    request = FollowupRequest(11, Target("ZTF26skyp", 210.5, 12.25), allocation, {"observation_choices": ["sdssu"]})
+    result = hand_off(SlackFacility(), request, Settings(gateway_url=GATEWAY, gateway_token=GATEWAY_TOKEN))
+    assert result.status.startswith("rejected: ") and "$.observation_choices[0]: must be one of ['ztfg', 'ztfr']" in result.status
+    assert len(gateway.calls) == 0

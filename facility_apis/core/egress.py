@@ -10,7 +10,12 @@
    internet. Tests and the demo allow their emulators' origins; a production deployment usually
    allows nothing.
 
-Rules 1 and 2, and rule 3 for literal addresses and ``localhost``, are checked on the URL before
+4. The host and port are not one of the deployment's own origins (``EgressPolicy.own``: the
+   gateway's public and listen addresses, the SkyPortal it reports to), whatever ``allow`` says:
+   a facility calling one hands the request back to where it came from (GENERIC forwarding to the
+   gateway would loop).
+
+Rules 1, 2 and 4, and rule 3 for literal addresses and ``localhost``, are checked on the URL before
 anything is sent (:meth:`EgressPolicy.refusal`; also what a form's ``base_url`` is checked
 against when an allocation is saved). Rule 3 for host names is checked on the addresses a name
 resolves to, when the connection is opened (:meth:`EgressPolicy.vet`): the transport connects to
@@ -44,6 +49,8 @@ LOOPBACK = ipaddress.ip_address("127.0.0.1")
 
 #: The rule in words, for form descriptions and error messages.
 RULE_IN_WORDS = "must use https (plain http only to a loopback address); private and internal addresses are refused"
+#: Why a URL at one of the deployment's own origins (``EgressPolicy.own``) is refused.
+LOOP_RULE = "is this deployment's own gateway or the SkyPortal it reports to: a request sent there comes back here, a forwarding loop"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -110,18 +117,27 @@ class EgressPolicy:
     """The deployment's allowances beyond the public internet.
 
     ``allow`` holds origins (``"http://127.0.0.1:8001"``) and networks (``"10.0.0.0/8"``,
-    ``"::1/128"``). ``internal=True`` lifts rule 3 altogether: for endpoints an admin configured
-    (SkyPortal itself, the gateway), never for a URL an allocation or a facility supplies.
+    ``"::1/128"``); ``own``, the deployment's own origins, never called (rule 4). ``internal=True``
+    lifts rule 3 altogether: for endpoints an admin configured (SkyPortal itself, the gateway),
+    never for a URL an allocation or a facility supplies.
     ``resolve`` is ``socket.getaddrinfo`` unless a test stands in for DNS.
     """
 
     allow: tuple[str, ...] = ()
     internal: bool = False
+    #: Origins of the deployment itself (the gateway, the SkyPortal it reports to), refused
+    #: whatever else is allowed: a facility calling one would hand the request back to where it
+    #: came from, a forwarding loop (GENERIC pointed at the gateway). Host and port are compared.
+    own: tuple[str, ...] = ()
     resolve: Resolver = field(default=socket.getaddrinfo, repr=False, compare=False)
     _origins: frozenset[Origin] = field(init=False, repr=False, compare=False)
     _networks: tuple[Network, ...] = field(init=False, repr=False, compare=False)
+    _own: frozenset[tuple[str, int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        own = {(origin.host, origin.port) for origin in map(Origin.of, self.own)}
+        object.__setattr__(self, "own", tuple(self.own))
+        object.__setattr__(self, "_own", frozenset(own))
         origins, networks = set(), []
         for entry in self.allow:
             if "://" in entry:
@@ -154,7 +170,7 @@ class EgressPolicy:
         return address is not None and any(address in network for network in self._networks if network.version == address.version)
 
     def refusal(self, url: str, *, secret: bool = False) -> str | None:
-        """Why ``url`` may not be called (rules 1, 2, and 3 for literal addresses and
+        """Why ``url`` may not be called (rules 1, 2, 4, and 3 for literal addresses and
         ``localhost``), in words; None when it may. No DNS lookup is made."""
         parts = urlsplit(url.strip())
         origin = Origin.of(url)
@@ -164,6 +180,8 @@ class EgressPolicy:
             return "the URL names no valid host and port"
         if parts.username is not None or parts.password is not None:
             return "a URL must not carry a user name or password (credentials travel in headers)"
+        if (origin.host, origin.port) in self._own:
+            return f"{origin.host}:{origin.port} {LOOP_RULE}"
         if secret and origin.scheme != "https" and not is_loopback(origin.host):
             return f"credentials may travel only over https (plain http only to a loopback address), not to {origin.host}"
         address = _address(origin.host)

@@ -235,11 +235,18 @@ class Facility:
     #: The key of ``config_keys`` that holds the facility's one service URL, which the CLI's
     #: ``--base-url`` sets; ``None`` for a facility with several endpoints (or none).
     base_url_key: ClassVar[str | None] = None
+    #: Whether outcomes may carry photometry for SkyPortal (``Outcome.photometry``): SkyPortal
+    #: stores points under an instrument, so an allocation without ``instrument_id`` is refused
+    #: when it is handed over, not when the data arrive. Always true for ``Kind.FORCED_PHOTOMETRY``
+    #: (set when the class is defined); an observation facility that brings data back (BHTOM) says so.
+    returns_photometry: ClassVar[bool] = False
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not abstract:
             _check_metadata(cls)
+            if cls.kind is Kind.FORCED_PHOTOMETRY:
+                cls.returns_photometry = True
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, egress: EgressPolicy | None = None):
         """``config``: the deployment settings, keys among ``config_keys``; ``ConfigurationError``
@@ -472,6 +479,15 @@ class Facility:
         ``schema`` is a fresh copy of ``request_schema()``, free to change and return."""
         return schema
 
+    def check_instrument_form(self, payload: Mapping[str, Any], *, name: str | None, filters: tuple[str, ...]) -> None:
+        """Refuse a payload (already validated) that the form served for this instrument
+        (``instrument_form``: its SkyPortal ``name`` and ``filters``) would not have allowed, such
+        as a filter the instrument lacks: ``PayloadError`` naming every failing field and its rule.
+        A host that takes requests from elsewhere than that form (the gateway's API, the SkyPortal
+        hand-off) calls it when it accepts them, so a request the facility cannot use is refused
+        then, not when it is submitted."""
+        validate(self.instrument_form(self.request_schema(), name=name, filters=tuple(filters)), dict(payload), PayloadError)
+
     def check_url(self, altdata: Mapping[str, Any], key: str, *, secret: bool = True) -> None:
         """Refuse ``altdata[key]``, a URL an admin typed, when the egress rule forbids it (see
         ``core/egress.py``): ``AltdataError`` naming the field and the rule. ``secret``: the
@@ -577,6 +593,16 @@ class Facility:
         ``delete``, ``find``, ``remote_validate`` this facility overrides (``validate_altdata``
         always: every facility checks its schema)."""
         return {op: op == "validate_altdata" or getattr(cls, op) is not getattr(Facility, op) for op in IMPLEMENTABLE}
+
+
+def instrument_refusal(facility: type[Facility] | Facility, instrument_id: int | None) -> str | None:
+    """Why an allocation of ``facility`` without an ``instrument_id`` (SkyPortal's instrument id)
+    cannot be used, in words; None when it can. A facility that returns
+    photometry (``returns_photometry``) needs one: SkyPortal stores every point under an
+    instrument, and finding out when the data arrive, hours later, would lose them."""
+    if facility.returns_photometry and instrument_id is None:
+        return f"the points {facility.title} returns are stored in SkyPortal under an instrument"
+    return None
 
 
 def _check_metadata(cls: type[Facility]) -> None:

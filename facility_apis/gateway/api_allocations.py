@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import AltdataError, FieldError
-from ..core.interface import Facility, Kind
+from ..core.interface import Facility, instrument_refusal
 from ..core.operations import exchange
 from ..core.transport import Transport
 from .api_base import ApiError, BaseHandler, parse_id, under
@@ -40,8 +40,9 @@ class AllocationHandlerBase(BaseHandler):
                     cleaned = instance.validate_altdata(altdata, instrument_name=_instrument_name(body), group_known=False)
                 except AltdataError as exc:
                     errors += under("altdata", exc.errors)
-            if instance.kind is Kind.FORCED_PHOTOMETRY and body.get("instrument_id") is None:
-                errors.append(FieldError("instrument_id", "is required for a forced photometry facility (SkyPortal stores photometry under an instrument)"))
+            refusal = instrument_refusal(instance, body.get("instrument_id"))
+            if refusal is not None:
+                errors.append(FieldError("instrument_id", f"is required: {refusal}"))
         if not errors:
             try:
                 cleaned = await self.blocking(self._exchanged, self.gateway.facility(facility), cleaned, _instrument_name(body))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import FacilityError, FieldError, PayloadError
-from ..core.interface import Facility, HostPoint, Kind, Target
+from ..core.interface import Facility, HostPoint, Kind, Target, instrument_refusal
 from ..core.redact import redact_everywhere
 from ..skyportal.client import SkyPortalError
 from .api_base import ApiError, BaseHandler, parse_id, under
@@ -55,6 +55,10 @@ class _RequestBodyHandler(BaseHandler):
             facility = self.gateway.facility(summary["facility"])
             if facility.kind is Kind.OBSERVATION_PLAN:
                 raise ApiError.invalid("follow-up request", [FieldError("allocation_id", PLAN_REFUSAL)])
+            refusal = instrument_refusal(facility, summary["instrument_id"])
+            if refusal is not None:  # an allocation stored before the rule: its data could not be posted
+                message = f"names an allocation without instrument_id: {refusal}; PUT the allocation again with one"
+                raise ApiError.invalid("follow-up request", [FieldError("allocation_id", message)])
             if isinstance(payload, dict) and target is None:
                 known = facility.request_schema().get("properties", {})
                 ignored = sorted(key for key in payload if key not in known)
@@ -63,6 +67,8 @@ class _RequestBodyHandler(BaseHandler):
                 try:
                     payload = facility.validate_payload(payload)
                     facility.refuse_a_closed_window(payload)
+                    # The form the allocation's instrument serves: e.g. only its filters.
+                    facility.check_instrument_form(payload, name=summary["instrument_name"], filters=tuple(summary["filters"] or ()))
                 except PayloadError as exc:
                     errors += under("payload", exc.errors)
         if isinstance(target, dict) and not any(e.path.startswith("target") for e in errors):
@@ -162,8 +168,9 @@ class FollowupRequestHandler(_RequestBodyHandler):
         number = parse_id(request_id, "follow-up request")
         requests = self.gateway.store.requests
         facility = await self.blocking(requests.facility_of, number, self.client_id)
-        can_delete = self.gateway.facility_class(facility).implements()["delete"]
-        state = await self.blocking(requests.cancel, number, self.client_id, can_delete=can_delete)
+        facility_class = self.gateway.facility_class(facility)
+        can_delete = facility_class.implements()["delete"]
+        state = await self.blocking(requests.cancel, number, self.client_id, can_delete=can_delete, title=facility_class.title)
         self.success({"id": number, "state": state})
 
 

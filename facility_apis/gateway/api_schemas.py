@@ -105,7 +105,7 @@ class AllocationBody(Body):
     altdata = _object("The facility's credentials, checked against its altdata schema; stored sealed, never shown again.", required=True)
     pi = _string(metadata={"description": "Principal investigator, passed to the facility."})
     proposal_id = _string(metadata={"description": "Proposal id, passed to the facility."})
-    instrument_id = _id("SkyPortal instrument id photometry is stored under; required for a forced photometry facility.", allow_none=True)
+    instrument_id = _id("SkyPortal instrument id photometry is stored under; required for a facility that returns photometry.", allow_none=True)
     instrument_name = _string(metadata={"description": "Instrument name, passed to the facility."})
     filters = _list(_string(min_length=1, max_length=64), "The instrument's filters (SkyPortal bandpass names).")
     group_ids = _list(_id("A SkyPortal group id."), "SkyPortal groups the photometry is shared with.")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.egress import EgressPolicy
+from ..core.egress import EgressPolicy, is_loopback
 from ..core.errors import ConfigurationError
 from ..core.schemas import field_errors, load_schema
 from .crypto import KEY_ENV, parse_key
@@ -135,3 +135,14 @@ class GatewayConfig:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def own_origins(self) -> tuple[str, ...]:
+        """The origins of this deployment a facility must never call (``EgressPolicy.own``): the
+        gateway's ``public_url`` and listen address (with the loopback names of this machine when
+        it listens on a loopback or on every address), and the SkyPortal it reports to."""
+        host = self.address.strip("[]")
+        hosts = [host]
+        if host in ("", "0.0.0.0", "::") or is_loopback(host):
+            hosts += ["127.0.0.1", "localhost", "::1"]
+        origins = [f"http://{f'[{name}]' if ':' in name else name}:{self.port}" for name in dict.fromkeys(hosts) if name]
+        return tuple(origins + [url for url in (self.public_url, self.skyportal_url) if url])

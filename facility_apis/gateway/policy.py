@@ -110,6 +110,16 @@ def next_step(
 #: Joins a request's own status and why the delete the observer asked for did not happen.
 NOT_DELETED = "; not deleted at the facility: "
 
+#: Begins the status of a request cancelled here while a facility that cannot withdraw it holds it.
+DELETED_HERE_ONLY = "deleted: deleted here only: "
+
+
+def deleted_here_only(title: str) -> str:
+    """The status of a request the observer cancelled after it reached a facility that offers no
+    way to withdraw one (no ``delete``): the gateway stops following it, but the facility may still
+    carry it out, and only its team can stop that."""
+    return f"{DELETED_HERE_ONLY}{title} offers no way to withdraw a request, so it may still be carried out; ask the facility's team to withdraw it"
+
 
 def _delete_not_done(
     outcome: Outcome, previous_state: State, previous_status: str, failures: int, can_poll: bool, give_up_at: float, now: float, schedule: Schedule

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from ..core.egress import INTERNAL
@@ -32,6 +33,9 @@ class Gateway:
     application to listen with."""
 
     def __init__(self, config: GatewayConfig, *, registry: Registry | None = None, **store_options: Any):
+        # Facilities never call the deployment's own gateway or SkyPortal (a forwarding loop).
+        egress = replace(config.worker.egress, own=config.own_origins())
+        config = replace(config, worker=replace(config.worker, egress=egress))
         self.config = config
         self.registry = registry or default_registry()
         self.store = open_store(config, **store_options)

@@ -133,7 +133,13 @@ class Worker:
                 self._pauses.pause((job.facility, job.request.allocation.id), time.time() + outcome.poll_after)
             implemented = facility.implements()
             record = functools.partial(
-                self.store.jobs.record, job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"], can_update=implemented["update"]
+                self.store.jobs.record,
+                job,
+                outcome,
+                can_poll=implemented["get"],
+                can_delete=implemented["delete"],
+                can_update=implemented["update"],
+                title=facility.title,
             )
             if not self._save(job, outcome, record):
                 log.warning("request %s: lease lost while calling %s; its result was dropped", job.request_id, job.facility)

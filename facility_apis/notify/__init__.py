@@ -25,7 +25,7 @@ from .altdata import MODES, allowed_keys, branch_schema, check_notification_altd
 from .blocks import render_blocks, slack_message
 from .mail import build_email
 from .message import Attachment, Event, Item, Notice, build_notice
-from .notifier import Delivery, NoticeBuilder, Notifier, NotifySettings, notice_reference
+from .notifier import Announcement, Delivery, NoticeBuilder, Notifier, NotifySettings, notice_reference
 from .plan import plan_notice
 from .render import render_html, render_text, subject
 from .slack import read_answer, webhook_call, webhook_url
@@ -33,6 +33,7 @@ from .smtp import MailReceipt, SMTPSettings, send_mail
 
 __all__ = [
     "MODES",
+    "Announcement",
     "Attachment",
     "Delivery",
     "Event",

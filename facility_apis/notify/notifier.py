@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.egress import INTERNAL, EgressPolicy
-from ..core.errors import AltdataError, ConfigurationError
+from ..core.errors import AltdataError, ConfigurationError, FacilityError
 from ..core.interface import FollowupRequest
+from ..core.redact import get_logger
 from ..core.transport import HTTPCall, Transport
 from .altdata import check_notification_altdata, include_comments, parse_addresses
 from .config import settings_mapping
@@ -40,6 +41,8 @@ from .slack import DEFAULT_BASE_URL, read_answer, webhook_call, webhook_url
 from .smtp import SMTPSettings, send_mail
 
 _KEYS = {"skyportal_url", "app_title", "slack_base_url", "smtp"}
+
+log = get_logger(__name__)
 
 #: Makes the notice to send for a reference (the tie between the messages about one request).
 NoticeBuilder = Callable[[str | None], Notice]
@@ -86,6 +89,16 @@ class Delivery:
 
     reference: str
     detail: str
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """What announcing a request the facility already accepted left: ``note`` for its detail
+    (``"; posted to Slack"``, or ``"; the notification failed: <why>"``) and the notice's
+    ``reference`` (None when nothing was announced)."""
+
+    note: str
+    reference: str | None
 
 
 def notice_reference(request: FollowupRequest) -> str:
@@ -177,6 +190,22 @@ class Notifier:
         if mode == "email":
             return self._email(request, transport, event, builder)
         raise AltdataError.single("$.notification_type", "must be slack or email to send a notice")
+
+    def announce(self, request: FollowupRequest, transport: Transport, event: Event, *, facility: str, form: Mapping[str, Any] | None = None) -> Announcement:
+        """Announce ``event`` about a request the facility has already acted on (accepted,
+        changed, deleted), when the allocation asks for a notice. A notice that fails never
+        undoes that: the error is not raised but said in ``note`` (the request keeps the state the
+        facility gave it, e.g. ``submitted``) and logged as a warning, masked by the transport's
+        redactor (the allocation's secrets, the SMTP password) and the log's redacting filter."""
+        if not self.wanted(request.allocation.altdata):
+            return Announcement("", None)
+        try:
+            delivery = self.send(request, transport, event, facility=facility, form=form)
+        except FacilityError as exc:  # EgressRefused among them
+            why = transport.redactor.text(str(exc))
+            log.warning("%s: the %s notice about request %s failed; the request stays as %s left it: %s", facility, event.value, request.id, facility, why)
+            return Announcement(f"; the notification failed: {why}", None)
+        return Announcement(f"; {delivery.detail}", delivery.reference)
 
     def _email(self, request: FollowupRequest, transport: Transport, event: Event, build: NoticeBuilder) -> Delivery:
         smtp = self.settings.smtp

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.egress import INTERNAL
 from ..core.errors import AltdataError, FacilityError, PayloadError
-from ..core.interface import Facility, FollowupRequest
+from ..core.interface import Facility, FollowupRequest, instrument_refusal
 from ..core.outcome import Outcome, State, skyportal_status
 from ..core.photometry import Photometry
 from ..core.transport import Transaction, Transport
@@ -39,6 +39,7 @@ def _bodies(facility: Facility, request: FollowupRequest) -> tuple[dict[str, Any
     allocation = request.allocation
     altdata = facility.validate_altdata(allocation.altdata, instrument_name=allocation.instrument_name)
     payload = facility.validate_payload(request.payload, request.target)  # what depends on the source is decided here
+    facility.check_instrument_form(payload, name=allocation.instrument_name, filters=tuple(allocation.filters))
     allocation_body = {
         "facility": facility.name,
         "altdata": altdata,
@@ -68,7 +69,11 @@ def _without_none(body: dict[str, Any]) -> dict[str, Any]:
 
 def hand_off(facility: Facility, request: FollowupRequest, settings: Settings) -> Result:
     """Validate here (no round trip for a typo), then create or replace the allocation at the
-    gateway (it follows SkyPortal's altdata edits) and hand it the request."""
+    gateway (it follows SkyPortal's altdata edits) and hand it the request. An allocation without
+    the ``instrument_id`` a facility returning photometry needs fails here, before any call."""
+    refusal = instrument_refusal(facility, request.allocation.instrument_id)
+    if refusal is not None:
+        return Result(Outcome(State.FAILED, f"the allocation names no instrument_id: {refusal}").status)
     try:
         allocation_body, request_body = _bodies(facility, request)
     except AltdataError as exc:

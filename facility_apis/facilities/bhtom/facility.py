@@ -113,6 +113,7 @@ class BHTOMFacility(Facility):
     name: ClassVar[str] = "bhtom"
     title: ClassVar[str] = "BHTOM"
     kind: ClassVar[Kind] = Kind.OBSERVATION
+    returns_photometry: ClassVar[bool] = True  # the network's light curve, brought back on the cadence
     skyportal_class: ClassVar[str] = "BHTOMAPI"
     setup_url: ClassVar[str] = "https://about.bhtom.space"
     example_remote_id: ClassVar[str] = "Gaia22bpl"

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 from ...core.errors import (
     AltdataError,
     ConfigurationError,
-    FacilityError,
     FacilityUnavailable,
     FieldError,
     PayloadError,
@@ -235,15 +234,10 @@ class SEDMFacility(Facility):
         """``outcome``, with the allocation's notice sent (when it asks for one) and said in the
         detail; a notice that fails is said too, never costing what SEDM did. The notice's
         reference is kept as the cursor, so that later notices answer the first."""
-        if not self.notifier.wanted(request.allocation.altdata):
-            return outcome
         first = dataclasses.replace(request, remote_id=request.cursor) if event is not Event.NEW else request
-        try:
-            delivery = self.notifier.send(first, transport, event, facility=self.title, form=self.request_schema())
-        except FacilityError as exc:
-            return dataclasses.replace(outcome, detail=f"{outcome.detail}; the notification failed: {exc}")
-        cursor = delivery.reference if event is Event.NEW else None
-        return dataclasses.replace(outcome, detail=f"{outcome.detail}; {delivery.detail}", cursor=cursor)
+        announced = self.notifier.announce(first, transport, event, facility=self.title, form=self.request_schema())
+        cursor = announced.reference if event is Event.NEW else None
+        return dataclasses.replace(outcome, detail=outcome.detail + announced.note, cursor=cursor)
 
 
 def _may_have_arrived(exc: Exception) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from ...core.answers import expect
 from ...core.egress import INTERNAL
-from ...core.errors import AltdataError, ConfigurationError, FacilityError, PayloadError, Rejected, RemoteError
+from ...core.errors import AltdataError, ConfigurationError, PayloadError, Rejected, RemoteError
 from ...core.frames import frames_summary
 from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
@@ -165,13 +165,9 @@ class SwiftFacility(Facility):
         if kind == DATA:
             return self._observations(request, transport)
         outcome = self._submit_too(request, transport) if kind == TOO else self._submit_xrt(request, transport)
-        if outcome.state is State.SUBMITTED and self.notifier.wanted(request.allocation.altdata):
-            try:
-                delivery = self.notifier.send(request, transport, Event.NEW, facility=self.title, form=self.request_schema())
-                note = f"; {delivery.detail}"
-            except FacilityError as exc:
-                note = f"; the notification failed: {exc}"
-            outcome = dataclasses.replace(outcome, detail=outcome.detail + note)
+        if outcome.state is State.SUBMITTED:
+            announced = self.notifier.announce(request, transport, Event.NEW, facility=self.title, form=self.request_schema())
+            outcome = dataclasses.replace(outcome, detail=outcome.detail + announced.note)
         return outcome
 
     def _login(self, request: FollowupRequest, transport: Transport) -> None:

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from ...core.answers import expect, json_object
 from ...core.egress import EgressRefused
-from ...core.errors import FacilityError, PayloadError, RemoteNotFound
+from ...core.errors import PayloadError, RemoteNotFound
 from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.schemas import load_document, load_schema
@@ -231,10 +231,5 @@ class WinterToOFacility(Facility, abstract=True):
         """Announce ``event`` when the allocation asks for it: a note for the detail and the
         notice's reference (kept as the cursor, so the cancellation answers the first notice). A
         failed notice never fails what the observatory did."""
-        if not self.notifier.wanted(request.allocation.altdata):
-            return "", None
-        try:
-            delivery = self.notifier.send(request, transport, event, facility=self.title, form=self.request_schema())
-        except (FacilityError, EgressRefused) as exc:
-            return f"; the notification failed: {exc}", None
-        return f"; {delivery.detail}", delivery.reference
+        announced = self.notifier.announce(request, transport, event, facility=self.title, form=self.request_schema())
+        return announced.note, announced.reference

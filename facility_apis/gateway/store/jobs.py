@@ -146,13 +146,22 @@ class Jobs:
             return connection.scalar(select(func.min(REQUESTS.c.next_poll_at)))
 
     def record(
-        self, job: Job, outcome: Outcome, *, can_poll: bool, can_delete: bool = False, can_update: bool = False, now: float | None = None
+        self,
+        job: Job,
+        outcome: Outcome,
+        *,
+        can_poll: bool,
+        can_delete: bool = False,
+        can_update: bool = False,
+        title: str = "the facility",
+        now: float | None = None,
     ) -> bool:
         """Apply an outcome: state, history, transactions, frames (the newest list replaces the
         last), outbox (photometry before the status that announces it) and the facility's cursor
         (kept unless the outcome brings a new one) in one transaction.
         ``can_poll``/``can_delete``/``can_update``: the facility implements
-        ``get``/``delete``/``update``. A payload changed while the call was out is sent with an
+        ``get``/``delete``/``update``; ``title``: its name for people, for the status of a cancel it
+        cannot carry out (``carry_out_cancel``). A payload changed while the call was out is sent with an
         ``update`` due now, once the facility holds the request.
 
         Returns False (and writes nothing) when the lease was lost meanwhile: another worker
@@ -210,7 +219,7 @@ class Jobs:
                 values["cancel_requested"] = row.cancel_requested and step.operation == "delete"
             elif row.cancel_requested and step.state is not State.DELETED:
                 # The cancel was asked while this call was out: carry it out on what it returned.
-                values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now))
+                values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now, title))
             elif row.payload != job.request.payload and can_update and remote_id is not None and step.state.active and step.operation in (None, "get"):
                 # The payload changed while this call was out: the facility holds the old one.
                 values.update(operation="update", next_poll_at=now)

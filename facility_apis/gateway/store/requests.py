@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from ...core.interface import Target
 from ...core.outcome import State
 from ..models import ALLOCATIONS, HISTORY, OUTBOX, REQUESTS, TRANSACTIONS, AllocationRow, HistoryRow, RequestRow
-from ..policy import Schedule
+from ..policy import Schedule, deleted_here_only
 from .database import Database
 from .errors import Conflict, NotFound
 from .outbox import owe
@@ -34,13 +34,18 @@ def change_state(connection: Connection, request_id: int, status: str, new_state
     return {"state": new_state.value, "status": new_status, "detail": detail}
 
 
-def carry_out_cancel(connection: Connection, request_id: int, remote_id: str | None, status: str, can_delete: bool, now: float) -> dict[str, Any]:
+def carry_out_cancel(connection: Connection, request_id: int, remote_id: str | None, status: str, can_delete: bool, now: float, title: str) -> dict[str, Any]:
     """The row's new values for a cancel carried out now: a ``delete`` call due now when the
-    facility holds the request and can delete it; else ``deleted`` here at once."""
+    facility holds the request and can delete it; ``deleted`` at once when it never held it; and
+    when it holds it but cannot delete (``title``: the facility's name for people), deleted here
+    only, with a status saying the facility may still carry it out (``policy.deleted_here_only``)."""
     if remote_id is not None and can_delete:
         return {"operation": "delete", "next_poll_at": now}
-    detail = "cancelled before the facility held it" if remote_id is None else "cancelled here; the facility offers no way to delete it"
-    values = change_state(connection, request_id, status, State.DELETED, "deleted", detail, now)
+    if remote_id is None:
+        new_status, detail = "deleted", "cancelled before the facility held it"
+    else:
+        new_status, detail = deleted_here_only(title), f"cancelled here only: {title} offers no way to withdraw a request"
+    values = change_state(connection, request_id, status, State.DELETED, new_status, detail, now)
     values.update(operation=None, next_poll_at=None)
     return values
 
@@ -165,16 +170,17 @@ class Requests:
         with self._database.connection() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
-    def cancel(self, request_id: int, owner_id: int | None = None, *, can_delete: bool, now: float | None = None) -> str:
+    def cancel(self, request_id: int, owner_id: int | None = None, *, can_delete: bool, title: str = "the facility", now: float | None = None) -> str:
         """Ask for a request to be cancelled (SkyPortal's delete); return its state afterwards.
 
         Finished requests included, as in SkyPortal's direct mode: a facility holding the request
         removes it (ATLAS deletes a finished task after fetching its results once more), also a
         held request nobody polls (a facility without ``get``, such as the Liverpool Telescope). A
         call in flight, or the lookup of an interrupted submission, lands first and the cancel
-        follows it. Then: not held by the facility, or a facility that cannot delete: deleted here
-        at once. Held: a ``delete`` call is due now. Already deleted or already cancelling:
-        ``Conflict``.
+        follows it. Then: not held by the facility: ``deleted`` at once. Held by a facility that
+        cannot delete (``title``: its name for people): deleted here only, at once, and the status
+        says the facility may still carry it out. Held by one that can: a ``delete`` call is due
+        now. Already deleted or already cancelling: ``Conflict``.
         """
         now = time.time() if now is None else now
         with self._database.connection() as connection:
@@ -185,7 +191,7 @@ class Requests:
             in_flight = row.lease_owner is not None and (row.lease_expires or 0.0) >= now
             looking_up = row.operation == "find" or (row.operation == "submit" and row.submitting_since is not None)
             if not in_flight and not looking_up:
-                values.update(carry_out_cancel(connection, request_id, row.remote_id, row.status, can_delete, now))
+                values.update(carry_out_cancel(connection, request_id, row.remote_id, row.status, can_delete, now, title))
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(**values))
             return values.get("state", row.state)
 
