@@ -95,3 +95,23 @@ def test_json_body_says_what_came_instead(body, message):
 def test_json_object_refuses_other_json(body, kind):
     with pytest.raises(RemoteError, match=f"^ATLAS sent {kind} where a JSON object was expected for the task$"):
         json_object(answer(200, body), service="ATLAS", what="the task")
+
+
+@pytest.mark.parametrize(("method", "repeatable", "maybe_done"), [("POST", None, True), ("GET", None, False), ("POST", True, False), ("PUT", None, False)])
+def test_a_server_error_to_a_call_that_is_not_repeatable_may_have_been_carried_out(method, repeatable, maybe_done):
+    """A 500 to a POST: the facility may have made the request before failing, so ``expect``
+    marks it ``maybe_done`` (a submission is then never sent again blindly); a repeatable call's
+    500 is a plain failure. A response the transport did not make counts as repeatable."""
+    import responses
+
+    from facility_apis.core.transport import Transport
+
+    with responses.RequestsMock() as mocked, Transport(retries=0) as transport:
+        mocked.add(method, "https://facility.example.org/queue", status=500, body="Internal Server Error")
+        response = transport.request(method, "https://facility.example.org/queue", repeatable=repeatable)
+        with pytest.raises(RemoteError) as caught:
+            expect(response, 201, service="Facility")
+    assert caught.value.maybe_done is maybe_done and str(caught.value) == "Facility answered HTTP 500: Internal Server Error"
+    with pytest.raises(RemoteError) as caught:
+        expect(answer(500, "boom"), service="Facility")
+    assert caught.value.maybe_done is False

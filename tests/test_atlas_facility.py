@@ -335,7 +335,8 @@ def test_submit_server_error_fails(run, rsps):
     rsps.post(QUEUE, status=500, body="<h1>Server Error (500)</h1>")
     outcome = run("submit")
     assert outcome.state is State.FAILED
-    assert outcome.status == "failed to submit: ATLAS answered HTTP 500: an HTML page: Server Error (500)"
+    expected = "failed: ATLAS answered HTTP 500: an HTML page: Server Error (500); the request may have reached the facility and was not sent again"
+    assert outcome.status == expected and outcome.maybe_sent
     assert outcome.poll_after is None
     assert len(rsps.calls) == 1
 
@@ -420,7 +421,7 @@ def test_plain_http_base_url_refused_elsewhere(run, rsps, base_url):
     assert len(rsps.calls) == 0
     assert outcome.state is State.FAILED
     assert outcome.status.startswith("failed to submit: invalid altdata: $.base_url: ")
-    assert "https only; plain http only to a loopback address" in outcome.status
+    assert "must be an https URL" in outcome.status and "plain http only to a loopback address" in outcome.status
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,8 @@ def test_a_refusal_answered_with_200_is_a_rejection(kait):
         (200, "", UNSURE.format("(empty body)")),
         (200, "<html><title>It works!</title></html>", UNSURE.format("an HTML page: It works!")),
         (200, "OK", UNSURE.format("OK")),
-        (500, "<html><title>500 Internal Server Error</title></html>", "failed to submit: KAIT answered HTTP 500: an HTML page: 500 Internal Server Error"),
+        (500, "<html><title>500 Internal Server Error</title></html>", "failed: KAIT answered HTTP 500: an HTML page: 500 Internal Server Error"
+            "; the request may have reached the facility and was not sent again"),
         (400, "bad request", "rejected: bad request"),
     ],
 )

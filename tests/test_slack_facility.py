@@ -131,7 +131,8 @@ def test_other_refusals_name_slacks_words(slack, status, body):
 def test_a_server_error_is_a_failure_never_resent_and_an_ok_less_200_is_not_a_success(slack):
     slack.faults.add("status", status=500, body="rollup_error")
     failed = run(slack, "submit", make_request())
-    assert failed.status == "failed to submit: Slack answered HTTP 500: rollup_error" and failed.poll_after is None
+    assert failed.status == "failed: Slack answered HTTP 500: rollup_error; the request may have reached the facility and was not sent again"
+    assert failed.poll_after is None and failed.maybe_sent
     slack.faults.add("status", status=200, body="")
     odd = run(slack, "submit", make_request())
     assert odd.state is State.FAILED and "without its 'ok'" in odd.detail

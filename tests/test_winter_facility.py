@@ -146,7 +146,8 @@ def test_a_trigger_answered_as_a_validation_is_not_taken_for_a_submission(winter
         (200, "", "failed to submit: WINTER sent an empty body instead of JSON for the ToO request (HTTP 200)"),
         (200, "<html><title>502</title></html>", "failed to submit: WINTER sent an HTML page (502) instead of JSON for the ToO request (HTTP 200)"),
         (422, '{"detail": [{"loc": ["body", 0, "filters"], "msg": "field required"}]}', "rejected: loc: body 0 filters; field required"),
-        (500, "Internal Server Error", "failed to submit: WINTER answered HTTP 500: Internal Server Error"),
+        (500, "Internal Server Error", "failed: WINTER answered HTTP 500: Internal Server Error"
+            "; the request may have reached the facility and was not sent again"),
     ],
 )
 def test_other_answers(status, body, expected):

@@ -16,7 +16,10 @@ an expected status        nothing: the response is returned
 401, 403                  ``CredentialsRefused``: the allocation's credentials were refused
 404                       ``RemoteNotFound`` (a ``RemoteError``; a facility may catch it)
 other 4xx                 ``Rejected`` whose message is the facility's reason, in its words
-5xx, other 2xx            ``RemoteError`` with the status and the body's line
+5xx, other 2xx            ``RemoteError`` with the status and the body's line; a 5xx to a call
+                          that is not repeatable (a POST) with ``maybe_done``: the facility may
+                          have carried it out before failing, so ``perform`` makes a submission
+                          ``maybe_sent`` (``failed: ...``), never sent again blindly
 ========================  =====================================================================
 
 (429 and a lasting 502/503/504 never get here: the transport raises ``Throttled`` and
@@ -33,6 +36,7 @@ from typing import Any
 import requests
 
 from .errors import CredentialsRefused, Rejected, RemoteError, RemoteNotFound
+from .transport import answered_repeatable
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -140,7 +144,7 @@ def expect(response: requests.Response, *statuses: int, service: str) -> request
     if 200 <= code < 300:
         wanted = " or ".join(map(str, expected))
         raise RemoteError(f"{service} answered HTTP {code} where {wanted} was expected: {line}", http_status=code)
-    raise RemoteError(f"{service} answered HTTP {code}: {line}", http_status=code)
+    raise RemoteError(f"{service} answered HTTP {code}: {line}", http_status=code, maybe_done=code >= 500 and not answered_repeatable(response))
 
 
 def not_html(response: requests.Response, *, service: str, what: str) -> requests.Response:

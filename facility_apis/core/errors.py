@@ -78,11 +78,13 @@ class RemoteError(FacilityError):
     """The remote service answered, but not with what the protocol promises (a 5xx, an
     unexpected status, an unreadable body). ``perform`` retries while following, never on submit;
     ``permanent=True`` says no later attempt can succeed (e.g. a result file in a layout the
-    parser does not know), so none is made."""
+    parser does not know), so none is made. ``maybe_done=True`` says the call may have been
+    carried out anyway (a 5xx answer to a POST): a submission is then never sent again blindly."""
 
-    def __init__(self, message: str, *, http_status: int | None = None, permanent: bool = False):
+    def __init__(self, message: str, *, http_status: int | None = None, permanent: bool = False, maybe_done: bool = False):
         self.http_status = http_status
         self.permanent = permanent
+        self.maybe_done = maybe_done
         super().__init__(message)
 
 

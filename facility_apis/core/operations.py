@@ -57,7 +57,7 @@ from .errors import (
 from .interface import PERFORMABLE, REMOTE_VALIDATE, Facility, FollowupRequest
 from .outcome import CURSOR_LIMIT, Outcome, State
 from .redact import get_logger
-from .transport import Transport
+from .transport import MAY_HAVE_ARRIVED, Transport
 
 log = get_logger(__name__)
 
@@ -110,7 +110,10 @@ def perform(facility: Facility, operation: str, request: FollowupRequest, transp
             outcome = Outcome(State.FAILED, str(exc), remote_id=remote_id, poll_after=RETRY_AFTER_FAILURE if retry else None, maybe_sent=maybe_sent)
         except (RemoteError, CredentialsRefused) as exc:
             retry = following and not getattr(exc, "permanent", False)
-            outcome = Outcome(State.FAILED, str(exc), remote_id=remote_id, poll_after=RETRY_AFTER_FAILURE if retry else None)
+            if operation == "submit" and getattr(exc, "maybe_done", False):  # e.g. a 5xx to the creating POST
+                outcome = Outcome(State.FAILED, f"{exc}; {MAY_HAVE_ARRIVED}", remote_id=remote_id, maybe_sent=True)
+            else:
+                outcome = Outcome(State.FAILED, str(exc), remote_id=remote_id, poll_after=RETRY_AFTER_FAILURE if retry else None)
         except (EgressRefused, ConfigurationError) as exc:
             outcome = Outcome(State.FAILED, str(exc), remote_id=remote_id)
         except Exception as exc:  # a facility bug must not lose the request: report it as a failure

@@ -127,6 +127,21 @@ def _clip(text: str | None) -> str | None:
     return f"{text[:BODY_LIMIT]}… ({len(text)} characters in all)"
 
 
+#: What a status adds when a call that is not repeatable may have been carried out.
+MAY_HAVE_ARRIVED = "the request may have reached the facility and was not sent again"
+
+#: The attribute of a ``requests.Response`` that says whether its call was repeatable (see
+#: :func:`answered_repeatable`).
+REPEATABLE_ATTRIBUTE = "facility_apis_repeatable"
+
+
+def answered_repeatable(response: requests.Response) -> bool:
+    """Whether ``response`` answers a call that is harmless to send twice (``Transport.request``'s
+    ``repeatable``). A response the transport did not make (e.g. built by a test) counts as
+    repeatable."""
+    return bool(getattr(response, REPEATABLE_ATTRIBUTE, True))
+
+
 #: The ``repeatable`` choice of the call in flight on this thread (``None``: by its method).
 _REPEATABLE: contextvars.ContextVar[bool | None] = contextvars.ContextVar("facility_apis_repeatable", default=None)
 
@@ -368,6 +383,7 @@ class Transport:
             _REPEATABLE.reset(token)
         elapsed = time.monotonic() - started
         self._record(prepared, response, elapsed, None)
+        setattr(response, REPEATABLE_ATTRIBUTE, repeatable)
         if response.status_code == 429:
             wait = throttle_wait(response, cap=self.max_wait)
             cause = f"rate limit reached at {self._host(url)}"
@@ -375,7 +391,7 @@ class Transport:
         if response.status_code in TRANSIENT_STATUSES:
             text = f"{self._host(url)} answered HTTP {response.status_code} (temporarily unavailable)"
             if not repeatable:  # a proxy's 502/504 may hide a request the facility did take
-                text += "; the request may have reached the facility and was not sent again"
+                text += f"; {MAY_HAVE_ARRIVED}"
             raise FacilityUnavailable(text, sent=not repeatable)
         return response
 
@@ -428,7 +444,7 @@ class Transport:
         else:
             text = f"connection to {host} failed: {type(reason).__name__}"
         if not never_sent and not repeatable:
-            text += "; the request may have reached the facility and was not sent again"
+            text += f"; {MAY_HAVE_ARRIVED}"
         return FacilityUnavailable(self.redactor.text(text), sent=not never_sent and not repeatable)
 
     def _carries_secret(self, prepared: requests.PreparedRequest) -> bool:
