@@ -42,7 +42,7 @@ def plan(fields=3, queue="ToO_S250818k_night1"):
     ]
     return {
         "queue_name": queue,
-        "validity_window_mjd": [61000.25, 61000.75],
+        "validity_window_mjd": [65000.25, 65000.75],
         "queue_type": "list",
         "user": "observer",
         "event": "2025-08-18T01:02:03",

@@ -169,6 +169,20 @@ def test_the_request_is_the_plan_and_its_rules_name_the_field():
     assert [e.path for e in caught.value.errors] == ["$.observation_plan.validity_window_mjd"]
 
 
+def test_a_plan_whose_window_has_closed_is_not_delivered():
+    """A plan valid on 2025-11-21 (MJD 61000.25 to 61000.75) can no longer be observed: rejected
+    on its window before any call (a newcomer's trial delivered it)."""
+    closed = {**example_plan(), "validity_window_mjd": [61000.25, 61000.75]}
+    with responses.RequestsMock() as mocked:
+        outcome = run("submit", request_for(API, plan=closed))
+        assert len(mocked.calls) == 0
+    expected = (
+        "rejected: invalid payload: $.observation_plan.validity_window_mjd: is in the past: "
+        "the observing window closed at 2025-11-21 18:00 UTC; choose a window that has not ended"
+    )
+    assert outcome.status == expected
+
+
 # -- the queue API -----------------------------------------------------------------------------
 
 

@@ -447,9 +447,9 @@ class Facility:
         """Raise ``PayloadError`` on ``window_field`` when a validated observation payload's window
         (``window_end``) has already closed: nothing can be observed in it. Checked where a request
         is accepted or sent (gateway intake, ``submit``, ``remote_validate``, ``cli validate``),
-        not when a request already placed is looked up again. Forced photometry and plans, which
-        ask about the past, are never refused."""
-        if self.kind is not Kind.OBSERVATION:
+        not when a request already placed is looked up again. Forced photometry and archive
+        searches, which ask about the past, are never refused."""
+        if self.kind not in (Kind.OBSERVATION, Kind.OBSERVATION_PLAN):
             return
         end = self.window_end(payload)
         if end is not None and end <= utcnow():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 from ...core.errors import AltdataError, ConfigurationError, FieldError, NotImplementedOperation, PayloadError, RemoteError
@@ -32,6 +33,7 @@ from ...core.interface import Facility, FollowupRequest, Kind, common_config_key
 from ...core.outcome import Outcome, State
 from ...core.plan import PLAN_KEY, ObservationPlan, check_plan, plan_schema
 from ...core.schemas import DRAFT7
+from ...core.timeutil import from_mjd
 from ...core.transport import HTTPCall, Transport
 from ...notify import Event, Notifier, notification_altdata
 from ...notify.plan import file_stem, plan_notice
@@ -56,6 +58,7 @@ class MMAFacility(Facility):
     name: ClassVar[str] = "mma"
     title: ClassVar[str] = "MMA observation plans"
     kind: ClassVar[Kind] = Kind.OBSERVATION_PLAN
+    window_field: ClassVar[str] = f"{PLAN_KEY}.validity_window_mjd"
     skyportal_class: ClassVar[str] = "MMAAPI"
     #: An SSH key (and the scp password) go to the SSH server, never in an HTTP header.
     secrets_in_bodies: ClassVar[frozenset[str]] = frozenset({"private_key", "password"})
@@ -182,6 +185,15 @@ class MMAFacility(Facility):
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         check_plan(payload[PLAN_KEY])
+
+    def window_end(self, payload: Mapping[str, Any]) -> datetime | None:
+        """The end of the plan's ``validity_window_mjd`` (a plan whose window has closed is refused
+        before delivery: nothing in it can be observed)."""
+        plan = payload.get(PLAN_KEY)
+        window = plan.get("validity_window_mjd") if isinstance(plan, Mapping) else None
+        if not (isinstance(window, list | tuple) and len(window) == 2 and isinstance(window[1], int | float)):
+            return None
+        return from_mjd(float(window[1]))
 
     # -- operations ------------------------------------------------------------------------------
 
