@@ -91,6 +91,9 @@ class ObservationPortalFacility(Facility, abstract=True):
     kind: ClassVar[Kind] = Kind.OBSERVATION
     setup_url: ClassVar[str] = "https://observe.lco.global/accounts/profile/"
     example_remote_id: ClassVar[str] = "1234567"
+    #: The window: a date and time each (SkyPortal's form sends "YYYY-MM-DD HH:MM:SS"), read in
+    #: any spelling of ``INSTANT_PATTERN`` and sent to the portal as ``2026-11-21T18:00:00Z``.
+    instant_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
     network: ClassVar[str]
     instrument_type: ClassVar[str]
     telescope_class: ClassVar[str]
