@@ -39,6 +39,9 @@ class GenericFacility(Facility):
     kind: ClassVar[Kind] = Kind.NOTIFICATION
     skyportal_class: ClassVar[str] = "GENERICAPI"
     example_remote_id: ClassVar[str] = "42"
+    #: The window's first and last night, in any spelling of ``DATE_PATTERN`` (SkyPortal's form
+    #: may put "YYYY-MM-DD HH:MM:SS" in them).
+    date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
