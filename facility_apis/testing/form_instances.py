@@ -245,10 +245,19 @@ def _number_inside(spec: Mapping[str, Any], kind: str) -> float | int:
 
 def base_instance(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The schema's first ``examples`` entry, else its required properties with valid values, and
-    what their ``dependencies`` then require (from the branch their value selects)."""
+    what their ``dependencies`` then require (from the branch their value selects).
+
+    The example's dates and times give way to their fields' defaults (computed when the form was
+    served, e.g. "the last 30 days"): probed against an example's fixed window, a probe's date
+    (spelled from the default) would move across that window as the calendar does, and its
+    verdict with it."""
     examples = schema.get("examples") or []
     if examples and isinstance(examples[0], Mapping):
-        return copy.deepcopy(dict(examples[0]))
+        base = copy.deepcopy(dict(examples[0]))
+        for key, spec in (schema.get("properties") or {}).items():
+            if key in base and isinstance(spec, Mapping) and "default" in spec and _probe_format(spec) in TIME_FORMATS:
+                base[key] = copy.deepcopy(spec["default"])
+        return base
     base = _with_values({}, schema, list(schema.get("required") or []))
     for key, dependency in (schema.get("dependencies") or {}).items():
         if key not in base:

@@ -8,7 +8,7 @@ from jsonschema import Draft7Validator
 
 from facility_apis.core.registry import default_registry
 from facility_apis.core.schemas import DRAFT7
-from facility_apis.core.timeutil import INSTANT_PATTERN, utc_date, utcnow
+from facility_apis.core.timeutil import DATE_PATTERN, INSTANT_PATTERN, utc_date, utcnow
 from facility_apis.testing.form_instances import FIXED_PROBES, NO_VALUE, TIME_FORMATS, UNKNOWN_KEY, base_instance, form_instances, format_probes, valid_value
 
 FACILITIES = default_registry().all()
@@ -215,3 +215,22 @@ def test_the_kits_instant_fields_get_every_spelling_of_a_date_and_time():
         assert re.fullmatch(INSTANT_PATTERN.strip("^$"), instances[f"start/instant:{label}"].data["start"]), label
     for label in ("leap-second", "date-only", "year-0000"):
         assert not re.fullmatch(INSTANT_PATTERN.strip("^$"), instances[f"start/instant:{label}"].data["start"]), label
+
+
+def test_the_base_takes_a_window_from_its_defaults_not_from_the_examples_fixed_dates():
+    """Probes are spelled from the defaults; against an example's fixed window their verdicts
+    would change as the calendar moves past it."""
+    today = utcnow().date().isoformat()
+    schema = {
+        "type": "object",
+        "properties": {
+            "start_date": {"type": "string", "pattern": DATE_PATTERN, "default": today},
+            "end_date": {"type": "string", "pattern": DATE_PATTERN},
+            "n": {"type": "integer", "default": 1},
+        },
+        "examples": [{"start_date": "2026-10-01", "end_date": "2026-10-31", "n": 5}],
+    }
+    assert base_instance(schema) == {"start_date": today, "end_date": "2026-10-31", "n": 5}
+    instances = by_id(schema)
+    assert instances["example"].data == schema["examples"][0]  # the example itself is submitted as written
+    assert instances["start_date/date:valid"].data["start_date"] == today
