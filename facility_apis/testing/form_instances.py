@@ -77,8 +77,8 @@ FIXED_PROBES: dict[str, tuple[tuple[str, str], ...]] = {
 TIME_FORMATS = ("date", "date-time", "instant")
 #: How far ahead of the day the check runs a probe's date lies when its field has no default.
 AHEAD = timedelta(days=30)
-#: A probe's leap day is the first 29 February at least this long after its anchor, so it lies
-#: after every default window (a week, a month) whatever the day.
+#: A probe's leap day is the first 29 February at least this long after its anchor and after the
+#: day the check runs, so it lies after every default window (a week, a month) whatever the day.
 LEAP_DAY_AFTER = timedelta(days=60)
 
 
@@ -109,10 +109,11 @@ def format_probes(fmt: str, spec: Mapping[str, Any] | None = None, now: datetime
     Year 0000, a 30 February, month 13 and a leap second stay impossible whatever the day."""
     if fmt not in TIME_FORMATS:
         return FIXED_PROBES.get(fmt, ())
-    moment = _anchor(spec, now or utcnow())
+    now = now or utcnow()
+    moment = _anchor(spec, now)
     day = moment.date()
     year = day.year
-    leap = _next_leap_day(day + LEAP_DAY_AFTER)
+    leap = _next_leap_day(max(day, now.date()) + LEAP_DAY_AFTER)
     if fmt == "date":
         return (
             ("valid", day.isoformat()),

@@ -234,3 +234,11 @@ def test_the_base_takes_a_window_from_its_defaults_not_from_the_examples_fixed_d
     instances = by_id(schema)
     assert instances["example"].data == schema["examples"][0]  # the example itself is submitted as written
     assert instances["start_date/date:valid"].data["start_date"] == today
+
+
+def test_the_leap_day_lies_after_the_day_the_check_runs_even_for_a_window_in_the_past():
+    today = datetime(2027, 12, 20, 9, 0, tzinfo=UTC)
+    past = {"default": "2027-11-20"}  # a forced-photometry start, 30 days back
+    leap = date.fromisoformat(dict(format_probes("date", past, today))["leap-day"])
+    assert leap == date(2028, 2, 29) and leap >= today.date() + timedelta(days=60)
+    assert dict(format_probes("date", past, datetime(2028, 1, 5, tzinfo=UTC)))["leap-day"] == "2032-02-29"
