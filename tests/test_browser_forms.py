@@ -64,8 +64,12 @@ def test_every_form_agrees_with_the_package_or_is_a_reviewed_disagreement(checke
     assert report["failures"] == []
     checked_facilities = {form["facility"] for form in report["forms"]}
     assert checked_facilities == set(default_registry().names())
+    registry = default_registry()
     for form in report["forms"]:
-        assert form["submissions"] > 10  # the untouched form and the generated instances
+        # The untouched form and the generated instances: a handful for a form without fields
+        # (Fink's allocation holds nothing: its example, empty, minimal and an unknown key).
+        fields = form["form"] != "altdata" or registry.get(form["facility"]).altdata_schema().get("properties")
+        assert form["submissions"] > (10 if fields else 4), form
     assert report["versions"]["@rjsf/core"] == json.loads((browser_check.BROWSER / "package.json").read_text())["dependencies"]["@rjsf/core"]
 
 

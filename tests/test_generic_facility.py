@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from facility_apis.core.egress import EgressPolicy
-from facility_apis.core.errors import AltdataError, NotImplementedOperation
+from facility_apis.core.errors import AltdataError, NotImplementedOperation, PayloadError
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import perform
 from facility_apis.core.outcome import State
@@ -138,7 +138,7 @@ def test_every_example_branch_is_valid(mail_ready):
         ({"notification_type": "email", "email": "a@example.org", "emails": "b@example.org"}, ["$.emails: is not an allowed property"]),
         (
             {"notification_type": "API", "endpoint": "ftp://partner.example.org", "api_token": "tok-12345678"},
-            ["$.endpoint: must be an http or https URL without a query or fragment"],
+            ["$.endpoint: must be an https URL without a user name or password (plain http only to a loopback address)"],
         ),
     ],
 )
@@ -345,3 +345,17 @@ def test_an_email_is_not_an_http_call_so_it_has_no_dry_run():
     facility = GenericFacility({"notify": {"smtp": {"host": "mail.example.org", "from_address": "a@example.org"}}})
     with pytest.raises(NotImplementedOperation, match="dry run can show API and Slack deliveries only"):
         facility.prepare(make_request({"notification_type": "email", "email": "a@example.org"}))
+
+
+def test_the_untouched_form_with_skyportals_date_spelling_is_accepted_with_no_filter_chosen():
+    """The form a SkyPortal observer leaves untouched: no filter picked (the observatory chooses),
+    the window's dates as SkyPortal may write them, any spelling read as the UTC date."""
+    facility = GenericFacility()
+    served = facility.request_schema()
+    assert "observation_choices" not in served.get("required", []) and served["properties"]["observation_choices"]["default"] == []
+    assert all("format" not in served["properties"][key] for key in ("start_date", "end_date"))
+    payload = facility.validate_payload({"start_date": "2026-12-01 13:45:39", "end_date": "2026-12-07T23:30:00-05:00"})
+    assert (payload["start_date"], payload["end_date"], payload["observation_choices"]) == ("2026-12-01", "2026-12-08", [])
+    with pytest.raises(PayloadError) as caught:
+        facility.validate_payload({"start_date": "0000-01-01", "end_date": "2026-12-07"})
+    assert [e.path for e in caught.value.errors] == ["$.start_date"] and "1900" in caught.value.errors[0].message

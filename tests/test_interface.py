@@ -11,6 +11,7 @@ from facility_apis.core.operations import perform
 from facility_apis.core.outcome import Outcome, State
 from facility_apis.core.registry import get_facility
 from facility_apis.core.schemas import DRAFT7
+from facility_apis.core.timeutil import INSTANT_PATTERN
 from facility_apis.core.transport import Transport
 
 SECRET = "atlas-token-xyz"
@@ -253,6 +254,63 @@ def test_the_kit_never_serves_as_required_a_field_it_fills_and_reads_every_date_
         ("$.start_date", ["must", "be", "a"]),
     ]
     assert "real calendar date" in str(caught.value) and "pattern" not in str(caught.value)
+
+
+class Slot(Facility):
+    """A facility with an observing window given as two instants."""
+
+    name, title, kind, skyportal_class = "slot", "Slot", Kind.OBSERVATION, "SLOTAPI"
+    instant_fields = ("start_date", "end_date")
+
+
+SLOT_FORM = {
+    "$schema": DRAFT7,
+    "type": "object",
+    "properties": {"start_date": {"type": "string", "format": "date-time"}, "end_date": {"type": "string"}},
+    "required": ["start_date", "end_date"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("2026-12-07 13:45:39", "2026-12-07 13:45:39"),  # SkyPortal's request form
+        ("2026-12-07T13:45:39Z", "2026-12-07 13:45:39"),
+        ("2026-12-07T13:45:39.736487", "2026-12-07 13:45:39"),
+        ("2026-12-07T15:45:39+02:00", "2026-12-07 13:45:39"),
+        ("2026-12-07 08:45-0500", "2026-12-07 13:45:00"),
+        ("2028-02-29T23:30:00-01:00", "2028-03-01 00:30:00"),
+    ],
+)
+def test_the_kit_serves_instant_fields_with_their_pattern_and_reads_every_spelling_as_utc(monkeypatch, text, utc):
+    import copy
+
+    import jsonschema
+
+    from facility_apis.core import interface
+
+    monkeypatch.setattr(interface, "load_schema", lambda name, package: copy.deepcopy(SLOT_FORM))
+    served = Slot().request_schema()
+    for key in ("start_date", "end_date"):
+        assert served["properties"][key]["pattern"] == INSTANT_PATTERN and "format" not in served["properties"][key]
+    jsonschema.validate({"start_date": text, "end_date": text}, served)  # what SkyPortal and the browser check
+    assert Slot().validate_payload({"start_date": text, "end_date": text}) == {"start_date": utc, "end_date": utc}
+
+
+@pytest.mark.parametrize("text", ["0000-01-01 00:00:00", "2026-02-30 10:00:00", "2026-12-31T23:59:60Z", "2026-12-07", "soon", "2026-12-07 13:45:39\n"])
+def test_the_kit_refuses_an_impossible_instant_naming_the_field_and_the_rule(monkeypatch, text):
+    import copy
+
+    from facility_apis.core import interface
+
+    monkeypatch.setattr(interface, "load_schema", lambda name, package: copy.deepcopy(SLOT_FORM))
+    with pytest.raises(PayloadError) as caught:
+        Slot().validate_payload({"start_date": "2026-12-07 13:45:39", "end_date": text})
+    (error,) = caught.value.errors
+    assert error.path == "$.end_date"
+    assert "date and time" in error.message or "real calendar date" in error.message
+    assert "pattern" not in error.message and "^" not in error.message and text.strip() not in error.message
 
 
 # -- the observing window's end, where the gateway's horizon starts ---------------------------------

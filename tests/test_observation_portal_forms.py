@@ -289,7 +289,7 @@ def test_the_group_and_target_names_fit_the_portal_and_let_a_lost_submission_be_
     [
         ({"end_date": "2099-01-09T00:00:00Z"}, "$.end_date", "must be after start_date"),
         ({"start_date": "2020-01-01T00:00:00Z", "end_date": "2020-01-02T00:00:00Z"}, "$.end_date", "must be in the future"),
-        ({"start_date": "2099-01-10"}, "$.start_date", "must be a valid date-time"),
+        ({"start_date": "2099-01-10"}, "$.start_date", "must be a date and time, YYYY-MM-DD HH:MM:SS"),
         ({"observation_mode": "RAPID_RESPONSE"}, "$.start_date", "must not be in the future for a RAPID_RESPONSE request"),
         ({"observation_mode": "SLOW"}, "$.observation_mode", "must be one of"),
         ({"priority": 2.5}, "$.priority", "must be at most 2"),
@@ -315,6 +315,28 @@ def test_a_rapid_response_window_must_end_within_a_day():
     assert caught.value.errors == [FieldError("$.end_date", "must be within 24 hours of now for a RAPID_RESPONSE request")]
 
 
+@pytest.mark.parametrize("cls", FAMILY)
+def test_the_untouched_form_as_skyportal_fills_it_is_accepted_and_sent_as_the_portal_spells_it(cls):
+    """SkyPortal's request form puts "YYYY-MM-DD HH:MM:SS" (UTC, no zone) in the window's fields;
+    the rest of the untouched form is its defaults, which every required field has."""
+    facility = cls()
+    served = facility.request_schema()
+    assert served["required"] == [] and all("format" not in served["properties"][key] for key in ("start_date", "end_date"))
+    untouched = {key: spec["default"] for key, spec in served["properties"].items() if "default" in spec}
+    untouched |= {"start_date": "2099-01-10 00:00:00", "end_date": "2099-01-16 18:30:00"}
+    payload = facility.validate_payload(untouched)
+    assert (payload["start_date"], payload["end_date"]) == ("2099-01-10 00:00:00", "2099-01-16 18:30:00")
+    altdata = SOAR_ALTDATA if facility.network == "soar" else LCO_ALTDATA
+    group = group_of(cls, untouched, altdata)
+    assert group["requests"][0]["windows"] == [{"start": "2099-01-10T00:00:00Z", "end": "2099-01-16T18:30:00Z"}]
+
+
+def test_a_window_in_another_zone_is_sent_in_utc():
+    payload = {"start_date": "2099-01-10T02:00:00.5+02:00", "end_date": "2099-01-16T23:30:00-05:00", "observation_choices": ["gp"]}
+    group = group_of(SinistroFacility, payload)
+    assert group["requests"][0]["windows"] == [{"start": "2099-01-10T00:00:00Z", "end": "2099-01-17T04:30:00Z"}]
+
+
 def test_window_defaults_are_computed_at_each_call(monkeypatch):
     moments = iter([datetime(2099, 3, 1, 12, 30, 45, tzinfo=UTC), datetime(2099, 3, 2, 8, 0, 5, tzinfo=UTC)])
     monkeypatch.setattr(forms, "utcnow", lambda: next(moments))
@@ -330,7 +352,7 @@ def test_window_defaults_are_computed_at_each_call(monkeypatch):
         (GoodmanImagerFacility, {"instrument_type": "SOAR_GHTS_BLUECAM_IMAGER", "observation_choices": ["z-SDSS"]}, "$.observation_choices[0]"),
         (GoodmanImagerFacility, {"instrument_type": "SOAR_GHTS_REDCAM_IMAGER", "observation_choices": ["u-SDSS"]}, "$.observation_choices[0]"),
         (GoodmanSpectrographFacility, {"instrument_type": "SOAR_GHTS_BLUECAM", "instrument_mode": "GHTS_R_400m1_2x2"}, "$.instrument_mode"),
-        (GoodmanSpectrographFacility, {"instrument_type": "SOAR_GHTS_REDCAM"}, "$.instrument_mode"),
+        (GoodmanSpectrographFacility, {"instrument_type": "SOAR_GHTS_BLUECAM"}, "$.instrument_mode"),  # the default mode is the red camera's
     ],
 )
 def test_the_camera_decides_the_filters_and_modes_server_side_too(cls, payload, path):
@@ -354,6 +376,9 @@ def test_the_sinistro_form_narrows_to_the_filters_skyportal_lists_for_the_instru
     facility = SinistroFacility()
     narrowed = facility.instrument_form(facility.request_schema(), name="Sinistro", filters=("sdssg", "sdssr", "ps1::z"))
     assert narrowed["properties"]["observation_choices"]["items"]["enum"] == ["gp", "rp", "zs"]
+    assert narrowed["properties"]["observation_choices"]["default"] == ["gp", "rp"]  # what is left of g, r, i
+    only_z = facility.instrument_form(facility.request_schema(), name="Sinistro", filters=("ps1::z",))
+    assert only_z["properties"]["observation_choices"]["default"] == ["zs"]
     untouched = facility.instrument_form(facility.request_schema(), name="Sinistro", filters=("ztfg",))
     assert len(untouched["properties"]["observation_choices"]["items"]["enum"]) == 12
 

@@ -237,3 +237,26 @@ def test_every_pattern_of_every_form_fails_with_one_short_rule_not_its_descripti
 def test_a_pattern_the_kit_does_not_know_gives_a_short_rule_too():
     (error,) = field_errors({"type": "object", "properties": {"x": {"type": "string", "pattern": "^a+$", "description": "Long words."}}}, {"x": "b"})
     assert str(error) == "$.x: does not follow the form's rule for it (see its description)"
+
+
+def test_every_secret_of_every_allocation_form_is_held_to_the_kits_length_floor_in_the_form_too():
+    """``core/credentials.py`` refuses a secret shorter than SECRET_MIN_LENGTH when an allocation
+    is saved; a form that states a minimum length for a secret states at least that floor, so
+    SkyPortal's allocation form does not accept what saving then refuses."""
+    from facility_apis.core.credentials import SECRET_MIN_LENGTH
+    from facility_apis.core.registry import default_registry
+
+    def secrets(node):
+        if isinstance(node, dict):
+            for key, spec in (node.get("properties") or {}).items():
+                if isinstance(spec, dict) and spec.get("writeOnly"):
+                    yield key, spec
+            for value in node.values():
+                yield from secrets(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from secrets(value)
+
+    for facility in default_registry().all():
+        for key, spec in secrets(facility.altdata_schema()):
+            assert spec.get("minLength", SECRET_MIN_LENGTH) >= SECRET_MIN_LENGTH, (facility.name, key)

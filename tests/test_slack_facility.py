@@ -201,3 +201,11 @@ def test_the_base_url_is_held_to_the_egress_rule():
     with pytest.raises(ConfigurationError, match="private or internal"):
         SlackFacility({"notify": {"slack_base_url": "https://10.1.2.3"}})
     assert SlackFacility().notifier.settings.slack_base_url == "https://hooks.slack.com"
+
+
+def test_an_untouched_form_with_no_filter_chosen_is_accepted():
+    from facility_apis.facilities.notification import SlackFacility
+
+    facility = SlackFacility()
+    assert "observation_choices" not in facility.request_schema()["required"]
+    assert facility.validate_payload({})["observation_choices"] == []

@@ -16,7 +16,7 @@ from .egress import EgressPolicy
 from .errors import AltdataError, ConfigurationError, FieldError, NotImplementedOperation, PayloadError
 from .outcome import Outcome
 from .schemas import apply_defaults, available_schemas, field_errors, load_document, load_schema, secret_fields, validate
-from .timeutil import DATE_PATTERN, parse_utc, utc_date, utcnow
+from .timeutil import DATE_PATTERN, INSTANT_PATTERN, parse_utc, utc_date, utc_instant, utcnow
 from .transport import HTTPCall, Transport
 
 #: The operations SkyPortal knows (its classes get a method for each one implemented).
@@ -221,6 +221,12 @@ class Facility:
     #: Request fields holding a UTC date (see ``core.timeutil.DATE_PATTERN``): served with that
     #: pattern, and any spelling of it normalised to ``YYYY-MM-DD`` before the rules run.
     date_fields: ClassVar[tuple[str, ...]] = ()
+    #: Request fields holding a UTC date and time (see ``core.timeutil.INSTANT_PATTERN``): served
+    #: with that pattern (and no ``format``), and any spelling of it (SkyPortal's
+    #: ``YYYY-MM-DD HH:MM:SS``, ISO 8601 with ``T``, ``Z`` or an offset, fractional seconds)
+    #: normalised to UTC ``YYYY-MM-DD HH:MM:SS`` before the rules run; the facility sends it as
+    #: its protocol requires.
+    instant_fields: ClassVar[tuple[str, ...]] = ()
     #: The request field that closes the observing window (``window_end`` reads it); an
     #: observation request whose window has already closed is refused on it.
     window_field: ClassVar[str] = "end_date"
@@ -271,7 +277,9 @@ class Facility:
         """The request form (draft-07), as SkyPortal and the browser receive it; a fresh copy.
 
         - the time-relative defaults of ``request_defaults()`` are computed now;
-        - each of ``date_fields`` gets ``DATE_PATTERN`` (its description says the rule in words);
+        - each of ``date_fields`` gets ``DATE_PATTERN``, each of ``instant_fields``
+          ``INSTANT_PATTERN`` and no ``format`` (Ajv's and Python's date-time checks differ); their
+          descriptions say the rule in words;
         - a field with a default is never ``required``: the package fills it itself at validation
           time, and SkyPortal, which checks ``required`` on the served form before the facility
           runs and computes that form once at start-up, must accept a payload without it.
@@ -282,6 +290,9 @@ class Facility:
             properties[key]["default"] = value
         for key in self.date_fields:
             properties[key]["pattern"] = DATE_PATTERN
+        for key in self.instant_fields:
+            properties[key].pop("format", None)
+            properties[key]["pattern"] = INSTANT_PATTERN
         if "required" in schema:
             schema["required"] = [key for key in schema["required"] if "default" not in properties.get(key, {})]
         return schema
@@ -411,7 +422,8 @@ class Facility:
 
     def validate_payload(self, payload: Mapping[str, Any], target: Target | None = None) -> dict[str, Any]:
         """Check a request payload; return it with defaults filled in (computed now) and its
-        ``date_fields`` as ``YYYY-MM-DD``. Raises ``PayloadError`` naming every failing field and
+        ``date_fields`` as ``YYYY-MM-DD`` and its ``instant_fields`` as UTC ``YYYY-MM-DD HH:MM:SS``
+        (fractions of a second dropped). Raises ``PayloadError`` naming every failing field and
         its rule.
 
         With ``target``, the fields the facility takes from what the host knows of the target
@@ -428,6 +440,12 @@ class Facility:
             if isinstance(filled.get(key), str):
                 try:
                     filled[key] = utc_date(filled[key]).isoformat()
+                except ValueError as exc:
+                    date_errors[f"$.{key}"] = FieldError(f"$.{key}", str(exc))
+        for key in self.instant_fields:
+            if isinstance(filled.get(key), str):
+                try:
+                    filled[key] = utc_instant(filled[key]).strftime("%Y-%m-%d %H:%M:%S")
                 except ValueError as exc:
                     date_errors[f"$.{key}"] = FieldError(f"$.{key}", str(exc))
         # A date's rule in words, rather than the pattern it failed.

@@ -7,47 +7,35 @@ lengths, every ``enum``/``const`` value and one outside them, a pattern mismatch
 spellings of its ``format`` (valid and invalid ones), each dependency with and without what it
 requires, and an unknown key. Nothing predicts which are valid: a checker submits each to both
 sides (e.g. the browser form check) and compares the verdicts. Ids (``"start_date/format:year-0000"``)
-depend only on the schema, so a reviewed list of expected disagreements can name them.
+depend only on the schema, so a reviewed list of expected disagreements can name them. The dates
+of the date and time probes are spelled from the field's default, else from 30 days after the day
+the instances are made (:func:`format_probes`): what each probe tests, and so each verdict, does
+not change with the calendar.
 
-Format spellings come from RFC 3339 (``date``, ``date-time``, ``time``), RFC 5322 (``email``) and
+Format spellings come from RFC 3339 (``date``, ``date-time``, ``time``; the kit's ``DATE_PATTERN``
+fields get those of ``date``, its ``INSTANT_PATTERN`` fields those of ``date-time``), RFC 5322 (``email``) and
 RFC 3986 (``uri``), with the cases where Ajv's ``ajv-formats`` and Python's ``jsonschema`` are
 known to differ (year 0000, missing time zone, space for "T", leap second, dotless e-mail domains).
 """
 
 from __future__ import annotations
 
+import calendar
+import contextlib
 import copy
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from ..core.timeutil import DATE_PATTERN
+from ..core.timeutil import DATE_PATTERN, INSTANT_PATTERN, parse_utc, utcnow
 
-#: Spellings tried for each ``format``: (label, value). The first one is a valid value.
-FORMAT_PROBES: dict[str, tuple[tuple[str, str], ...]] = {
-    "date": (
-        ("valid", "2026-10-01"),
-        ("leap-day", "2028-02-29"),
-        ("impossible-day", "2026-02-30"),
-        ("month-13", "2026-13-01"),
-        ("year-0000", "0000-01-01"),
-        ("with-time", "2026-10-01 12:00:00"),
-        ("date-time", "2026-10-01T12:00:00Z"),
-        ("no-dashes", "20261001"),
-        ("one-digit-month", "2026-1-01"),
-    ),
-    "date-time": (
-        ("valid", "2026-10-01T12:00:00Z"),
-        ("offset", "2026-10-01T12:00:00+02:00"),
-        ("fraction", "2026-10-01T12:00:00.250Z"),
-        ("no-zone", "2026-10-01T12:00:00"),
-        ("space", "2026-10-01 12:00:00"),
-        ("leap-second", "2026-12-31T23:59:60Z"),
-        ("date-only", "2026-10-01"),
-        ("year-0000", "0000-01-01T00:00:00Z"),
-    ),
+#: Spellings tried for each ``format`` that does not name a time: (label, value). The first one
+#: is a valid value. Those of ``date``, ``date-time`` and ``time`` depend on the day: see
+#: :func:`format_probes`.
+FIXED_PROBES: dict[str, tuple[tuple[str, str], ...]] = {
     "time": (
         ("valid", "12:00:00Z"),
         ("no-zone", "12:00:00"),
@@ -84,6 +72,80 @@ FORMAT_PROBES: dict[str, tuple[tuple[str, str], ...]] = {
         ("triple-colon", "2001:db8:::1"),
     ),
 }
+#: The formats whose probes are dates and times (:func:`format_probes`), and ``"instant"`` for the
+#: kit's ``INSTANT_PATTERN`` fields, which take the spellings of ``date-time``.
+TIME_FORMATS = ("date", "date-time", "instant")
+#: How far ahead of the day the check runs a probe's date lies when its field has no default.
+AHEAD = timedelta(days=30)
+#: A probe's leap day is the first 29 February at least this long after its anchor and after the
+#: day the check runs, so it lies after every default window (a week, a month) whatever the day.
+LEAP_DAY_AFTER = timedelta(days=60)
+
+
+def _anchor(spec: Mapping[str, Any] | None, now: datetime) -> datetime:
+    """The moment a time field's probes are spelled from: its default (computed when the form
+    was served, so a valid probe stays inside the form's default window and on the same side of
+    "now" whatever the day), else ``AHEAD`` of ``now`` at noon (UTC, whole seconds)."""
+    default = spec.get("default") if isinstance(spec, Mapping) else None
+    if isinstance(default, str):
+        with contextlib.suppress(ValueError):
+            return parse_utc(default).replace(microsecond=0)
+    return (now + AHEAD).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def _next_leap_day(after: date) -> date:
+    year = after.year
+    while True:
+        if calendar.isleap(year) and date(year, 2, 29) >= after:
+            return date(year, 2, 29)
+        year += 1
+
+
+def format_probes(fmt: str, spec: Mapping[str, Any] | None = None, now: datetime | None = None) -> tuple[tuple[str, str], ...]:
+    """The spellings tried for ``fmt`` (a ``format``, or ``"instant"``): (label, value), the first
+    one valid. Dates and times are spelled from the field's anchor (its default, else 30 days after
+    ``now``, by default the moment of the call), so what a probe tests does not change with the
+    calendar: labels and kinds of spelling are fixed, the dates move with the day the check runs.
+    Year 0000, a 30 February, month 13 and a leap second stay impossible whatever the day."""
+    if fmt not in TIME_FORMATS:
+        return FIXED_PROBES.get(fmt, ())
+    now = now or utcnow()
+    moment = _anchor(spec, now)
+    day = moment.date()
+    year = day.year
+    leap = _next_leap_day(max(day, now.date()) + LEAP_DAY_AFTER)
+    if fmt == "date":
+        return (
+            ("valid", day.isoformat()),
+            ("leap-day", leap.isoformat()),
+            ("impossible-day", f"{year}-02-30"),
+            ("month-13", f"{year}-13-01"),
+            ("year-0000", "0000-01-01"),
+            ("with-time", f"{day.isoformat()} 12:00:00"),
+            ("date-time", f"{day.isoformat()}T12:00:00Z"),
+            ("no-dashes", day.strftime("%Y%m%d")),
+            ("one-digit-month", f"{year + 1}-1-{day.day:02d}"),
+        )
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return (
+        ("valid", f"{stamp}Z"),
+        ("offset", f"{stamp}+02:00"),
+        ("fraction", f"{stamp}.250Z"),
+        ("no-zone", stamp),
+        ("space", stamp.replace("T", " ")),
+        ("leap-second", f"{year}-12-31T23:59:60Z"),
+        ("date-only", day.isoformat()),
+        ("year-0000", "0000-01-01T00:00:00Z"),
+    )
+
+
+def _probe_format(spec: Mapping[str, Any]) -> str:
+    """The probe table of a string field: its ``format``, ``"date"`` for the kit's
+    ``DATE_PATTERN`` fields, ``"instant"`` for ``INSTANT_PATTERN`` ones, else ``""``."""
+    if spec.get("format"):
+        return str(spec["format"])
+    return {DATE_PATTERN: "date", INSTANT_PATTERN: "instant"}.get(spec.get("pattern", ""), "")
+
 
 #: A value of another JSON type, per declared type.
 WRONG_TYPE: dict[str, Any] = {
@@ -149,10 +211,9 @@ def valid_value(spec: Any) -> Any:
     types = _types(spec)
     kind = types[0] if types else ("object" if "properties" in spec else None)
     if kind == "string":
-        if spec.get("format") in FORMAT_PROBES:
-            return FORMAT_PROBES[spec["format"]][0][1]
-        if spec.get("pattern") == DATE_PATTERN:
-            return FORMAT_PROBES["date"][0][1]
+        probes = format_probes(_probe_format(spec), spec)
+        if probes:
+            return probes[0][1]
         if "pattern" in spec:
             return NO_VALUE
         return "x" * max(int(spec.get("minLength", 1)), 1)
@@ -185,10 +246,19 @@ def _number_inside(spec: Mapping[str, Any], kind: str) -> float | int:
 
 def base_instance(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The schema's first ``examples`` entry, else its required properties with valid values, and
-    what their ``dependencies`` then require (from the branch their value selects)."""
+    what their ``dependencies`` then require (from the branch their value selects).
+
+    The example's dates and times give way to their fields' defaults (computed when the form was
+    served, e.g. "the last 30 days"): probed against an example's fixed window, a probe's date
+    (spelled from the default) would move across that window as the calendar does, and its
+    verdict with it."""
     examples = schema.get("examples") or []
     if examples and isinstance(examples[0], Mapping):
-        return copy.deepcopy(dict(examples[0]))
+        base = copy.deepcopy(dict(examples[0]))
+        for key, spec in (schema.get("properties") or {}).items():
+            if key in base and isinstance(spec, Mapping) and "default" in spec and _probe_format(spec) in TIME_FORMATS:
+                base[key] = copy.deepcopy(spec["default"])
+        return base
     base = _with_values({}, schema, list(schema.get("required") or []))
     for key, dependency in (schema.get("dependencies") or {}).items():
         if key not in base:
@@ -261,11 +331,13 @@ def _string_probes(spec: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     if "pattern" in spec:
         good = valid_value(spec)
         yield "pattern:mismatch", " " + (good if isinstance(good, str) else "x")
-    for label, value in FORMAT_PROBES.get(spec.get("format", ""), ()):
-        yield f"format:{label}", value
-    if spec.get("pattern") == DATE_PATTERN:  # the kit's date fields: every spelling a date takes
-        for label, value in FORMAT_PROBES["date"]:
-            yield f"date:{label}", value
+    if spec.get("format"):
+        for label, value in format_probes(str(spec["format"]), spec):
+            yield f"format:{label}", value
+    elif spec.get("pattern") in (DATE_PATTERN, INSTANT_PATTERN):  # the kit's date and instant fields: every spelling they take
+        kind = _probe_format(spec)
+        for label, value in format_probes(kind, spec):
+            yield f"{kind}:{label}", value
 
 
 def _array_probes(spec: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:

@@ -1,11 +1,15 @@
 """The form instance generator: stable ids, every kind of probe, valid bases, branches that hold."""
 
+import re
+from datetime import UTC, date, datetime, timedelta
+
 import pytest
 from jsonschema import Draft7Validator
 
 from facility_apis.core.registry import default_registry
 from facility_apis.core.schemas import DRAFT7
-from facility_apis.testing.form_instances import FORMAT_PROBES, NO_VALUE, UNKNOWN_KEY, base_instance, form_instances, valid_value
+from facility_apis.core.timeutil import DATE_PATTERN, INSTANT_PATTERN, utc_date, utcnow
+from facility_apis.testing.form_instances import FIXED_PROBES, NO_VALUE, TIME_FORMATS, UNKNOWN_KEY, base_instance, form_instances, format_probes, valid_value
 
 FACILITIES = default_registry().all()
 
@@ -103,7 +107,7 @@ def test_every_kind_of_probe_is_generated_for_the_atlas_request_form():
     for instance_id, holds in expected.items():
         assert holds(instances[instance_id].data), instance_id
     # The kit's date fields get one probe per spelling a date takes.
-    assert {i for i in instances if i.startswith("end_date/date:")} == {f"end_date/date:{label}" for label, _ in FORMAT_PROBES["date"]}
+    assert {i for i in instances if i.startswith("end_date/date:")} == {f"end_date/date:{label}" for label, _ in format_probes("date")}
     assert instances["end_date/date:year-0000"].data["end_date"] == "0000-01-01"
 
 
@@ -153,10 +157,10 @@ def test_valid_values_respect_the_schema():
     assert valid_value({"type": "integer", "minimum": 1, "maximum": 2}) == 2
     assert valid_value({"type": "number", "exclusiveMinimum": 0}) == 1
     assert valid_value({"type": "string", "minLength": 4}) == "xxxx"
-    assert valid_value({"type": "string", "format": "email"}) == FORMAT_PROBES["email"][0][1]
+    assert valid_value({"type": "string", "format": "email"}) == FIXED_PROBES["email"][0][1]
     assert valid_value({"type": "string", "pattern": "^[A-Z]+$"}) is NO_VALUE  # no example to go by
     assert valid_value({"type": "string", "pattern": "^[A-Z]+$", "examples": ["ABC"]}) == "ABC"
-    for probes in FORMAT_PROBES.values():
+    for probes in [*FIXED_PROBES.values(), *(format_probes(kind) for kind in TIME_FORMATS)]:
         assert probes[0][0] == "valid"
 
 
@@ -168,5 +172,73 @@ def test_without_examples_the_base_fills_the_required_fields():
         "required": ["n", "day"],
     }
     base = base_instance(schema)
-    assert base == {"n": 11, "day": "2026-10-01"}
+    assert base == {"n": 11, "day": (utcnow() + timedelta(days=30)).date().isoformat()}
     assert valid(schema, base)
+
+
+# -- date and time probes move with the calendar, so their verdicts do not --------------------
+
+
+DAYS = [datetime(2026, 11, 30, 13, 45, tzinfo=UTC), datetime(2027, 2, 20, 23, 59, tzinfo=UTC), datetime(2031, 12, 31, 0, 1, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize("today", DAYS)
+def test_date_probes_are_spelled_from_the_day_the_check_runs(today):
+    dates = dict(format_probes("date", {}, today))
+    ahead = (today + timedelta(days=30)).date()
+    assert dates["valid"] == ahead.isoformat() and date.fromisoformat(dates["valid"]) > today.date()
+    leap = date.fromisoformat(dates["leap-day"])
+    assert (leap.month, leap.day) == (2, 29) and leap >= ahead + timedelta(days=60)  # after every default window
+    assert dates["with-time"].startswith(dates["valid"] + " ") and dates["date-time"].startswith(dates["valid"] + "T")
+    for label in ("impossible-day", "month-13", "year-0000", "no-dashes", "one-digit-month"):
+        with pytest.raises(ValueError):
+            utc_date(dates[label])
+    assert dates["year-0000"] == "0000-01-01"
+
+
+def test_time_probes_of_a_field_with_a_default_are_spelled_from_its_default():
+    """A valid probe of a window's field stays inside the form's default window, whatever the day."""
+    spec = {"type": "string", "pattern": INSTANT_PATTERN, "default": "2031-03-04T05:06:07Z"}
+    probes = dict(format_probes("instant", spec))
+    assert probes["valid"] == "2031-03-04T05:06:07Z" and probes["space"] == "2031-03-04 05:06:07"
+    assert probes["offset"] == "2031-03-04T05:06:07+02:00" and probes["fraction"] == "2031-03-04T05:06:07.250Z"
+    assert probes["leap-second"] == "2031-12-31T23:59:60Z" and probes["year-0000"] == "0000-01-01T00:00:00Z"
+    assert dict(format_probes("date", {"default": "2031-03-04"}))["valid"] == "2031-03-04"
+
+
+def test_the_kits_instant_fields_get_every_spelling_of_a_date_and_time():
+    schema = {"type": "object", "properties": {"start": {"type": "string", "pattern": INSTANT_PATTERN}}, "required": ["start"]}
+    instances = by_id(schema)
+    labels = {label for label, _ in format_probes("instant")}
+    assert {i for i in instances if i.startswith("start/instant:")} == {f"start/instant:{label}" for label in labels}
+    for label in ("valid", "offset", "fraction", "no-zone", "space"):  # what the pattern takes
+        assert re.fullmatch(INSTANT_PATTERN.strip("^$"), instances[f"start/instant:{label}"].data["start"]), label
+    for label in ("leap-second", "date-only", "year-0000"):
+        assert not re.fullmatch(INSTANT_PATTERN.strip("^$"), instances[f"start/instant:{label}"].data["start"]), label
+
+
+def test_the_base_takes_a_window_from_its_defaults_not_from_the_examples_fixed_dates():
+    """Probes are spelled from the defaults; against an example's fixed window their verdicts
+    would change as the calendar moves past it."""
+    today = utcnow().date().isoformat()
+    schema = {
+        "type": "object",
+        "properties": {
+            "start_date": {"type": "string", "pattern": DATE_PATTERN, "default": today},
+            "end_date": {"type": "string", "pattern": DATE_PATTERN},
+            "n": {"type": "integer", "default": 1},
+        },
+        "examples": [{"start_date": "2026-10-01", "end_date": "2026-10-31", "n": 5}],
+    }
+    assert base_instance(schema) == {"start_date": today, "end_date": "2026-10-31", "n": 5}
+    instances = by_id(schema)
+    assert instances["example"].data == schema["examples"][0]  # the example itself is submitted as written
+    assert instances["start_date/date:valid"].data["start_date"] == today
+
+
+def test_the_leap_day_lies_after_the_day_the_check_runs_even_for_a_window_in_the_past():
+    today = datetime(2027, 12, 20, 9, 0, tzinfo=UTC)
+    past = {"default": "2027-11-20"}  # a forced-photometry start, 30 days back
+    leap = date.fromisoformat(dict(format_probes("date", past, today))["leap-day"])
+    assert leap == date(2028, 2, 29) and leap >= today.date() + timedelta(days=60)
+    assert dict(format_probes("date", past, datetime(2028, 1, 5, tzinfo=UTC)))["leap-day"] == "2032-02-29"

@@ -40,6 +40,9 @@ class GenericFacility(Facility):
     skyportal_class: ClassVar[str] = "GENERICAPI"
     example_remote_id: ClassVar[str] = "42"
     config_keys: ClassVar[Mapping[str, str]] = common_config_keys("notify")
+    #: The window's first and last night, in any spelling of ``DATE_PATTERN`` (SkyPortal's form
+    #: may put "YYYY-MM-DD HH:MM:SS" in them).
+    date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)

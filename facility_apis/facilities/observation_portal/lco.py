@@ -47,11 +47,15 @@ class LCOImagerFacility(LCOFacility, abstract=True):
         return [self.configuration(request, "EXPOSE", self.per_filter(request.payload))]
 
     def instrument_form(self, schema: dict[str, Any], *, name: str | None, filters: tuple[str, ...]) -> dict[str, Any]:
-        """Only the filters SkyPortal's instrument lists (by bandpass), when it lists any of them."""
-        items = schema["properties"]["observation_choices"]["items"]
-        offered = [choice for choice in items["enum"] if self.BANDPASSES.get(choice) in filters]
+        """Only the filters SkyPortal's instrument lists (by bandpass), when it lists any of them;
+        the default keeps those of its filters still offered, else the first one offered, so the
+        untouched form can still be submitted."""
+        field = schema["properties"]["observation_choices"]
+        offered = [choice for choice in field["items"]["enum"] if self.BANDPASSES.get(choice) in filters]
         if offered:
-            items["enum"] = offered
+            field["items"]["enum"] = offered
+            if "default" in field:
+                field["default"] = [choice for choice in field["default"] if choice in offered] or offered[:1]
         return schema
 
 

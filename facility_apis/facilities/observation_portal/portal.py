@@ -97,6 +97,9 @@ class ObservationPortalFacility(Facility, abstract=True):
         "reduction_level": "the archive's reduction level of the frames listed (default 91, BANZAI's reduced frames)",
     }
     base_url_key: ClassVar[str | None] = "base_url"
+    #: The window: a date and time each (SkyPortal's form sends "YYYY-MM-DD HH:MM:SS"), read in
+    #: any spelling of ``INSTANT_PATTERN`` and sent to the portal as ``2026-11-21T18:00:00Z``.
+    instant_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
     network: ClassVar[str]
     instrument_type: ClassVar[str]
     telescope_class: ClassVar[str]

@@ -75,6 +75,9 @@ class ZTFForcedPhotometryFacility(Facility):
     kind: ClassVar[Kind] = Kind.FORCED_PHOTOMETRY
     skyportal_class: ClassVar[str] = "ZTFAPI"
     setup_url: ClassVar[str] = "https://irsa.ipac.caltech.edu/data/ZTF/docs/ztf_zfps_userguide.pdf"
+    #: The window's first and last night, in any spelling of ``DATE_PATTERN`` (SkyPortal's request
+    #: form fills them as "YYYY-MM-DD HH:MM:SS"), read as UTC dates.
+    date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
     example_remote_id: ClassVar[str] = "ra=280.8058788&dec=45.2077645&jdstart=2458231.891227&jdend=2458345.025359"
     config_keys: ClassVar[Mapping[str, str]] = {
         **common_config_keys("base_url"),
