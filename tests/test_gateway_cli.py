@@ -87,6 +87,27 @@ def test_config_file_values_and_secrets_from_the_environment(tmp_path):
     assert "pw-8812" not in repr(config) and "sp-token-991" not in repr(config)
 
 
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://skyportal.example.org", "credentials may travel only over https (plain http only to a loopback address), not to skyportal.example.org"),
+        ("ftp://skyportal.example.org", "the scheme 'ftp' is not allowed"),
+    ],
+)
+def test_a_skyportal_url_the_token_may_not_travel_to_stops_the_gateway_at_start(tmp_path, url, rule):
+    """Every delivery carries the SkyPortal token: with plain http off loopback, all statuses would
+    go undelivered (a newcomer's gateway started and every message went dead), so loading refuses
+    it naming the key; http to a loopback SkyPortal is fine."""
+    path = tmp_path / "gateway.json"
+    environ = {KEY_ENV: generate_key(), "FACILITY_APIS_SKYPORTAL_TOKEN": "sp-token-991"}
+    path.write_text(json.dumps({"skyportal": {"url": url}}))
+    with pytest.raises(ConfigurationError) as caught:
+        GatewayConfig.load(path, environ=environ)
+    assert "skyportal.url: " + rule in str(caught.value) and "sp-token-991" not in str(caught.value)
+    path.write_text(json.dumps({"skyportal": {"url": "http://127.0.0.1:5000"}}))
+    assert GatewayConfig.load(path, environ=environ).skyportal_url == "http://127.0.0.1:5000"
+
+
 def test_serve_answers_health_with_a_client_token(tmp_path, key_env):
     env = dict(os.environ, **{KEY_ENV: key_env})
     data = ["--data-dir", str(tmp_path)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.egress import EgressPolicy, is_loopback
+from ..core.egress import INTERNAL, EgressPolicy, is_loopback
 from ..core.errors import ConfigurationError
 from ..core.schemas import field_errors, load_schema
 from .crypto import KEY_ENV, parse_key
@@ -101,6 +101,12 @@ class GatewayConfig:
         token = environ.get(SKYPORTAL_TOKEN_ENV) or (_read_secret_file(Path(skyportal["token_file"]), "SkyPortal token") if "token_file" in skyportal else None)
         if skyportal and not token:
             raise ConfigurationError(f"skyportal.url is set but no token: set {SKYPORTAL_TOKEN_ENV} or skyportal.token_file")
+        if skyportal.get("url"):
+            # The token goes with every delivery: a URL it may not travel to would leave every
+            # status undelivered, so the gateway does not start with one.
+            refused = INTERNAL.refusal(str(skyportal["url"]), secret=True)
+            if refused:
+                raise ConfigurationError(f"the configuration file {path}: skyportal.url: {refused}")
 
         worker = document.get("worker") or {}
         facilities = document.get("facilities") or {}
