@@ -140,3 +140,19 @@ def test_a_second_claim_on_a_skyportal_class_is_left_out_not_raised(caplog, regi
     bound = bind(FollowUpAPI, Listener, registry)
     assert bound.ATLASAPI.facility_class is ATLASFacility and bound.NOTICEAPI.facility_class is Notice
     assert "atlas_twin" in caplog.text and "left out" in caplog.text
+
+
+def test_configure_takes_the_config_yaml_shape_of_egress_and_names_a_bad_entry():
+    from facility_apis.core.egress import EgressPolicy
+    from facility_apis.core.errors import ConfigurationError
+    from facility_apis.skyportal import settings
+
+    try:
+        configured = settings.configure(egress={"allow": ["127.0.0.1"]})
+        assert isinstance(configured.egress, EgressPolicy) and configured.egress.refusal("http://127.0.0.1:9/x") is None
+        with pytest.raises(ConfigurationError, match=r"^egress\.allow: "):
+            settings.configure(egress={"allow": ["not an address at all/99"]})
+        with pytest.raises(ConfigurationError, match="egress must be an EgressPolicy or"):
+            settings.configure(egress=["127.0.0.1"])
+    finally:
+        settings.reset()

@@ -117,10 +117,19 @@ def configure(
     gateway_url: str | None = None,
     gateway_token: str | None = None,
     gateway_facilities: Iterable[str] | None = None,
-    egress: EgressPolicy | None = None,
+    egress: EgressPolicy | Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Replace the settings (every argument left out takes its default) and return them."""
+    """Replace the settings (every argument left out takes its default) and return them.
+    ``egress`` is an ``EgressPolicy`` or, as in SkyPortal's config.yaml, ``{"allow": [...]}``;
+    raises ``ConfigurationError`` naming ``egress.allow`` on an entry it cannot use."""
     global _current
+    if isinstance(egress, Mapping):
+        try:
+            egress = EgressPolicy(tuple(egress.get("allow") or ()))
+        except ValueError as exc:
+            raise ConfigurationError(f"egress.allow: {exc}") from None
+    elif egress is not None and not isinstance(egress, EgressPolicy):
+        raise ConfigurationError(f"egress must be an EgressPolicy or {{'allow': [...]}}, not {type(egress).__name__}")
     settings = Settings(
         facilities=facilities or {},
         gateway_url=gateway_url or None,
