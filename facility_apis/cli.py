@@ -155,7 +155,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 for error in failure.errors:
                     print(f"{failure.what} {error}")
             return EXIT_INVALID
-        request = FollowupRequest(None, target, Allocation(None, altdata), payload)
+        request = FollowupRequest(None, target, Allocation(None, altdata, pi=args.pi), payload, requester=args.requester)
         if args.dry_run:
             print(transport.render(facility.prepare(request)), end="")  # its ValidationFailed: main, exit 2
             return 0
@@ -236,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--target-id", default="target", help="the source's name")
     submit.add_argument("--alias", action="append", metavar="NAME", help="another name of the source (repeatable), e.g. a survey's object id")
     submit.add_argument("--altdata", required=True, metavar="FILE")
+    submit.add_argument("--pi", help="the allocation's PI, as SkyPortal's allocation gives it (ZTF triggering sends it)")
+    submit.add_argument("--requester", metavar="USER", help="the SkyPortal user name of who asks (ZTF triggering, SEDM send it)")
     submit.add_argument("--payload", metavar="FILE")
     submit.add_argument("--config", metavar="FILE", help="the facility's settings, a JSON object as the gateway's facilities.<name>")
     submit.add_argument("--base-url", help="the facility's service URL (its base_url_key; refused for a facility with several)")

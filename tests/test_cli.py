@@ -158,3 +158,14 @@ def test_the_documented_settings_errors_are_the_output(capsys, files, extra):
     main(["submit", "swift", "--ra", "1", "--dec", "1", "--altdata", files("a.json", {}), *extra, "--dry-run"])
     error = capsys.readouterr().err.strip()
     assert f"`{error}`" in CLI_DOCS.replace("\n", " ")
+
+
+def test_submit_takes_the_allocations_pi_and_the_requester_that_ztf_triggering_sends(capsys, files):
+    """Without them a ZTF trigger is refused before anything is sent (a newcomer could never
+    submit one from the CLI); with them the dry run carries both (Kowalski's program_pi, user)."""
+    common = ["submit", "ztf_trigger", "--ra", "210.5", "--dec", "12.25", "--altdata", files("a.json", {"access_token": "kowalski-t0ken"})]
+    assert main(common) == 2  # refused before any call: nothing is reachable here
+    assert "needs the allocation's PI or the requester's name" in capsys.readouterr().out
+    assert main([*common, "--pi", "Kasliwal", "--requester", "observer", "--dry-run"]) == 0
+    body = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert body["user"] == "observer" and {t["program_pi"] for t in body["targets"]} == {"Kasliwal/observer"}
