@@ -125,3 +125,25 @@ def test_serve_answers_health_with_a_client_token(tmp_path, key_env):
         process.terminate()
         started = time.monotonic()
         assert process.wait(20) == 0 and time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize(
+    ("facilities", "message"),
+    [
+        ({"atlsa": {}}, "facilities.atlsa: no facility of that name; known facilities: atlas, "),
+        ({"atlas": {"pol_interval": 5}}, "facilities.atlas: atlas: unknown setting(s) pol_interval; known: base_url, poll_interval"),
+        ({"kait": {"base_url": "http://kait.example.org/x"}}, "facilities.kait: the configured KAIT base_url is refused: credentials may travel only over https"),
+    ],
+)
+def test_a_facility_setting_the_gateway_cannot_use_stops_it_at_start(tmp_path, facilities, message):
+    """A newcomer's misspelt facility and key started silently, the defaults staying in force; a
+    plain-http KAIT URL was refused only when an allocation was saved."""
+    from facility_apis.gateway.service import Gateway
+
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps({"facilities": facilities}))
+    config = GatewayConfig.load(path, data_dir=tmp_path / "data", environ={KEY_ENV: generate_key()})
+    with pytest.raises(ConfigurationError) as caught:
+        Gateway(config)
+    assert str(caught.value).startswith(message)
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir()), "nothing created before the refusal"

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..core.egress import INTERNAL
+from ..core.errors import ConfigurationError
 from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
 from ..core.transport import Transport
@@ -26,6 +27,21 @@ def open_store(config: GatewayConfig, **options: Any) -> Store:
     return Store(config.database_url, SecretBox(config.secret_key), schedule=config.schedule, **options)
 
 
+def check_facility_settings(config: GatewayConfig, registry: Registry) -> None:
+    """Build each facility named under ``facilities`` with its settings, so that a misspelt
+    facility, an unknown key or an unusable value stops the gateway at start instead of being
+    ignored (the defaults staying in force): ``ConfigurationError`` naming
+    ``facilities.<name>``."""
+    known = registry.names()
+    for name, settings in config.facility_config().items():
+        if name not in known:
+            raise ConfigurationError(f"facilities.{name}: no facility of that name; known facilities: {', '.join(sorted(known))}")
+        try:
+            registry.get(name)(dict(settings), egress=config.worker.egress)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"facilities.{name}: {exc}") from None
+
+
 class Gateway:
     """One gateway process. ``start_background()`` runs the worker and the deliverer in
     supervised threads (restarted if they crash; ``fatal`` is set, with ``fatal_reason``, when
@@ -38,6 +54,7 @@ class Gateway:
         config = replace(config, worker=replace(config.worker, egress=egress))
         self.config = config
         self.registry = registry or default_registry()
+        check_facility_settings(config, self.registry)
         self.store = open_store(config, **store_options)
         self.box = self.store.box
         self.worker = Worker(
