@@ -83,6 +83,9 @@ def test_empty_fields_come_from_the_grid_and_the_queue_name_from_the_request():
     assert facility.validate_payload(payload, TARGET) == payload  # filling twice changes nothing
     without_id = dataclasses.replace(request_for(payload), id=None)
     assert facility.prepare(without_id).json["queue_name"].startswith("ToO_ZTF26trig_2")  # the UTC time
+    # Through the gateway: SkyPortal's id, which a gateway whose database was recreated does not reuse.
+    forwarded = dataclasses.replace(request_for(payload), id=3, followup_request_id=50)
+    assert facility.prepare(forwarded).json["queue_name"] == "ToO_ZTF26trig_50"
 
 
 @pytest.mark.parametrize(

@@ -134,11 +134,15 @@ class ZTFTriggerFacility(Facility):
     @staticmethod
     def queue_name(request: FollowupRequest) -> str:
         """The name sent, ``ToO_<queue_name>``; an empty ``queue_name`` is ``<source id>_<request
-        id>``, the same for every attempt of one request (so Kowalski's refusal of a name it holds
-        recognises a copy), or ``<source id>_<UTC time>`` for a request without an id."""
+        id>`` (SkyPortal's id of the request where known, else the caller's), the same for every
+        attempt of one request (so Kowalski's refusal of a name it holds recognises a copy), or
+        ``<source id>_<UTC time>`` for a request without an id. SkyPortal's id first: a gateway
+        whose database was recreated counts its own ids from 1 again, and a new request must not
+        take an old queue's name."""
         given = request.payload.get("queue_name")
         if not given:
-            suffix = str(request.id) if request.id is not None else utcnow().strftime("%Y%m%dT%H%M%S")
+            number = request.followup_request_id if request.followup_request_id is not None else request.id
+            suffix = str(number) if number is not None else utcnow().strftime("%Y%m%dT%H%M%S")
             given = f"{_UNSAFE.sub('_', request.target.id)[: 59 - len(suffix)]}_{suffix}"
         return f"{QUEUE_PREFIX}{given}"
 
