@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.interface import IMPLEMENTABLE, Allocation, FollowupRequest, Target
 from .core.plan import plan_schema
+from .core.schemas import PATTERN_RULES
 from .core.timeutil import DATE_PATTERN, DATE_RULE, utcnow
 from .core.transport import Transport
 
@@ -90,6 +91,8 @@ def _allowed(spec: Mapping[str, Any]) -> str:
         rules.append(f"at most {spec['maxLength']} characters")
     if spec.get("pattern") == DATE_PATTERN:
         rules.append(_text(DATE_RULE))  # the rule in words, not a 500-character expression
+    elif spec.get("pattern") in PATTERN_RULES:
+        rules.append(_text(PATTERN_RULES[spec["pattern"]]))  # as a failure reads: in words
     elif "pattern" in spec:
         rules.append(f"matches {_code(spec['pattern'])}")
     items = spec.get("items")

@@ -121,10 +121,19 @@ def test_schema_table_handles_enums_formats_bounds_arrays_and_branches():
     assert table["when"][column("Type")] == "string (date-time)"
     assert table["bands"][column("Type")] == "array of string"
     assert table["bands"][column("Allowed values")] == "each item: one of `g`, `r`; no repeated items"
-    assert table["name"][column("Allowed values")] == "at least 2 characters; at most 9 characters; matches `^a\\|b$`"
+    assert table["name"][column("Allowed values")] == "at least 2 characters; at most 9 characters; matches `^a\\|b$`"  # an unknown pattern
     assert table["depth"][column("Required")] == "yes, when `mode` is `deep`"
     assert table["depth"][column("Description")] == "Only when `mode` is `deep`."
     assert all(len(line.split(" | ")) == len(docgen.COLUMNS) for line in text.splitlines()[2:] if line.startswith("| "))
+
+
+def test_a_pattern_the_kit_knows_is_shown_as_its_rule_in_words_never_as_the_expression():
+    from facility_apis.core.schemas import PATTERN_RULES
+    from facility_apis.core.timeutil import DATE_PATTERN
+
+    pattern, rule = next((p, r) for p, r in PATTERN_RULES.items() if p != DATE_PATTERN)  # dates have their own wording
+    table = rows(docgen.schema_table({"type": "object", "properties": {"x": {"type": "string", "title": "X", "pattern": pattern}}}, today=TODAY))
+    assert table["x"][column("Allowed values")] == docgen._text(rule) and pattern not in table["x"][column("Allowed values")]
 
 
 class Pager(Facility):
