@@ -688,11 +688,14 @@ def test_generic_body_takes_the_aliases_from_skyportal(generic, store):
     assert errors[0].startswith("payload.diaObjectId: is required")
 
 
-def test_an_observation_plan_allocation_takes_no_request(api, store):
+def test_an_observation_plan_allocation_is_not_stored_and_takes_no_request(api, store):
     # The host delivers plans itself; SkyPortal's listener updates follow-up requests only.
     a, _, _ = api
     mma = {"facility": "mma", "altdata": {"allocation_type": "API", "endpoint": "https://queue.example.org", "api_token": "qu3ue-t0ken-gw"}}
-    ok(a.put("/api/allocations/7", json=mma))
+    message, errors = error(a.put("/api/allocations/7", json=mma), 400)
+    assert errors == [errors[0]] and errors[0].startswith("facility: is an observation-plan facility, which the gateway does not take")
+    assert "qu3ue-t0ken-gw" not in message + errors[0]
+    store.allocations.put(store.clients.authenticate(a.token), 7, "mma", mma["altdata"])  # one stored before this refusal existed
     from facility_apis.facilities.mma import MMAFacility
 
     payload = MMAFacility().request_schema()["examples"][0]

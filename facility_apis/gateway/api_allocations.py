@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import AltdataError, FieldError
-from ..core.interface import Facility, instrument_refusal
+from ..core.interface import Facility, Kind, instrument_refusal
 from ..core.operations import exchange
 from ..core.transport import Transport
 from .api_base import ApiError, BaseHandler, parse_id, under
+from .api_requests import PLAN_REASON
 from .api_schemas import AllocationBody, body_errors
 from .store import NotFound
 
@@ -32,6 +33,9 @@ class AllocationHandlerBase(BaseHandler):
         registry = self.gateway.registry
         if isinstance(facility, str) and facility and facility not in registry:
             errors.append(FieldError("facility", f"is not a known facility (known: {', '.join(registry.names())})"))
+        elif isinstance(facility, str) and facility and self.gateway.facility_class(facility).kind is Kind.OBSERVATION_PLAN:
+            # Stored, its credentials would wait for requests the gateway refuses (see PLAN_REASON).
+            errors.append(FieldError("facility", f"is an observation-plan facility, which the gateway does not take: {PLAN_REASON}"))
         elif isinstance(facility, str) and facility:
             instance = self.gateway.facility(facility)
             if isinstance(altdata, dict):

@@ -13,11 +13,11 @@ from .api_base import ApiError, BaseHandler, parse_id, under
 from .api_schemas import FollowupRequestBody, body_errors
 
 #: Why a plan delivery is not taken (docs/gateway.md): its status could reach no one in SkyPortal.
-PLAN_REFUSAL = (
-    "is an observation-plan allocation, which the gateway does not take: the host delivers plans itself "
-    "(SkyPortal's send runs them in its own process), and SkyPortal's listener updates follow-up requests only, "
-    "so a plan's status could not be reported back"
+PLAN_REASON = (
+    "the host delivers plans itself (SkyPortal's send runs them in its own process), and SkyPortal's listener "
+    "updates follow-up requests only, so a plan's status could not be reported back"
 )
+PLAN_REFUSAL = f"is an observation-plan allocation, which the gateway does not take: {PLAN_REASON}"
 
 #: SkyPortal statuses meaning "no such source" rather than "SkyPortal is failing".
 UNKNOWN_SOURCE_STATUSES = frozenset({400, 404})
