@@ -49,13 +49,13 @@ def ztf_statuses() -> list[str]:
     statuses = []
     with KowalskiEmulator({"token-ok": "admin", "token-of-a-user": "bob"}) as k:
         facility = ZTFTriggerFacility({"base_url": k.url}, egress=loopback_egress(k))
-        base = FollowupRequest(1, TARGET, Allocation(1, {"access_token": "token-ok"}, pi="PI"), {"queue_name": "d1", "field_ids": [699]}, requester="obs")
-        other = dataclasses.replace(base, payload={"queue_name": "d1", "field_ids": [700]})
+        base = FollowupRequest(1, TARGET, Allocation(1, {"access_token": "token-ok"}, pi="PI"), {"queue_name": "d1", "field_ids": [528]}, requester="obs")
+        other = dataclasses.replace(base, payload={"queue_name": "d1", "field_ids": [1575]})
         held = dataclasses.replace(base, remote_id="ToO_d1")
         statuses += [run(facility, "remote_validate", base, k), run(facility, "find", base, k), run(facility, "submit", base, k)]
         statuses += [run(facility, "submit", base, k), run(facility, "find", base, k), run(facility, "submit", other, k)]
         k.reject_next("too late")
-        statuses.append(run(facility, "submit", dataclasses.replace(base, payload={"queue_name": "d2", "field_ids": [699]}), k))
+        statuses.append(run(facility, "submit", dataclasses.replace(base, payload={"queue_name": "d2", "field_ids": [528]}), k))
         for token in ("token-refused", "token-of-a-user"):
             statuses.append(run(facility, "submit", dataclasses.replace(base, allocation=Allocation(1, {"access_token": token}, pi="PI")), k))
         k.faults.add("status", method="DELETE", status=400, body={"status": "error", "message": "ZTF queue delete attempt rejected: busy"})

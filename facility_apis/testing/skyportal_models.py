@@ -390,14 +390,17 @@ def make_plan_request(
     queue_name: str = "S250818k_night1",
     request_id: int = 21,
     dateobs: datetime = datetime(2025, 8, 18, 1, 2, 3),
-    start: datetime = datetime(2025, 8, 18, 2, 0, 0),
+    start: datetime | None = None,
     hours: float = 10.0,
     instrument: tuple[int, str, list[str]] = (4, "ZTF", ["ztfg", "ztfr", "ztfi"]),
     requester: tuple[int, str] = (42, "observer"),
     allocation_id: int = 6,
 ) -> ObservationPlanRequest:
     """A ``complete`` plan request on a GCN event: ``fields`` planned observations, cycling
-    through ``filters``, on fields spread over the sky (``field_id`` 100 onwards)."""
+    through ``filters``, on fields spread over the sky (``field_id`` 100 onwards). The plan's
+    window starts at ``start`` (naive UTC; default: the next whole hour, so it has not closed)."""
+    if start is None:
+        start = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0, tzinfo=None)
     user = User(*requester)
     inst = Instrument(*instrument, api_classname=None)
     allocation = Allocation(allocation_id, inst, 2, dict(altdata or {}), pi="A. PI", proposal_id="P-2", group=Group(2, "Group 2"))
