@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from facility_apis.core.egress import EgressPolicy
-from facility_apis.core.errors import AltdataError, NotImplementedOperation, PayloadError
+from facility_apis.core.errors import AltdataError, PayloadError
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import perform
 from facility_apis.core.outcome import State
@@ -341,10 +341,14 @@ def test_line_breaks_in_the_object_id_a_comment_and_the_requester_add_no_header(
     assert captured.message["X-Mailer"] is None and captured.message["Bcc"] is None
 
 
-def test_an_email_is_not_an_http_call_so_it_has_no_dry_run():
-    facility = GenericFacility({"notify": {"smtp": {"host": "mail.example.org", "from_address": "a@example.org"}}})
-    with pytest.raises(NotImplementedOperation, match="dry run can show API and Slack deliveries only"):
-        facility.prepare(make_request({"notification_type": "email", "email": "a@example.org"}))
+def test_the_dry_run_of_an_email_is_the_message_as_it_would_be_sent():
+    facility = GenericFacility({"notify": {"smtp": {"host": "mail.example.org", "from_address": "a@example.org", "username": "gw", "password": "smtp-pw-99"}}})
+    call = facility.prepare(make_request({"notification_type": "email", "email": "pi@example.org"}))
+    assert (call.protocol, call.destination) == ("SMTP", "smtp://mail.example.org:587")
+    assert (call.headers["From"], call.headers["To"]) == ("a@example.org", "pi@example.org") and call.headers["Subject"]
+    rendered = Transport(secrets=["smtp-pw-99"]).render(call)
+    assert rendered.startswith("SMTP smtp://mail.example.org:587\nFrom: a@example.org\nTo: pi@example.org\nSubject: ") and "smtp-pw-99" not in rendered
+    assert "GENERIC" in call.body
 
 
 def test_the_untouched_form_with_skyportals_date_spelling_is_accepted_with_no_filter_chosen():

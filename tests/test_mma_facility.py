@@ -10,7 +10,7 @@ import requests
 import responses
 
 from facility_apis.core.egress import EgressPolicy
-from facility_apis.core.errors import AltdataError, ConfigurationError, NotImplementedOperation, PayloadError
+from facility_apis.core.errors import AltdataError, ConfigurationError, PayloadError
 from facility_apis.core.interface import Allocation, FollowupRequest, Kind, Target
 from facility_apis.core.operations import perform
 from facility_apis.core.outcome import State
@@ -206,9 +206,20 @@ def test_an_endpoint_already_naming_the_path_is_used_as_it_is():
     assert MMAFacility().prepare(request_for(altdata)).url == f"{QUEUE}/api/obsplans"
 
 
-def test_scp_and_email_send_no_http_request():
-    with pytest.raises(NotImplementedOperation, match="scp"):
-        MMAFacility().prepare(request_for(SCP))
+def test_the_dry_run_of_scp_shows_the_file_where_it_goes_and_of_email_the_message_secrets_masked():
+    with socket_guard() as attempts:
+        call = MMAFacility().prepare(request_for(SCP))
+        assert attempts == []
+    assert (call.protocol, call.destination) == ("SFTP", "sftp://ssh.example.org:22")
+    plan = json.loads(call.body)
+    assert call.headers["User"] == "obsplans" and call.headers["Path"] == f"/data/in/{plan['queue_name']}.json"
+    rendered = Transport(secrets=["pass w0rd"]).render(call)
+    assert rendered.startswith("SFTP sftp://ssh.example.org:22\nUser: obsplans\n") and "pass w0rd" not in rendered
+    email = MMAFacility({"notify": {"smtp": {"host": "mail.example.org", "from_address": "plans@example.org"}}})
+    call = email.prepare(request_for({"allocation_type": "email", "email": "pi@example.org"}))
+    assert (call.protocol, call.destination, call.headers["To"]) == ("SMTP", "smtp://mail.example.org:587", "pi@example.org")
+    queue_name = example_plan()["queue_name"]
+    assert call.headers["Attachments"] == f"{queue_name}.json, {queue_name}.csv" and queue_name in call.body
 
 
 @responses.activate

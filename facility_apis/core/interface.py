@@ -17,7 +17,7 @@ from .errors import AltdataError, ConfigurationError, FieldError, NotImplemented
 from .outcome import Outcome
 from .schemas import apply_defaults, available_schemas, field_errors, load_document, load_schema, secret_fields, validate
 from .timeutil import DATE_PATTERN, INSTANT_PATTERN, parse_utc, utc_date, utc_instant, utcnow
-from .transport import HTTPCall, Transport
+from .transport import HTTPCall, MessageCall, Transport
 
 #: The operations SkyPortal knows (its classes get a method for each one implemented).
 OPERATIONS = ("submit", "get", "update", "delete")
@@ -526,9 +526,11 @@ class Facility:
     # CredentialsRefused, RemoteError (an answer outside the protocol); core.answers.expect and
     # json_body raise these for you. Let the transport's Throttled and FacilityUnavailable pass.
 
-    def prepare(self, request: FollowupRequest) -> HTTPCall:
+    def prepare(self, request: FollowupRequest) -> HTTPCall | MessageCall:
         """The submission as the facility would receive it, built without sending anything (no
-        I/O at all): it powers ``--dry-run`` and the docs' generated example."""
+        I/O at all): it powers ``--dry-run`` and the docs' generated example. An HTTP request is
+        an ``HTTPCall``; a delivery by another protocol (an e-mail, an SFTP upload) a
+        ``MessageCall``."""
         raise NotImplementedOperation(f"{self.name} cannot prepare a request")
 
     def submit(self, request: FollowupRequest, transport: Transport) -> Outcome:

@@ -93,6 +93,20 @@ class HTTPCall:
     files: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class MessageCall:
+    """A delivery built but not sent that is not an HTTP request (an e-mail, a file written over
+    SFTP): what ``prepare`` returns for it, and what ``--dry-run`` prints (``Transport.render``).
+    ``protocol`` names it (``SMTP``, ``SFTP``), ``destination`` says where it would go
+    (``smtp://mail.example.org:587``, ``sftp://host:22/in/plan.json``), ``headers`` are its
+    headers (an e-mail's From, To, Subject) and ``body`` its content as text."""
+
+    protocol: str
+    destination: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+
+
 def throttle_wait(response: requests.Response, *, fallback: float = DEFAULT_WAIT, cap: float = 3600.0) -> float:
     """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP date), else the body's
     "available in N second(s)/minute(s)", else ``fallback``; never more than ``cap``."""
@@ -325,8 +339,12 @@ class Transport:
             repeatable=call.repeatable,
         )
 
-    def render(self, call: HTTPCall) -> str:
-        """The exact HTTP request ``call`` would send, as text, with secrets masked."""
+    def render(self, call: HTTPCall | MessageCall) -> str:
+        """The exact HTTP request (or message) ``call`` would send, as text, with secrets masked."""
+        if isinstance(call, MessageCall):
+            lines = [f"{call.protocol} {self.redactor.text(call.destination)}"]
+            lines += [f"{name}: {self.redactor.text(value)}" for name, value in call.headers.items()]
+            return "\n".join(lines) + ("\n\n" + self.redactor.text(call.body) if call.body else "") + "\n"
         prepared = self._prepare(call.method, call.url, headers=call.headers, params=call.params, data=call.data, json=call.json, files=call.files)
         lines = [f"{prepared.method} {self.redactor.text(prepared.url or '')}"]
         lines += [f"{name}: {value}" for name, value in sorted(self.redactor.headers(prepared.headers).items())]

@@ -26,13 +26,14 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
 from ..core.egress import INTERNAL, EgressPolicy
 from ..core.errors import AltdataError, ConfigurationError, FacilityError
 from ..core.interface import FollowupRequest
 from ..core.redact import get_logger
-from ..core.transport import HTTPCall, Transport
+from ..core.transport import HTTPCall, MessageCall, Transport
 from .altdata import check_notification_altdata, include_comments, parse_addresses
 from .config import settings_mapping
 from .mail import build_email, new_message_id
@@ -207,14 +208,33 @@ class Notifier:
             return Announcement(f"; the notification failed: {why}", None)
         return Announcement(f"; {delivery.detail}", delivery.reference)
 
-    def _email(self, request: FollowupRequest, transport: Transport, event: Event, build: NoticeBuilder) -> Delivery:
+    def email_call(
+        self, request: FollowupRequest, event: Event, *, facility: str, form: Mapping[str, Any] | None = None, build: NoticeBuilder | None = None
+    ) -> MessageCall:
+        """The e-mail announcing ``event``, built without sending it (a dry run's view): the SMTP
+        server it would go to, its headers (attachments named in ``Attachments``) and its plain
+        text; ``build`` as for :meth:`send`. ``AltdataError`` when the deployment configures no
+        SMTP server."""
+        smtp, message, _, _ = self._email_message(request, event, self._builder(request, event, facility, form, build))
+        headers = {name: str(message[name]) for name in ("From", "To", "Subject") if message[name] is not None}
+        attached = [part.get_filename() or "(unnamed)" for part in message.iter_attachments()]
+        if attached:
+            headers["Attachments"] = ", ".join(attached)
+        text = message.get_body(("plain",))
+        return MessageCall("SMTP", smtp.url, headers, text.get_content() if text is not None else "")
+
+    def _email_message(self, request: FollowupRequest, event: Event, build: NoticeBuilder) -> tuple[SMTPSettings, EmailMessage, list[str], str]:
+        """``(server, message, recipients, thread reference)`` of the notice e-mail."""
         smtp = self.settings.smtp
         if smtp is None:
             raise AltdataError.single("$.notification_type", "email is not available: this deployment configures no SMTP server (notify.smtp)")
         recipients = parse_addresses(request.allocation.altdata["email"])
         message_id = new_message_id(smtp.domain)
         first = message_id if event is Event.NEW or not request.remote_id else request.remote_id
-        notice = build(first)
-        message = build_email(notice, sender=smtp.from_address, recipients=recipients, message_id=message_id, thread=first)
+        message = build_email(build(first), sender=smtp.from_address, recipients=recipients, message_id=message_id, thread=first)
+        return smtp, message, recipients, first
+
+    def _email(self, request: FollowupRequest, transport: Transport, event: Event, build: NoticeBuilder) -> Delivery:
+        smtp, message, recipients, first = self._email_message(request, event, build)
         receipt = send_mail(smtp, message, recipients, transport)
         return Delivery(first, f"e-mailed {receipt.summary()}")

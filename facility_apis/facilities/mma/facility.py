@@ -28,13 +28,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
-from ...core.errors import AltdataError, ConfigurationError, FieldError, NotImplementedOperation, PayloadError, RemoteError
+from ...core.errors import AltdataError, ConfigurationError, FieldError, PayloadError, RemoteError
 from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.plan import PLAN_KEY, ObservationPlan, check_plan, plan_schema
 from ...core.schemas import DRAFT7
 from ...core.timeutil import from_mjd
-from ...core.transport import HTTPCall, Transport
+from ...core.transport import HTTPCall, MessageCall, Transport
 from ...notify import Event, Notifier, notification_altdata
 from ...notify.plan import file_stem, plan_notice
 from . import queue, sftp
@@ -211,16 +211,22 @@ class MMAFacility(Facility):
         extension = altdata.get("file_format", "json")
         return f"{file_stem(plan.queue_name)}.{extension}", plan.to_csv() if extension == "csv" else plan.to_json()
 
-    def prepare(self, request: FollowupRequest) -> HTTPCall:
-        """API: the ``PUT`` of the plan; slack: the webhook post. scp and e-mail send no HTTP
-        request: ``NotImplementedOperation`` says so."""
+    def prepare(self, request: FollowupRequest) -> HTTPCall | MessageCall:
+        """API: the ``PUT`` of the plan; slack: the webhook post; e-mail: the message with the plan
+        attached; scp: the file that would be written, where and as whom (``MessageCall``)."""
         altdata, plan = request.allocation.altdata, ObservationPlan.from_payload(request.payload)
         mode = altdata[MODE]
         if mode == "API":
             return queue.submission(plan, dict(altdata))
         if mode == "slack":
             return self.notifier.slack_call(request, Event.NEW, facility=self.title, build=self._notice(request, Event.NEW, plan, mode))
-        raise NotImplementedOperation(f"an {mode} allocation sends no HTTP request: a dry run can show API and Slack deliveries only")
+        if mode == "email":
+            return self.notifier.email_call(request, Event.NEW, facility=self.title, build=self._notice(request, Event.NEW, plan, mode))
+        destination = self._destination(altdata)
+        name, data = self._file(plan, altdata)
+        host = f"[{destination.host}]" if ":" in destination.host else destination.host
+        headers = {"User": destination.username, "Path": destination.path(name), "Host-Key": destination.host_key}
+        return MessageCall("SFTP", f"sftp://{host}:{destination.port}", headers, data.decode("utf-8"))
 
     def submit(self, request: FollowupRequest, transport: Transport) -> Outcome:
         """Deliver the plan; ``submitted`` (nothing to follow) with ``remote_id``."""

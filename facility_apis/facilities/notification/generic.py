@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ...core.errors import NotImplementedOperation
 from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
-from ...core.transport import HTTPCall, Transport
+from ...core.transport import HTTPCall, MessageCall, Transport
 from ...notify import Event, Notifier, notification_altdata
 from . import partner
 from .form import check_filters, check_window, filter_choices, window_defaults
@@ -79,14 +78,14 @@ class GenericFacility(Facility):
         delivery = self.notifier.send(request, transport, event, facility=self.title, form=self.request_schema())
         return delivery.reference, delivery.detail
 
-    def prepare(self, request: FollowupRequest) -> HTTPCall:
-        """API mode: the forwarding ``POST``; slack: the webhook post. An e-mail is not an HTTP
-        call: ``NotImplementedOperation`` says so."""
+    def prepare(self, request: FollowupRequest) -> HTTPCall | MessageCall:
+        """API mode: the forwarding ``POST``; slack: the webhook post; e-mail: the message (a
+        ``MessageCall``, from the deployment's SMTP settings)."""
         if self._by_api(request):
             return partner.submission(request)
         if request.allocation.altdata.get("notification_type") == "slack":
             return self.notifier.slack_call(request, Event.NEW, facility=self.title, form=self.request_schema())
-        raise NotImplementedOperation("an e-mail allocation sends no HTTP request: a dry run can show API and Slack deliveries only")
+        return self.notifier.email_call(request, Event.NEW, facility=self.title, form=self.request_schema())
 
     def submit(self, request: FollowupRequest, transport: Transport) -> Outcome:
         check_filters(request)
