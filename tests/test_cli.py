@@ -1,7 +1,11 @@
-"""The command line: list, schema, validate, submit --dry-run."""
+"""The command line: list, schema, validate, submit --dry-run, a closed output."""
 
+import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +173,24 @@ def test_submit_takes_the_allocations_pi_and_the_requester_that_ztf_triggering_s
     assert main([*common, "--pi", "Kasliwal", "--requester", "observer", "--dry-run"]) == 0
     body = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert body["user"] == "observer" and {t["program_pi"] for t in body["targets"]} == {"Kasliwal/observer"}
+
+
+def test_a_closed_output_ends_the_command_quietly_with_exit_1(tmp_path):
+    """``facility-apis schema atlas | head -1``: the reader has gone, so every write fails."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "facility_apis", "schema", "atlas"], stdout=write_end, stderr=subprocess.PIPE, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr.decode()) == (1, "")
+
+
+def test_a_stdout_whose_write_raises_broken_pipe_is_exit_1_without_a_trace(monkeypatch, capsys):
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["list"]) == 1
+    assert capsys.readouterr().err == ""
