@@ -4,12 +4,14 @@ start a new facility, run the gateway (serve, worker, client, keygen), and run t
 Exit codes, one meaning each: 0 success; 1 the run failed (a facility or the network failed, a
 submission got no remote id, a gateway verb could not start or stopped); 2 the input was refused
 (a bad command line, an unknown facility, an unreadable file, altdata, a payload or a setting that
-breaks a rule, a request the facility rejects): fix what was given and run again."""
+breaks a rule, a request the facility rejects): fix what was given and run again. A closed output
+(``| head -1``) ends a command quietly with 1."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -271,6 +273,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; a closed output (``facility-apis schema atlas | head -1``) ends it
+    quietly with exit 1."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_FAILED
+
+
+def _discard_stdout() -> None:
+    """Point stdout's file descriptor at the null device, so nothing more reaches the closed pipe."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test's replacement): nothing is flushed to a descriptor at exit
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, descriptor)
+    os.close(null)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)  # a bad command line: argparse exits 2
     try:
         return args.run(args)

@@ -1,12 +1,17 @@
-"""The command line: list, schema, validate, submit --dry-run."""
+"""The command line: list, schema, validate, submit --dry-run, a closed output."""
 
+import argparse
+import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from facility_apis.cli import main
+from facility_apis.cli import build_parser, main
 from facility_apis.core.timeutil import DATE_RULE
 
 TOKEN = "cli-token-0042"
@@ -169,3 +174,61 @@ def test_submit_takes_the_allocations_pi_and_the_requester_that_ztf_triggering_s
     assert main([*common, "--pi", "Kasliwal", "--requester", "observer", "--dry-run"]) == 0
     body = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert body["user"] == "observer" and {t["program_pi"] for t in body["targets"]} == {"Kasliwal/observer"}
+
+
+def test_a_closed_output_ends_the_command_quietly_with_exit_1(tmp_path):
+    """``facility-apis schema atlas | head -1``: the reader has gone, so every write fails."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "facility_apis", "schema", "atlas"], stdout=write_end, stderr=subprocess.PIPE, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr.decode()) == (1, "")
+
+
+def test_a_stdout_whose_write_raises_broken_pipe_is_exit_1_without_a_trace(monkeypatch, capsys):
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["list"]) == 1
+    assert capsys.readouterr().err == ""
+
+
+def _verbs(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(verb path, its long options) for every runnable verb of the parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _verbs(sub, (*path, name))
+            return
+    yield " ".join(path), [o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+
+
+def _usage_blocks() -> list[str]:
+    return re.findall(r"```text\n(facility-apis .*?)```", CLI_DOCS, re.S)
+
+
+def _section(verb: str) -> str:
+    """The prose of the verb's section (a gateway verb's with the options its parent section shares)."""
+    parts = re.split(r"^(#{2,3} .*)$", CLI_DOCS, flags=re.M)
+    index = next(i for i, part in enumerate(parts) if i % 2 and f"`{verb}`" in part)  # the odd parts are the headings
+    text = parts[index + 1]
+    if parts[index].startswith("### "):
+        text += next(parts[i + 1] for i in range(index, 0, -2) if parts[i].startswith("## "))
+    return re.sub(r"```.*?```", "", text, flags=re.S)
+
+
+@pytest.mark.parametrize(("verb", "options"), list(_verbs(build_parser())), ids=lambda v: v if isinstance(v, str) else "")
+def test_cli_md_gives_every_verbs_usage_with_every_option_and_explains_each(verb, options):
+    (usage,) = [block for block in _usage_blocks() if re.match(rf"facility-apis {verb}( |\n|$)", block)]
+    prose = _section(verb)
+    for option in options:
+        assert re.search(rf"\[?{option}\b", usage), f"{option} is not in the usage of {verb}"
+        assert re.search(rf"`{option}[` ]", prose), f"{option} of {verb} is not explained"
+
+
+def test_cli_md_describes_remote_validation_once():
+    assert CLI_DOCS.count("With `--remote-validate`") == 1

@@ -1,6 +1,6 @@
 """The status tables of docs/facilities/swift.md and nicer.md are the statuses the tests prove the
 code gives: every documented status is one a test expects from the code, and every status a test
-expects is documented (numbers made generic)."""
+expects is documented (numbers made generic). Their recipes are run by tests/test_page_recipes.py."""
 
 from __future__ import annotations
 
@@ -64,17 +64,3 @@ def test_every_status_the_code_gives_is_documented(name):
     tested = {s for s in ours if not re.search(theirs, s)}
     missing = sorted(s for s in tested if not _matches(s, docs))
     assert not missing, f"expected by a test but not in {page[0]}: {missing}"
-
-
-@pytest.mark.parametrize("name", list(PAGES))
-def test_the_pages_recipe_against_the_emulators_runs_and_prints_what_it_says(name, capsys):
-    """The "Trying it on this machine" recipe is run as written (emulators on 127.0.0.1 only)."""
-    if name == "swift":
-        pytest.importorskip("swifttools")
-    text = (ROOT / "docs" / "facilities" / f"{name}.md").read_text(encoding="utf-8")
-    section = text[text.index("## Trying it on this machine") :]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    exec(compile(code, f"{name}.md", "exec"), {})
-    printed = capsys.readouterr().out.strip()
-    promised = re.search(r"# (submitted: .*)$", code, re.M).group(1).removesuffix("...")
-    assert printed.startswith(promised.rstrip())

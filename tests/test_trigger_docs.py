@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,12 @@ import responses
 
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import perform
+from facility_apis.core.outcome import State
 from facility_apis.core.transport import Transport
 from facility_apis.facilities.kait import KAITFacility
 from facility_apis.facilities.winter import SPRINGFacility, WINTERFacility
 from facility_apis.facilities.ztf_trigger import ZTFTriggerFacility
+from facility_apis.gateway.policy import Schedule, next_step
 from facility_apis.testing.kait import KAITEmulator
 from facility_apis.testing.kowalski import KowalskiEmulator
 from facility_apis.testing.network import loopback_egress
@@ -43,6 +46,15 @@ def matches(status: str, patterns: list[re.Pattern[str]]) -> bool:
 def run(facility, operation, request, *servers):
     with Transport(backoff=0, retries=1, egress=loopback_egress(*servers) if servers else None) as transport:
         return perform(facility, operation, request, transport).status
+
+
+def as_the_gateway_shows_a_delete(facility, request, submitted_status, *servers) -> str:
+    """The status the gateway gives a submitted request whose delete did not happen (its policy)."""
+    with Transport(backoff=0, retries=1, egress=loopback_egress(*servers)) as transport:
+        outcome = perform(facility, "delete", request, transport)
+    step = next_step(outcome, operation="delete", previous_state=State.SUBMITTED, previous_status=submitted_status, failures=0, can_poll=False,
+                     give_up_at=time.time() + 3600, now=time.time(), schedule=Schedule(), can_delete=True)  # fmt: skip
+    return step.status
 
 
 def ztf_statuses() -> list[str]:
@@ -79,7 +91,8 @@ def kait_statuses() -> list[str]:
         statuses.append(run(facility, "submit", dataclasses.replace(base, allocation=Allocation(2, {"username": "u", "password": "bad-password"})), kait))
         statuses.append(run(facility, "submit", dataclasses.replace(base, allocation=Allocation(2, {"username": "u"})), kait))
         statuses.append(run(facility, "submit", dataclasses.replace(base, payload={"observation_choices": []}), kait))
-        statuses += [run(facility, "delete", base, kait), run(facility, "delete", dataclasses.replace(base, remote_id="x/B/long"), kait)]
+        statuses.append(run(facility, "delete", base, kait))
+        statuses.append(as_the_gateway_shows_a_delete(facility, dataclasses.replace(base, remote_id="x/B/long"), statuses[0], kait))
     with responses.RequestsMock() as mock:
         url = "https://herculesii.astro.berkeley.edu/cgi-bin/internal/process_kait_ztf_request.py"
         for status, body in ((200, '{"success": "false", "message": "no"}'), (200, "OK"), (400, "bad"), (502, "Bad Gateway")):

@@ -116,6 +116,7 @@ def test_winter_and_spring_validate_trigger_and_delete(gateway_store, services, 
     triggered = add(gateway_store, skyportal, 54, camera, {"filter": "Hs"})
     assert drain(gateway_store, services)
     (schedule,) = winter.schedules
+    assert gateway_store.requests.view(triggered)["next_operation"] is None  # not followed, so never given up nor canceled by the gateway
     gateway_store.requests.cancel(triggered, can_delete=True)
     assert drain(gateway_store, services)
     title = camera.upper()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from datetime import UTC, datetime
 
 import pytest
 import responses
@@ -201,3 +202,11 @@ def test_an_email_notice_and_a_failed_notice_never_fail_the_trigger(winter):
         assert "ZTF26wntr" in smtp.messages[0].message["Subject"]
     failed = run(facility, "submit", request_for(altdata=altdata), winter)  # the SMTP server is gone
     assert failed.state.value == "submitted" and "; the notification failed: " in failed.status
+
+
+@pytest.mark.parametrize("cls", [WINTERFacility, SPRINGFacility])
+def test_the_observing_window_ends_with_the_end_date_so_the_gateways_horizon_counts_from_there(cls):
+    """docs/facilities/winter.md: a week-long schedule is not cut short by ``horizon_hours``."""
+    payload = cls().validate_payload(PAYLOAD, TARGET)
+    assert cls().window_end(payload) == datetime(2036, 12, 13, tzinfo=UTC)
+    assert not cls.implements()["get"]
