@@ -3,12 +3,14 @@
 Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers share one queue; SQLite
 serialises them (see ``database.py``). A claim holds a request for ``lease`` seconds; an expired
 lease makes it claimable again, and a result that arrives after its lease was lost is dropped.
+Claims stay within each facility account's allowance, and a recorded throttle pauses the
+account, for every worker at once (``accounts.py``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,9 @@ from ...core.outcome import Outcome, State
 from ...core.redact import get_logger
 from ..crypto import SealError
 from ..models import ALLOCATIONS, REQUESTS, TRANSACTIONS
+from ..pacing import FacilityLimit
 from ..policy import Schedule, next_step
+from . import accounts
 from .allocations import ALLOCATION_FIELDS, Allocations
 from .database import Database
 from .outbox import owe
@@ -41,6 +45,12 @@ class Job:
     lease_owner: str
     #: A worker stopped between sending this submission and recording its answer.
     interrupted: bool = False
+    #: UNIX time before which the call must not start (the account's ``min_interval`` spacing).
+    not_before: float = 0.0
+
+
+def _default_limit(_facility: str) -> FacilityLimit:
+    return FacilityLimit()
 
 
 def _leased(connection: Connection, job: Job) -> Any:
@@ -58,25 +68,91 @@ class Jobs:
         self._allocations = allocations
         self._schedule = schedule
 
-    def claim(self, owner: str, limit: int, lease: float, now: float | None = None, facilities: Sequence[str] | None = None) -> list[Job]:
+    def claim(
+        self,
+        owner: str,
+        limit: int,
+        lease: float,
+        now: float | None = None,
+        facilities: Sequence[str] | None = None,
+        limits: Callable[[str], FacilityLimit] | None = None,
+    ) -> list[Job]:
         """Lease up to ``limit`` due requests (of ``facilities`` only, when given) to ``owner`` for
-        ``lease`` seconds, the longest overdue first. A request whose allocation's credentials do
-        not open (altered at rest: a wrong key is refused at start-up) is not claimed: it waits,
-        its status unchanged and the reason in its ``detail``, for a backoff that doubles up to
-        the schedule's cap, until the allocation is stored again; it stalls no one else."""
+        ``lease`` seconds, the longest overdue first, within each facility's (or facility
+        account's) allowance (``limits(facility)``, default ``FacilityLimit()``), shared with
+        every other worker on the database (see ``accounts.py``): due requests beyond the free
+        slots stay due for a later claim; those of a paused account are made due at the
+        pause's end; with a ``min_interval``, each job's ``not_before`` is its start time, at most
+        ``lease / 4`` ahead (later starts are left for a later claim).
+
+        A request whose allocation's credentials do not open (altered at rest: a wrong key is
+        refused at start-up) is not claimed: it waits, its status unchanged and the reason in its
+        ``detail``, for a backoff that doubles up to the schedule's cap, until the allocation is
+        stored again; it stalls no one else."""
         now = time.time() if now is None else now
-        due = (
-            select(REQUESTS.c.id)
-            .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
-            .order_by(REQUESTS.c.next_poll_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        if facilities is not None:
-            due = due.where(REQUESTS.c.facility.in_(list(facilities)))
+        limit_of = limits or _default_limit
         jobs: list[Job] = []
         with self._database.connection() as connection:
-            ids = list(connection.scalars(due))
+            calls = accounts.in_flight(connection, now)
+            pauses = accounts.paused(connection, now)
+            for key, until in pauses.items():
+                accounts.hold_back(connection, key, until, now)
+            # Accounts (or whole facilities) with no free slot: their requests stay due.
+            full = []
+            for (facility, account), count in calls.items():
+                allowance = limit_of(facility)
+                if (account != accounts.WHOLE) == allowance.per_account and count >= allowance.concurrency:
+                    full.append((facility, account))
+            skip_allocations = sorted({int(a) for f, a in [*full, *pauses] if a != accounts.WHOLE})
+            skip_facilities = sorted({f for f, a in full if a == accounts.WHOLE})
+            due = (
+                select(REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.allocation_id)
+                .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
+                .order_by(REQUESTS.c.next_poll_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            if facilities is not None:
+                due = due.where(REQUESTS.c.facility.in_(list(facilities)))
+            if skip_allocations:
+                due = due.where(REQUESTS.c.allocation_id.not_in(skip_allocations))
+            if skip_facilities:
+                due = due.where(REQUESTS.c.facility.not_in(skip_facilities))
+            candidates = connection.execute(due).all()
+            if not candidates:
+                return []
+            keys = {(c.facility, c.allocation_id, accounts.account_of(c.facility, c.allocation_id)) for c in candidates}
+            allowances = {accounts.allowance_of(f, a, limit_of(f)) for f, a, _ in keys}
+            rows = accounts.lock(connection, allowances | {key for _, _, key in keys}, now)
+            if self._database.dialect != "sqlite":
+                # Another worker may have claimed or paused since the reads above: count again,
+                # now that the accounts are locked. (SQLite ran this whole transaction alone.)
+                calls = accounts.in_flight(connection, now, {f for f, _, _ in keys})
+            ids: list[int] = []
+            starts: dict[int, float] = {}
+            next_starts: dict[accounts.Key, float] = {}
+            for candidate in candidates:
+                allowance = limit_of(candidate.facility)
+                account = accounts.account_of(candidate.facility, candidate.allocation_id)
+                key = accounts.allowance_of(candidate.facility, candidate.allocation_id, allowance)
+                paused_until = rows[account].paused_until
+                if paused_until is not None and paused_until > now:
+                    if account not in pauses:
+                        pauses[account] = paused_until
+                        accounts.hold_back(connection, account, paused_until, now)
+                    continue
+                if calls.get(key, 0) >= allowance.concurrency:
+                    continue
+                if allowance.min_interval > 0:
+                    start = max(now, next_starts.get(key, rows[key].next_start))
+                    if start > now + lease / 4:
+                        continue  # too far ahead: the lease must outlast the wait and the call
+                    starts[candidate.id] = start
+                    next_starts[key] = start + allowance.min_interval
+                calls[key] = calls.get(key, 0) + 1
+                ids.append(candidate.id)
+            for key, next_start in next_starts.items():
+                accounts.set_next_start(connection, key, next_start, now)
             if not ids:
                 return []
             connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
@@ -118,7 +194,7 @@ class Jobs:
                     attempted_at=attempted_at,
                     followup_request_id=row.followup_request_id,
                 )
-                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted))
+                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted, starts.get(row.id, 0.0)))
         return jobs
 
     def defer(self, job: Job, until: float | None = None) -> None:
@@ -155,8 +231,11 @@ class Jobs:
         ``get``/``delete``/``update``. A payload changed while the call was out is sent with an
         ``update`` due now, once the facility holds the request.
 
-        Returns False (and writes nothing) when the lease was lost meanwhile: another worker
-        owns the request now and its result wins.
+        A throttle (``State.THROTTLED`` with ``poll_after``) also pauses the facility account
+        for every worker (``accounts.pause``), and the lease ending frees the account's slot.
+
+        Returns False (and writes nothing of the request; a throttle's pause stands) when the
+        lease was lost meanwhile: another worker owns the request now and its result wins.
         """
         now = time.time() if now is None else now
         # Everything that needs no row is built before the transaction: SQLite has one writer.
@@ -170,6 +249,9 @@ class Jobs:
         uploads = photometry.uploads(job.request.target.id, allocation.instrument_id, allocation.group_ids) if photometry is not None else []
         records = [{"request_id": job.request_id, "at": now, "operation": job.operation, "record": t.as_dict()} for t in outcome.transactions]
         with self._database.connection() as connection:
+            if outcome.state is State.THROTTLED and outcome.poll_after:
+                # The account's pause holds every worker back, even when this result is dropped.
+                accounts.pause(connection, accounts.account_of(job.facility, allocation.id), now + outcome.poll_after, outcome.detail, now)
             row = _leased(connection, job)
             if row is None:
                 return False
