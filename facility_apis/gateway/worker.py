@@ -29,9 +29,11 @@ from ..core.outcome import Outcome
 from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
 from ..core.transport import Transport
+from .batching import GroupCommit
 from .loops import Backoff, GaveUp, keep_trying, store_unavailable
 from .pacing import FacilityLimit
 from .store import Job, Store
+from .store.jobs import Recording
 
 log = get_logger(__name__)
 
@@ -83,6 +85,7 @@ class Worker:
         self._facilities: dict[str, Facility] = {}
         self._local = threading.local()
         self._transports: list[Transport] = []
+        self._pools = Transport(timeout=self.settings.timeout, retries=1, egress=self.settings.egress, pool_size=self.settings.concurrency)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix=f"call:{self.name}")
         self._in_flight: set[Future] = set()
@@ -92,6 +95,8 @@ class Worker:
         self._saving: set[int] = set()
         self._claiming = Backoff(f"worker {self.name}: claiming due requests", logger=log)
         self._saves = Backoff(f"worker {self.name}: saving outcomes", logger=log)
+        #: Outcomes that arrive together are recorded in one transaction (see ``batching.py``).
+        self._records: GroupCommit[Recording, bool] = GroupCommit(self.store.jobs.record_many, retry_alone=lambda exc: not store_unavailable(exc))
         #: ``time.monotonic()`` of the dispatcher's latest round (the supervisor's heartbeat).
         self.last_beat = time.monotonic()
         self._claimed_at = 0.0
@@ -111,9 +116,10 @@ class Worker:
         return self.settings.limits.get(facility, self.settings.default_limit)
 
     def _transport(self) -> Transport:
+        """This thread's transport; the threads share one connection pool per remote host."""
         transport = getattr(self._local, "transport", None)
         if transport is None:
-            transport = Transport(timeout=self.settings.timeout, retries=1, egress=self.settings.egress)
+            transport = Transport(timeout=self.settings.timeout, retries=1, egress=self.settings.egress, pools_of=self._pools)
             self._local.transport = transport
             with self._lock:
                 self._transports.append(transport)
@@ -135,9 +141,8 @@ class Worker:
             if outcome is None:
                 return
             implemented = facility.implements()
-            record = functools.partial(
-                self.store.jobs.record, job, outcome, can_poll=implemented["get"], can_delete=implemented["delete"], can_update=implemented["update"]
-            )
+            recording = Recording(job, outcome, implemented["get"], implemented["delete"], implemented["update"])
+            record = functools.partial(self._records.submit, recording)
             if not self._save(job, outcome, record):
                 log.warning("request %s: lease lost while calling %s; its result was dropped", job.request_id, job.facility)
         except Exception as exc:  # the lease expires and another attempt follows (nothing was sent)
@@ -250,3 +255,4 @@ class Worker:
         self._pool.shutdown(wait=True)
         for transport in self._transports:
             transport.close()
+        self._pools.close()

@@ -14,19 +14,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from ...core.interface import Allocation, FollowupRequest, Target
 from ...core.outcome import Outcome, State
 from ...core.redact import get_logger
 from ..crypto import SealError
-from ..models import ALLOCATIONS, REQUESTS, TRANSACTIONS
+from ..models import ALLOCATIONS, REQUESTS
 from ..pacing import FacilityLimit
 from ..policy import Schedule, next_step
 from . import accounts
 from .allocations import ALLOCATION_FIELDS, Allocations
 from .database import Database
-from .outbox import owe
+from .pending import PendingRows
 from .requests import carry_out_cancel, change_state
 
 log = get_logger(__name__)
@@ -57,6 +57,18 @@ def _leased(connection: Connection, job: Job) -> Any:
     """The job's row, locked, if its lease is still the job's; else None."""
     row = connection.execute(select(REQUESTS).where(REQUESTS.c.id == job.request_id).with_for_update()).one_or_none()
     return row if row is not None and row.lease_owner == job.lease_owner else None
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One outcome to record (see ``Jobs.record``): ``can_poll``/``can_delete``/``can_update``
+    say whether the job's facility implements ``get``/``delete``/``update``."""
+
+    job: Job
+    outcome: Outcome
+    can_poll: bool
+    can_delete: bool = False
+    can_update: bool = False
 
 
 class Jobs:
@@ -237,8 +249,33 @@ class Jobs:
         Returns False (and writes nothing of the request; a throttle's pause stands) when the
         lease was lost meanwhile: another worker owns the request now and its result wins.
         """
+        return self.record_many([Recording(job, outcome, can_poll, can_delete, can_update)], now)[0]
+
+    def record_many(self, recordings: Sequence[Recording], now: float | None = None) -> list[bool]:
+        """``record`` each of ``recordings`` (of different requests), all in one transaction: one
+        commit for many outcomes (a group commit). Each is applied exactly as ``record`` applies
+        it, and its result (False: the lease was lost) is at the same position. An error writes
+        none of them."""
         now = time.time() if now is None else now
         # Everything that needs no row is built before the transaction: SQLite has one writer.
+        prepared = [self._prepare(recording, now) for recording in recordings]
+        results = [False] * len(recordings)
+        # In request order: two transactions that lock the same rows lock them in the same order.
+        order = sorted(range(len(recordings)), key=lambda i: recordings[i].job.request_id)
+        ids = [recording.job.request_id for recording in recordings]
+        if len(set(ids)) != len(ids):
+            raise ValueError("record_many records one outcome per request")
+        with self._database.connection() as connection:
+            rows = {row.id: row for row in connection.execute(select(REQUESTS).where(REQUESTS.c.id.in_(sorted(ids))).order_by(REQUESTS.c.id).with_for_update())}
+            pending = PendingRows()
+            for i in order:
+                results[i] = self._apply(connection, recordings[i], *prepared[i], now, rows.get(ids[i]), pending)
+            pending.flush(connection)
+        return results
+
+    @staticmethod
+    def _prepare(recording: Recording, now: float) -> tuple[Outcome, list[dict[str, Any]], list[dict[str, Any]]]:
+        job, outcome = recording.job, recording.outcome
         photometry = outcome.photometry if outcome.photometry is not None and len(outcome.photometry) else None
         allocation = job.request.allocation
         if photometry is not None and allocation.instrument_id is None:
@@ -248,55 +285,70 @@ class Jobs:
         # SkyPortal takes at most 10,000 points an upload: one outbox row per upload, in order.
         uploads = photometry.uploads(job.request.target.id, allocation.instrument_id, allocation.group_ids) if photometry is not None else []
         records = [{"request_id": job.request_id, "at": now, "operation": job.operation, "record": t.as_dict()} for t in outcome.transactions]
-        with self._database.connection() as connection:
-            if outcome.state is State.THROTTLED and outcome.poll_after:
-                # The account's pause holds every worker back, even when this result is dropped.
-                accounts.pause(connection, accounts.account_of(job.facility, allocation.id), now + outcome.poll_after, outcome.detail, now)
-            row = _leased(connection, job)
-            if row is None:
-                return False
-            step = next_step(
-                outcome,
-                operation=job.operation,
-                previous_state=State(row.state),
-                previous_status=row.status,
-                failures=row.failures,
-                can_poll=can_poll,
-                give_up_at=row.give_up_at,
-                now=now,
-                schedule=self._schedule,
-                can_delete=can_delete,
-                previous_detail=row.detail,
-                # A delete nobody asked for is the cancel the gateway sends after giving up.
-                canceling_after_giving_up=job.operation == "delete" and not row.cancel_requested,
-            )
-            if records:
-                connection.execute(insert(TRANSACTIONS), records)
-            for upload in uploads:
-                owe(connection, job.request_id, "photometry", upload, now)
-            remote_id = outcome.remote_id or row.remote_id
-            values = change_state(connection, job.request_id, row.status, step.state, step.status, step.detail, now)
-            cursor = row.cursor if outcome.cursor is None else outcome.cursor
-            values.update(
-                remote_id=remote_id, cursor=cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
-                attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, updated_at=now,
-                # A lookup to be asked again still needs the time the lost submission left.
-                submitting_since=row.submitting_since if step.operation == "find" else None,
-            )  # fmt: skip
-            if step.give_up_at is not None:
-                values["give_up_at"] = step.give_up_at
-            if outcome.frames:
-                values["frames"] = [frame.as_dict() for frame in outcome.frames]
-            if job.operation == "delete":
-                # Done, or failed for good: a delete may be asked again. Tried again: still the one asked for.
-                values["cancel_requested"] = row.cancel_requested and step.operation == "delete"
-            elif row.cancel_requested and step.state is not State.DELETED:
-                # The cancel was asked while this call was out: carry it out on what it returned.
-                values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now))
-            elif row.payload != job.request.payload and can_update and remote_id is not None and step.state.active and step.operation in (None, "get"):
-                # The payload changed while this call was out: the facility holds the old one.
-                values.update(operation="update", next_poll_at=now)
-            connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
+        return outcome, uploads, records
+
+    def _apply(
+        self,
+        connection: Connection,
+        recording: Recording,
+        outcome: Outcome,
+        uploads: list[dict[str, Any]],
+        records: list[dict[str, Any]],
+        now: float,
+        row: Any,
+        pending: PendingRows,
+    ) -> bool:
+        """Apply one outcome to its request's ``row`` (locked), the rows it owes gathered in
+        ``pending`` (see ``pending.py``)."""
+        job, can_poll, can_delete, can_update = recording.job, recording.can_poll, recording.can_delete, recording.can_update
+        allocation = job.request.allocation
+        if outcome.state is State.THROTTLED and outcome.poll_after:
+            # The account's pause holds every worker back, even when this result is dropped.
+            accounts.pause(connection, accounts.account_of(job.facility, allocation.id), now + outcome.poll_after, outcome.detail, now)
+        if row is None or row.lease_owner != job.lease_owner:
+            return False
+        step = next_step(
+            outcome,
+            operation=job.operation,
+            previous_state=State(row.state),
+            previous_status=row.status,
+            failures=row.failures,
+            can_poll=can_poll,
+            give_up_at=row.give_up_at,
+            now=now,
+            schedule=self._schedule,
+            can_delete=can_delete,
+            previous_detail=row.detail,
+            # A delete nobody asked for is the cancel the gateway sends after giving up.
+            canceling_after_giving_up=job.operation == "delete" and not row.cancel_requested,
+        )
+        pending.transactions += records
+        for upload in uploads:
+            pending.owe(job.request_id, "photometry", upload, now)
+        remote_id = outcome.remote_id or row.remote_id
+        values = pending.change_state(job.request_id, row.status, step.state, step.status, step.detail, now)
+        cursor = row.cursor if outcome.cursor is None else outcome.cursor
+        values.update(
+            remote_id=remote_id, cursor=cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
+            attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, updated_at=now,
+            # A lookup to be asked again still needs the time the lost submission left.
+            submitting_since=row.submitting_since if step.operation == "find" else None,
+        )  # fmt: skip
+        if step.give_up_at is not None:
+            values["give_up_at"] = step.give_up_at
+        if outcome.frames:
+            values["frames"] = [frame.as_dict() for frame in outcome.frames]
+        if job.operation == "delete":
+            # Done, or failed for good: a delete may be asked again. Tried again: still the one asked for.
+            values["cancel_requested"] = row.cancel_requested and step.operation == "delete"
+        elif row.cancel_requested and step.state is not State.DELETED:
+            # The cancel was asked while this call was out: carry it out on what it returned.
+            pending.flush(connection)  # its status follows this outcome's
+            values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now))
+        elif row.payload != job.request.payload and can_update and remote_id is not None and step.state.active and step.operation in (None, "get"):
+            # The payload changed while this call was out: the facility holds the old one.
+            values.update(operation="update", next_poll_at=now)
+        connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
 
     def abandon(self, job: Job, detail: str, now: float | None = None) -> bool:
