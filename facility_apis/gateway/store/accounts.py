@@ -72,18 +72,24 @@ def paused(connection: Connection, now: float) -> dict[Key, float]:
 
 
 def hold_back(connection: Connection, key: Key, until: float, now: float) -> None:
-    """Make the account's requests that fall due before ``until`` (and no worker holds) due then."""
+    """Make the account's requests that fall due before ``until`` (and no worker holds) due then.
+
+    Rows another transaction has locked are skipped, never waited for: a concurrent claim holds
+    them as its candidates while it waits for the account's row, which the caller may hold (a
+    deadlock, were this to wait); that claim finds the pause once it has the row and holds them
+    back itself."""
     facility, account = key
-    connection.execute(
-        update(REQUESTS)
+    rows = (
+        select(REQUESTS.c.id)
         .where(
             REQUESTS.c.allocation_id == int(account),
             REQUESTS.c.facility == facility,
             REQUESTS.c.next_poll_at < until,
             (REQUESTS.c.lease_expires.is_(None)) | (REQUESTS.c.lease_expires < now),
         )
-        .values(next_poll_at=until)
+        .with_for_update(skip_locked=True)
     )
+    connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(rows.scalar_subquery())).values(next_poll_at=until))
 
 
 def _ensure(connection: Connection, keys: list[Key], now: float) -> None:
