@@ -11,8 +11,10 @@ round:
 - pandas: ``pandas.read_csv(path, sep=r"\\s+")`` — reading only, no conversion at all.
 
 It prints the median (and best) of each, the ratio ours/pandas (target ≤ 1.0: ours no slower),
-and the peak traced memory (``tracemalloc``) of one read + parse of ours. Timing is reported, never
-enforced: the exit status is 0 whatever the ratio. Without pandas it says so and exits 0.
+and the peak traced memory (``tracemalloc``) of one read + parse of ours, also as a multiple of the
+file's size (target ≤ 3). Correctness: every point of ours is compared, bit for bit, with a plain
+row-by-row conversion of the file by the same rules (``reference``); a difference exits 1. Timing
+and memory are reported, never enforced. Without pandas it says so and exits 0.
 
 Usage: python bench/atlas_parse.py [--quick] [--rows N] [--repeat N] [--seed S] [--keep FILE]
                                    [--json-out FILE] [--profile]
@@ -27,12 +29,14 @@ import math
 import os
 import random
 import statistics
+import struct
 import sys
 import tempfile
 import time
 import tracemalloc
 
 TARGET_RATIO = 1.0
+TARGET_MEMORY = 3.0  # peak traced memory of read + parse, in file sizes
 HEADER = (
     "###MJD", "m", "dm", "uJy", "duJy", "F", "err", "chi/N", "RA", "Dec", "x", "y",
     "maj", "min", "phi", "apfit", "mag5sig", "PA_DEG", "Sky", "Obs",
@@ -87,6 +91,50 @@ def generate(rows: int, seed: int = 20240601) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def reference(text: str) -> list[tuple]:
+    """The points of an ATLAS file converted row by row, plainly, by the rules of
+    ``facility_apis.facilities.atlas.results`` (SNR ≥ 3, ``chi/N`` ≤ 10, ``m`` ≤ ``mag5sig``,
+    the 3-sigma limit when ``mag5sig`` is not a number): what the parser must give, bit for bit."""
+    lines = text.splitlines()
+    column = {name: index for index, name in enumerate(lines[0].lstrip("#").split())}
+    points = []
+    for line in lines[1:]:
+        row = line.split()
+        band = {"c": "atlasc", "o": "atlaso"}.get(row[column["F"]]) if row else None
+        if band is None:
+            continue
+        mjd, m, dm, f, df, chi_n, ra, dec, lim = (_number(row[column[name]]) for name in ("MJD", "m", "dm", "uJy", "duJy", "chi/N", "RA", "Dec", "mag5sig"))
+        if not math.isfinite(lim):
+            lim = -2.5 * math.log10(3.0 * df) + 23.9 if df > 0 and math.isfinite(df) else float("nan")
+        if not (math.isfinite(mjd) and math.isfinite(lim)):
+            continue
+        finite = all(math.isfinite(v) for v in (f, m, dm))
+        detected = df > 0 and finite and f / df >= 3.0 and not chi_n > 10.0 and not m > lim
+        position = (ra if math.isfinite(ra) else None, dec if math.isfinite(dec) else None)
+        points.append((mjd, m if detected else None, dm if detected else None, lim, band, *position))
+    return points
+
+
+def bits(value: float | str | None) -> bytes | str | None:
+    """A value as its exact bits (floats), to compare results bit for bit."""
+    return struct.pack("<d", value) if isinstance(value, float) else value
+
+
+def differences(photometry, points: list[tuple]) -> int:
+    """How many points of ``photometry`` differ from ``points`` in any bit (or are missing)."""
+    columns = (photometry.mjd, photometry.mag, photometry.magerr, photometry.limiting_mag, photometry.filter, photometry.ra, photometry.dec)
+    ours = list(zip(*columns, strict=True))
+    different = sum(1 for a, b in zip(ours, points, strict=False) if [bits(v) for v in a] != [bits(v) for v in b])
+    return different + abs(len(ours) - len(points))
+
+
 def _timed(function) -> float:
     gc.collect()
     start = time.perf_counter()
@@ -125,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(path, "w", encoding="ascii") as out:
             out.write(text)
         size_mb = os.path.getsize(path) / 1e6
+        expected = reference(text)
         del text
 
         def ours():
@@ -134,11 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         def theirs():
             return pandas.read_csv(path, sep=r"\s+")
 
-        # Warm-up (and sanity): both read every row.
+        # Warm-up (and sanity): both read every row, and ours gives every value exactly.
         photometry, frame = ours(), theirs()
         if len(frame) != rows:
             raise SystemExit(f"pandas read {len(frame)} rows of {rows}")
         del frame
+        wrong = differences(photometry, expected)
+        del expected
 
         times: dict[str, list[float]] = {"ours": [], "pandas": []}
         for _ in range(repeat):  # interleaved rounds
@@ -164,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<7}{medians[name] * 1e3:9.1f} ms   (best {min(values) * 1e3:.1f}, max {max(values) * 1e3:.1f})   {label}")
         print(f"ratio ours/pandas: {ratio:.2f}  (target ≤ {TARGET_RATIO} (ours no slower))  {'MET' if met else 'MISSED'}")
         print(f"  peak traced memory of read + parse_results: {peak / 1e6:.1f} MB ({peak / rows:.0f} B/row; file {size_mb:.1f} MB)")
+        memory = peak / 1e6 / size_mb
+        print(f"peak memory / file size: {memory:.1f}  (target ≤ {TARGET_MEMORY:g})  {'MET' if memory <= TARGET_MEMORY else 'MISSED'}")
+        print(f"points differing from the row-by-row reference in any bit: {wrong}  (must be 0)")
 
         if args.profile:
             import cProfile
@@ -187,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
                         "target": f"≤ {TARGET_RATIO}",
                         "target_met": met,
                         "peak_memory_mb": peak / 1e6,
+                        "peak_memory_per_file_size": memory,
+                        "more": [
+                            {"label": "peak memory, read+parse", "base_label": "file size", "value": f"{peak / 1e6:.1f} MB",
+                             "baseline": f"{size_mb:.1f} MB", "ratio": memory, "ratio_name": "peak/file size",
+                             "target": f"≤ {TARGET_MEMORY:g}", "target_met": memory <= TARGET_MEMORY},
+                        ],
+                        "differing_points": wrong,
+                        "failures": [f"{wrong} points differ from the reference"] if wrong else [],
                     },
                     handle,
                     indent=2,
@@ -194,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if cleanup:
             os.unlink(path)
+    if wrong:
+        print(f"FAIL: {wrong} points differ from the row-by-row reference")
+        return 1
     return 0
 
 

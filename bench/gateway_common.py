@@ -77,7 +77,14 @@ def _serve(kind: str, options: dict[str, Any], conn) -> None:  # runs in the chi
                     urls.append(server.create_task(ATLAS_USER, fields)["url"])
                 conn.send(urls)
             elif command == "counters":
-                conn.send({"reads_allowed": server.reads_allowed, "reads_throttled": server.reads_throttled, "requests": len(server._requests)})
+                conn.send(
+                    {
+                        "reads_allowed": server.reads_allowed,
+                        "reads_throttled": server.reads_throttled,
+                        "requests": len(server._requests),
+                        "max_in_flight": server.max_in_flight,
+                    }
+                )
             elif command == "add_requests":  # [(followup_request_id, obj_id, ra, dec), ...]
                 for followup_id, obj_id, ra, dec in args:
                     server.add_source(obj_id, ra, dec)  # found by id: the stub's object check stays O(1)
@@ -284,23 +291,45 @@ def add_requests(store, targets: list[BenchTarget]) -> None:
         store.requests.add(ALLOCATION_ID, Target(t.obj_id, t.ra, t.dec), PAYLOAD, followup_request_id=t.followup_id, remote_id=t.task_url, now=now)
 
 
-def run_gateway(store, services: Services, *, concurrency: int, poll: float, timeout: float, idle: float = 0.2):
-    """One worker (``concurrency`` calls in flight, all of them allowed at ATLAS) and one
-    Deliverer running beside it, until no request owes a call and the outbox is empty.
-    Returns ``(seconds, worker finished, outbox emptied)``."""
+def open_again(store, url: str, options: dict[str, Any], poll: float):
+    """Another store on ``store``'s database, as another worker process would open it."""
+    from facility_apis.gateway.policy import Schedule
+    from facility_apis.gateway.store import Store
+
+    return Store(url, store.box, schedule=Schedule(default_poll=poll, backoff_base=poll, backoff_cap=10 * poll), create=False, **options)
+
+
+def run_gateway(store, services: Services, *, concurrency: int, poll: float, timeout: float, idle: float = 0.2, allowed: int | None = None, others=()):
+    """One worker (``concurrency`` calls in flight; ATLAS allowed ``allowed`` at once, default
+    all of them) and one Deliverer running beside it, until no request owes a call and the outbox
+    is empty; ``others``: stores of more workers on the same database, each run in a thread of
+    its own with the same settings (the allowance is shared by all). Returns ``(seconds, every
+    worker finished, outbox emptied)``."""
     from facility_apis.gateway.outbox import Deliverer, DeliverySettings
     from facility_apis.gateway.pacing import FacilityLimit
     from facility_apis.gateway.worker import Worker, WorkerSettings
 
-    settings = WorkerSettings(concurrency=concurrency, default_limit=FacilityLimit(concurrency=concurrency), idle=idle, egress=services.egress)
-    worker = Worker(store, facility_config={"atlas": {"base_url": services.atlas_url, "poll_interval": poll}}, settings=settings)
+    limit = FacilityLimit(concurrency=allowed or concurrency)
+    settings = WorkerSettings(concurrency=concurrency, default_limit=limit, idle=idle, egress=services.egress)
+    config = {"atlas": {"base_url": services.atlas_url, "poll_interval": poll}}
+    workers = [Worker(one, facility_config=config, settings=settings) for one in (store, *others)]
+    finished = [False] * len(workers)
+
+    def work(index: int) -> None:
+        finished[index] = workers[index].run_until_idle(timeout)
+
+    extra = [threading.Thread(target=work, args=(i,), name=f"bench-worker-{i}", daemon=True) for i in range(1, len(workers))]
     deliverer = Deliverer.for_skyportal(store, services.skyportal_url, SKYPORTAL_TOKEN, settings=DeliverySettings(idle=idle))
     thread = threading.Thread(target=deliverer.run, name="bench-deliverer", daemon=True)
     try:
         started = time.perf_counter()
         thread.start()
+        for other in extra:
+            other.start()
         deadline = time.monotonic() + timeout
-        worked = worker.run_until_idle(timeout)
+        work(0)
+        for other in extra:
+            other.join(max(1.0, deadline - time.monotonic()))
         deliverer.stop()
         thread.join()
         emptied = deliverer.run_until_empty(max(1.0, deadline - time.monotonic()))
@@ -308,9 +337,10 @@ def run_gateway(store, services: Services, *, concurrency: int, poll: float, tim
     finally:
         deliverer.stop()
         thread.join()
-        worker.close()
+        for worker in workers:
+            worker.close()
         deliverer.close()
-    return elapsed, worked, emptied
+    return elapsed, all(finished), emptied
 
 
 def request_states(store) -> dict[str, int]:

@@ -1,5 +1,8 @@
 """Run every benchmark in ``bench/`` and print a summary table of ratios against their baselines.
 
+A script may report more than one figure (``more`` in its JSON: the drain's CPU per task and its
+other databases, the throttled drain's 429s, the parse's memory): each is a row of its own.
+
 Each benchmark runs as its own process (its full output is shown first), so one cannot warm the
 other up. Exit status: non-zero when a benchmark fails (e.g. ``import facility_apis`` imported a
 facility module, or the gateway lost a task); missed timing targets are reported, not failed.
@@ -73,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                     verdict,
                 )
             )
+            for more in figures.get("more", ()):  # the script's other figures, each against its own baseline
+                ratio = f"{more['ratio']:.2f}" if isinstance(more["ratio"], float) else str(more["ratio"])
+                verdict = "met" if more["target_met"] else "MISSED"
+                rows.append(("", more["label"], more["base_label"], more["value"], more["baseline"], ratio, more["ratio_name"], more["target"], verdict))
 
     header = ("benchmark", "measured", "baseline", "value", "baseline value", "ratio", "ratio of", "target", "result")
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]

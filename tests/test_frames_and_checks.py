@@ -123,22 +123,25 @@ def test_the_gateway_keeps_the_newest_frames_and_shows_them(gateway_store):
         assert gateway_store.requests.view(request_id)["frames"] == expected
 
 
-def test_the_documented_upgrade_to_schema_2_opens_a_version_1_database(database, secret_key):
-    """The SQL in docs/gateway.md (Upgrading), run on a database shaped as version 1 was."""
+def test_the_documented_upgrades_open_a_version_1_database(database, secret_key):
+    """The SQL in docs/gateway.md (Upgrading), run in turn on a database shaped as version 1 was."""
     url, options = database
     Store(url, SecretBox(secret_key), **options).close()
     engine = sqlalchemy.create_engine(url, **options)
-    with engine.begin() as connection:  # back to version 1: neither the cursor nor the frames column
+    with engine.begin() as connection:  # back to version 1: no cursor, no frames, no facility accounts
         connection.exec_driver_sql("ALTER TABLE requests DROP COLUMN frames")
         connection.exec_driver_sql("ALTER TABLE requests DROP COLUMN cursor")
+        connection.exec_driver_sql("DROP INDEX ix_requests_leased")
+        connection.exec_driver_sql("DROP TABLE facility_accounts")
         connection.exec_driver_sql("UPDATE gateway_meta SET value = '1' WHERE key = 'schema_version'")
-    with pytest.raises(Exception, match="schema version 1, this facility_apis needs 2"):
+    with pytest.raises(Exception, match="schema version 1, this facility_apis needs 3"):
         Store(url, SecretBox(secret_key), **options)
     notes = (ROOT / "docs" / "gateway.md").read_text(encoding="utf-8")
-    sql = re.search(r"\*\*Schema version 2\*\*.*?```sql\n(.*?)```", notes, re.DOTALL).group(1)
-    with engine.begin() as connection:
-        for statement in filter(None, (s.strip() for s in sql.split(";"))):
-            connection.exec_driver_sql(statement)
+    for version in (2, 3):
+        sql = re.search(rf"\*\*Schema version {version}\*\*.*?```sql\n(.*?)```", notes, re.DOTALL).group(1)
+        with engine.begin() as connection:
+            for statement in filter(None, (s.strip() for s in sql.split(";"))):
+                connection.exec_driver_sql(statement)
     engine.dispose()
     store = Store(url, SecretBox(secret_key), **options)
     try:
@@ -148,5 +151,7 @@ def test_the_documented_upgrade_to_schema_2_opens_a_version_1_database(database,
         assert store.requests.view(request_id)["frames"] == []
         (job,) = store.jobs.claim("w", 1, lease=30)
         assert job.request.cursor is None
+        assert store.jobs.record(job, Outcome(State.THROTTLED, "throttled", poll_after=60), can_poll=True)  # the account pauses
+        assert [(a["paused_seconds"] or 0) > 50 for a in store.metrics()["accounts"]] == [False, True]  # the facility, then the account
     finally:
         store.close()

@@ -570,8 +570,9 @@ def test_health_reports_the_queue(api, store):
     allocation_of(a)
     request_on(a)
     metrics = ok(a.get("/api/health"))
-    assert set(metrics) == {"requests", "due", "oldest_due_seconds", "outbox_backlog", "outbox_oldest_seconds", "outbox_dead", "loops", "healthy"}
+    assert set(metrics) == {"requests", "due", "oldest_due_seconds", "outbox_backlog", "outbox_oldest_seconds", "outbox_dead", "accounts", "loops", "healthy"}
     assert metrics["requests"] == {"atlas": {"pending": 1}} and metrics["due"] == 1
+    assert metrics["accounts"] == []  # no worker has called a facility yet
     assert metrics["loops"] == {} and metrics["healthy"] is True  # this app runs no loop of its own
 
 

@@ -233,6 +233,14 @@ class Transport:
         to ``recording``, and mask only that call's records).
     egress:
         Where calls may go beyond the public internet (default: nowhere); see ``egress.py``.
+    pool_size:
+        Connections kept open to each host (one pool per host, reused from call to call).
+    pools_of:
+        Another transport whose connection pools (one per host) this one uses, instead of its
+        own: the transports of a thread pool then share one pool per remote host (connections
+        reused by every thread; ``pool_size`` of the owner should cover the threads). Only
+        the connections are shared, and only the owner's ``close()`` closes them; records,
+        secrets, cookies and headers stay this transport's own.
     """
 
     def __init__(
@@ -244,6 +252,8 @@ class Transport:
         max_wait: float = 300.0,
         secrets: Iterable[str] = (),
         egress: EgressPolicy | None = None,
+        pool_size: int = 16,
+        pools_of: Transport | None = None,
     ):
         self.timeout = timeout
         self.max_wait = max_wait
@@ -270,7 +280,13 @@ class Transport:
             retry_after_max=int(max_wait),
             raise_on_status=False,
         )
-        adapter = _GuardedAdapter(self.egress, max_retries=retry, pool_maxsize=16)
+        if pools_of is not None:
+            adapter = pools_of._adapter
+            if adapter._egress != self.egress or adapter.max_retries.total != retries:
+                raise ValueError("a transport shares the pools of one with the same egress policy and retries only")
+        else:
+            adapter = _GuardedAdapter(self.egress, max_retries=retry, pool_maxsize=pool_size)
+        self._adapter, self._owns_pools = adapter, pools_of is None
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
@@ -287,7 +303,8 @@ class Transport:
             redactor.add(secrets)
 
     def close(self) -> None:
-        self.session.close()
+        if self._owns_pools:
+            self.session.close()
 
     def __enter__(self) -> Transport:
         return self

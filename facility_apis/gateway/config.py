@@ -20,7 +20,7 @@ from .worker import WorkerSettings
 
 SKYPORTAL_TOKEN_ENV = "FACILITY_APIS_SKYPORTAL_TOKEN"
 #: Keys of a facility's config section that belong to the worker, not to the facility.
-PACING_KEYS = ("concurrency", "min_interval")
+PACING_KEYS = ("concurrency", "min_interval", "per_account")
 
 
 def default_data_dir() -> Path:
@@ -111,7 +111,7 @@ class GatewayConfig:
         worker = document.get("worker") or {}
         facilities = document.get("facilities") or {}
         limits = {
-            name: FacilityLimit(int(section.get("concurrency", 8)), float(section.get("min_interval", 0.0)))
+            name: FacilityLimit(int(section.get("concurrency", 8)), float(section.get("min_interval", 0.0)), bool(section.get("per_account", False)))
             for name, section in facilities.items()
             if any(key in section for key in PACING_KEYS)
         }

@@ -9,8 +9,9 @@ from sqlalchemy import JSON, Boolean, Double, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bumped whenever a table changes; the store refuses a database of another version. 2 added
-#: ``requests.cursor`` and ``requests.frames`` (see docs/gateway.md, Upgrading).
-SCHEMA_VERSION = 2
+#: ``requests.cursor`` and ``requests.frames``; 3 the ``facility_accounts`` table and an index on
+#: ``requests.lease_expires`` (see docs/gateway.md, Upgrading).
+SCHEMA_VERSION = 3
 
 
 class Base(DeclarativeBase):
@@ -100,7 +101,28 @@ class RequestRow(Base):
     created_at: Mapped[float]
     updated_at: Mapped[float]
 
-    __table_args__ = (Index("ix_requests_due", "next_poll_at"),)
+    __table_args__ = (Index("ix_requests_due", "next_poll_at"), Index("ix_requests_leased", "lease_expires"))
+
+
+class FacilityAccountRow(Base):
+    """How one facility account is paced, shared by every worker on the database (schema 3).
+
+    ``account`` is an allocation id as text (the credentials the facility counts calls against),
+    or ``""`` for an allowance all the facility's accounts share. The calls in flight are the account's requests under a live lease (see
+    ``store/accounts.py``); this row holds what leases cannot: ``next_start``, the earliest time
+    the next call may start (``min_interval`` spacing), and ``paused_until``, the end of the
+    latest throttle pause the facility asked for, with its ``pause_detail`` and a count of
+    ``throttles``. Written only in the claim and record transactions, under the row's lock.
+    """
+
+    __tablename__ = "facility_accounts"
+    facility: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_start: Mapped[float] = mapped_column(default=0.0)
+    paused_until: Mapped[float | None]
+    pause_detail: Mapped[str | None] = mapped_column(Text)
+    throttles: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[float]
 
 
 class HistoryRow(Base):
@@ -148,10 +170,11 @@ class OutboxRow(Base):
 
 
 #: The Core tables of the rows above, for the store's hot paths (no ORM unit of work).
-ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX = (
+ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX, ACCOUNTS = (
     AllocationRow.__table__,
     RequestRow.__table__,
     HistoryRow.__table__,
     TransactionRow.__table__,
     OutboxRow.__table__,
+    FacilityAccountRow.__table__,
 )

@@ -69,6 +69,8 @@ class Deliverer:
         self._client_factory = client_factory
         self._local = threading.local()
         self._clients: list[SkyPortalClient] = []
+        #: Transports whose connection pools the clients share, closed last.
+        self._owned: list[Transport] = []
         self._lock = threading.Lock()
         self._resolving = threading.Lock()
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="outbox")
@@ -80,7 +82,12 @@ class Deliverer:
 
     @classmethod
     def for_skyportal(cls, store: Store, url: str, token: str, **options: Any) -> Deliverer:
-        return cls(store, lambda: SkyPortalClient(url, token, Transport(retries=0, timeout=(5.0, 30.0), egress=INTERNAL)), **options)
+        """A deliverer to SkyPortal at ``url``: its threads' clients share one connection pool."""
+        size = (options.get("settings") or DeliverySettings()).concurrency
+        pools = Transport(retries=0, timeout=(5.0, 30.0), egress=INTERNAL, pool_size=size)
+        deliverer = cls(store, lambda: SkyPortalClient(url, token, Transport(retries=0, timeout=(5.0, 30.0), egress=INTERNAL, pools_of=pools)), **options)
+        deliverer._owned.append(pools)
+        return deliverer
 
     def _client(self) -> SkyPortalClient:
         client = getattr(self._local, "client", None)
@@ -212,3 +219,5 @@ class Deliverer:
         self._pool.shutdown(wait=True)
         for client in self._clients:
             client.transport.close()
+        for transport in self._owned:
+            transport.close()

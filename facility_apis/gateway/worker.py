@@ -1,8 +1,10 @@
 """The worker: claims due requests, calls their facilities concurrently, records the outcomes.
 
 One dispatcher thread claims as many due jobs as there are free slots and hands them to a bounded
-thread pool; each facility has its own gate (concurrency, spacing), and a throttle pauses its
-account for exactly the wait the facility asked for. Sleeping happens here, never in a facility.
+thread pool. Each facility account's allowance (concurrency, spacing) and throttle pauses are kept
+in the database and shared by every worker (``store/accounts.py``): a claim takes only what the
+account allows, a job spaced by ``min_interval`` waits here for its start time, and a throttle
+recorded by any worker pauses the account for all. Sleeping happens here, never in a facility.
 """
 
 from __future__ import annotations
@@ -23,21 +25,24 @@ from typing import Any
 from ..core.egress import EgressPolicy
 from ..core.interface import Facility
 from ..core.operations import perform
-from ..core.outcome import Outcome, State
+from ..core.outcome import Outcome
 from ..core.redact import get_logger
 from ..core.registry import Registry, default_registry
 from ..core.transport import Transport
+from .batching import GroupCommit
 from .loops import Backoff, GaveUp, keep_trying, store_unavailable
-from .pacing import FacilityLimit, Gate, Pauses
+from .pacing import FacilityLimit
 from .store import Job, Store
+from .store.jobs import Recording
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """``concurrency`` facility calls in flight in all; ``limits`` per facility (else
-    ``default_limit``); a claimed job is held for ``lease`` seconds, which must exceed the longest
+    """``concurrency`` facility calls in flight in this process; ``limits`` per facility (else
+    ``default_limit``), the allowance of each of its accounts across all workers (give every
+    worker the same); a claimed job is held for ``lease`` seconds, which must exceed the longest
     call; with nothing due, the database is asked again after at most ``idle`` seconds; ``egress``
     is where facilities may call besides the public internet."""
 
@@ -78,10 +83,9 @@ class Worker:
         self.callback_url = callback_url
         self.name = name or worker_name()
         self._facilities: dict[str, Facility] = {}
-        self._gates: dict[str, Gate] = {}
-        self._pauses = Pauses()
         self._local = threading.local()
         self._transports: list[Transport] = []
+        self._pools = Transport(timeout=self.settings.timeout, retries=1, egress=self.settings.egress, pool_size=self.settings.concurrency)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix=f"call:{self.name}")
         self._in_flight: set[Future] = set()
@@ -91,8 +95,11 @@ class Worker:
         self._saving: set[int] = set()
         self._claiming = Backoff(f"worker {self.name}: claiming due requests", logger=log)
         self._saves = Backoff(f"worker {self.name}: saving outcomes", logger=log)
+        #: Outcomes that arrive together are recorded in one transaction (see ``batching.py``).
+        self._records: GroupCommit[Recording, bool] = GroupCommit(self.store.jobs.record_many, retry_alone=lambda exc: not store_unavailable(exc))
         #: ``time.monotonic()`` of the dispatcher's latest round (the supervisor's heartbeat).
         self.last_beat = time.monotonic()
+        self._claimed_at = 0.0
         #: With calls in flight, claim only once this many slots are free: fewer, fuller claims.
         self._batch = max(1, self.settings.concurrency // 4)
 
@@ -102,13 +109,17 @@ class Worker:
         with self._lock:
             if name not in self._facilities:
                 self._facilities[name] = self.registry.get(name)(self.facility_config.get(name), egress=self.settings.egress)
-                self._gates[name] = Gate(self.settings.limits.get(name, self.settings.default_limit))
             return self._facilities[name]
 
+    def limit(self, facility: str) -> FacilityLimit:
+        """The allowance of each account of ``facility``."""
+        return self.settings.limits.get(facility, self.settings.default_limit)
+
     def _transport(self) -> Transport:
+        """This thread's transport; the threads share one connection pool per remote host."""
         transport = getattr(self._local, "transport", None)
         if transport is None:
-            transport = Transport(timeout=self.settings.timeout, retries=1, egress=self.settings.egress)
+            transport = Transport(timeout=self.settings.timeout, retries=1, egress=self.settings.egress, pools_of=self._pools)
             self._local.transport = transport
             with self._lock:
                 self._transports.append(transport)
@@ -129,18 +140,9 @@ class Worker:
             outcome = self._call(facility, job)
             if outcome is None:
                 return
-            if outcome.state is State.THROTTLED and outcome.poll_after:
-                self._pauses.pause((job.facility, job.request.allocation.id), time.time() + outcome.poll_after)
             implemented = facility.implements()
-            record = functools.partial(
-                self.store.jobs.record,
-                job,
-                outcome,
-                can_poll=implemented["get"],
-                can_delete=implemented["delete"],
-                can_update=implemented["update"],
-                title=facility.title,
-            )
+            recording = Recording(job, outcome, implemented["get"], implemented["delete"], implemented["update"], facility.title)
+            record = functools.partial(self._records.submit, recording)
             if not self._save(job, outcome, record):
                 log.warning("request %s: lease lost while calling %s; its result was dropped", job.request_id, job.facility)
         except Exception as exc:  # the lease expires and another attempt follows (nothing was sent)
@@ -172,13 +174,15 @@ class Worker:
         request = job.request
         if job.operation == "submit" and self.callback_url is not None:
             request = dataclasses.replace(request, callback_url=self.callback_url(job.request_id))
-        queued = time.monotonic()
-        with self._gates[job.facility].slot():
-            # A submission is marked before it leaves; a long wait for a slot renews the lease.
-            waited = time.monotonic() - queued
-            if (job.operation == "submit" or waited > self.settings.lease / 4) and not self.store.jobs.start(job, self.settings.lease):
-                return None
-            return perform(facility, job.operation, request, self._transport())
+        # A submission is marked (committed) before it leaves, its lease renewed.
+        if job.operation == "submit" and not self.store.jobs.start(job, self.settings.lease):
+            return None
+        # The facility's spacing: the claim gave the call its start time (at most lease/4 ahead).
+        # Waited out even when stopping: a stop lets the calls it started finish.
+        wait = job.not_before - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        return perform(facility, job.operation, request, self._transport())
 
     # -- dispatching -------------------------------------------------------------------------
 
@@ -188,14 +192,10 @@ class Worker:
         if free <= 0 or (self._in_flight and free < self._batch):
             return 0
         started = 0
-        now = time.time()
-        for job in self.store.jobs.claim(self.name, free, self.settings.lease, now):
+        self._claimed_at = now = time.time()
+        for job in self.store.jobs.claim(self.name, free, self.settings.lease, now, limits=self.limit):
             if job.request_id in self._saving:
                 continue  # its outcome is being saved: that save ends the lease
-            paused = self._pauses.until((job.facility, job.request.allocation.id), now)
-            if paused is not None:
-                self.store.jobs.defer(job, paused)
-                continue
             self.facility(job.facility)
             future = self._pool.submit(self._run, job)
             self._in_flight.add(future)
@@ -207,7 +207,9 @@ class Worker:
         if self.settings.concurrency - len(self._in_flight) < self._batch:
             return self.settings.idle  # too few free slots to claim: a finishing call wakes us
         next_due = self.store.jobs.next_due()
-        if next_due is None:
+        if next_due is None or next_due <= self._claimed_at:
+            # Nothing owed, or due but not claimed: leased (calls in flight) or held back by an
+            # account's allowance. A call of ours finishing wakes us; another worker's, ``idle``.
             return self.settings.idle
         return min(self.settings.idle, max(0.001, next_due - time.time()))
 
@@ -253,3 +255,4 @@ class Worker:
         self._pool.shutdown(wait=True)
         for transport in self._transports:
             transport.close()
+        self._pools.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Self
 
@@ -35,6 +36,8 @@ class RecordedRequest(NamedTuple):
     path: str
     headers: dict[str, str]
     body: bytes
+    #: ``time.time()`` when the request arrived (before any fault's latency).
+    at: float = 0.0
 
 
 @dataclass
@@ -121,6 +124,7 @@ class LoopbackHandler(tornado.web.RequestHandler):
     async def prepare(self) -> None:
         request = self.request
         self.server._record(request)
+        self._counted = self.server._enter()
         fault = self.server._fault_for(request.method or "GET", request.path)
         if fault is None:
             return
@@ -137,6 +141,11 @@ class LoopbackHandler(tornado.web.RequestHandler):
         if fault.retry_after is not None:
             self.set_header("Retry-After", str(fault.retry_after))
         raise tornado.web.Finish(fault.body)
+
+    def on_finish(self) -> None:
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.server._leave()
 
     def send_json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
         """Finish with ``payload`` as JSON."""
@@ -171,6 +180,9 @@ class LoopbackServer(BackgroundServer):
         self._log_lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._down: str | None = None
+        self._in_flight = 0
+        #: The most requests this server was answering at once (from arrival to the answer sent).
+        self.max_in_flight = 0
 
     # -- what subclasses provide ------------------------------------------------------------
 
@@ -226,9 +238,19 @@ class LoopbackServer(BackgroundServer):
             return list(self._requests)
 
     def _record(self, request: tornado.httputil.HTTPServerRequest) -> None:
-        entry = RecordedRequest(request.method or "", request.path, dict(request.headers), request.body or b"")
+        entry = RecordedRequest(request.method or "", request.path, dict(request.headers), request.body or b"", time.time())
         with self._log_lock:
             self._requests.append(entry)
+
+    def _enter(self) -> bool:
+        with self._log_lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        return True
+
+    def _leave(self) -> None:
+        with self._log_lock:
+            self._in_flight -= 1
 
     def down(self, mode: str = "drop") -> None:
         """Fail every request until :meth:`up`: ``"drop"`` the connection or answer ``"503"``."""

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import gc
 import math
+from array import array
+from collections.abc import Iterator
 from contextlib import contextmanager
 from operator import itemgetter
 
@@ -29,6 +31,8 @@ from ...core.errors import RemoteError
 from ...core.photometry import Photometry
 
 REQUIRED = ("MJD", "m", "dm", "uJy", "duJy", "F", "chi/N", "RA", "Dec", "mag5sig")
+#: The numeric columns the conversion reads, in the order ``_photometry`` takes them.
+NUMBERS = ("MJD", "m", "dm", "uJy", "duJy", "chi/N", "RA", "Dec", "mag5sig")
 FILTERS = {"c": "atlasc", "o": "atlaso"}
 ORIGIN_DIFFERENCE = "fp"
 ORIGIN_REDUCED = "fp_reduced"
@@ -43,18 +47,28 @@ def _number(text: str) -> float:
         return NAN
 
 
-def _floats(column: tuple[str, ...]) -> list[float]:
-    try:
-        return list(map(float, column))
-    except ValueError:  # a stray token such as "-" or "null": it costs its own point only
-        return [_number(value) for value in column]
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` one at a time (``\n``, ``\r\n`` or ``\r`` ends), without holding a
+    list of them all: the file's text is the only copy of it kept."""
+    if "\r" in text:
+        yield from text.splitlines()
+        return
+    start, find = 0, text.find
+    while True:
+        end = find("\n", start)
+        if end < 0:
+            if start < len(text):
+                yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
 
 
-def _header(lines: list[str]) -> tuple[int, dict[str, int]]:
-    for number, line in enumerate(lines):
+def _header(lines: Iterator[str]) -> dict[str, int]:
+    for line in lines:
         if line.startswith("#"):
             names = line.lstrip("#").split()
-            return number, {name: index for index, name in enumerate(names)}
+            return {name: index for index, name in enumerate(names)}
         if line.strip():
             break
     raise RemoteError("ATLAS result file has no header line starting with '#'", permanent=True)
@@ -62,8 +76,8 @@ def _header(lines: list[str]) -> tuple[int, dict[str, int]]:
 
 @contextmanager
 def _gc_paused():
-    """Building 100,000s of small lists and tuples, none of them cyclic, triggers garbage
-    collections that find nothing and cost about a third of the parse: skip them."""
+    """Building 100,000s of small objects, none of them cyclic, triggers garbage collections
+    that find nothing and cost a good part of the parse: skip them."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -73,39 +87,48 @@ def _gc_paused():
             gc.enable()
 
 
-def _columns(lines: list[str], width: int, wanted: list[int]) -> list[tuple[str, ...]]:
-    """The ``wanted`` columns of the data lines, each a tuple of strings; every row must hold
-    ``width`` values."""
+def _table(lines: Iterator[str], width: int, band: int, wanted: list[int]) -> tuple[list[str], array]:
+    """The data lines as columns: their filters, and the ``wanted`` numeric columns row after row
+    in one flat array of doubles (``len(wanted)`` values a row; a value that is not a number is
+    NaN). No per-row objects outlive their line. Every row must hold ``width`` values."""
     pick = itemgetter(*wanted)
-    picked = []
+    per_row = len(wanted)
+    filters: list[str] = []
+    numbers = array("d")
+    add_filter, extend = filters.append, numbers.extend
     for number, line in enumerate(lines, start=1):
         row = line.split()
         if len(row) != width:
             if not row or row[0].startswith("#"):
                 continue
             raise RemoteError(f"ATLAS result row {number} has {len(row)} values; the header names {width}", permanent=True)
-        picked.append(pick(row))
-    return list(zip(*picked, strict=True)) if picked else [() for _ in wanted]
+        add_filter(row[band])
+        try:
+            extend(map(float, pick(row)))
+        except ValueError:  # a stray token such as "-" or "null": it costs its own point only
+            del numbers[(len(filters) - 1) * per_row :]  # what this row added before the error
+            extend([_number(value) for value in pick(row)])
+    return filters, numbers
 
 
 def parse_results(text: str, *, snr_threshold: float = 3.0, origin: str = ORIGIN_DIFFERENCE) -> Photometry:
     """Photometry (of the series ``origin``) from the text of an ATLAS result file; a permanent
     ``RemoteError`` when it is malformed."""
-    lines = text.splitlines()
-    header_line, index = _header(lines)
+    lines = _lines(text)
+    index = _header(lines)
     missing = [name for name in REQUIRED if name not in index]
     if missing:
         raise RemoteError(f"ATLAS result file lacks the column(s) {', '.join(missing)}", permanent=True)
     with _gc_paused():
-        columns = dict(zip(REQUIRED, _columns(lines[header_line + 1 :], len(index), [index[name] for name in REQUIRED]), strict=True))
-        if not columns["MJD"]:
+        filters, numbers = _table(lines, len(index), index["F"], [index[name] for name in NUMBERS])
+        if not filters:
             return Photometry([], [], [], [], [], [], [], origin=origin, notes=("the result file holds no measurements",))
-        filters = columns.pop("F")
-        return _photometry(filters, {name: _floats(column) for name, column in columns.items()}, snr_threshold, origin)
+        return _photometry(filters, numbers, snr_threshold, origin)
 
 
-def _photometry(filters: tuple[str, ...], number: dict[str, list[float]], snr_threshold: float, origin: str) -> Photometry:
-    """Apply the conversion rules row by row (see the module docstring)."""
+def _photometry(filters: list[str], numbers: array, snr_threshold: float, origin: str) -> Photometry:
+    """Apply the conversion rules row by row (see the module docstring); ``numbers`` holds the
+    ``NUMBERS`` columns, row after row."""
     out_mjd: list[float] = []
     out_mag: list[float | None] = []
     out_magerr: list[float | None] = []
@@ -116,12 +139,9 @@ def _photometry(filters: tuple[str, ...], number: dict[str, list[float]], snr_th
     other_filters: dict[str, int] = {}
     unusable = 0
     isfinite, log10 = math.isfinite, math.log10
-    rows = zip(
-        filters,
-        *(number[name] for name in ("MJD", "m", "dm", "uJy", "duJy", "chi/N", "RA", "Dec", "mag5sig")),
-        strict=True,
-    )
-    for band, mjd, m, dm, f, df, chi_n, ra, dec, lim in rows:
+    values = iter(numbers)
+    rows = zip(filters, zip(*[values] * len(NUMBERS), strict=True), strict=True)  # one row at a time, read from the array
+    for band, (mjd, m, dm, f, df, chi_n, ra, dec, lim) in rows:
         name = FILTERS.get(band)
         if name is None:
             other_filters[band] = other_filters.get(band, 0) + 1

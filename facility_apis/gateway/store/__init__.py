@@ -6,7 +6,8 @@
 - ``store.clients`` (``clients.py``): API clients and their token hashes;
 - ``store.allocations`` (``allocations.py``): allocations, credentials sealed at rest;
 - ``store.requests`` (``requests.py``): follow-up requests, their history, cancels, SkyPortal ids;
-- ``store.jobs`` (``jobs.py``): the job queue: claims, leases, recording outcomes;
+- ``store.jobs`` (``jobs.py``): the job queue: claims within each facility's allowance
+  (``accounts.py``), leases, recording outcomes (many in one transaction: ``pending.py``);
 - ``store.outbox`` (``outbox.py``): messages owed to SkyPortal and their delivery;
 - ``store.metrics()`` (``metrics.py``): queue and outbox health.
 

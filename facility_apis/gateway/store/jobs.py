@@ -3,26 +3,30 @@
 Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers share one queue; SQLite
 serialises them (see ``database.py``). A claim holds a request for ``lease`` seconds; an expired
 lease makes it claimable again, and a result that arrives after its lease was lost is dropped.
+Claims stay within each facility account's allowance, and a recorded throttle pauses the
+account, for every worker at once (``accounts.py``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from ...core.interface import Allocation, FollowupRequest, Target
 from ...core.outcome import Outcome, State
 from ...core.redact import get_logger
 from ..crypto import SealError
-from ..models import ALLOCATIONS, REQUESTS, TRANSACTIONS
+from ..models import ALLOCATIONS, REQUESTS
+from ..pacing import FacilityLimit
 from ..policy import Schedule, next_step
+from . import accounts
 from .allocations import ALLOCATION_FIELDS, Allocations
 from .database import Database
-from .outbox import owe
+from .pending import PendingRows
 from .requests import carry_out_cancel, change_state
 
 log = get_logger(__name__)
@@ -41,12 +45,32 @@ class Job:
     lease_owner: str
     #: A worker stopped between sending this submission and recording its answer.
     interrupted: bool = False
+    #: UNIX time before which the call must not start (the account's ``min_interval`` spacing).
+    not_before: float = 0.0
+
+
+def _default_limit(_facility: str) -> FacilityLimit:
+    return FacilityLimit()
 
 
 def _leased(connection: Connection, job: Job) -> Any:
     """The job's row, locked, if its lease is still the job's; else None."""
     row = connection.execute(select(REQUESTS).where(REQUESTS.c.id == job.request_id).with_for_update()).one_or_none()
     return row if row is not None and row.lease_owner == job.lease_owner else None
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One outcome to record (see ``Jobs.record``): ``can_poll``/``can_delete``/``can_update``
+    say whether the job's facility implements ``get``/``delete``/``update``; ``title`` is its name
+    for people."""
+
+    job: Job
+    outcome: Outcome
+    can_poll: bool
+    can_delete: bool = False
+    can_update: bool = False
+    title: str = "the facility"
 
 
 class Jobs:
@@ -58,25 +82,91 @@ class Jobs:
         self._allocations = allocations
         self._schedule = schedule
 
-    def claim(self, owner: str, limit: int, lease: float, now: float | None = None, facilities: Sequence[str] | None = None) -> list[Job]:
+    def claim(
+        self,
+        owner: str,
+        limit: int,
+        lease: float,
+        now: float | None = None,
+        facilities: Sequence[str] | None = None,
+        limits: Callable[[str], FacilityLimit] | None = None,
+    ) -> list[Job]:
         """Lease up to ``limit`` due requests (of ``facilities`` only, when given) to ``owner`` for
-        ``lease`` seconds, the longest overdue first. A request whose allocation's credentials do
-        not open (altered at rest: a wrong key is refused at start-up) is not claimed: it waits,
-        its status unchanged and the reason in its ``detail``, for a backoff that doubles up to
-        the schedule's cap, until the allocation is stored again; it stalls no one else."""
+        ``lease`` seconds, the longest overdue first, within each facility's (or facility
+        account's) allowance (``limits(facility)``, default ``FacilityLimit()``), shared with
+        every other worker on the database (see ``accounts.py``): due requests beyond the free
+        slots stay due for a later claim; those of a paused account are made due at the
+        pause's end; with a ``min_interval``, each job's ``not_before`` is its start time, at most
+        ``lease / 4`` ahead (later starts are left for a later claim).
+
+        A request whose allocation's credentials do not open (altered at rest: a wrong key is
+        refused at start-up) is not claimed: it waits, its status unchanged and the reason in its
+        ``detail``, for a backoff that doubles up to the schedule's cap, until the allocation is
+        stored again; it stalls no one else."""
         now = time.time() if now is None else now
-        due = (
-            select(REQUESTS.c.id)
-            .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
-            .order_by(REQUESTS.c.next_poll_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        if facilities is not None:
-            due = due.where(REQUESTS.c.facility.in_(list(facilities)))
+        limit_of = limits or _default_limit
         jobs: list[Job] = []
         with self._database.connection() as connection:
-            ids = list(connection.scalars(due))
+            calls = accounts.in_flight(connection, now)
+            pauses = accounts.paused(connection, now)
+            for key, until in pauses.items():
+                accounts.hold_back(connection, key, until, now)
+            # Accounts (or whole facilities) with no free slot: their requests stay due.
+            full = []
+            for (facility, account), count in calls.items():
+                allowance = limit_of(facility)
+                if (account != accounts.WHOLE) == allowance.per_account and count >= allowance.concurrency:
+                    full.append((facility, account))
+            skip_allocations = sorted({int(a) for f, a in [*full, *pauses] if a != accounts.WHOLE})
+            skip_facilities = sorted({f for f, a in full if a == accounts.WHOLE})
+            due = (
+                select(REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.allocation_id)
+                .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
+                .order_by(REQUESTS.c.next_poll_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            if facilities is not None:
+                due = due.where(REQUESTS.c.facility.in_(list(facilities)))
+            if skip_allocations:
+                due = due.where(REQUESTS.c.allocation_id.not_in(skip_allocations))
+            if skip_facilities:
+                due = due.where(REQUESTS.c.facility.not_in(skip_facilities))
+            candidates = connection.execute(due).all()
+            if not candidates:
+                return []
+            keys = {(c.facility, c.allocation_id, accounts.account_of(c.facility, c.allocation_id)) for c in candidates}
+            allowances = {accounts.allowance_of(f, a, limit_of(f)) for f, a, _ in keys}
+            rows = accounts.lock(connection, allowances | {key for _, _, key in keys}, now)
+            if self._database.dialect != "sqlite":
+                # Another worker may have claimed or paused since the reads above: count again,
+                # now that the accounts are locked. (SQLite ran this whole transaction alone.)
+                calls = accounts.in_flight(connection, now, {f for f, _, _ in keys})
+            ids: list[int] = []
+            starts: dict[int, float] = {}
+            next_starts: dict[accounts.Key, float] = {}
+            for candidate in candidates:
+                allowance = limit_of(candidate.facility)
+                account = accounts.account_of(candidate.facility, candidate.allocation_id)
+                key = accounts.allowance_of(candidate.facility, candidate.allocation_id, allowance)
+                paused_until = rows[account].paused_until
+                if paused_until is not None and paused_until > now:
+                    if account not in pauses:
+                        pauses[account] = paused_until
+                        accounts.hold_back(connection, account, paused_until, now)
+                    continue
+                if calls.get(key, 0) >= allowance.concurrency:
+                    continue
+                if allowance.min_interval > 0:
+                    start = max(now, next_starts.get(key, rows[key].next_start))
+                    if start > now + lease / 4:
+                        continue  # too far ahead: the lease must outlast the wait and the call
+                    starts[candidate.id] = start
+                    next_starts[key] = start + allowance.min_interval
+                calls[key] = calls.get(key, 0) + 1
+                ids.append(candidate.id)
+            for key, next_start in next_starts.items():
+                accounts.set_next_start(connection, key, next_start, now)
             if not ids:
                 return []
             connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
@@ -118,7 +208,7 @@ class Jobs:
                     attempted_at=attempted_at,
                     followup_request_id=row.followup_request_id,
                 )
-                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted))
+                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted, starts.get(row.id, 0.0)))
         return jobs
 
     def defer(self, job: Job, until: float | None = None) -> None:
@@ -164,11 +254,39 @@ class Jobs:
         cannot carry out (``carry_out_cancel``). A payload changed while the call was out is sent with an
         ``update`` due now, once the facility holds the request.
 
-        Returns False (and writes nothing) when the lease was lost meanwhile: another worker
-        owns the request now and its result wins.
+        A throttle (``State.THROTTLED`` with ``poll_after``) also pauses the facility account
+        for every worker (``accounts.pause``), and the lease ending frees the account's slot.
+
+        Returns False (and writes nothing of the request; a throttle's pause stands) when the
+        lease was lost meanwhile: another worker owns the request now and its result wins.
         """
+        return self.record_many([Recording(job, outcome, can_poll, can_delete, can_update, title)], now)[0]
+
+    def record_many(self, recordings: Sequence[Recording], now: float | None = None) -> list[bool]:
+        """``record`` each of ``recordings`` (of different requests), all in one transaction: one
+        commit for many outcomes (a group commit). Each is applied exactly as ``record`` applies
+        it, and its result (False: the lease was lost) is at the same position. An error writes
+        none of them."""
         now = time.time() if now is None else now
         # Everything that needs no row is built before the transaction: SQLite has one writer.
+        prepared = [self._prepare(recording, now) for recording in recordings]
+        results = [False] * len(recordings)
+        # In request order: two transactions that lock the same rows lock them in the same order.
+        order = sorted(range(len(recordings)), key=lambda i: recordings[i].job.request_id)
+        ids = [recording.job.request_id for recording in recordings]
+        if len(set(ids)) != len(ids):
+            raise ValueError("record_many records one outcome per request")
+        with self._database.connection() as connection:
+            rows = {row.id: row for row in connection.execute(select(REQUESTS).where(REQUESTS.c.id.in_(sorted(ids))).order_by(REQUESTS.c.id).with_for_update())}
+            pending = PendingRows()
+            for i in order:
+                results[i] = self._apply(connection, recordings[i], *prepared[i], now, rows.get(ids[i]), pending)
+            pending.flush(connection)
+        return results
+
+    @staticmethod
+    def _prepare(recording: Recording, now: float) -> tuple[Outcome, list[dict[str, Any]], list[dict[str, Any]]]:
+        job, outcome = recording.job, recording.outcome
         photometry = outcome.photometry if outcome.photometry is not None and len(outcome.photometry) else None
         allocation = job.request.allocation
         if photometry is not None and allocation.instrument_id is None:
@@ -178,52 +296,70 @@ class Jobs:
         # SkyPortal takes at most 10,000 points an upload: one outbox row per upload, in order.
         uploads = photometry.uploads(job.request.target.id, allocation.instrument_id, allocation.group_ids) if photometry is not None else []
         records = [{"request_id": job.request_id, "at": now, "operation": job.operation, "record": t.as_dict()} for t in outcome.transactions]
-        with self._database.connection() as connection:
-            row = _leased(connection, job)
-            if row is None:
-                return False
-            step = next_step(
-                outcome,
-                operation=job.operation,
-                previous_state=State(row.state),
-                previous_status=row.status,
-                failures=row.failures,
-                can_poll=can_poll,
-                give_up_at=row.give_up_at,
-                now=now,
-                schedule=self._schedule,
-                can_delete=can_delete,
-                previous_detail=row.detail,
-                # A delete nobody asked for is the cancel the gateway sends after giving up.
-                canceling_after_giving_up=job.operation == "delete" and not row.cancel_requested,
-            )
-            if records:
-                connection.execute(insert(TRANSACTIONS), records)
-            for upload in uploads:
-                owe(connection, job.request_id, "photometry", upload, now)
-            remote_id = outcome.remote_id or row.remote_id
-            values = change_state(connection, job.request_id, row.status, step.state, step.status, step.detail, now)
-            cursor = row.cursor if outcome.cursor is None else outcome.cursor
-            values.update(
-                remote_id=remote_id, cursor=cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
-                attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, updated_at=now,
-                # A lookup to be asked again still needs the time the lost submission left.
-                submitting_since=row.submitting_since if step.operation == "find" else None,
-            )  # fmt: skip
-            if step.give_up_at is not None:
-                values["give_up_at"] = step.give_up_at
-            if outcome.frames:
-                values["frames"] = [frame.as_dict() for frame in outcome.frames]
-            if job.operation == "delete":
-                # Done, or failed for good: a delete may be asked again. Tried again: still the one asked for.
-                values["cancel_requested"] = row.cancel_requested and step.operation == "delete"
-            elif row.cancel_requested and step.state is not State.DELETED:
-                # The cancel was asked while this call was out: carry it out on what it returned.
-                values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now, title))
-            elif row.payload != job.request.payload and can_update and remote_id is not None and step.state.active and step.operation in (None, "get"):
-                # The payload changed while this call was out: the facility holds the old one.
-                values.update(operation="update", next_poll_at=now)
-            connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
+        return outcome, uploads, records
+
+    def _apply(
+        self,
+        connection: Connection,
+        recording: Recording,
+        outcome: Outcome,
+        uploads: list[dict[str, Any]],
+        records: list[dict[str, Any]],
+        now: float,
+        row: Any,
+        pending: PendingRows,
+    ) -> bool:
+        """Apply one outcome to its request's ``row`` (locked), the rows it owes gathered in
+        ``pending`` (see ``pending.py``)."""
+        job, can_poll, can_delete, can_update = recording.job, recording.can_poll, recording.can_delete, recording.can_update
+        allocation = job.request.allocation
+        if outcome.state is State.THROTTLED and outcome.poll_after:
+            # The account's pause holds every worker back, even when this result is dropped.
+            accounts.pause(connection, accounts.account_of(job.facility, allocation.id), now + outcome.poll_after, outcome.detail, now)
+        if row is None or row.lease_owner != job.lease_owner:
+            return False
+        step = next_step(
+            outcome,
+            operation=job.operation,
+            previous_state=State(row.state),
+            previous_status=row.status,
+            failures=row.failures,
+            can_poll=can_poll,
+            give_up_at=row.give_up_at,
+            now=now,
+            schedule=self._schedule,
+            can_delete=can_delete,
+            previous_detail=row.detail,
+            # A delete nobody asked for is the cancel the gateway sends after giving up.
+            canceling_after_giving_up=job.operation == "delete" and not row.cancel_requested,
+        )
+        pending.transactions += records
+        for upload in uploads:
+            pending.owe(job.request_id, "photometry", upload, now)
+        remote_id = outcome.remote_id or row.remote_id
+        values = pending.change_state(job.request_id, row.status, step.state, step.status, step.detail, now)
+        cursor = row.cursor if outcome.cursor is None else outcome.cursor
+        values.update(
+            remote_id=remote_id, cursor=cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
+            attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, updated_at=now,
+            # A lookup to be asked again still needs the time the lost submission left.
+            submitting_since=row.submitting_since if step.operation == "find" else None,
+        )  # fmt: skip
+        if step.give_up_at is not None:
+            values["give_up_at"] = step.give_up_at
+        if outcome.frames:
+            values["frames"] = [frame.as_dict() for frame in outcome.frames]
+        if job.operation == "delete":
+            # Done, or failed for good: a delete may be asked again. Tried again: still the one asked for.
+            values["cancel_requested"] = row.cancel_requested and step.operation == "delete"
+        elif row.cancel_requested and step.state is not State.DELETED:
+            # The cancel was asked while this call was out: carry it out on what it returned.
+            pending.flush(connection)  # its status follows this outcome's
+            values.update(carry_out_cancel(connection, job.request_id, remote_id, step.status, can_delete, now, recording.title))
+        elif row.payload != job.request.payload and can_update and remote_id is not None and step.state.active and step.operation in (None, "get"):
+            # The payload changed while this call was out: the facility holds the old one.
+            values.update(operation="update", next_poll_at=now)
+        connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
         return True
 
     def abandon(self, job: Job, detail: str, now: float | None = None) -> bool:

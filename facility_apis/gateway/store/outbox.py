@@ -33,12 +33,35 @@ class Delivery:
     followup_request_id: int | None
     obj_id: str
     allocation_id: int
+    #: A ``status`` message after which SkyPortal refused an upload for good (since the request's
+    #: previous status): ``Outbox.status_to_send`` says what to send instead of ``body``'s.
+    refused_before: bool = False
 
 
 def owe(connection: Connection, request_id: int, kind: str, body: dict[str, Any], now: float) -> None:
     """Write one outbox row in the caller's transaction; rows are inserted one by one so that their
     ids keep the messages' order."""
     connection.execute(insert(OUTBOX).values(request_id=request_id, kind=kind, body=body, created_at=now, attempts=0, next_attempt_at=now, dead=False))
+
+
+def _refused_before() -> Any:
+    """Per outbox row: a dead photometry upload of its request lies between the request's previous
+    status row and it. Exact once the row is claimed: a request's messages go one at a time, in
+    order, so every earlier one is delivered or dead by then."""
+    upload, status = OUTBOX.alias("upload"), OUTBOX.alias("earlier_status")
+    previous = (
+        select(func.max(status.c.id))
+        .where(status.c.request_id == OUTBOX.c.request_id, status.c.kind == "status", status.c.id < OUTBOX.c.id)
+        .scalar_subquery()
+    )
+    refused = select(upload.c.id).where(
+        upload.c.request_id == OUTBOX.c.request_id,
+        upload.c.kind == "photometry",
+        upload.c.dead.is_(True),
+        upload.c.id < OUTBOX.c.id,
+        upload.c.id > func.coalesce(previous, 0),
+    )
+    return (OUTBOX.c.kind == "status") & refused.exists()
 
 
 class Outbox:
@@ -67,7 +90,10 @@ class Outbox:
             if not ids:
                 return []
             connection.execute(update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
-            addressed = (OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.body, OUTBOX.c.attempts, *(REQUESTS.c[name] for name in _ADDRESS))
+            addressed = (
+                OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.body, OUTBOX.c.attempts,
+                *(REQUESTS.c[name] for name in _ADDRESS), _refused_before(),
+            )  # fmt: skip
             rows = connection.execute(
                 select(*addressed)
                 .join(REQUESTS, OUTBOX.c.request_id == REQUESTS.c.id)
@@ -99,16 +125,18 @@ class Outbox:
 
     def status_to_send(self, delivery: Delivery, now: float | None = None) -> str:
         """The status a ``status`` message brings SkyPortal: its own, unless photometry owed with
-        it (since the request's previous status message) was refused for good. Points SkyPortal
+        it (since the request's previous status message) was refused for good (the claim says so
+        in ``delivery.refused_before``: without it, nothing is read). Points SkyPortal
         did not store are never announced: the message then says how many were stored and why
         the rest were not, and the request records that status (with its history row) while it
         still stands at the one announced."""
         announced = delivery.body["new_status"]
+        if not delivery.refused_before:
+            return announced
         now = time.time() if now is None else now
+        earlier = (OUTBOX.c.request_id == delivery.request_id, OUTBOX.c.id < delivery.id)
         with self._database.connection() as connection:
-            previous = connection.scalar(
-                select(func.max(OUTBOX.c.id)).where(OUTBOX.c.request_id == delivery.request_id, OUTBOX.c.kind == "status", OUTBOX.c.id < delivery.id)
-            )
+            previous = connection.scalar(select(func.max(OUTBOX.c.id)).where(*earlier, OUTBOX.c.kind == "status"))
             uploads = connection.execute(
                 select(OUTBOX.c.body, OUTBOX.c.dead, OUTBOX.c.delivered_at, OUTBOX.c.last_error)
                 .where(OUTBOX.c.request_id == delivery.request_id, OUTBOX.c.kind == "photometry", OUTBOX.c.id < delivery.id, OUTBOX.c.id > (previous or 0))

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
 from ...core.interface import Target
 from ...core.outcome import State
@@ -18,7 +18,7 @@ from ..models import ALLOCATIONS, HISTORY, OUTBOX, REQUESTS, TRANSACTIONS, Alloc
 from ..policy import Schedule, deleted_here_only
 from .database import Database
 from .errors import Conflict, NotFound
-from .outbox import owe
+from .pending import PendingRows
 
 #: The columns ``Requests.view`` shows as they are stored.
 _SHOWN = ("id", "allocation_id", "facility", "followup_request_id", "obj_id", "ra", "dec", "payload", "requester", "remote_id")
@@ -28,10 +28,10 @@ def change_state(connection: Connection, request_id: int, status: str, new_state
     """The row's new values (``state``, ``status``, ``detail``) for a change of state from
     ``status``; a new status also writes its history row and the outbox row that owes it to
     SkyPortal, in the caller's transaction."""
-    if new_status != status:
-        connection.execute(insert(HISTORY).values(request_id=request_id, at=now, state=new_state.value, status=new_status))
-        owe(connection, request_id, "status", {"new_status": new_status}, now)
-    return {"state": new_state.value, "status": new_status, "detail": detail}
+    rows = PendingRows()
+    values = rows.change_state(request_id, status, new_state, new_status, detail, now)
+    rows.flush(connection)
+    return values
 
 
 def carry_out_cancel(connection: Connection, request_id: int, remote_id: str | None, status: str, can_delete: bool, now: float, title: str) -> dict[str, Any]:

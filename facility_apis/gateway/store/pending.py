@@ -1,0 +1,47 @@
+"""Rows a transaction owes, gathered and then written with one statement per table.
+
+Recording many outcomes in one transaction (``Jobs.record_many``) would cost a statement per
+history row, outbox row and HTTP transaction; gathered here, they are written at ``flush`` with
+one multi-row statement each, in the order they were added, so a request's outbox rows keep
+their order (photometry before the status that announces it) and their ids say it. Whatever is
+written directly in the same transaction must come after a ``flush``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from ...core.outcome import State
+from ..models import HISTORY, OUTBOX, TRANSACTIONS
+
+
+class PendingRows:
+    """History, outbox and transaction rows waiting for ``flush(connection)``. Times are UNIX
+    seconds."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self.transactions: list[dict[str, Any]] = []
+
+    def owe(self, request_id: int, kind: str, body: dict[str, Any], now: float) -> None:
+        """An outbox row (``kind`` ``status`` or ``photometry``), after those already owed."""
+        self.outbox.append({"request_id": request_id, "kind": kind, "body": body, "created_at": now, "attempts": 0, "next_attempt_at": now, "dead": False})
+
+    def change_state(self, request_id: int, status: str, new_state: State, new_status: str, detail: str, now: float) -> dict[str, Any]:
+        """The row's new values (``state``, ``status``, ``detail``) for a change of state from
+        ``status``; a new status also owes its history row and the outbox row that tells
+        SkyPortal."""
+        if new_status != status:
+            self.history.append({"request_id": request_id, "at": now, "state": new_state.value, "status": new_status})
+            self.owe(request_id, "status", {"new_status": new_status}, now)
+        return {"state": new_state.value, "status": new_status, "detail": detail}
+
+    def flush(self, connection: Connection) -> None:
+        """Write every gathered row in ``connection``'s transaction, one statement per table."""
+        for table, rows in ((TRANSACTIONS, self.transactions), (HISTORY, self.history), (OUTBOX, self.outbox)):
+            if rows:
+                connection.execute(insert(table), rows)
+                rows.clear()

@@ -1,0 +1,166 @@
+"""Facility account allowances shared by every worker on one database (``store/accounts.py``):
+two workers together stay within one account's concurrency and spacing, counted at the ATLAS
+emulator; a throttle one worker meets holds the other back; a dead worker's slots come back when
+its leases expire. On SQLite and PostgreSQL (two ``Store`` objects on one database: two workers)."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+
+import pytest
+
+from facility_apis.core.interface import Target
+from facility_apis.core.outcome import Outcome, State
+from facility_apis.gateway.crypto import SecretBox
+from facility_apis.gateway.outbox import Deliverer, DeliverySettings
+from facility_apis.gateway.pacing import FacilityLimit
+from facility_apis.gateway.store import Store
+from facility_apis.gateway.worker import Worker, WorkerSettings
+from facility_apis.testing import ATLASEmulator, SkyPortalStub
+from facility_apis.testing.network import loopback_egress
+
+ATLAS_TOKEN = "shared-atlas-token-5c2e91"
+SP_TOKEN = "shared-skyportal-token-0a7d"
+
+
+@pytest.fixture
+def stores(database, secret_key, fast_schedule):
+    """Two stores on one database, as two worker processes have."""
+    url, options = database
+    pair = [Store(url, SecretBox(secret_key), schedule=fast_schedule, **options) for _ in range(2)]
+    yield pair
+    for store in pair:
+        store.close()
+
+
+@pytest.fixture
+def skyportal():
+    with SkyPortalStub(tokens={SP_TOKEN: {"Post from FacilityMessageListener"}}) as stub:
+        yield stub
+
+
+def seed(store: Store, skyportal: SkyPortalStub | None, count: int, allocation_id: int = 1) -> list[int]:
+    owner = store.clients.authenticate(store.clients.add(f"client{allocation_id}"))
+    store.allocations.put(owner, allocation_id, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=1, group_ids=[1])
+    ids = []
+    for n in range(count):
+        followup_id = 100 * allocation_id + n
+        if skyportal is not None:
+            skyportal.add_request(followup_id, obj_id=f"ZTF26s{followup_id}", instrument_id=1)
+        ids.append(store.requests.add(allocation_id, Target(f"ZTF26s{followup_id}", 10.0 + n, -20.0), {}, followup_request_id=followup_id))
+    return ids
+
+
+def run_two_workers(stores: list[Store], atlas: ATLASEmulator, skyportal: SkyPortalStub, limit: FacilityLimit, timeout: float = 60) -> None:
+    """Two workers (8 calls in flight each), one per store, until nothing is owed and delivered."""
+    settings = WorkerSettings(concurrency=8, default_limit=limit, idle=0.05, egress=loopback_egress(atlas, skyportal.url))
+    workers = [Worker(store, facility_config={"atlas": {"base_url": atlas.base_url, "poll_interval": 0.05}}, settings=settings) for store in stores]
+    finished = [False, False]
+
+    def work(index: int) -> None:
+        finished[index] = workers[index].run_until_idle(timeout)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout + 10)
+    for worker in workers:
+        worker.close()
+    assert any(finished) and stores[0].jobs.next_due() is None
+    deliverer = Deliverer.for_skyportal(stores[0], skyportal.url, SP_TOKEN, settings=DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05))
+    try:
+        assert deliverer.run_until_empty(30)
+    finally:
+        deliverer.close()
+
+
+def queue_calls(atlas: ATLASEmulator) -> list:
+    """The facility calls the emulator received (its task API; result files belong to a call)."""
+    return [r for r in atlas.requests if "/forcedphot/queue/" in r.path]
+
+
+def most_in_a_window(times: list[float], window: float) -> int:
+    """The most of ``times`` that fall in any ``window`` seconds (both ends included)."""
+    times = sorted(times)
+    return max(bisect.bisect_right(times, t + window) - i for i, t in enumerate(times))
+
+
+def test_two_workers_stay_within_one_facilitys_concurrency_and_spacing_together(stores, skyportal):
+    limit = FacilityLimit(concurrency=2, min_interval=0.2)  # 5 calls a second at most
+    with ATLASEmulator(tokens={ATLAS_TOKEN: "gw"}, rows=4, finish_after_reads=2, read_rate=8, write_rate=8, throttle_period=1.0) as atlas:
+        # Each status read takes 0.3 s: longer than the spacing, so the calls overlap and use both slots.
+        atlas.faults.add("latency", count=10_000, path_prefix="/forcedphot/queue/", method="GET", seconds=0.3)
+        ids = seed(stores[0], skyportal, 5)
+        run_two_workers(stores, atlas, skyportal, limit)
+        calls = queue_calls(atlas)
+        assert len(calls) == 5 * 3  # a submission and two status reads each
+        assert atlas.max_in_flight <= 2, atlas.max_in_flight  # with a limit per process, up to 4
+        # Starts 0.2 s apart make at most 6 in a second; the loopback may bunch two arrivals a
+        # little, hence 7. With each worker spacing only its own calls, 10 or 11.
+        assert most_in_a_window([r.at for r in calls], 1.0) <= 7
+        assert atlas.reads_throttled == 0
+    for request_id in ids:
+        assert stores[1].requests.view(request_id)["state"] == "completed"
+        assert not any("throttled" in entry["status"] for entry in stores[1].requests.view(request_id)["history"])
+    for followup_id in range(100, 105):
+        assert skyportal.statuses(followup_id)[-1].startswith("complete: 4 points")
+
+
+def test_a_throttle_one_worker_meets_holds_the_other_back(stores, skyportal):
+    with ATLASEmulator(tokens={ATLAS_TOKEN: "gw"}, rows=4, finish_after_reads=2) as atlas:
+        seed(stores[0], skyportal, 3)
+        atlas.throttle_next(1, wait=1)  # the first call, whichever worker makes it
+        run_two_workers(stores, atlas, skyportal, FacilityLimit(concurrency=1))
+        calls = queue_calls(atlas)
+        assert len(calls) == 1 + 3 * 3  # the throttled one, then a submission and two reads each
+        assert calls[1].at - calls[0].at >= 0.95  # no worker called the account during the pause
+    whole, account = stores[1].metrics()["accounts"]  # the facility's shared allowance, then the account
+    assert whole["account"] == "" and whole["throttles"] == 0
+    assert account["facility"] == "atlas" and account["account"] == "1" and account["throttles"] == 1
+    assert account["in_flight"] == 0 and account["paused_seconds"] is None and account["pause_detail"].startswith("rate limit reached")
+
+
+def test_a_recorded_throttle_pauses_the_account_for_every_store(stores):
+    first, second = stores
+    paused = seed(first, None, 2, allocation_id=1)
+    other = seed(first, None, 1, allocation_id=2)
+    now = time.time()
+    (job,) = first.jobs.claim("a", 1, lease=30, now=now)
+    assert first.jobs.record(job, Outcome(State.THROTTLED, "Request was throttled.", poll_after=30), can_poll=True, now=now)
+    claimed = second.jobs.claim("b", 10, lease=30, now=now + 1)
+    assert [j.request_id for j in claimed] == other  # the paused account's requests are not claimed
+    for request_id in paused:
+        assert second.requests.view(request_id)["next_poll_at"] >= now + 30  # due when the pause ends
+    assert sorted(j.request_id for j in second.jobs.claim("b", 10, lease=30, now=now + 31)) == paused
+
+
+def test_concurrency_and_spacing_are_granted_across_stores(stores):
+    first, second = stores
+    ids = seed(first, None, 4)
+    limits = {"atlas": FacilityLimit(concurrency=3, min_interval=10.0)}.__getitem__
+    now = time.time()
+    a = first.jobs.claim("a", 2, lease=200, now=now, limits=limits)
+    b = second.jobs.claim("b", 2, lease=200, now=now, limits=limits)
+    assert [j.request_id for j in a + b] == ids[:3]  # three slots in all, whoever claims
+    assert [j.not_before for j in a + b] == [now, now + 10, now + 20]  # one start every 10 s, across both
+    assert second.jobs.claim("b", 2, lease=200, now=now + 1, limits=limits) == []
+    assert first.jobs.record(a[0], Outcome(State.RUNNING, "running", poll_after=60), can_poll=True, now=now + 2)  # frees a slot
+    # The next start (now + 30) is granted only to a lease that outlasts four times the wait.
+    assert second.jobs.claim("b", 2, lease=100, now=now + 3, limits=limits) == []
+    (d,) = second.jobs.claim("b", 2, lease=200, now=now + 3, limits=limits)
+    assert d.request_id == ids[3] and d.not_before == now + 30
+
+
+def test_a_dead_workers_slot_comes_back_when_its_lease_expires(stores):
+    first, second = stores
+    ids = seed(first, None, 2)
+    limits = {"atlas": FacilityLimit(concurrency=1)}.__getitem__
+    now = time.time()
+    (held,) = first.jobs.claim("dead", 5, lease=10, now=now, limits=limits)  # then the worker dies
+    assert second.jobs.claim("b", 5, lease=10, now=now + 9, limits=limits) == []  # its slot is still held
+    later = second.jobs.claim("b", 5, lease=10, now=now + 11, limits=limits)
+    assert [j.request_id for j in later] == [ids[0]]  # the lease ran out: the oldest due is taken over
+    assert not first.jobs.record(held, Outcome(State.RUNNING, "running"), can_poll=True, now=now + 12)  # too late: dropped
