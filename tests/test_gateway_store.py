@@ -215,6 +215,21 @@ def test_an_unchanged_status_is_not_queued_again(gateway_store):
     assert len(_outbox(gateway_store, request_id)) == 1
 
 
+def test_each_new_status_is_logged_once_after_it_is_stored_without_secrets(gateway_store, caplog):
+    """An operator following ``serve``'s log sees every request's statuses as they change
+    (a newcomer saw none); an unchanged status is not logged again."""
+    import logging
+
+    _allocation(gateway_store)
+    request_id = _request(gateway_store, remote_id="https://x/queue/4/")
+    with caplog.at_level(logging.INFO, logger="facility_apis.gateway.store.jobs"):
+        for detail in ("3 tasks ahead", "3 tasks ahead", "1 task ahead"):
+            gateway_store.jobs.record(_claim_one(gateway_store), Outcome(State.QUEUED, detail, remote_id="https://x/queue/4/", poll_after=0), can_poll=True)
+    logged = [r.getMessage() for r in caplog.records if r.name == "facility_apis.gateway.store.jobs"]
+    assert logged == [f"request {request_id}: queued: 3 tasks ahead", f"request {request_id}: queued: 1 task ahead"]
+    assert SECRET not in caplog.text
+
+
 def test_photometry_is_queued_before_the_status_that_announces_it(gateway_store):
     _allocation(gateway_store)
     _request(gateway_store, remote_id="https://x/queue/4/")

@@ -282,6 +282,8 @@ class Jobs:
             for i in order:
                 results[i] = self._apply(connection, recordings[i], *prepared[i], now, rows.get(ids[i]), pending)
             pending.flush(connection)
+        for request_id, status in pending.changed:  # committed: the operator's log follows each request
+            log.info("request %s: %s", request_id, status)
         return results
 
     @staticmethod

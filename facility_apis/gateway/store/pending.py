@@ -25,6 +25,8 @@ class PendingRows:
         self.history: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
         self.transactions: list[dict[str, Any]] = []
+        #: ``(request id, new status)`` of every change of status gathered (``flush`` keeps them).
+        self.changed: list[tuple[int, str]] = []
 
     def owe(self, request_id: int, kind: str, body: dict[str, Any], now: float) -> None:
         """An outbox row (``kind`` ``status`` or ``photometry``), after those already owed."""
@@ -35,6 +37,7 @@ class PendingRows:
         ``status``; a new status also owes its history row and the outbox row that tells
         SkyPortal."""
         if new_status != status:
+            self.changed.append((request_id, new_status))
             self.history.append({"request_id": request_id, "at": now, "state": new_state.value, "status": new_status})
             self.owe(request_id, "status", {"new_status": new_status}, now)
         return {"state": new_state.value, "status": new_status, "detail": detail}
