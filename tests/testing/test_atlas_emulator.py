@@ -344,9 +344,9 @@ def test_faults_apply_to_the_emulator(atlas_emulator):
 
 def test_requests_are_recorded(atlas_emulator):
     submit(atlas_emulator)
-    method, path, headers, body = atlas_emulator.requests[-1]
-    assert (method, path, headers["Authorization"]) == ("POST", "/forcedphot/queue/", "Token test-token")
-    assert b"ra=44.0" in body
+    recorded = atlas_emulator.requests[-1]
+    assert (recorded.method, recorded.path, recorded.headers["Authorization"]) == ("POST", "/forcedphot/queue/", "Token test-token")
+    assert b"ra=44.0" in recorded.body and recorded.at > 0
 
 
 def test_callback_is_posted_once_when_the_task_finishes():
