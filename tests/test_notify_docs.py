@@ -19,9 +19,9 @@ from facility_apis.testing.smtp import SMTPEmulator
 from facility_apis.testing.tls import make_tls_files
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "facilities"
-WEBHOOK = "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/0123456789abcdefABCDEF01"
+WEBHOOK = "https://hooks.slack.com/services/TEXAMPLE/BEXAMPLE/FAKEexampleWebhookToken"
 ENDPOINT = "https://partner.example.org/api/followup_request"
-SLACK_ALTDATA = {"slack_workspace": "T0123ABCD", "slack_channel": "B0123ABCD", "slack_token": "0123456789abcdefABCDEF01"}
+SLACK_ALTDATA = {"slack_workspace": "TEXAMPLE", "slack_channel": "BEXAMPLE", "slack_token": "FAKEexampleWebhookToken"}
 API_ALTDATA = {"notification_type": "API", "endpoint": ENDPOINT, "api_token": "0123456789abcdef"}
 SLACK_PAYLOAD = {"observation_choices": ["ztfg"], "exposure_time": 60, "exposure_counts": 1}
 GENERIC_PAYLOAD = {

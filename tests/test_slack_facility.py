@@ -15,7 +15,7 @@ from facility_apis.facilities.notification import SlackFacility
 from facility_apis.testing.network import loopback_egress, socket_guard
 from facility_apis.testing.slack import SlackWebhookEmulator, block_problems
 
-TOKEN = "sLaCkT0kEn0123456789abcd"
+TOKEN = "FAKEslackTokenForTests"
 TARGET = Target("ZTF21abcdefg", 150.1, 2.2)
 PAYLOAD = {"observation_choices": ["ztfg", "ztfr"], "exposure_time": 120, "exposure_counts": 2}
 
@@ -23,7 +23,7 @@ PAYLOAD = {"observation_choices": ["ztfg", "ztfr"], "exposure_time": 120, "expos
 @pytest.fixture
 def slack():
     with SlackWebhookEmulator() as emulator:
-        emulator.add_hook("T0123ABCD", "B0123ABCD", TOKEN)
+        emulator.add_hook("TEXAMPLE", "BEXAMPLE", TOKEN)
         yield emulator
 
 
@@ -32,7 +32,7 @@ def facility_for(slack, **notify):
 
 
 def make_request(altdata=None, *, payload=PAYLOAD, remote_id=None, comments=(), target=TARGET, requester="observer"):
-    altdata = {"slack_workspace": "T0123ABCD", "slack_channel": "B0123ABCD", "slack_token": TOKEN, **(altdata or {})}
+    altdata = {"slack_workspace": "TEXAMPLE", "slack_channel": "BEXAMPLE", "slack_token": TOKEN, **(altdata or {})}
     allocation = Allocation(5, altdata, pi="A. PI", instrument_name="SEDM", filters=("ztfg", "ztfr", "ztfi"), group="Transients")
     return FollowupRequest(11, target, allocation, payload, requester=requester, remote_id=remote_id, comments=comments)
 
@@ -48,16 +48,16 @@ def test_submit_posts_the_notice_to_the_webhook(slack, caplog):
     assert outcome.state is State.SUBMITTED and outcome.status == "submitted: posted to Slack"
     assert outcome.remote_id.startswith("notice-")
     (post,) = slack.posts
-    assert (post.workspace, post.channel) == ("T0123ABCD", "B0123ABCD")
+    assert (post.workspace, post.channel) == ("TEXAMPLE", "BEXAMPLE")
     assert post.text == "New follow-up request: ZTF21abcdefg on SLACK, requested by observer"
     assert block_problems(post.blocks) == []
     fields = {f["text"].split("\n", 1)[0]: f["text"].split("\n", 1)[1] for b in post.blocks for f in b.get("fields", [])}
     assert fields["*RA, Dec*"] == "10:00:24.00 +02:12:00.0" and fields["*Filters*"] == "ztfg, ztfr"
     assert fields["*Exposure time (s)*"] == "120" and fields["*Number of exposures*"] == "2" and fields["*Reference*"] == outcome.remote_id
     (recorded,) = slack.requests
-    assert recorded.path == f"/services/T0123ABCD/B0123ABCD/{TOKEN}" and recorded.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert recorded.path == f"/services/TEXAMPLE/BEXAMPLE/{TOKEN}" and recorded.headers["Content-Type"] == "application/json; charset=utf-8"
     (transaction,) = outcome.transactions
-    assert transaction.url == f"{slack.url}/services/T0123ABCD/B0123ABCD/***"
+    assert transaction.url == f"{slack.url}/services/TEXAMPLE/BEXAMPLE/***"
     assert TOKEN not in repr(outcome) + json.dumps([t.as_dict() for t in outcome.transactions]) + caplog.text
 
 
@@ -98,10 +98,10 @@ REFUSED = "rejected: Slack refused the message"
     ("setup", "status"),
     [
         (lambda s: None, f"{REFUSED} (HTTP 403): invalid_token (the webhook's token is not valid: check the allocation's slack_token)"),
-        (lambda s: s.set_state("T0123ABCD", "B0123ABCD", "channel_deleted"), f"{REFUSED} (HTTP 404): channel_not_found (the webhook's channel does not exist)"),
-        (lambda s: s.set_state("T0123ABCD", "B0123ABCD", "archived"), f"{REFUSED} (HTTP 410): channel_is_archived (the webhook's channel is archived)"),
+        (lambda s: s.set_state("TEXAMPLE", "BEXAMPLE", "channel_deleted"), f"{REFUSED} (HTTP 404): channel_not_found (the webhook's channel does not exist)"),
+        (lambda s: s.set_state("TEXAMPLE", "BEXAMPLE", "archived"), f"{REFUSED} (HTTP 410): channel_is_archived (the webhook's channel is archived)"),
         (
-            lambda s: s.set_state("T0123ABCD", "B0123ABCD", "prohibited"),
+            lambda s: s.set_state("TEXAMPLE", "BEXAMPLE", "prohibited"),
             f"{REFUSED} (HTTP 403): action_prohibited (the workspace does not let this webhook post there)",
         ),
     ],
@@ -188,7 +188,7 @@ def test_a_filter_the_instrument_lacks_is_rejected_and_the_form_offers_its_filte
 def test_bad_altdata_names_the_field(slack, altdata, path, rule):
     from facility_apis.core.errors import AltdataError
 
-    merged = {"slack_workspace": "T0123ABCD", "slack_channel": "B0123ABCD", "slack_token": TOKEN, **altdata}
+    merged = {"slack_workspace": "TEXAMPLE", "slack_channel": "BEXAMPLE", "slack_token": TOKEN, **altdata}
     with pytest.raises(AltdataError) as caught:
         facility_for(slack).validate_altdata({k: v for k, v in merged.items() if v is not None})
     assert [(e.path, e.message[: len(rule)]) for e in caught.value.errors] == [(path, rule)]
