@@ -266,6 +266,14 @@ class Facility:
             raise ConfigurationError(f"{self.name}: unknown setting(s) {', '.join(unknown)}; known: {known}")
         self.egress = egress if egress is not None else EgressPolicy()
 
+    def refuse_unusable_url(self, setting: str, url: str, *, secret: bool = True, egress: EgressPolicy | None = None) -> None:
+        """For a constructor: ``ConfigurationError`` (``the configured <setting> is refused:
+        <why>``) when the configured ``url`` is one the egress rule (``egress``, default the
+        facility's) would refuse every call to; ``secret``: credentials travel to it."""
+        reason = (egress or self.egress).refusal(url, secret=secret)
+        if reason is not None:
+            raise ConfigurationError(f"the configured {setting} is refused: {reason}")
+
     # -- schemas -------------------------------------------------------------------------------
 
     @classmethod

@@ -24,7 +24,7 @@ import requests
 
 from ...core.answers import expect, json_body, json_object, not_html
 from ...core.egress import Origin
-from ...core.errors import ConfigurationError, PayloadError, RemoteError, RemoteNotFound
+from ...core.errors import PayloadError, RemoteError, RemoteNotFound
 from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.timeutil import iso_date, parse_utc, to_mjd, utcnow
@@ -86,9 +86,7 @@ class ATLASFacility(Facility):
         super().__init__(config, **options)
         configured = self.config.get("base_url")
         if configured:
-            reason = self.egress.refusal(configured, secret=True)
-            if reason is not None:
-                raise ConfigurationError(f"the configured ATLAS base_url is refused: {reason}")
+            self.refuse_unusable_url("ATLAS base_url", configured)
 
     def check_altdata(self, altdata: dict[str, Any]) -> None:
         self.check_url(altdata, "base_url")

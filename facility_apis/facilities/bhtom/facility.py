@@ -40,7 +40,7 @@ import requests
 
 from ...core.answers import body_line, expect, is_html, json_object
 from ...core.coordinates import separation_deg
-from ...core.errors import AltdataError, ConfigurationError, CredentialsRefused, PayloadError, Rejected, RemoteError, RemoteNotFound
+from ...core.errors import AltdataError, CredentialsRefused, PayloadError, Rejected, RemoteError, RemoteNotFound
 from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.timeutil import utcnow
@@ -127,9 +127,7 @@ class BHTOMFacility(Facility):
         super().__init__(config, **options)
         configured = self.config.get("base_url")
         if configured:
-            reason = self.egress.refusal(configured, secret=True)
-            if reason is not None:
-                raise ConfigurationError(f"the configured BHTOM base_url is refused: {reason}")
+            self.refuse_unusable_url("BHTOM base_url", configured)
 
     # -- validation and credentials ------------------------------------------------------------
 

@@ -80,9 +80,7 @@ class FinkForcedPhotometryFacility(Facility):
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
-        reason = self.egress.refusal(self.base_url, secret=False)
-        if reason is not None:
-            raise ConfigurationError(f"the configured Fink base_url is refused: {reason}")
+        self.refuse_unusable_url("Fink base_url", self.base_url, secret=False)
         self.output_format = str(self.config.get("output_format", "json"))
         if self.output_format not in FORMATS:
             raise ConfigurationError(f"fink_fp: output_format must be one of {', '.join(FORMATS)}")

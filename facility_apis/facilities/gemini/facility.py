@@ -134,9 +134,7 @@ class GeminiFacility(Facility):
         self.servers: dict[Site, str] = {}
         for site in Site:
             url = str(self.config.get(f"{site.value}_url") or (TEST if test else PRODUCTION)[site]).rstrip("/")
-            reason = self.egress.refusal(url, secret=True)
-            if reason is not None:
-                raise ConfigurationError(f"the configured gemini {site.value}_url is refused: {reason}")
+            self.refuse_unusable_url(f"gemini {site.value}_url", url)
             self.servers[site] = url
         self.offset_stars = OffsetStarService.from_config(self.config.get("offset_stars"), egress=self.egress)
 

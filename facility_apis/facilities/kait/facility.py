@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ...core.answers import body_line, expect, is_html
-from ...core.errors import ConfigurationError, Rejected
+from ...core.errors import Rejected
 from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.transport import HTTPCall, Transport
@@ -55,9 +55,7 @@ class KAITFacility(Facility):
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
-        reason = self.egress.refusal(self.base_url, secret=True)
-        if reason is not None:
-            raise ConfigurationError(f"the configured KAIT base_url is refused: {reason}")
+        self.refuse_unusable_url("KAIT base_url", self.base_url)
 
     @property
     def base_url(self) -> str:

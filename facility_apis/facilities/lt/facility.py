@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from ...core.errors import ConfigurationError, FacilityUnavailable, PayloadError, Rejected, RemoteError, RemoteNotFound
+from ...core.errors import FacilityUnavailable, PayloadError, Rejected, RemoteError, RemoteNotFound
 from ...core.interface import Facility, FollowupRequest, Kind, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.schemas import load_schema
@@ -81,9 +81,7 @@ class LiverpoolFacility(Facility, abstract=True):
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
-        reason = self.egress.refusal(self.base_url, secret=True)
-        if reason is not None:
-            raise ConfigurationError(f"the configured Liverpool Telescope base_url is refused: {reason}")
+        self.refuse_unusable_url("Liverpool Telescope base_url", self.base_url)
 
     @property
     def base_url(self) -> str:

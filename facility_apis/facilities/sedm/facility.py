@@ -74,10 +74,10 @@ class SEDMFacility(Facility):
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
         endpoint = self.config.get("endpoint")
-        if endpoint is not None:
-            reason = self.egress.refusal(endpoint, secret=False) if isinstance(endpoint, str) else "it must be a URL"
-            if reason is not None:
-                raise ConfigurationError(f"the configured sedm endpoint is refused: {reason}")
+        if isinstance(endpoint, str):
+            self.refuse_unusable_url("sedm endpoint", endpoint, secret=False)
+        elif endpoint is not None:
+            raise ConfigurationError("the configured sedm endpoint is refused: it must be a URL")
         email = self.config.get("contact_email")
         if email is not None and not (isinstance(email, str) and _ADDRESS.fullmatch(email)):
             raise ConfigurationError("sedm: contact_email must be one e-mail address (name@example.org)")

@@ -74,12 +74,8 @@ class SwiftFacility(Facility):
         super().__init__(config, **options)
         checks = (("too_api_url", too.api_url(self.config), True), ("xrt_url", xrt.base_url(self.config), False))
         for key, url, secret in checks:
-            reason = self.egress.refusal(url, secret=secret)
-            if reason is not None:
-                raise ConfigurationError(f"the configured Swift {key} is refused: {reason}")
-        reason = INTERNAL.refusal(archive.archive_url(self.config))
-        if reason is not None:
-            raise ConfigurationError(f"the configured Swift archive_url is refused: {reason}")
+            self.refuse_unusable_url(f"Swift {key}", url, secret=secret)
+        self.refuse_unusable_url("Swift archive_url", archive.archive_url(self.config), secret=False, egress=INTERNAL)
         try:
             usable = self.poll_interval > 0 and self.too_poll_interval > 0
         except (TypeError, ValueError):

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import requests
 
 from ...core.answers import body_line, expect, json_object
-from ...core.errors import ConfigurationError, CredentialsRefused, PayloadError, Rejected, RemoteError
+from ...core.errors import CredentialsRefused, PayloadError, Rejected, RemoteError
 from ...core.interface import Facility, FollowupRequest, Kind, Target, common_config_keys
 from ...core.outcome import Outcome, State
 from ...core.schemas import load_schema
@@ -75,9 +75,7 @@ class ZTFTriggerFacility(Facility):
 
     def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
         super().__init__(config, **options)
-        reason = self.egress.refusal(self.base_url, secret=True)
-        if reason is not None:
-            raise ConfigurationError(f"the configured ZTF triggering base_url is refused: {reason}")
+        self.refuse_unusable_url("ZTF triggering base_url", self.base_url)
 
     @property
     def base_url(self) -> str:
