@@ -104,3 +104,15 @@ def follow_through():
             deliverer.close()
 
     return run
+
+
+@pytest.fixture
+def fakes():
+    """SkyPortal's models replaced by the fakes of ``facility_apis.testing.skyportal_models`` (the
+    fake module registry, yielded), and the adapter's settings forgotten afterwards."""
+    from facility_apis.skyportal import reset
+    from facility_apis.testing.skyportal_models import use_fake_models
+
+    with use_fake_models() as models:
+        yield models
+    reset()

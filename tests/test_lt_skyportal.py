@@ -8,10 +8,10 @@ import json
 import pytest
 
 from facility_apis.core.errors import FacilityError
-from facility_apis.skyportal import api_classes, configure, reset
+from facility_apis.skyportal import api_classes, configure
 from facility_apis.testing.lt import LTNodeAgentEmulator
 from facility_apis.testing.network import loopback_egress
-from facility_apis.testing.skyportal_models import AsyncSession, FacilityTransaction, make_request, use_fake_models
+from facility_apis.testing.skyportal_models import AsyncSession, FacilityTransaction, make_request
 
 PASSWORD = "skyportal-lt-pw-77aa"
 ALTDATA = {"username": "observer", "password": PASSWORD, "LT_proposalID": "PL26A01"}
@@ -22,11 +22,8 @@ PAYLOADS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fakes():
-    with use_fake_models() as models:
-        yield models
-    reset()
+#: SkyPortal's models are the fakes in every test here (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fakes")
 
 
 @pytest.fixture

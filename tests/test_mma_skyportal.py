@@ -11,22 +11,19 @@ import pytest
 from facility_apis.core.errors import FacilityError
 from facility_apis.core.plan import PLAN_KEY
 from facility_apis.core.timeutil import to_mjd
-from facility_apis.skyportal import MMAAPI, SKYPORTAL_METHODS, api_classes, bind, configure, reset
+from facility_apis.skyportal import MMAAPI, SKYPORTAL_METHODS, api_classes, bind, configure
 from facility_apis.skyportal.plans import REFUSED, REMOVED, SENT, plan_request
 from facility_apis.testing.network import loopback_egress
 from facility_apis.testing.obsplan_queue import ObsPlanQueueEmulator
 from facility_apis.testing.sftp import SFTPEmulator
-from facility_apis.testing.skyportal_models import AsyncSession, make_plan_request, use_fake_models
+from facility_apis.testing.skyportal_models import AsyncSession, make_plan_request
 
 TOKEN = "skyportal-mma-t0ken-61d2"
 PASSWORD = "skyportal mma pass 77"
 
 
-@pytest.fixture(autouse=True)
-def fakes():
-    with use_fake_models() as models:
-        yield models
-    reset()
+#: SkyPortal's models are the fakes in every test here (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fakes")
 
 
 @pytest.fixture

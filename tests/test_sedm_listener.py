@@ -14,16 +14,14 @@ from facility_apis.skyportal import LISTENER_CLASSES, FacilityMessageListener, S
 from facility_apis.skyportal.client import SkyPortalClient, SkyPortalError
 from facility_apis.testing.network import loopback_egress
 from facility_apis.testing.skyportal import SkyPortalStub
-from facility_apis.testing.skyportal_models import AsyncSession, Handler, Instrument, User, make_request, use_fake_models
+from facility_apis.testing.skyportal_models import AsyncSession, Handler, Instrument, User, make_request
 
 ROBOT_TOKEN = "sedm-robot-token-0c4e1b"
 ROBOT = User(77, "sedm-robot")
 
 
-@pytest.fixture(autouse=True)
-def fakes():
-    with use_fake_models() as models:
-        yield models
+#: SkyPortal's models are the fakes in every test here (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fakes")
 
 
 def sedm_request(request_id=11, *, api_classname="SEDMAPI", listener="SEDMListener"):

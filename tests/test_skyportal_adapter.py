@@ -20,12 +20,11 @@ from facility_apis.skyportal import (
     class_names,
     configure,
     load_settings,
-    reset,
 )
 from facility_apis.skyportal.adapter import NOT_FOLLOWED
 from facility_apis.testing import ATLASEmulator
 from facility_apis.testing.network import loopback_egress
-from facility_apis.testing.skyportal_models import AsyncSession, make_request, use_fake_models
+from facility_apis.testing.skyportal_models import AsyncSession, make_request
 
 TOKEN = "adapter-atlas-token-5f1e"
 PAYLOAD = {"start_date": "2026-10-01", "end_date": "2026-10-31"}
@@ -41,11 +40,8 @@ RENDER_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fakes():
-    with use_fake_models() as models:
-        yield models
-    reset()
+#: SkyPortal's models are the fakes in every test here (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fakes")
 
 
 @pytest.fixture

@@ -8,15 +8,13 @@ from jsonschema import Draft7Validator, ValidationError
 
 from facility_apis.core.errors import FacilityError, PayloadError
 from facility_apis.skyportal import FacilityMessageListener
-from facility_apis.testing.skyportal_models import AsyncSession, Handler, User, make_request, use_fake_models
+from facility_apis.testing.skyportal_models import AsyncSession, Handler, User, make_request
 
 CALLER_TOKEN = "0b7c9a4e-sp-token-of-the-gateway"
 
 
-@pytest.fixture(autouse=True)
-def fakes():
-    with use_fake_models() as models:
-        yield models
+#: SkyPortal's models are the fakes in every test here (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fakes")
 
 
 def accepts(message):

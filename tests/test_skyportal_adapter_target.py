@@ -10,11 +10,11 @@ import pytest
 import responses
 from responses import matchers
 
-from facility_apis.skyportal import FINKFPAPI, ZTFAPI, configure, reset
+from facility_apis.skyportal import FINKFPAPI, ZTFAPI, configure
 from facility_apis.testing.fink import FinkEmulator
 from facility_apis.testing.ipac import IPACEmulator
 from facility_apis.testing.network import loopback_egress
-from facility_apis.testing.skyportal_models import AsyncSession, Instrument, Photometry, Stream, make_request, use_fake_models
+from facility_apis.testing.skyportal_models import AsyncSession, Instrument, Photometry, Stream, make_request
 
 DIA_ID = "313761043604045880"
 LOGIN = ("ztffps-adapter", "shared-adapter-pw")
@@ -30,11 +30,8 @@ CENTROID = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fakes():
-    with use_fake_models() as models:
-        yield models
-    reset()
+#: SkyPortal's models are the fakes in every test here (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fakes")
 
 
 def run(coroutine):

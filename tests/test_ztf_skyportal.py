@@ -11,11 +11,11 @@ import json
 import pytest
 
 from facility_apis.core.errors import AltdataError
-from facility_apis.skyportal import ZTFAPI, configure, reset
+from facility_apis.skyportal import ZTFAPI, configure
 from facility_apis.testing.ipac import IPACEmulator
 from facility_apis.testing.kowalski import KowalskiEmulator
 from facility_apis.testing.network import loopback_egress
-from facility_apis.testing.skyportal_models import AsyncSession, make_request, use_fake_models
+from facility_apis.testing.skyportal_models import AsyncSession, make_request
 
 TOKEN = "kowalski-ztfapi-token-61d0"
 LOGIN = ("ztffps-ztfapi", "shared-ztfapi-pw")
@@ -28,11 +28,8 @@ TRIGGERED = {"request_type": "triggered", "start_date": "2036-12-10", "end_date"
 FORCED = {"request_type": "forced_photometry", "start_date": "2026-09-01", "end_date": "2026-10-31", "position": "Source (object's coordinates)"}
 
 
-@pytest.fixture(autouse=True)
-def fakes():
-    with use_fake_models() as models:
-        yield models
-    reset()
+#: SkyPortal's models are the fakes in every test here (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("fakes")
 
 
 @pytest.fixture
