@@ -8,9 +8,9 @@ import os
 import uuid
 
 import pytest
+from gateway_support import follow_and_deliver
 
 from facility_apis.gateway.crypto import SecretBox, generate_key
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
 from facility_apis.gateway.policy import Schedule
 from facility_apis.gateway.store import Store
 from facility_apis.gateway.worker import Worker, WorkerSettings
@@ -96,12 +96,7 @@ def follow_through():
     def run(store: Store, atlas_url: str, skyportal_url: str, token: str) -> bool:
         settings = WorkerSettings(idle=0.05, egress=loopback_egress(atlas_url))
         worker = Worker(store, facility_config={"atlas": {"base_url": atlas_url, "poll_interval": 0.05}}, settings=settings)
-        deliverer = Deliverer.for_skyportal(store, skyportal_url, token, settings=DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05))
-        try:
-            return worker.run_until_idle(30) and deliverer.run_until_empty(30)
-        finally:
-            worker.close()
-            deliverer.close()
+        return follow_and_deliver(worker, store, skyportal_url, token)
 
     return run
 

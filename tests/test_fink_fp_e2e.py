@@ -6,10 +6,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from gateway_support import follow_and_deliver
 
 from facility_apis.core.interface import Target
 from facility_apis.facilities.fink_fp import FinkForcedPhotometryFacility
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
 from facility_apis.gateway.pacing import FacilityLimit
 from facility_apis.gateway.worker import Worker, WorkerSettings
 from facility_apis.testing.fink import FinkEmulator
@@ -19,7 +19,6 @@ from facility_apis.testing.skyportal import SkyPortalStub
 SP_TOKEN = "fink-e2e-skyportal-token-0d9e"
 BIG, OTHER = "313761043604045880", "313699514821640259"
 LSST = ["lsstu", "lsstg", "lsstr", "lssti", "lsstz", "lssty"]
-QUICK_DELIVERY = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 
 
 @pytest.fixture
@@ -40,12 +39,7 @@ def follow(store, fink, skyportal, *, config=None, limit=None) -> bool:
     limits = {"fink_fp": limit} if limit else {}
     settings = WorkerSettings(idle=0.05, egress=loopback_egress(fink), limits=limits)
     worker = Worker(store, facility_config={"fink_fp": {"base_url": fink.url, **(config or {})}}, settings=settings)
-    deliverer = Deliverer.for_skyportal(store, skyportal.url, SP_TOKEN, settings=QUICK_DELIVERY)
-    try:
-        return worker.run_until_idle(30) and deliverer.run_until_empty(30)
-    finally:
-        worker.close()
-        deliverer.close()
+    return follow_and_deliver(worker, store, skyportal.url, SP_TOKEN)
 
 
 def add(store, skyportal, followup_id, target, payload=None):

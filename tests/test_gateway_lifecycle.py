@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from gateway_support import follow_and_deliver
 
 from facility_apis.core.interface import Target
 from facility_apis.core.operations import perform
@@ -13,7 +14,6 @@ from facility_apis.core.photometry import MAX_UPLOAD_ROWS
 from facility_apis.core.transport import Transport
 from facility_apis.facilities.atlas import ATLASFacility
 from facility_apis.gateway.crypto import SecretBox
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
 from facility_apis.gateway.policy import Schedule
 from facility_apis.gateway.store import Store
 from facility_apis.gateway.worker import Worker, WorkerSettings
@@ -22,7 +22,6 @@ from facility_apis.testing.network import loopback_egress
 
 ATLAS_TOKEN = "lifecycle-atlas-token-0c7d"
 SP_TOKEN = "lifecycle-skyportal-token-9e2a"
-QUICK_DELIVERY = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 
 
 @pytest.fixture
@@ -42,12 +41,7 @@ def one_request(store: Store, skyportal: SkyPortalStub, *, filters=("atlasc", "a
 def follow(store: Store, atlas: ATLASEmulator, skyportal: SkyPortalStub, *, lease: float = 300.0) -> None:
     settings = WorkerSettings(idle=0.05, lease=lease, egress=loopback_egress(atlas))
     worker = Worker(store, facility_config={"atlas": {"base_url": atlas.base_url, "poll_interval": 0.05}}, settings=settings)
-    deliverer = Deliverer.for_skyportal(store, skyportal.url, SP_TOKEN, settings=QUICK_DELIVERY)
-    try:
-        assert worker.run_until_idle(60) and deliverer.run_until_empty(60)
-    finally:
-        worker.close()
-        deliverer.close()
+    assert follow_and_deliver(worker, store, skyportal.url, SP_TOKEN, worker_seconds=60, outbox_seconds=60)
 
 
 def calls(atlas: ATLASEmulator, method: str, fragment: str = "/queue/") -> list:

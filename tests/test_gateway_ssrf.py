@@ -12,13 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from gateway_support import QUICK_DELIVERY
 
 from facility_apis.core.egress import LOOP_RULE
 from facility_apis.core.interface import Target
 from facility_apis.gateway.api import make_app
 from facility_apis.gateway.config import GatewayConfig
 from facility_apis.gateway.crypto import KEY_ENV, generate_key
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
+from facility_apis.gateway.outbox import Deliverer
 from facility_apis.gateway.runner import AppThread
 from facility_apis.gateway.service import Gateway
 from facility_apis.gateway.worker import Worker, WorkerSettings
@@ -29,7 +30,6 @@ from facility_apis.testing.server import LoopbackServer
 TOKEN = "ssrf-atlas-token-7d1e0c"
 SP_TOKEN = "ssrf-skyportal-token-2b9f"
 API_TOKEN = "loop-partner-token-91c3e0"
-QUICK_DELIVERY = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 
 
 @pytest.fixture

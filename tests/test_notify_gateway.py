@@ -8,13 +8,13 @@ import json
 import logging
 
 import pytest
+from gateway_support import follow_and_deliver
 
 from facility_apis.core.interface import Allocation, FollowupRequest, Target
 from facility_apis.core.operations import perform
 from facility_apis.core.transport import Transport
 from facility_apis.facilities.notification import GenericFacility
 from facility_apis.gateway.api import make_app
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
 from facility_apis.gateway.runner import AppThread
 from facility_apis.gateway.store import Conflict, Store
 from facility_apis.gateway.worker import Worker, WorkerSettings
@@ -27,7 +27,6 @@ from facility_apis.testing.smtp import SMTPEmulator
 SP_TOKEN = "notify-skyportal-token-51c2"
 SLACK_TOKEN = "gatewaySlackToken0099"
 SMTP_PASSWORD = "gateway-smtp-pw-3e8d"
-QUICK = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 SLACK_PAYLOAD = {"observation_choices": ["ztfg"], "exposure_time": 60, "exposure_counts": 1}
 GENERIC_PAYLOAD = {
     "observation_choices": ["ztfr"],
@@ -73,12 +72,7 @@ def facility_config(slack, smtp):
 def follow(store: Store, slack, smtp, skyportal) -> None:
     """The worker until nothing is owed, then the outbox until everything is delivered."""
     worker = Worker(store, facility_config=facility_config(slack, smtp), settings=WorkerSettings(idle=0.05, egress=loopback_egress(slack)))
-    deliverer = Deliverer.for_skyportal(store, skyportal.url, SP_TOKEN, settings=QUICK)
-    try:
-        assert worker.run_until_idle(30) and deliverer.run_until_empty(30)
-    finally:
-        worker.close()
-        deliverer.close()
+    assert follow_and_deliver(worker, store, skyportal.url, SP_TOKEN)
 
 
 def test_submit_update_and_cancel_of_notifications_reach_people_and_skyportal_in_order(gateway_store, slack, smtp, skyportal, caplog):

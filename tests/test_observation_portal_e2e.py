@@ -12,11 +12,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from gateway_support import QUICK_DELIVERY, follow_and_deliver
 
 from facility_apis.cli import main
 from facility_apis.core.interface import Target
 from facility_apis.core.registry import default_registry
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
+from facility_apis.gateway.outbox import Deliverer
 from facility_apis.gateway.store import Store
 from facility_apis.gateway.worker import Worker, WorkerSettings
 from facility_apis.testing import SkyPortalStub
@@ -28,7 +29,6 @@ MAY_HAVE_ARRIVED = "; the request may have reached the facility and was not sent
 PORTAL_TOKEN, ARCHIVE_TOKEN, SP_TOKEN = "e2e-portal-token-6b1f", "e2e-archive-token-90ac", "e2e-skyportal-token-2d"
 LCO = {"API_TOKEN": PORTAL_TOKEN, "PROPOSAL_ID": "LCO2026B-001", "API_ARCHIVE_TOKEN": ARCHIVE_TOKEN}
 SOAR = {"API_TOKEN": PORTAL_TOKEN, "PROPOSAL_ID": "SOAR2026B-004"}
-QUICK_DELIVERY = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 SOUTH = ("ZTF26south", 150.0, -25.0)
 
 
@@ -64,13 +64,7 @@ def worker_for(store: Store, portal: ObservationPortalEmulator) -> Worker:
 
 
 def follow_through(store: Store, portal: ObservationPortalEmulator, skyportal: SkyPortalStub) -> bool:
-    worker = worker_for(store, portal)
-    deliverer = Deliverer.for_skyportal(store, skyportal.url, SP_TOKEN, settings=QUICK_DELIVERY)
-    try:
-        return worker.run_until_idle(30) and deliverer.run_until_empty(30)
-    finally:
-        worker.close()
-        deliverer.close()
+    return follow_and_deliver(worker_for(store, portal), store, skyportal.url, SP_TOKEN)
 
 
 def history(store: Store, request_id: int) -> list[str]:

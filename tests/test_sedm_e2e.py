@@ -9,13 +9,14 @@ import asyncio
 import json
 
 import pytest
+from gateway_support import QUICK_DELIVERY as QUICK
 
 from facility_apis.core.interface import Allocation, FollowupRequest, HostPoint, Target
 from facility_apis.core.operations import perform
 from facility_apis.core.outcome import State
 from facility_apis.core.transport import Transport
 from facility_apis.facilities.sedm import SEDMFacility
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
+from facility_apis.gateway.outbox import Deliverer
 from facility_apis.gateway.store import Store
 from facility_apis.gateway.worker import Worker, WorkerSettings
 from facility_apis.skyportal import FacilityMessageListener, SEDMListener
@@ -27,7 +28,6 @@ from facility_apis.testing.slack import SlackWebhookEmulator
 GATEWAY_TOKEN = "sedm-e2e-gateway-token"
 ROBOT_TOKEN = "sedm-e2e-robot-token"
 SLACK_TOKEN = "sedmSlackToken0099"
-QUICK = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 PAYLOAD = {"observation_type": "3-shot+IFU", "priority": 4, "start_date": "2036-11-21", "end_date": "2036-11-28"}
 POINTS = (HostPoint(None, None, 120.0, 2.0, mjd=61001.30, filter="ztfr", mag=18.70), HostPoint(None, None, 80.0, 2.0, mjd=61000.50, filter="ztfg", mag=19.20))
 PRIOR = {"g": {"jd": 2461001.0, "mag": 19.2, "obsdate": "2025-11-21"}, "r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}}

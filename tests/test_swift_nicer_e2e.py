@@ -9,10 +9,10 @@ import json
 from datetime import datetime
 
 import pytest
+from gateway_support import follow_and_deliver
 
 from facility_apis.core.interface import Target
 from facility_apis.core.registry import default_registry
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
 from facility_apis.gateway.store import Store
 from facility_apis.gateway.worker import Worker, WorkerSettings
 from facility_apis.testing import SkyPortalStub
@@ -25,7 +25,6 @@ SWIFT_SECRET = "e2e-swift-shared-secret-77"
 ARK_PASSWORD = "e2e ark password 3f"
 SWIFT = {"username": "swift_observer", "secret": SWIFT_SECRET, "XRT_UserID": "observer@example.org"}
 NICER = {"username": "nicer_observer", "password": ARK_PASSWORD}
-QUICK_DELIVERY = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 SOURCE = ("ZTF26e2e", 150.0, -20.0)
 
 
@@ -55,12 +54,7 @@ def follow_through(store: Store, services) -> bool:
         "nicer": {"base_url": ark.base_url},
     }
     worker = Worker(store, facility_config=config, settings=WorkerSettings(idle=0.05, egress=loopback_egress(too_api, ukssdc, ark)))
-    deliverer = Deliverer.for_skyportal(store, skyportal.url, SP_TOKEN, settings=QUICK_DELIVERY)
-    try:
-        return worker.run_until_idle(30) and deliverer.run_until_empty(30)
-    finally:
-        worker.close()
-        deliverer.close()
+    return follow_and_deliver(worker, store, skyportal.url, SP_TOKEN)
 
 
 def in_order(observed: list[str], expected: list[str]) -> bool:

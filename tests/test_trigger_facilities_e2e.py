@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from gateway_support import follow_and_deliver
 
 from facility_apis.core.interface import Target
 from facility_apis.core.registry import default_registry
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
 from facility_apis.gateway.worker import Worker, WorkerSettings
 from facility_apis.testing.kait import KAITEmulator
 from facility_apis.testing.kowalski import KowalskiEmulator
@@ -30,7 +30,6 @@ ALTDATA = {
     "spring": {"program_name": "2026A000", "program_api_key": WINTER_KEY, "username": "observer", "password": WINTER_PASSWORD},
 }
 SECRETS = (KOWALSKI_TOKEN, KAIT_LOGIN[1], WINTER_KEY, WINTER_PASSWORD)
-QUICK_DELIVERY = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 
 
 @pytest.fixture
@@ -48,12 +47,7 @@ def drain(store, services) -> bool:
     kowalski, kait, winter, skyportal = services
     config = {"ztf_trigger": {"base_url": kowalski.url}, "kait": {"base_url": kait.url}, "winter": {"base_url": winter.url}, "spring": {"base_url": winter.url}}
     worker = Worker(store, facility_config=config, settings=WorkerSettings(idle=0.05, egress=loopback_egress(kowalski, kait, winter)))
-    deliverer = Deliverer.for_skyportal(store, skyportal.url, SP_TOKEN, settings=QUICK_DELIVERY)
-    try:
-        return worker.run_until_idle(60) and deliverer.run_until_empty(30)
-    finally:
-        worker.close()
-        deliverer.close()
+    return follow_and_deliver(worker, store, skyportal.url, SP_TOKEN, worker_seconds=60)
 
 
 def add(store, skyportal, followup_id, facility, payload, obj_id="ZTF26trige2e"):

@@ -4,11 +4,11 @@ the IPAC emulator and the SkyPortal stub, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import pytest
+from gateway_support import follow_and_deliver
 
 from facility_apis.core.interface import Target
 from facility_apis.facilities.ztf_fp import ZTFForcedPhotometryFacility
 from facility_apis.facilities.ztf_fp.lightcurve import parse_lightcurve
-from facility_apis.gateway.outbox import Deliverer, DeliverySettings
 from facility_apis.gateway.worker import Worker, WorkerSettings
 from facility_apis.testing.ipac import IPACEmulator
 from facility_apis.testing.network import loopback_egress
@@ -20,7 +20,6 @@ EMAIL, USERPASS = "e2e.observer@example.org", "acct-pw-e2e-77"
 ALTDATA = {"ipac_http_user": LOGIN[0], "ipac_http_password": LOGIN[1], "ipac_email": EMAIL, "ipac_userpass": USERPASS}
 SECRETS = (LOGIN[1], EMAIL, USERPASS)
 PERIOD = 0.6  # the emulated job list is refreshed every 0.6 s instead of every hour
-QUICK_DELIVERY = DeliverySettings(backoff_base=0.05, backoff_cap=0.2, idle=0.05)
 
 
 @pytest.fixture
@@ -38,12 +37,7 @@ def skyportal():
 def follow(store, ipac, skyportal) -> bool:
     config = {"ztf_fp": {"base_url": ipac.url, "list_period": PERIOD, "list_delay": 0.05, "busy_wait": 0.3}}
     worker = Worker(store, facility_config=config, settings=WorkerSettings(idle=0.05, egress=loopback_egress(ipac)))
-    deliverer = Deliverer.for_skyportal(store, skyportal.url, SP_TOKEN, settings=QUICK_DELIVERY)
-    try:
-        return worker.run_until_idle(60) and deliverer.run_until_empty(30)
-    finally:
-        worker.close()
-        deliverer.close()
+    return follow_and_deliver(worker, store, skyportal.url, SP_TOKEN, worker_seconds=60)
 
 
 def add(store, skyportal, followup_id, obj_id, payload):
