@@ -12,7 +12,7 @@ go out at once, then the workers must wait out the window and resume on time, tw
 
 The gateway is told the emulator's read rate (``read_rate``; ATLAS's documented 600 reads a
 minute is its default), so the workers together keep to it and should meet no 429;
-``--unknown-rate`` does not tell it, and the workers learn the rate from 429s (pauses, then a ramp).
+``--unknown-rate`` does not tell it, and the workers learn the rate from 429s (the pauses they ask for).
 
 A sampler reads the emulator's counter of allowed reads every 0.1 s. The achieved rate is the mean,
 over every 60 s window lying inside the run (start to the last read, one window start every
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=float, default=None, help="the throttle window, seconds (default 60, --quick 3)")
     parser.add_argument("--workers", type=int, default=2, help="workers sharing the database in the second drain (default 2)")
     parser.add_argument("--allowed", type=int, default=None, help="ATLAS calls allowed at once, all workers together (default --concurrency, --quick 4)")
-    parser.add_argument("--unknown-rate", action="store_true", help="do not tell the gateway the read rate: it learns it from 429s (pauses and ramps)")
+    parser.add_argument("--unknown-rate", action="store_true", help="do not tell the gateway the read rate: it learns it from 429s (the pauses they ask for)")
     add_common_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="a 3 s window, 30 reads in it, 30 tasks, 4 calls at once (smoke test)")
     args = parser.parse_args(argv)

@@ -68,7 +68,7 @@ def test_gateway_throttled_quick_with_the_rate_unknown(tmp_path):
     assert figures["failures"] == [] and figures["lost"] == 0 and not figures["rate_known"]
     for phase in ("one_worker", "many_workers"):
         assert figures[phase]["reads_allowed"] == 30 * 3
-        assert figures[phase]["reads_throttled"] > 0  # the throttle did bite: the pauses and ramps were exercised
+        assert figures[phase]["reads_throttled"] > 0  # the throttle did bite: the pauses were exercised
     # Two workers (32 calls in flight each) never had more than the 4 allowed at ATLAS, counted there.
     assert figures["workers"] == 2 and 1 <= figures["many_workers"]["max_in_flight"] <= figures["allowed"] == 4
 

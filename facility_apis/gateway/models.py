@@ -105,17 +105,14 @@ class RequestRow(Base):
 
 
 class FacilityAccountRow(Base):
-    """How one facility account is paced, shared by every worker on the database (schema 3;
-    ``ramp`` since schema 4).
+    """How one facility account is paced, shared by every worker on the database (schema 3).
 
     ``account`` is an allocation id as text (the credentials the facility counts calls against),
     or ``""`` for an allowance all the facility's accounts share. The calls in flight are the account's requests under a live lease (see
     ``store/accounts.py``); this row holds what leases cannot: ``next_start``, the earliest time
     the next call may start (``min_interval`` spacing), and ``paused_until``, the end of the
     latest throttle pause the facility asked for, with its ``pause_detail`` and a count of
-    ``throttles``, and ``ramp``, the calls it may have in flight while it resumes after a pause
-    (null: its whole allowance). Written only in the claim and record transactions, under the
-    row's lock.
+    ``throttles``. Written only in the claim and record transactions, under the row's lock.
     """
 
     __tablename__ = "facility_accounts"
@@ -125,7 +122,6 @@ class FacilityAccountRow(Base):
     paused_until: Mapped[float | None]
     pause_detail: Mapped[str | None] = mapped_column(Text)
     throttles: Mapped[int] = mapped_column(Integer, default=0)
-    ramp: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[float]
 
 

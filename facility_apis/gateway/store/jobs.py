@@ -48,8 +48,6 @@ class Job:
     interrupted: bool = False
     #: UNIX time before which the call must not start (the account's ``min_interval`` spacing).
     not_before: float = 0.0
-    #: The account is ramping up after a throttle pause: an answer widens its ramp.
-    ramping: bool = False
 
 
 def _default_limit(_facility: str) -> FacilityLimit:
@@ -99,12 +97,10 @@ class Jobs:
         account's) allowance (``limits(facility)``, default ``FacilityLimit()``), shared with
         every other worker on the database (see ``accounts.py``): due requests beyond the free
         slots stay due for a later claim; those of a paused account are made due at the
-        pause's end; an account resuming after a pause has at most its ramp's calls in flight
-        (one, then one more for each answer that is not a throttle: ``accounts.py``); with a
-        ``min_interval`` or a rate, each job's ``not_before`` is its start time, at most
-        ``lease / 4`` ahead (later starts are left for a later claim) and, under a rate, at most
-        ``RATE_HORIZON`` (the account's requests of that scope are then made due when the window
-        has room).
+        pause's end; with a ``min_interval`` or a rate, each job's ``not_before`` is its start
+        time, at most ``lease / 4`` ahead (later starts are left for a later claim) and, under a
+        rate, at most ``RATE_HORIZON`` (the account's requests of that scope are then made due
+        when the window has room).
 
         A request whose allocation's credentials do not open (altered at rest: a wrong key is
         refused at start-up) is not claimed: it waits, its status unchanged and the reason in its
@@ -115,11 +111,11 @@ class Jobs:
         jobs: list[Job] = []
         with self._database.connection() as connection:
             calls = accounts.in_flight(connection, now)
-            pauses, ramps = accounts.restraints(connection, now)
+            pauses = accounts.paused(connection, now)
             for key, until in pauses.items():
                 accounts.hold_back(connection, key, until, now)
             # Accounts (or whole facilities) with no free slot: their requests stay due.
-            full = [key for key, ramp in ramps.items() if calls.get(key, 0) >= ramp]
+            full = []
             for (facility, account), count in calls.items():
                 allowance = limit_of(facility)
                 if (account != accounts.WHOLE) == allowance.per_account and count >= allowance.concurrency:
@@ -150,8 +146,6 @@ class Jobs:
                 # now that the accounts are locked. (SQLite ran this whole transaction alone.)
                 calls = accounts.in_flight(connection, now, {f for f, _, _ in keys})
             ids: list[int] = []
-            ramping: set[int] = set()
-            ramp_ended: set[accounts.Key] = set()
             starts: dict[int, float] = {}
             next_starts: dict[accounts.Key, float] = {}
             windows: dict[tuple[accounts.Key, str], list[float]] = {}
@@ -168,14 +162,6 @@ class Jobs:
                     continue
                 if calls.get(key, 0) >= allowance.concurrency:
                     continue
-                ramp = None if account in ramp_ended else rows[account].ramp
-                if ramp is not None and ramp >= allowance.concurrency:
-                    accounts.end_ramp(connection, account, now)
-                    ramp_ended.add(account)
-                elif ramp is not None:
-                    if calls.get(account, 0) >= ramp:
-                        continue
-                    ramping.add(candidate.id)
                 start = now
                 if allowance.min_interval > 0:
                     start = max(start, next_starts.get(key, rows[key].next_start))
@@ -200,8 +186,6 @@ class Jobs:
                 if allowance.min_interval > 0 or rate is not None:
                     starts[candidate.id] = start
                 calls[key] = calls.get(key, 0) + 1
-                if key != account:
-                    calls[account] = calls.get(account, 0) + 1
                 ids.append(candidate.id)
             for key, next_start in next_starts.items():
                 accounts.set_next_start(connection, key, next_start, now)
@@ -247,7 +231,7 @@ class Jobs:
                     attempted_at=attempted_at,
                     followup_request_id=row.followup_request_id,
                 )
-                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted, starts.get(row.id, 0.0), row.id in ramping))
+                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted, starts.get(row.id, 0.0)))
         return jobs
 
     def defer(self, job: Job, until: float | None = None) -> None:
@@ -295,8 +279,6 @@ class Jobs:
 
         A throttle (``State.THROTTLED`` with ``poll_after``) also pauses the facility account
         for every worker (``accounts.pause``), and the lease ending frees the account's slot.
-        Any other answer to a call of an account ramping up after a pause widens its ramp
-        (``accounts.ramp_up``).
 
         Returns False (and writes nothing of the request; a throttle's pause stands) when the
         lease was lost meanwhile: another worker owns the request now and its result wins.
@@ -319,12 +301,6 @@ class Jobs:
             raise ValueError("record_many records one outcome per request")
         with self._database.connection() as connection:
             rows = {row.id: row for row in connection.execute(select(REQUESTS).where(REQUESTS.c.id.in_(sorted(ids))).order_by(REQUESTS.c.id).with_for_update())}
-            answered: dict[accounts.Key, int] = {}
-            for recording in recordings:  # before the throttles: one among them starts the ramp again
-                if recording.job.ramping and recording.outcome.state is not State.THROTTLED:
-                    key = accounts.account_of(recording.job.facility, recording.job.request.allocation.id)
-                    answered[key] = answered.get(key, 0) + 1
-            accounts.ramp_up(connection, answered, now)
             pending = PendingRows()
             for i in order:
                 results[i] = self._apply(connection, recordings[i], *prepared[i], now, rows.get(ids[i]), pending)
