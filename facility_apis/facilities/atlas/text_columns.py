@@ -70,15 +70,19 @@ def _read_block(raw: bytes, width: int, numeric: list[int], label: int, labels: 
     if b"#" in raw:
         return None
     data = np.frombuffer(_PAD + raw + _PAD, np.uint8)  # the padding: every 16-byte window fits
-    breaks = raw.count(b"\n") + raw.count(b"\r")
-    if np.count_nonzero(data < 32) != breaks + raw.count(b"\t"):
+    line_ends = data == 10
+    if b"\r" in raw:
+        line_ends |= data == 13
+    breaks = np.flatnonzero(line_ends)
+    tabs = np.count_nonzero(data == 9) if b"\t" in raw else 0
+    if np.count_nonzero(data < 32) != len(breaks) + tabs:
         return None  # a control character str.split() or str.splitlines() reads otherwise
     solid = data > 32
     starts = np.flatnonzero(solid[1:] > solid[:-1]) + 1  # where each value begins
     if len(starts) % width:
         return None
     rows = starts.reshape(-1, width)
-    if not _one_row_a_line(data, rows, has_cr=breaks > raw.count(b"\n")):
+    if not _one_row_a_line(np.append(breaks, len(data)), rows):
         return None
     at = rows[:, numeric].T  # (columns, rows): where each wanted value begins
     windows = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))  # 8 bytes from each offset
@@ -88,13 +92,10 @@ def _read_block(raw: bytes, width: int, numeric: list[int], label: int, labels: 
     return numbers, _codes(data, rows[:, label], labels, other)
 
 
-def _one_row_a_line(data: np.ndarray, rows: np.ndarray, has_cr: bool) -> bool:
-    """Whether each row of value starts lies on a line of its own (no line holds more or fewer)."""
-    ends = data == 10
-    if has_cr:
-        ends |= data == 13
-    breaks = np.append(np.flatnonzero(ends), len(data))
-    line = np.searchsorted(breaks, rows[:, 0])  # the line break that ends each row's line
+def _one_row_a_line(breaks: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether each row of value starts lies on a line of its own (no line holds more or fewer
+    values); ``breaks`` are the offsets of the line breaks, and of the end."""
+    line = np.searchsorted(breaks, rows[:, 0])  # the break ending each row's line
     return bool((breaks[line] > rows[:, -1]).all() and (line[1:] > line[:-1]).all())
 
 
