@@ -141,7 +141,7 @@ def parse_results(text: str, *, snr_threshold: float = 3.0, origin: str = ORIGIN
         return _photometry(numbers, codes, other_filters, snr_threshold, origin)
 
 
-def _columns(filters: list[str], numbers: array) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+def _columns(filters: list[str], numbers: array) -> tuple[list[np.ndarray], np.ndarray, dict[str, int]]:
     """The row-by-row table in ``read_table``'s form."""
     code = {band: index for index, band in enumerate(BANDS)}
     codes = np.array([code.get(band, len(BANDS)) for band in filters], np.uint8)
@@ -149,24 +149,28 @@ def _columns(filters: list[str], numbers: array) -> tuple[np.ndarray, np.ndarray
     for band in filters:
         if band not in code:
             other[band] = other.get(band, 0) + 1
-    return np.frombuffer(numbers, np.float64).reshape(-1, len(NUMBERS)).T, codes, other
+    return list(np.frombuffer(numbers, np.float64).reshape(-1, len(NUMBERS)).T), codes, other
 
 
-def _photometry(numbers: np.ndarray, codes: np.ndarray, other_filters: dict[str, int], snr_threshold: float, origin: str) -> Photometry:
+def _photometry(numbers: list[np.ndarray], codes: np.ndarray, other_filters: dict[str, int], snr_threshold: float, origin: str) -> Photometry:
     """Apply the conversion rules (see the module docstring) to the ``NUMBERS`` columns
-    (``numbers``, one row each) of points in the filters ``codes`` (indices in ``BANDS``)."""
-    mjd, m, dm, f, df, chi_n, ra, dec, lim = numbers
-    lim = lim.copy()
+    (``numbers``) of points in the filters ``codes`` (indices in ``BANDS``). ``numbers`` is
+    consumed: a column is let go once converted, which keeps the peak memory low."""
+    column = dict(zip(NUMBERS, numbers, strict=True))
+    numbers.clear()
+    lim, df = column["mag5sig"], column["duJy"]
     for row in np.flatnonzero(~np.isfinite(lim)).tolist():  # the 3-sigma limit, by math.log10 as ever
         dujy = float(df[row])
         lim[row] = -2.5 * math.log10(3.0 * dujy) + 23.9 if dujy > 0 and math.isfinite(dujy) else NAN
     known = codes < len(BANDS)
-    usable = known & np.isfinite(mjd) & np.isfinite(lim)
-    unusable = int(np.count_nonzero(known)) - int(np.count_nonzero(usable))
-    keep = np.flatnonzero(usable)
-    m, dm, f, df, chi_n, lim = m[keep], dm[keep], f[keep], df[keep], chi_n[keep], lim[keep]
+    usable = known & np.isfinite(column["MJD"]) & np.isfinite(lim)
+    kept = int(np.count_nonzero(usable))
+    unusable = int(np.count_nonzero(known)) - kept
+    rows = np.flatnonzero(usable) if kept < len(usable) else slice(None)
+    m, dm, f, df, chi_n, lim = (column.pop(name)[rows] for name in ("m", "dm", "uJy", "duJy", "chi/N", "mag5sig"))
     with np.errstate(divide="ignore", invalid="ignore"):
         detected = (df > 0) & np.isfinite(f) & np.isfinite(m) & np.isfinite(dm) & (f / df >= snr_threshold) & ~(chi_n > MAX_CHI_N) & ~(m > lim)
+    del f, df, chi_n
 
     notes = []
     if other_filters:
@@ -174,14 +178,18 @@ def _photometry(numbers: np.ndarray, codes: np.ndarray, other_filters: dict[str,
         notes.append(f"dropped points in filters other than c/o: {listed}")
     if unusable:
         notes.append(f"dropped {unusable} point(s) with no usable MJD or limiting magnitude")
+    mag, magerr, limit = _where(detected, m), _where(detected, dm), lim.tolist()
+    del m, dm, lim
+    mjd = column.pop("MJD")[rows].tolist()
+    ra, dec = (column.pop(name)[rows] for name in ("RA", "Dec"))
     return Photometry(
-        mjd[keep].tolist(),
-        _where(detected, m),
-        _where(detected, dm),
-        lim.tolist(),
-        _FILTER_NAMES[codes[keep]].tolist(),
-        _where(np.isfinite(ra[keep]), ra[keep]),
-        _where(np.isfinite(dec[keep]), dec[keep]),
+        mjd,
+        mag,
+        magerr,
+        limit,
+        _FILTER_NAMES[codes[rows]].tolist(),
+        _where(np.isfinite(ra), ra),
+        _where(np.isfinite(dec), dec),
         origin=origin,
         notes=tuple(notes),
     )

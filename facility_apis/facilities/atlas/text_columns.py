@@ -28,20 +28,24 @@ _U = np.uint64
 _ONES = _U(0x0101010101010101)
 _POW10 = 10.0 ** np.arange(16)  # exact doubles
 _NAN_WORD = _U(0x4E614E)  # the bytes "NaN" as a little-endian word
+_SIGNED = np.zeros(256, np.uint64)  # by first byte: 1 for a sign
+_SIGNED[[ord("-"), ord("+")]] = 1
+_SIGN = np.ones(256)  # by first byte: the factor of the value
+_SIGN[ord("-")] = -1.0
 _PAD = b" " * 16
 _TOKEN = re.compile(rb"\S+")
 
 
 def read_table(
     text: str, start: int, width: int, numeric: list[int], label: int, labels: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray, dict[str, int]] | None:
+) -> tuple[list[np.ndarray], np.ndarray, dict[str, int]] | None:
     """The rows of ``text[start:]``, each of ``width`` whitespace-separated values.
 
-    Returns ``(numbers, codes, other)``: ``numbers`` is a float64 array of shape
-    ``(len(numeric), rows)``, row ``i`` the values of column ``numeric[i]`` (a value ``float()``
-    refuses is NaN); ``codes`` (uint8, one per row) is the index in ``labels`` of the row's value in
-    column ``label``, or ``len(labels)`` for any other value, counted by value in ``other``.
-    ``None`` when the text is not a regular table (see the module docstring).
+    Returns ``(numbers, codes, other)``: ``numbers`` holds one float64 array per column of
+    ``numeric`` (in that order), its values in the rows' order (a value ``float()`` refuses is NaN);
+    ``codes`` (uint8, one per row) is the index in ``labels`` (one character each) of the row's
+    value in column ``label``, or ``len(labels)`` for any other value, counted by value in
+    ``other``. ``None`` when the text is not a regular table (see the module docstring).
     """
     if not text.isascii():
         return None
@@ -58,15 +62,13 @@ def read_table(
         blocks.append(block[0])
         codes.append(block[1])
         position = end
-    if not blocks:
-        return np.empty((len(numeric), 0)), np.empty(0, np.uint8), other
-    numbers = np.concatenate(blocks, axis=1)
-    del blocks
-    return numbers, np.concatenate(codes), other
+    numbers = [np.concatenate([block[column] for block in blocks]) if blocks else np.empty(0) for column in range(len(numeric))]
+    return numbers, np.concatenate(codes) if codes else np.empty(0, np.uint8), other
 
 
 def _read_block(raw: bytes, width: int, numeric: list[int], label: int, labels: tuple[str, ...], other: dict[str, int]) -> tuple[np.ndarray, np.ndarray] | None:
-    """``read_table`` on one block of whole lines (``raw``); ``None`` when it is not regular."""
+    """``read_table`` on one block of whole lines (``raw``): the ``numeric`` columns (one row
+    each) and the codes; ``None`` when the block is not regular."""
     if b"#" in raw:
         return None
     data = np.frombuffer(_PAD + raw + _PAD, np.uint8)  # the padding: every 16-byte window fits
@@ -84,12 +86,29 @@ def _read_block(raw: bytes, width: int, numeric: list[int], label: int, labels: 
     rows = starts.reshape(-1, width)
     if not _one_row_a_line(np.append(breaks, len(data)), rows):
         return None
-    at = rows[:, numeric].T  # (columns, rows): where each wanted value begins
     windows = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))  # 8 bytes from each offset
-    numbers, unread = _numbers(data, windows, at)
-    for column, row in zip(*np.nonzero(unread), strict=True):  # what the fast path does not read
-        numbers[column, row] = _number(_TOKEN.match(data, at[column, row]).group())
+    numbers = np.empty((len(numeric), len(rows)))
+    if len(rows):
+        # Columns whose first value fills 8 bytes are read two words a value, the others one (a
+        # longer value in those is read by float(), like any the fast path does not read).
+        long = ((windows[rows[0, numeric]].view(np.uint8) <= 32).view(_U) == 0).tolist()
+        for count in (1, 2):
+            group = [index for index, is_long in enumerate(long) if is_long == (count == 2)]
+            if group:
+                at = rows[:, [numeric[index] for index in group]].T  # (columns, rows): where each value begins
+                numbers[group] = _read_numbers(data, windows, at, count)
     return numbers, _codes(data, rows[:, label], labels, other)
+
+
+def _read_numbers(data: np.ndarray, windows: np.ndarray, at: np.ndarray, count: int) -> np.ndarray:
+    """The values beginning at the offsets ``at`` of ``data``, read ``count`` 8-byte words a value
+    by the fast path, or else by ``float()``."""
+    words = windows[at.ravel()] if count == 1 else windows[np.concatenate((at.ravel(), at.ravel() + 8))]
+    values, unread = _parse(words.reshape(count, -1))
+    values = values.reshape(at.shape)
+    for column, row in zip(*np.nonzero(unread.reshape(at.shape)), strict=True):
+        values[column, row] = _number(_TOKEN.match(data, at[column, row]).group())
+    return values
 
 
 def _one_row_a_line(breaks: np.ndarray, rows: np.ndarray) -> bool:
@@ -120,27 +139,10 @@ def _number(token: bytes) -> float:
         return float("nan")
 
 
-def _numbers(data: np.ndarray, windows: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The values beginning at offsets ``at`` (columns, rows), and where the fast path could not
-    read one (True). A column holding a value longer than 7 characters is read two 8-byte words a
-    value, the others one."""
-    numbers = np.empty(at.shape)
-    unread = np.empty(at.shape, bool)
-    first = windows[at]
-    long = ((first.view(np.uint8) <= 32).view(_U) == 0).any(axis=1)
-    for columns, count in ((np.flatnonzero(~long), 1), (np.flatnonzero(long), 2)):
-        if len(columns):
-            words = first[columns][None] if count == 1 else np.stack((first[columns], windows[at[columns] + 8]))
-            values, failed = _parse(words.reshape(count, -1), data[at[columns]].ravel())
-            numbers[columns] = values.reshape(len(columns), -1)
-            unread[columns] = failed.reshape(len(columns), -1)
-    return numbers, unread
-
-
-def _parse(words: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _parse(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Values of the tokens whose first ``8 * len(words)`` bytes are ``words`` (little-endian; a
-    token ends at the first byte ≤ space) and whose first byte is ``first``, and which tokens are
-    not of the fast path's form (True; their value is then meaningless). ``NaN`` reads as NaN."""
+    token ends at the first byte ≤ space), and which tokens are not of the fast path's form (True;
+    their value is then meaningless). ``NaN`` reads as NaN."""
     count = len(words)
     chars = words.view(np.uint8)
     space = (chars <= 32).view(_U)
@@ -156,8 +158,8 @@ def _parse(words: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray
     fields = (((digit + (dot << _U(4))) * _ONES) >> _U(56)) + ((((inside + (before << _U(4))) * _ONES) >> _U(56)) << _U(8))
     fields = fields.sum(axis=0) if count > 1 else fields[0]
     digits, dots, length, dot_at = fields & _U(15), (fields >> _U(4)) & _U(15), (fields >> _U(8)) & _U(15), fields >> _U(12)
-    negative = first == 45
-    readable = (digits + dots + negative + (first == 43) == length) & (dots <= _U(1)) & (digits - _U(1) < _U(14)) & (inside[-1] != _ONES)
+    first = words[0].astype(np.uint8)  # the first byte
+    readable = (digits + dots + _SIGNED.take(first) == length) & (dots <= _U(1)) & (digits - _U(1) < _U(14)) & (inside[-1] != _ONES)
     # the digits as one integer (the dot and the sign as zero digits), 8 digits a word at a time
     value = (chars & np.uint8(15)).view(_U) & (digit * _U(255))
     value = (value * _U(10) + (value >> _U(8))) & _U(0x00FF00FF00FF00FF)
@@ -166,11 +168,11 @@ def _parse(words: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray
     # right-aligned: a token without a dot gets one appended, so every token has one; all exact
     span = (length + _U(1) - dots).astype(np.intp)
     if count == 1:
-        whole = value[0] / _POW10[(8 - span) & 15]
+        whole = value[0] / _POW10.take((8 - span) & 15)
     else:  # the first word's part is scaled up or down (one of the two powers is 1)
-        whole = value[0] * _POW10[np.maximum(span - 8, 0) & 15] / _POW10[np.maximum(8 - span, 0) & 15]
-        whole += value[1] / _POW10[(16 - span) & 15]
-    scale = _POW10[((length - _U(1) - dot_at) * dots).astype(np.intp) & 15]  # 10 ** digits after the dot
+        whole = value[0] * _POW10.take(np.maximum(span - 8, 0) & 15) / _POW10.take(np.maximum(8 - span, 0) & 15)
+        whole += value[1] / _POW10.take((16 - span) & 15)
+    scale = _POW10.take(((length - _U(1) - dot_at) * dots).astype(np.intp) & 15)  # 10 ** digits after the dot
     fraction = whole / scale
     np.floor(fraction, out=fraction)
     fraction *= scale
@@ -179,7 +181,10 @@ def _parse(words: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray
     whole /= 10  # drops the dot's zero
     whole += fraction
     whole /= scale  # the one rounding
-    whole *= 1.0 - 2.0 * negative
-    nan = ((words[0] & _U(0xFFFFFF)) == _NAN_WORD) & (length == _U(3))
+    whole *= _SIGN.take(first)
+    unread = ~readable
+    others = np.flatnonzero(unread)
+    nan = others[((words[0, others] & _U(0xFFFFFF)) == _NAN_WORD) & (length[others] == _U(3))]
     whole[nan] = np.nan
-    return whole, ~(readable | nan)
+    unread[nan] = False
+    return whole, unread
