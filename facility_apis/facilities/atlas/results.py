@@ -197,8 +197,4 @@ def _photometry(numbers: list[np.ndarray], codes: np.ndarray, other_filters: dic
 
 def _where(condition: np.ndarray, values: np.ndarray) -> list[float | None]:
     """``values`` as a list, ``None`` where ``condition`` is false."""
-    if condition.all():
-        return values.tolist()
-    column = values.astype(object)
-    column[~condition] = None
-    return column.tolist()
+    return values.tolist() if condition.all() else np.where(condition, values, None).tolist()
