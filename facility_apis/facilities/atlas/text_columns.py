@@ -149,7 +149,8 @@ def _parse(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     inside = ((space & -space) - _U(1)) & _ONES  # 0x01 in each byte before the first space
     for index in range(1, count):
         inside[index] *= inside[index - 1] == _ONES
-    digit = ((chars - np.uint8(48)) < 10).view(_U) & inside
+    digits_of = chars - np.uint8(48)  # a digit's value; other bytes wrap to 10 and more
+    digit = (digits_of < 10).view(_U) & inside
     dot = (chars == 46).view(_U) & inside
     before = ((dot & -dot) - _U(1)) & _ONES  # 0x01 in each byte before the dot
     for index in range(1, count):
@@ -161,7 +162,7 @@ def _parse(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first = words[0].astype(np.uint8)  # the first byte
     readable = (digits + dots + _SIGNED.take(first) == length) & (dots <= _U(1)) & (digits - _U(1) < _U(14)) & (inside[-1] != _ONES)
     # the digits as one integer (the dot and the sign as zero digits), 8 digits a word at a time
-    value = (chars & np.uint8(15)).view(_U) & (digit * _U(255))
+    value = digits_of.view(_U) & (digit * _U(255))
     value = (value * _U(10) + (value >> _U(8))) & _U(0x00FF00FF00FF00FF)
     value = (value * _U(100) + (value >> _U(16))) & _U(0x0000FFFF0000FFFF)
     value = ((value * _U(10000) + (value >> _U(32))) & _U(0x00000000FFFFFFFF)).astype(np.float64)
