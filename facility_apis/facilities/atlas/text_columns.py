@@ -3,9 +3,9 @@
 ``read_table`` is the fast path of the ATLAS result parser: a file of 100,000 rows is read in
 large blocks of bytes with a few dozen array operations each, and no Python object per value. It
 reads only a *regular* table — ASCII, every non-blank line a row of exactly ``width`` values, no
-``#`` after the header, no control character but tab, ``\\n`` and ``\\r`` — and answers ``None``
-for anything else, so the caller can take its row-by-row path, which knows every irregular case
-(and the errors to raise).
+``#`` after the header, no control character but tab, ``\\n`` and ``\\r`` — on a little-endian
+machine, and answers ``None`` for anything else, so the caller can take its row-by-row path,
+which knows every irregular case (and the errors to raise).
 
 Numbers are exact: a token of at most 15 characters made of an optional sign, 1 to 14 digits and at
 most one ``.`` is the integer of its digits divided by a power of ten, both exactly representable as
@@ -18,6 +18,7 @@ doubles, so the one rounding of the division is the correctly rounded value — 
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def read_table(
     value in column ``label``, or ``len(labels)`` for any other value, counted by value in
     ``other``. ``None`` when the text is not a regular table (see the module docstring).
     """
-    if not text.isascii():
+    if not text.isascii() or sys.byteorder != "little":  # the words are read as little-endian integers
         return None
     blocks: list[np.ndarray] = []
     codes: list[np.ndarray] = []
