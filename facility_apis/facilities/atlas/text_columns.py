@@ -96,7 +96,7 @@ def _read_block(raw: bytes, width: int, numeric: list[int], label: int, labels: 
         for count in (1, 2):
             group = [index for index, is_long in enumerate(long) if is_long == (count == 2)]
             if group:
-                at = rows[:, [numeric[index] for index in group]].T  # (columns, rows): where each value begins
+                at = rows.T[[numeric[index] for index in group]]  # (columns, rows): where each value begins
                 numbers[group] = _read_numbers(data, windows, at, count)
     return numbers, _codes(data, rows[:, label], labels, other)
 
