@@ -196,5 +196,9 @@ def _photometry(numbers: list[np.ndarray], codes: np.ndarray, other_filters: dic
 
 
 def _where(condition: np.ndarray, values: np.ndarray) -> list[float | None]:
-    """``values`` as a list, ``None`` where ``condition`` is false."""
-    return values.tolist() if condition.all() else np.where(condition, values, None).tolist()
+    """``values`` as a list, ``None`` where ``condition`` is false (only the kept values boxed)."""
+    if condition.all():
+        return values.tolist()
+    column = np.empty(len(values), object)  # all None
+    column[condition] = values[condition]
+    return column.tolist()
