@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from facility_apis.core.errors import RemoteError
@@ -58,7 +58,7 @@ float_tokens = st.builds(
 tokens = st.one_of(decimal_tokens, float_tokens, st.sampled_from(ODD))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # slow on a shared machine
 @given(st.lists(st.lists(tokens, min_size=3, max_size=3), min_size=1, max_size=40), st.sampled_from([" ", "   ", "\t"]))
 def test_every_value_is_float_of_its_token_bit_for_bit(rows, gap):
     numbers, codes, other = read(table(rows, ["o"] * len(rows), gap), 3)
@@ -151,7 +151,7 @@ def test_both_paths_give_the_same_photometry(snr_threshold):
     assert [bits(value) for value in fast.limiting_mag] == [bits(value) for value in slow.limiting_mag]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(["c", "o", "t"]), st.lists(tokens, min_size=9, max_size=9)), min_size=1, max_size=30))
 def test_both_paths_agree_on_random_rows(rows):
     header = "###MJD m dm uJy duJy F err chi/N RA Dec mag5sig"
