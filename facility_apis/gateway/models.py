@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 #: Bumped whenever a table changes; the store refuses a database of another version. 2 added
 #: ``requests.cursor`` and ``requests.frames``; 3 the ``facility_accounts`` table and an index on
 #: ``requests.lease_expires`` (see docs/gateway.md, Upgrading).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Base(DeclarativeBase):
@@ -125,6 +125,21 @@ class FacilityAccountRow(Base):
     updated_at: Mapped[float]
 
 
+class AccountCallRow(Base):
+    """The start of a call an account made under a rate (schema 4): the sliding window the claims
+    count (``store/accounts.py``). ``scope`` is ``read`` or ``write`` (``pacing.SCOPES``);
+    ``started_at`` the time the claim gave the call (UNIX seconds). Rows older than the window are
+    deleted by the next claim of the account."""
+
+    __tablename__ = "account_calls"
+    __table_args__ = (Index("ix_account_calls_window", "facility", "account", "scope", "started_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[float]
+
+
 class HistoryRow(Base):
     """One status change of a request."""
 
@@ -170,11 +185,12 @@ class OutboxRow(Base):
 
 
 #: The Core tables of the rows above, for the store's hot paths (no ORM unit of work).
-ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX, ACCOUNTS = (
+ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX, ACCOUNTS, ACCOUNT_CALLS = (
     AllocationRow.__table__,
     RequestRow.__table__,
     HistoryRow.__table__,
     TransactionRow.__table__,
     OutboxRow.__table__,
     FacilityAccountRow.__table__,
+    AccountCallRow.__table__,
 )

@@ -13,7 +13,13 @@ pauses the account it answered for the wait the facility asked.
   when a worker died) frees the slot. Nothing else to release, nothing held forever.
 - ``facility_accounts`` (one row per key) holds the rest: ``next_start``, the earliest start
   of the account's next call, and ``paused_until``/``pause_detail``/``throttles``.
-
+- **Rates** (``FacilityLimit.rates``: a facility's documented ``rate_limits``, or the configured
+  ``read_rate``/``write_rate``): ``account_calls`` holds the start of each call the claims gave
+  an account under a rate, and a claim counts those in the window (``Rate.window``, the period and
+  a small margin): a call is given the earliest start at which the window holds fewer than the
+  rate's calls, if that is at most ``RATE_HORIZON`` ahead; otherwise the account's requests of
+  that scope are made due then (as for a pause). So the workers together never start more calls
+  than the facility allows, and meet no 429 for it.
 These functions run inside the caller's transaction (``Jobs.claim`` and ``Jobs.record``): the
 account rows are locked (``FOR UPDATE``, in key order) before their leases are counted, so on
 PostgreSQL two claims of one account take turns; SQLite serialises every transaction anyway.
@@ -25,11 +31,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select, tuple_, update
+from sqlalchemy import Connection, case, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..models import ACCOUNTS, REQUESTS
+from ..models import ACCOUNT_CALLS, ACCOUNTS, REQUESTS
 from ..pacing import FacilityLimit
 
 #: ``(facility, account)``: the account is an allocation id as text, or ``WHOLE`` for an
@@ -71,8 +77,9 @@ def paused(connection: Connection, now: float) -> dict[Key, float]:
     return {(facility, account): until for facility, account, until in connection.execute(query)}
 
 
-def hold_back(connection: Connection, key: Key, until: float, now: float) -> None:
-    """Make the account's requests that fall due before ``until`` (and no worker holds) due then.
+def hold_back(connection: Connection, key: Key, until: float, now: float, operations: Iterable[str] | None = None) -> None:
+    """Make the account's requests that fall due before ``until`` (and no worker holds) due then
+    (those whose next call is one of ``operations`` only, when given).
 
     Rows another transaction has locked are skipped, never waited for: a concurrent claim holds
     them as its candidates while it waits for the account's row, which the caller may hold (a
@@ -89,7 +96,24 @@ def hold_back(connection: Connection, key: Key, until: float, now: float) -> Non
         )
         .with_for_update(skip_locked=True)
     )
+    if operations is not None:
+        rows = rows.where(REQUESTS.c.operation.in_(sorted(operations)))
     connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(rows.scalar_subquery())).values(next_poll_at=until))
+
+
+def window(connection: Connection, key: Key, scope: str, since: float) -> list[float]:
+    """The starts of the account's calls of ``scope`` (``read``, ``write``) after ``since``,
+    oldest first; the older ones are deleted (the account's row is locked by ``lock``)."""
+    where = (ACCOUNT_CALLS.c.facility == key[0], ACCOUNT_CALLS.c.account == key[1], ACCOUNT_CALLS.c.scope == scope)
+    connection.execute(delete(ACCOUNT_CALLS).where(*where, ACCOUNT_CALLS.c.started_at <= since))
+    return list(connection.scalars(select(ACCOUNT_CALLS.c.started_at).where(*where).order_by(ACCOUNT_CALLS.c.started_at)))
+
+
+def log_calls(connection: Connection, calls: list[tuple[Key, str, float]]) -> None:
+    """Count calls in their accounts' windows: ``(key, scope, start)`` each."""
+    if calls:
+        rows = [{"facility": f, "account": a, "scope": scope, "started_at": start} for (f, a), scope, start in calls]
+        connection.execute(ACCOUNT_CALLS.insert(), rows)
 
 
 def _ensure(connection: Connection, keys: list[Key], now: float) -> None:

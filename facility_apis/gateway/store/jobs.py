@@ -9,6 +9,7 @@ account, for every worker at once (``accounts.py``).
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from ...core.outcome import Outcome, State
 from ...core.redact import get_logger
 from ..crypto import SealError
 from ..models import ALLOCATIONS, REQUESTS
-from ..pacing import FacilityLimit
+from ..pacing import RATE_HORIZON, SCOPES, FacilityLimit
 from ..policy import Schedule, next_step
 from . import accounts
 from .allocations import ALLOCATION_FIELDS, Allocations
@@ -96,8 +97,10 @@ class Jobs:
         account's) allowance (``limits(facility)``, default ``FacilityLimit()``), shared with
         every other worker on the database (see ``accounts.py``): due requests beyond the free
         slots stay due for a later claim; those of a paused account are made due at the
-        pause's end; with a ``min_interval``, each job's ``not_before`` is its start time, at most
-        ``lease / 4`` ahead (later starts are left for a later claim).
+        pause's end; with a ``min_interval`` or a rate, each job's ``not_before`` is its start
+        time, at most ``lease / 4`` ahead (later starts are left for a later claim) and, under a
+        rate, at most ``RATE_HORIZON`` (the account's requests of that scope are then made due
+        when the window has room).
 
         A request whose allocation's credentials do not open (altered at rest: a wrong key is
         refused at start-up) is not claimed: it waits, its status unchanged and the reason in its
@@ -120,7 +123,7 @@ class Jobs:
             skip_allocations = sorted({int(a) for f, a in [*full, *pauses] if a != accounts.WHOLE})
             skip_facilities = sorted({f for f, a in full if a == accounts.WHOLE})
             due = (
-                select(REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.allocation_id)
+                select(REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.allocation_id, REQUESTS.c.operation)
                 .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
                 .order_by(REQUESTS.c.next_poll_at)
                 .limit(limit)
@@ -145,6 +148,8 @@ class Jobs:
             ids: list[int] = []
             starts: dict[int, float] = {}
             next_starts: dict[accounts.Key, float] = {}
+            windows: dict[tuple[accounts.Key, str], list[float]] = {}
+            rated: list[tuple[accounts.Key, str, float]] = []
             for candidate in candidates:
                 allowance = limit_of(candidate.facility)
                 account = accounts.account_of(candidate.facility, candidate.allocation_id)
@@ -157,16 +162,34 @@ class Jobs:
                     continue
                 if calls.get(key, 0) >= allowance.concurrency:
                     continue
+                start = now
                 if allowance.min_interval > 0:
-                    start = max(now, next_starts.get(key, rows[key].next_start))
-                    if start > now + lease / 4:
-                        continue  # too far ahead: the lease must outlast the wait and the call
-                    starts[candidate.id] = start
+                    start = max(start, next_starts.get(key, rows[key].next_start))
+                rate = allowance.rate(candidate.operation)
+                if rate is not None:
+                    scope = SCOPES[candidate.operation]
+                    if (account, scope) not in windows:
+                        windows[account, scope] = accounts.window(connection, account, scope, now - rate.window)
+                    window = windows[account, scope]
+                    if len(window) >= rate.calls:
+                        start = max(start, window[-rate.calls] + rate.window)  # when the window has room
+                        if start > now + RATE_HORIZON:
+                            accounts.hold_back(connection, account, start, now, [op for op, s in SCOPES.items() if s == scope])
+                            continue
+                if start > now + lease / 4:
+                    continue  # too far ahead: the lease must outlast the wait and the call
+                if allowance.min_interval > 0:
                     next_starts[key] = start + allowance.min_interval
+                if rate is not None:
+                    bisect.insort(window, start)
+                    rated.append((account, scope, start))
+                if allowance.min_interval > 0 or rate is not None:
+                    starts[candidate.id] = start
                 calls[key] = calls.get(key, 0) + 1
                 ids.append(candidate.id)
             for key, next_start in next_starts.items():
                 accounts.set_next_start(connection, key, next_start, now)
+            accounts.log_calls(connection, rated)
             if not ids:
                 return []
             connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
