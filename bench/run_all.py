@@ -27,7 +27,7 @@ BENCHMARKS = (
     # script, label of the measured figure, label of its baseline, keys in median_ms (None: the
     # script writes its figures as text, "measured" and "baseline" in its JSON)
     ("import_time.py", "import core", "import requests, jsonschema", ("core", "baseline")),
-    ("atlas_parse.py", "ATLAS read+parse_results", "pandas.read_csv", ("ours", "pandas")),
+    ("atlas_parse.py", "ATLAS read+parse_results", "pandas.read_csv+conversion", ("ours", "pandas")),
     ("gateway_drain.py", "worker+Deliverer drain", "one-at-a-time loop", None),
     ("gateway_throttled.py", "reads/min under 429s", "allowed reads/min", None),
     ("gateway_memory.py", "RSS growth, job backlog", "RSS before the worker", None),

@@ -27,13 +27,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from operator import itemgetter
 
+import numpy as np
+
 from ...core.errors import RemoteError
 from ...core.photometry import Photometry
+from .text_columns import read_table
 
 REQUIRED = ("MJD", "m", "dm", "uJy", "duJy", "F", "chi/N", "RA", "Dec", "mag5sig")
 #: The numeric columns the conversion reads, in the order ``_photometry`` takes them.
 NUMBERS = ("MJD", "m", "dm", "uJy", "duJy", "chi/N", "RA", "Dec", "mag5sig")
 FILTERS = {"c": "atlasc", "o": "atlaso"}
+BANDS = tuple(FILTERS)
+_FILTER_NAMES = np.array(list(FILTERS.values()), dtype=object)
 ORIGIN_DIFFERENCE = "fp"
 ORIGIN_REDUCED = "fp_reduced"
 MAX_CHI_N = 10.0
@@ -64,11 +69,12 @@ def _lines(text: str) -> Iterator[str]:
         start = end + 1
 
 
-def _header(lines: Iterator[str]) -> dict[str, int]:
+def _header(lines: Iterator[str]) -> tuple[str, dict[str, int]]:
+    """The header line and the index of each column it names."""
     for line in lines:
         if line.startswith("#"):
             names = line.lstrip("#").split()
-            return {name: index for index, name in enumerate(names)}
+            return line, {name: index for index, name in enumerate(names)}
         if line.strip():
             break
     raise RemoteError("ATLAS result file has no header line starting with '#'", permanent=True)
@@ -113,60 +119,58 @@ def _table(lines: Iterator[str], width: int, band: int, wanted: list[int]) -> tu
 
 def parse_results(text: str, *, snr_threshold: float = 3.0, origin: str = ORIGIN_DIFFERENCE) -> Photometry:
     """Photometry (of the series ``origin``) from the text of an ATLAS result file; a permanent
-    ``RemoteError`` when it is malformed."""
+    ``RemoteError`` when it is malformed.
+
+    A regular file (ASCII, one row a line, see ``text_columns``) is read column-wise with numpy;
+    any other goes row by row, which reads every irregular case and raises on a malformed one. Both
+    give the same values, those of ``float()`` on each value."""
     lines = _lines(text)
-    index = _header(lines)
+    header, index = _header(lines)
     missing = [name for name in REQUIRED if name not in index]
     if missing:
         raise RemoteError(f"ATLAS result file lacks the column(s) {', '.join(missing)}", permanent=True)
+    wanted = [index[name] for name in NUMBERS]
     with _gc_paused():
-        filters, numbers = _table(lines, len(index), index["F"], [index[name] for name in NUMBERS])
-        if not filters:
+        body = text.find(header) + len(header)  # only blank lines come before the header
+        table = read_table(text, body, len(index), wanted, index["F"], BANDS)
+        if table is None:
+            table = _columns(*_table(lines, len(index), index["F"], wanted))
+        numbers, codes, other_filters = table
+        if not len(codes):
             return Photometry([], [], [], [], [], [], [], origin=origin, notes=("the result file holds no measurements",))
-        return _photometry(filters, numbers, snr_threshold, origin)
+        return _photometry(numbers, codes, other_filters, snr_threshold, origin)
 
 
-def _photometry(filters: list[str], numbers: array, snr_threshold: float, origin: str) -> Photometry:
-    """Apply the conversion rules row by row (see the module docstring); ``numbers`` holds the
-    ``NUMBERS`` columns, row after row."""
-    out_mjd: list[float] = []
-    out_mag: list[float | None] = []
-    out_magerr: list[float | None] = []
-    out_limit: list[float] = []
-    out_filter: list[str] = []
-    out_ra: list[float | None] = []
-    out_dec: list[float | None] = []
-    other_filters: dict[str, int] = {}
-    unusable = 0
-    isfinite, log10 = math.isfinite, math.log10
-    values = iter(numbers)
-    rows = zip(filters, zip(*[values] * len(NUMBERS), strict=True), strict=True)  # one row at a time, read from the array
-    for band, (mjd, m, dm, f, df, chi_n, ra, dec, lim) in rows:
-        name = FILTERS.get(band)
-        if name is None:
-            other_filters[band] = other_filters.get(band, 0) + 1
-            continue
-        if not isfinite(lim):
-            lim = -2.5 * log10(3.0 * df) + 23.9 if df > 0 and isfinite(df) else NAN
-        if not (isfinite(mjd) and isfinite(lim)):
-            unusable += 1
-            continue
-        detected = (
-            df > 0
-            and isfinite(f)
-            and isfinite(m)
-            and isfinite(dm)
-            and f / df >= snr_threshold
-            and not chi_n > MAX_CHI_N
-            and not m > lim
-        )
-        out_mjd.append(mjd)
-        out_mag.append(m if detected else None)
-        out_magerr.append(dm if detected else None)
-        out_limit.append(lim)
-        out_filter.append(name)
-        out_ra.append(ra if isfinite(ra) else None)
-        out_dec.append(dec if isfinite(dec) else None)
+def _columns(filters: list[str], numbers: array) -> tuple[list[np.ndarray], np.ndarray, dict[str, int]]:
+    """The row-by-row table in ``read_table``'s form."""
+    code = {band: index for index, band in enumerate(BANDS)}
+    codes = np.array([code.get(band, len(BANDS)) for band in filters], np.uint8)
+    other: dict[str, int] = {}
+    for band in filters:
+        if band not in code:
+            other[band] = other.get(band, 0) + 1
+    return list(np.frombuffer(numbers, np.float64).reshape(-1, len(NUMBERS)).T), codes, other
+
+
+def _photometry(numbers: list[np.ndarray], codes: np.ndarray, other_filters: dict[str, int], snr_threshold: float, origin: str) -> Photometry:
+    """Apply the conversion rules (see the module docstring) to the ``NUMBERS`` columns
+    (``numbers``) of points in the filters ``codes`` (indices in ``BANDS``). ``numbers`` is
+    consumed: a column is let go once converted, which keeps the peak memory low."""
+    column = dict(zip(NUMBERS, numbers, strict=True))
+    numbers.clear()
+    lim, df = column["mag5sig"], column["duJy"]
+    for row in np.flatnonzero(~np.isfinite(lim)).tolist():  # the 3-sigma limit, by math.log10 as ever
+        dujy = float(df[row])
+        lim[row] = -2.5 * math.log10(3.0 * dujy) + 23.9 if dujy > 0 and math.isfinite(dujy) else NAN
+    known = codes < len(BANDS)
+    usable = known & np.isfinite(column["MJD"]) & np.isfinite(lim)
+    kept = int(np.count_nonzero(usable))
+    unusable = int(np.count_nonzero(known)) - kept
+    rows = np.flatnonzero(usable) if kept < len(usable) else slice(None)
+    m, dm, f, df, chi_n, lim = (column.pop(name)[rows] for name in ("m", "dm", "uJy", "duJy", "chi/N", "mag5sig"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        detected = (df > 0) & np.isfinite(f) & np.isfinite(m) & np.isfinite(dm) & (f / df >= snr_threshold) & ~(chi_n > MAX_CHI_N) & ~(m > lim)
+    del f, df, chi_n
 
     notes = []
     if other_filters:
@@ -174,4 +178,27 @@ def _photometry(filters: list[str], numbers: array, snr_threshold: float, origin
         notes.append(f"dropped points in filters other than c/o: {listed}")
     if unusable:
         notes.append(f"dropped {unusable} point(s) with no usable MJD or limiting magnitude")
-    return Photometry(out_mjd, out_mag, out_magerr, out_limit, out_filter, out_ra, out_dec, origin=origin, notes=tuple(notes))
+    mag, magerr, limit = _where(detected, m), _where(detected, dm), lim.tolist()
+    del m, dm, lim
+    mjd = column.pop("MJD")[rows].tolist()
+    ra, dec = (column.pop(name)[rows] for name in ("RA", "Dec"))
+    return Photometry(
+        mjd,
+        mag,
+        magerr,
+        limit,
+        _FILTER_NAMES[codes[rows]].tolist(),
+        _where(np.isfinite(ra), ra),
+        _where(np.isfinite(dec), dec),
+        origin=origin,
+        notes=tuple(notes),
+    )
+
+
+def _where(condition: np.ndarray, values: np.ndarray) -> list[float | None]:
+    """``values`` as a list, ``None`` where ``condition`` is false (only the kept values boxed)."""
+    if condition.all():
+        return values.tolist()
+    column = np.empty(len(values), object)  # all None
+    column[condition] = values[condition]
+    return column.tolist()
