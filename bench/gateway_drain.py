@@ -19,11 +19,24 @@ received by the stub. Prints both times and ratio baseline/gateway (target ≥ 8
 baseline (``time.process_time``; the emulators' processes are not counted; target ≤ 1.5: the
 bookkeeping costs at most half the HTTP work again), the completed counts, and the statuses and
 photometry points the stub received.
-Exit 1 when a task is not completed or not delivered, on either side; timing is never enforced.
+
+Worker processes (``--worker-processes N``, default 2; 0, and ``--quick`` unless given, skip it):
+N more tasks drained on PostgreSQL (``$FACILITY_APIS_TEST_POSTGRES``) by one gateway worker
+process, then by N, each drain against a fresh emulator, stub and schema; each process a ``Worker``
+(32 calls in flight) and its ``Deliverer``, as ``facility-apis worker`` runs them
+(``gateway_processes.py``); ATLAS allows ``--allowed`` calls at once in all (default 32), shared
+through the database. Prints each drain's time, ``ratio 1 worker / N workers (PostgreSQL)``
+(target ≥ 1.6 for two; 0.8 × N otherwise) and the CPU seconds each process, its PostgreSQL
+backends, the emulator and the stub used, with the claims and each process's CPU by thread.
+Skipped with a note when PostgreSQL is not reachable and the option was not given.
+
+Exit 1 when a task is not completed or not delivered, on either side; with worker processes also
+when a status or an upload reached the stub twice, or ATLAS had more calls at once than allowed
+(counted by the emulator). Timing is never enforced.
 
 Usage: python bench/gateway_drain.py [--quick] [--tasks N] [--polls N] [--latency S]
            [--concurrency N] [--poll-interval S] [--database sqlite|postgresql|URL[,...]]
-           [--json-out FILE]
+           [--worker-processes N] [--allowed N] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -215,8 +228,24 @@ def compare_processes(count: int, tasks: int, args, scratch: str) -> tuple[dict,
     many, more_failures = processes_drain(count, tasks, args, scratch)
     ratio = one["seconds"] / many["seconds"]
     met = ratio >= target
+    cores = os.cpu_count() or 1
+    bound_one, bound_many = _cpu_bound_seconds(one, cores), _cpu_bound_seconds(many, cores)
+    print(
+        f"  CPU-bound: the drain by 1 worker process needs about {bound_one:.1f} s, by {count} {bound_many:.1f} s on {cores} idle cores "
+        f"(the busiest process on one core, or all the CPU seconds above spread over the cores): a ratio of {bound_one / bound_many:.2f} "
+        f"where CPU alone bounds both"
+    )
     print(f"ratio 1 worker / {count} workers (PostgreSQL): {ratio:.2f}  (target ≥ {target:g})  {'MET' if met else 'MISSED'}")
-    return {"one": one, "many": many, "ratio": ratio, "target": target, "target_met": met}, failures + more_failures
+    figures = {"one": one, "many": many, "ratio": ratio, "target": target, "target_met": met, "cpu_bound_ratio": bound_one / bound_many}
+    return figures, failures + more_failures
+
+
+def _cpu_bound_seconds(drain: dict, cores: int) -> float:
+    """About the least time a drain's CPU seconds allow on ``cores`` idle cores: its busiest worker
+    process runs on one core at a time (one interpreter lock), and everything it measured
+    (worker processes, PostgreSQL backends, emulator, stub) shares the cores."""
+    total = sum(value for value in drain["cpu_seconds"].values() if value is not None)
+    return max(max(drain["process_cpu_seconds"]), total / cores)
 
 
 def processes_row(compared: dict) -> dict:
