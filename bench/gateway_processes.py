@@ -9,9 +9,10 @@ wait; ``WorkerProcesses.run`` starts them all at once and waits until each has s
 drained (no request owes a facility call) and the outbox emptied. Only that span is timed, not
 the start-up.
 
-Each process also reports its CPU seconds over the run (``time.process_time``: all of its threads),
-the facility calls its worker made, and the PostgreSQL server processes (backends) of its
-connections, found by their ``application_name``, so the benchmark can count the server's CPU too.
+Each process also reports its CPU seconds over the run (``time.process_time``: all of its threads;
+and by kind of thread, with ``psutil``), the facility calls its worker made, its claims (and how many
+brought nothing), and the PostgreSQL server processes (backends) of its connections, found by their
+``application_name``, so the benchmark can count the server's CPU too.
 """
 
 from __future__ import annotations
