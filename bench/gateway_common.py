@@ -37,6 +37,8 @@ GROUP_IDS = (1,)
 ALLOCATION_ID = 1
 #: ATLAS request payload of every benchmark request (a month of data; the emulator ignores it).
 PAYLOAD = {"start_date": "2025-01-01", "end_date": "2025-01-31"}
+#: The emulator's throttle rate that stands for none (the drains measure the gateway, not ATLAS's allowance).
+UNTHROTTLED = 10**9
 POSTGRES_URL = os.environ.get("FACILITY_APIS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -53,7 +55,7 @@ def _serve(kind: str, options: dict[str, Any], conn) -> None:  # runs in the chi
             tokens={ATLAS_TOKEN: ATLAS_USER},
             rows=options["rows"],
             max_queued=10**9,
-            write_rate=10**9,
+            write_rate=UNTHROTTLED,
             read_rate=options["read_rate"],
             throttle_period=options["throttle_period"],
             finish_after_reads=options["finish_after_reads"],
@@ -143,7 +145,8 @@ class _Child:
 class Services:
     """The ATLAS emulator and the SkyPortal stub, each in its own child process."""
 
-    def __init__(self, *, rows: int = 20, finish_after_reads: int = 3, latency: float = 0.02, read_rate: int = 10**9, throttle_period: float = 60.0):
+    def __init__(self, *, rows: int = 20, finish_after_reads: int = 3, latency: float = 0.02, read_rate: int = UNTHROTTLED, throttle_period: float = 60.0):
+        self.read_rate, self.throttle_period = read_rate, throttle_period
         self.atlas = _Child(
             "atlas",
             {"rows": rows, "finish_after_reads": finish_after_reads, "latency": latency, "read_rate": read_rate, "throttle_period": throttle_period},
@@ -168,6 +171,16 @@ class Services:
         from facility_apis.core.egress import EgressPolicy
 
         return EgressPolicy.allowing(self.atlas_url, self.skyportal_url)
+
+    def atlas_limit(self, concurrency: int, *, rate_known: bool = True):
+        """The allowance to give the gateway for this emulator: ``concurrency`` calls at once and
+        the emulator's own read throttle as the read rate (as an admin configures ATLAS's real
+        one; the default is ATLAS's documented 600 reads a minute), none where it has none or
+        when not ``rate_known`` (the gateway then learns it from 429s)."""
+        from facility_apis.gateway.pacing import FacilityLimit, Rate
+
+        read = Rate(self.read_rate, self.throttle_period) if self.read_rate < UNTHROTTLED and rate_known else None
+        return FacilityLimit(concurrency=concurrency, rates={"read": read, "write": None})
 
     def create_tasks(self, coordinates: list[tuple[float, float]]) -> list[str]:
         """Tasks already submitted to ATLAS; their URLs (the gateway's ``remote_id``)."""
@@ -324,17 +337,20 @@ def open_again(store, url: str, options: dict[str, Any], poll: float):
     return Store(url, store.box, schedule=Schedule(default_poll=poll, backoff_base=poll, backoff_cap=10 * poll), create=False, **options)
 
 
-def run_gateway(store, services: Services, *, concurrency: int, poll: float, timeout: float, idle: float = 0.2, allowed: int | None = None, others=()):
+def run_gateway(
+    store, services: Services, *, concurrency: int, poll: float, timeout: float, idle: float = 0.2, allowed: int | None = None, others=(),
+    rate_known: bool = True,
+):  # fmt: skip
     """One worker (``concurrency`` calls in flight; ATLAS allowed ``allowed`` at once, default
-    all of them) and one Deliverer running beside it, until no request owes a call and the outbox
-    is empty; ``others``: stores of more workers on the same database, each run in a thread of
-    its own with the same settings (the allowance is shared by all). Returns ``(seconds, every
-    worker finished, outbox emptied)``."""
+    all of them; its read rate told unless not ``rate_known``: ``Services.atlas_limit``) and one
+    Deliverer running beside it, until no request owes a call and the outbox is empty;
+    ``others``: stores of more workers on the same database, each run in a thread of its own with
+    the same settings (the allowance is shared by all). Returns ``(seconds, every worker
+    finished, outbox emptied)``."""
     from facility_apis.gateway.outbox import Deliverer, DeliverySettings
-    from facility_apis.gateway.pacing import FacilityLimit
     from facility_apis.gateway.worker import Worker, WorkerSettings
 
-    limit = FacilityLimit(concurrency=allowed or concurrency)
+    limit = services.atlas_limit(allowed or concurrency, rate_known=rate_known)
     settings = WorkerSettings(concurrency=concurrency, default_limit=limit, idle=idle, egress=services.egress)
     config = {"atlas": {"base_url": services.atlas_url, "poll_interval": poll}}
     workers = [Worker(one, facility_config=config, settings=settings) for one in (store, *others)]

@@ -146,9 +146,8 @@ def processes_drain(count: int, tasks: int, args, scratch: str) -> tuple[dict, l
         try:
             targets = make_targets(services, tasks, first_id=1, prefix="WP")
             add_requests(store, targets)
-            spec = ProcessSpec(
-                url, options, key, services.atlas_url, services.skyportal_url, args.concurrency, allowed, args.poll_interval, 0.2, args.timeout
-            )
+            limit = services.atlas_limit(allowed)
+            spec = ProcessSpec(url, options, key, services.atlas_url, services.skyportal_url, args.concurrency, limit, args.poll_interval, 0.2, args.timeout)
             with WorkerProcesses(count, spec) as processes:
                 emulators = {"atlas": services.atlas.pid, "skyportal": services.skyportal.pid}
                 before = _cpu_seconds(emulators.values())

@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
         print("psutil is not installed (pip install -e '.[bench]'): gateway memory benchmark skipped")
         return 0
     from facility_apis.gateway.outbox import Deliverer, DeliverySettings
-    from facility_apis.gateway.pacing import FacilityLimit
     from facility_apis.gateway.worker import Worker, WorkerSettings
 
     failures: list[str] = []
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             sampler = RSSSampler()
             baseline = sampler.rss()
             sampler.start()
-            settings = WorkerSettings(concurrency=args.concurrency, default_limit=FacilityLimit(concurrency=args.concurrency), idle=0.2, egress=services.egress)
+            settings = WorkerSettings(concurrency=args.concurrency, default_limit=services.atlas_limit(args.concurrency), idle=0.2, egress=services.egress)
             worker = Worker(store, facility_config={"atlas": {"base_url": services.atlas_url, "poll_interval": args.poll_interval}}, settings=settings)
             deliverer = None
             if not args.no_deliverer:

@@ -31,7 +31,9 @@ from gateway_common import SKYPORTAL_TOKEN
 @dataclass(frozen=True)
 class ProcessSpec:
     """What a worker process needs: the database (``url``, engine ``options``, the credentials'
-    ``key``), the services' URLs, and the worker's settings (as ``gateway_common.run_gateway``'s)."""
+    ``key``), the services' URLs, and the worker's settings (as ``gateway_common.run_gateway``'s):
+    ``concurrency`` calls in flight, ATLAS's allowance ``limit`` (a ``FacilityLimit``, shared by
+    every process: ``Services.atlas_limit``)."""
 
     url: str
     options: dict[str, Any]
@@ -39,7 +41,7 @@ class ProcessSpec:
     atlas_url: str
     skyportal_url: str
     concurrency: int
-    allowed: int
+    limit: Any
     poll: float
     idle: float
     timeout: float
@@ -126,7 +128,6 @@ def _work(index: int, name: str, spec: ProcessSpec, conn) -> None:  # runs in th
     from facility_apis.core.egress import EgressPolicy
     from facility_apis.gateway.crypto import SecretBox
     from facility_apis.gateway.outbox import Deliverer, DeliverySettings
-    from facility_apis.gateway.pacing import FacilityLimit
     from facility_apis.gateway.policy import Schedule
     from facility_apis.gateway.store import Store
     from facility_apis.gateway.worker import Worker, WorkerSettings
@@ -144,7 +145,7 @@ def _work(index: int, name: str, spec: ProcessSpec, conn) -> None:  # runs in th
     schedule = Schedule(default_poll=spec.poll, backoff_base=spec.poll, backoff_cap=10 * spec.poll)
     store = Store(spec.url, SecretBox(spec.key), schedule=schedule, create=False, **_connect_options(spec, name))
     egress = EgressPolicy.allowing(spec.atlas_url, spec.skyportal_url)
-    settings = WorkerSettings(concurrency=spec.concurrency, default_limit=FacilityLimit(concurrency=spec.allowed), idle=spec.idle, egress=egress)
+    settings = WorkerSettings(concurrency=spec.concurrency, default_limit=spec.limit, idle=spec.idle, egress=egress)
     worker = CountingWorker(store, facility_config={"atlas": {"base_url": spec.atlas_url, "poll_interval": spec.poll}}, settings=settings)
     deliverer = Deliverer.for_skyportal(store, spec.skyportal_url, SKYPORTAL_TOKEN, settings=DeliverySettings(idle=spec.idle))
     deliverer_cpu: list[float] = []

@@ -10,6 +10,10 @@ and delivered to the SkyPortal stub: first one worker, then two on one database 
 each drain against a fresh emulator. Each takes about two minutes: the first window's 600 reads
 go out at once, then the workers must wait out the window and resume on time, twice.
 
+The gateway is told the emulator's read rate (``read_rate``; ATLAS's documented 600 reads a
+minute is its default), so the workers together keep to it and should meet no 429;
+``--unknown-rate`` does not tell it, and the workers learn the rate from 429s (pauses, then a ramp).
+
 A sampler reads the emulator's counter of allowed reads every 0.1 s. The achieved rate is the mean,
 over every 60 s window lying inside the run (start to the last read, one window start every
 0.1 s), of the reads allowed in that window, as a fraction of the allowed rate (target ≥ 0.9).
@@ -25,7 +29,7 @@ smoke test: it checks that nothing is lost and that two workers stay within the 
 suffers from ``Retry-After``'s whole seconds and means little.
 
 Usage: python bench/gateway_throttled.py [--quick] [--tasks N] [--rate N] [--period S] [--workers N]
-           [--allowed N] [--polls N] [--latency S] [--concurrency N] [--database sqlite|postgresql|URL]
+           [--unknown-rate] [--allowed N] [--polls N] [--latency S] [--concurrency N] [--database sqlite|postgresql|URL]
            [--json-out FILE]
 """
 
@@ -135,7 +139,8 @@ def run_phase(args, workers: int, tasks: int, rate: int, period: float, allowed:
             sampler.start()
             try:
                 seconds, worked, emptied = run_gateway(
-                    store, services, concurrency=args.concurrency, poll=args.poll_interval, timeout=timeout, allowed=allowed, others=others
+                    store, services, concurrency=args.concurrency, poll=args.poll_interval, timeout=timeout, allowed=allowed, others=others,
+                    rate_known=not args.unknown_rate,
                 )
             finally:
                 sampler.stop()
@@ -193,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=float, default=None, help="the throttle window, seconds (default 60, --quick 3)")
     parser.add_argument("--workers", type=int, default=2, help="workers sharing the database in the second drain (default 2)")
     parser.add_argument("--allowed", type=int, default=None, help="ATLAS calls allowed at once, all workers together (default --concurrency, --quick 4)")
+    parser.add_argument("--unknown-rate", action="store_true", help="do not tell the gateway the read rate: it learns it from 429s (pauses and ramps)")
     add_common_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="a 3 s window, 30 reads in it, 30 tasks, 4 calls at once (smoke test)")
     args = parser.parse_args(argv)
@@ -205,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"gateway throttled drain: {tasks:,} ATLAS tasks, each finished by its {args.polls} status reads, "
         f"{args.latency * 1e3:g} ms a read; ATLAS allows {rate} reads per {period:g} s ({per_minute:g}/min) per user "
-        f"(Python {sys.version.split()[0]}); one worker, then {args.workers} sharing the database"
+        f"(Python {sys.version.split()[0]}); one worker, then {args.workers} sharing the database; the gateway "
+        f"{'is not told the rate (it learns it from 429s)' if args.unknown_rate else 'is told the rate (read_rate, as for ATLAS by default)'}"
     )
     one = run_phase(args, 1, tasks, rate, period, allowed)
     many = run_phase(args, args.workers, tasks, rate, period, allowed)
@@ -229,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             "period": period,
             "allowed": allowed,
             "workers": args.workers,
+            "rate_known": not args.unknown_rate,
             "one_worker": {k: v for k, v in one.items() if k != "failures"},
             "many_workers": {k: v for k, v in many.items() if k != "failures"},
             "seconds": many["seconds"],

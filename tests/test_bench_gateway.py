@@ -54,10 +54,21 @@ def test_gateway_throttled_quick(tmp_path):
     assert "fraction of the allowed read rate achieved (2 workers, SQLite):" in done.stdout
     assert "lost tasks: 0" in done.stdout
     figures = json.loads(out.read_text())
-    assert figures["failures"] == [] and figures["lost"] == 0
+    assert figures["failures"] == [] and figures["lost"] == 0 and figures["rate_known"]
     for phase in ("one_worker", "many_workers"):
         assert figures[phase]["reads_allowed"] == 30 * 3
-        assert figures[phase]["reads_throttled"] > 0  # the throttle did bite: the run measured something
+        assert figures[phase]["reads_throttled"] == 0  # told the rate, the workers together kept to it
+
+
+def test_gateway_throttled_quick_with_the_rate_unknown(tmp_path):
+    out = tmp_path / "throttled.json"
+    done = run("gateway_throttled.py", "--unknown-rate", "--json-out", str(out))
+    assert "lost tasks: 0" in done.stdout
+    figures = json.loads(out.read_text())
+    assert figures["failures"] == [] and figures["lost"] == 0 and not figures["rate_known"]
+    for phase in ("one_worker", "many_workers"):
+        assert figures[phase]["reads_allowed"] == 30 * 3
+        assert figures[phase]["reads_throttled"] > 0  # the throttle did bite: the pauses and ramps were exercised
     # Two workers (32 calls in flight each) never had more than the 4 allowed at ATLAS, counted there.
     assert figures["workers"] == 2 and 1 <= figures["many_workers"]["max_in_flight"] <= figures["allowed"] == 4
 

@@ -83,11 +83,12 @@ def test_the_deployments_pace_and_batch_size_are_honoured(gateway_store, fink, s
     assert follow(gateway_store, fink, skyportal, config={"max_ids_per_call": 1}, limit=limit)
     # Two queries per request (one id each), one request at a time, the requests 0.3 s apart: the gate
     # spaces the calls' starts, and a call leaves after its submission is marked in the database, so
-    # allow some milliseconds (without the limit, the three requests' queries start together).
+    # allow for that: a call with no wait to absorb it leaves late, by 0.1 s seen on a loaded
+    # machine; without the limit, the three requests' queries start together (gaps of milliseconds).
     assert [q["diaObjectId"] for q in fink.queries] == [BIG, OTHER] * 3
     starts = fink.query_times[::2]
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    assert all(gap >= 0.2 for gap in gaps) and starts[-1] - starts[0] >= 0.55, gaps
+    assert all(gap >= 0.1 for gap in gaps) and starts[-1] - starts[0] >= 0.3, gaps
     for followup_id, request_id in zip(range(60, 63), ids, strict=True):
         assert skyportal.statuses(followup_id) == history(gateway_store, request_id)
         assert skyportal.statuses(followup_id)[-1].startswith("complete: 48 points")

@@ -21,6 +21,7 @@ from facility_apis.core.outcome import Outcome, State
 from facility_apis.core.timeutil import iso_date, utcnow
 from facility_apis.core.transport import Transport
 from facility_apis.gateway.crypto import SecretBox
+from facility_apis.gateway.pacing import FacilityLimit, Rate
 from facility_apis.gateway.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,12 +134,15 @@ def test_the_documented_upgrades_open_a_version_1_database(database, secret_key)
         connection.exec_driver_sql("ALTER TABLE requests DROP COLUMN cursor")
         connection.exec_driver_sql("DROP INDEX ix_requests_leased")
         connection.exec_driver_sql("DROP TABLE facility_accounts")
+        connection.exec_driver_sql("DROP TABLE account_calls")
         connection.exec_driver_sql("UPDATE gateway_meta SET value = '1' WHERE key = 'schema_version'")
-    with pytest.raises(Exception, match="schema version 1, this facility_apis needs 3"):
+    with pytest.raises(Exception, match="schema version 1, this facility_apis needs 4"):
         Store(url, SecretBox(secret_key), **options)
     notes = (ROOT / "docs" / "gateway.md").read_text(encoding="utf-8")
-    for version in (2, 3):
+    for version in (2, 3, 4):
         sql = re.search(rf"\*\*Schema version {version}\*\*.*?```sql\n(.*?)```", notes, re.DOTALL).group(1)
+        if url.startswith("sqlite"):  # as the note says
+            sql = sql.replace("id SERIAL PRIMARY KEY", "id INTEGER PRIMARY KEY")
         with engine.begin() as connection:
             for statement in filter(None, (s.strip() for s in sql.split(";"))):
                 connection.exec_driver_sql(statement)
@@ -149,9 +153,10 @@ def test_the_documented_upgrades_open_a_version_1_database(database, secret_key)
         store.allocations.put(owner, 1, "atlas", {"api_token": SECRET})
         request_id = store.requests.add(1, Target("ZTF26up", 1.0, 2.0), {})
         assert store.requests.view(request_id)["frames"] == []
-        (job,) = store.jobs.claim("w", 1, lease=30)
+        (job,) = store.jobs.claim("w", 1, lease=30, limits=lambda _: FacilityLimit(rates={"write": Rate(5, 60.0)}))  # counted in account_calls
         assert job.request.cursor is None
         assert store.jobs.record(job, Outcome(State.THROTTLED, "throttled", poll_after=60), can_poll=True)  # the account pauses
         assert [(a["paused_seconds"] or 0) > 50 for a in store.metrics()["accounts"]] == [False, True]  # the facility, then the account
+        assert [a["ramp"] for a in store.metrics()["accounts"]] == [None, 1]  # it will resume with one call
     finally:
         store.close()

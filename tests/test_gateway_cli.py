@@ -14,8 +14,10 @@ import requests
 
 from facility_apis.cli import main
 from facility_apis.core.errors import ConfigurationError
+from facility_apis.core.registry import default_registry
 from facility_apis.gateway.config import GatewayConfig
 from facility_apis.gateway.crypto import KEY_ENV, generate_key
+from facility_apis.gateway.pacing import Rate
 
 
 @pytest.fixture
@@ -147,3 +149,21 @@ def test_a_facility_setting_the_gateway_cannot_use_stops_it_at_start(tmp_path, f
         Gateway(config)
     assert str(caught.value).startswith(message)
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir()), "nothing created before the refusal"
+
+
+def test_facility_rates_are_configured_per_scope_over_the_documented_ones(tmp_path):
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps({"facilities": {"atlas": {"read_rate": "300/60"}, "fink_fp": {"write_rate": [5, 1.5], "read_rate": None}}}))
+    config = GatewayConfig.load(path, environ={KEY_ENV: generate_key()})
+    assert config.facility_config() == {"atlas": {}, "fink_fp": {}}  # the worker's keys, not the facility's
+    atlas = config.worker.limits["atlas"].over(default_registry().get("atlas").rate_limits)
+    assert atlas.rates == {"read": Rate(300, 60.0), "write": Rate(60, 60.0)}  # ATLAS documents 60 writes a minute
+    assert config.worker.limits["fink_fp"].over({"read": (1, 1.0)}).rates == {"write": Rate(5, 1.5)}  # null: no read rate
+
+
+@pytest.mark.parametrize("value", ["0/60", "600/0", [600], [True, 60], "fast"])
+def test_a_rate_that_is_no_rate_names_the_key(tmp_path, value):
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps({"facilities": {"atlas": {"read_rate": value}}}))
+    with pytest.raises(ConfigurationError, match=r"facilities\.atlas\.read_rate"):
+        GatewayConfig.load(path, environ={KEY_ENV: generate_key()})

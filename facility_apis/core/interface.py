@@ -246,6 +246,11 @@ class Facility:
     #: when it is handed over, not when the data arrive. Always true for ``Kind.FORCED_PHOTOMETRY``
     #: (set when the class is defined); an observation facility that brings data back (BHTOM) says so.
     returns_photometry: ClassVar[bool] = False
+    #: The call rates the facility documents, per account (its credentials): scope -> ``(calls,
+    #: seconds)``, at most ``calls`` started in any ``seconds``; scopes ``read`` (``get``,
+    #: ``find``) and ``write`` (``submit``, ``update``, ``delete``), as DRF throttles by method.
+    #: The gateway's workers keep to them together (``facilities.<name>.read_rate`` overrides).
+    rate_limits: ClassVar[Mapping[str, tuple[int, float]]] = {}
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -128,6 +128,7 @@ PATTERN_RULES: dict[str, str] = {
     r"^[A-Za-z0-9_-]+$": "must be letters, digits, '_' and '-' only",
     r"^[A-Za-z0-9_.-]{1,60}$": "must be 1 to 60 letters, digits, '_', '.' and '-'",
     r"^[a-z_]{1,40}$": "must be 1 to 40 lowercase letters and '_'",
+    r"^[0-9]+/[0-9]+(\.[0-9]+)?$": "must be calls per seconds, as 600/60",
     r"^[0-9]{1,12}$": "must be a number of 1 to 12 digits",
     r"^[^@\s]+@[^@\s]+\.[^@\s]+$": "must be an e-mail address, like name@example.org",
     r"^[^@\s]+@[^@\s]+[.][^@\s]+$": "must be an e-mail address, like name@example.org",

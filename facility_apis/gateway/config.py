@@ -14,13 +14,25 @@ from ..core.egress import INTERNAL, EgressPolicy, is_loopback
 from ..core.errors import ConfigurationError
 from ..core.schemas import field_errors, load_schema
 from .crypto import KEY_ENV, parse_key
-from .pacing import FacilityLimit
+from .pacing import RATE_KEYS, FacilityLimit, Rate
 from .policy import Schedule
 from .worker import WorkerSettings
 
 SKYPORTAL_TOKEN_ENV = "FACILITY_APIS_SKYPORTAL_TOKEN"
 #: Keys of a facility's config section that belong to the worker, not to the facility.
-PACING_KEYS = ("concurrency", "min_interval", "per_account")
+PACING_KEYS = ("concurrency", "min_interval", "per_account", *RATE_KEYS)
+
+
+def _limit(name: str, section: Mapping[str, Any], path: Path | str) -> FacilityLimit:
+    """The allowance a facility's section sets (``read_rate``/``write_rate`` over the documented ones)."""
+    rates = {}
+    for key, scope in RATE_KEYS.items():
+        if key in section:
+            try:
+                rates[scope] = None if section[key] is None else Rate.parse(section[key])
+            except ValueError as exc:
+                raise ConfigurationError(f"the configuration file {path}: facilities.{name}.{key}: {exc}") from None
+    return FacilityLimit(int(section.get("concurrency", 8)), float(section.get("min_interval", 0.0)), bool(section.get("per_account", False)), rates)
 
 
 def default_data_dir() -> Path:
@@ -111,7 +123,7 @@ class GatewayConfig:
         worker = document.get("worker") or {}
         facilities = document.get("facilities") or {}
         limits = {
-            name: FacilityLimit(int(section.get("concurrency", 8)), float(section.get("min_interval", 0.0)), bool(section.get("per_account", False)))
+            name: _limit(name, section, path)
             for name, section in facilities.items()
             if any(key in section for key in PACING_KEYS)
         }

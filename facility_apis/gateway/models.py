@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 #: Bumped whenever a table changes; the store refuses a database of another version. 2 added
 #: ``requests.cursor`` and ``requests.frames``; 3 the ``facility_accounts`` table and an index on
 #: ``requests.lease_expires`` (see docs/gateway.md, Upgrading).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Base(DeclarativeBase):
@@ -105,14 +105,17 @@ class RequestRow(Base):
 
 
 class FacilityAccountRow(Base):
-    """How one facility account is paced, shared by every worker on the database (schema 3).
+    """How one facility account is paced, shared by every worker on the database (schema 3;
+    ``ramp`` since schema 4).
 
     ``account`` is an allocation id as text (the credentials the facility counts calls against),
     or ``""`` for an allowance all the facility's accounts share. The calls in flight are the account's requests under a live lease (see
     ``store/accounts.py``); this row holds what leases cannot: ``next_start``, the earliest time
     the next call may start (``min_interval`` spacing), and ``paused_until``, the end of the
     latest throttle pause the facility asked for, with its ``pause_detail`` and a count of
-    ``throttles``. Written only in the claim and record transactions, under the row's lock.
+    ``throttles``, and ``ramp``, the calls it may have in flight while it resumes after a pause
+    (null: its whole allowance). Written only in the claim and record transactions, under the
+    row's lock.
     """
 
     __tablename__ = "facility_accounts"
@@ -122,7 +125,23 @@ class FacilityAccountRow(Base):
     paused_until: Mapped[float | None]
     pause_detail: Mapped[str | None] = mapped_column(Text)
     throttles: Mapped[int] = mapped_column(Integer, default=0)
+    ramp: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[float]
+
+
+class AccountCallRow(Base):
+    """The start of a call an account made under a rate (schema 4): the sliding window the claims
+    count (``store/accounts.py``). ``scope`` is ``read`` or ``write`` (``pacing.SCOPES``);
+    ``started_at`` the time the claim gave the call (UNIX seconds). Rows older than the window are
+    deleted by the next claim of the account."""
+
+    __tablename__ = "account_calls"
+    __table_args__ = (Index("ix_account_calls_window", "facility", "account", "scope", "started_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    facility: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[float]
 
 
 class HistoryRow(Base):
@@ -170,11 +189,12 @@ class OutboxRow(Base):
 
 
 #: The Core tables of the rows above, for the store's hot paths (no ORM unit of work).
-ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX, ACCOUNTS = (
+ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX, ACCOUNTS, ACCOUNT_CALLS = (
     AllocationRow.__table__,
     RequestRow.__table__,
     HistoryRow.__table__,
     TransactionRow.__table__,
     OutboxRow.__table__,
     FacilityAccountRow.__table__,
+    AccountCallRow.__table__,
 )

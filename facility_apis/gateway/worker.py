@@ -83,6 +83,7 @@ class Worker:
         self.callback_url = callback_url
         self.name = name or worker_name()
         self._facilities: dict[str, Facility] = {}
+        self._limits: dict[str, FacilityLimit] = {}
         self._local = threading.local()
         self._transports: list[Transport] = []
         self._pools = Transport(timeout=self.settings.timeout, retries=1, egress=self.settings.egress, pool_size=self.settings.concurrency)
@@ -112,8 +113,13 @@ class Worker:
             return self._facilities[name]
 
     def limit(self, facility: str) -> FacilityLimit:
-        """The allowance of each account of ``facility``."""
-        return self.settings.limits.get(facility, self.settings.default_limit)
+        """The allowance of each account of ``facility``: the configured one, with the rates the
+        facility documents (``Facility.rate_limits``) where the configuration sets none."""
+        with self._lock:
+            if facility not in self._limits:
+                configured = self.settings.limits.get(facility, self.settings.default_limit)
+                self._limits[facility] = configured.over(self.registry.get(facility).rate_limits)
+            return self._limits[facility]
 
     def _transport(self) -> Transport:
         """This thread's transport; the threads share one connection pool per remote host."""

@@ -75,6 +75,8 @@ class ATLASFacility(Facility):
     config_keys: ClassVar[Mapping[str, str]] = common_config_keys("base_url", "poll_interval")
     base_url_key: ClassVar[str | None] = "base_url"
     date_fields: ClassVar[tuple[str, ...]] = ("start_date", "end_date")
+    #: atlasserver's ``ForcedPhotRateThrottle`` (DRF, per user): 600 reads and 60 writes a minute.
+    rate_limits: ClassVar[Mapping[str, tuple[int, float]]] = {"read": (600, 60.0), "write": (60, 60.0)}
 
     # -- validation ----------------------------------------------------------------------------
 

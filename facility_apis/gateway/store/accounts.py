@@ -12,7 +12,22 @@ pauses the account it answered for the wait the facility asked.
   not before now): a claim grants only what is free, and a recorded outcome (or an expired lease,
   when a worker died) frees the slot. Nothing else to release, nothing held forever.
 - ``facility_accounts`` (one row per key) holds the rest: ``next_start``, the earliest start
-  of the account's next call, and ``paused_until``/``pause_detail``/``throttles``.
+  of the account's next call, ``paused_until``/``pause_detail``/``throttles``, and ``ramp``.
+- **Rates** (``FacilityLimit.rates``: a facility's documented ``rate_limits``, or the configured
+  ``read_rate``/``write_rate``): ``account_calls`` holds the start of each call the claims gave
+  an account under a rate, and a claim counts those in the window (``Rate.window``, the period and
+  a small margin): a call is given the earliest start at which the window holds fewer than the
+  rate's calls, if that is at most ``RATE_HORIZON`` ahead; otherwise the account's requests of
+  that scope are made due then (as for a pause). So the workers together never start more calls
+  than the facility allows, and meet no 429 for it.
+- **Ramp after a pause.** A facility that throttles counts its calls over a window (DRF, behind
+  ATLAS: 600 reads in any 60 s); when the pause it asked for ends, the window has freed only the
+  calls older than it, often a handful. So the account does not resume at its full allowance: a
+  throttle sets ``ramp`` to 1 (one call in flight: a probe), each call it then makes that is not
+  throttled adds one (the allowance doubles with each round of answers, as TCP's slow start), and
+  the ramp ends (null) once it reaches the allowance's ``concurrency``. A throttle during the ramp
+  starts it again from 1. Without it, every pause's end sent the whole allowance at once to find
+  out, and most came back 429 (measured with ``bench/gateway_throttled.py``).
 
 These functions run inside the caller's transaction (``Jobs.claim`` and ``Jobs.record``): the
 account rows are locked (``FOR UPDATE``, in key order) before their leases are counted, so on
@@ -25,11 +40,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select, tuple_, update
+from sqlalchemy import Connection, case, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..models import ACCOUNTS, REQUESTS
+from ..models import ACCOUNT_CALLS, ACCOUNTS, REQUESTS
 from ..pacing import FacilityLimit
 
 #: ``(facility, account)``: the account is an allocation id as text, or ``WHOLE`` for an
@@ -65,14 +80,25 @@ def in_flight(connection: Connection, now: float, facilities: Iterable[str] | No
     return counts
 
 
-def paused(connection: Connection, now: float) -> dict[Key, float]:
-    """``{(facility, account): the end of its pause}`` for every account paused at ``now``."""
-    query = select(ACCOUNTS.c.facility, ACCOUNTS.c.account, ACCOUNTS.c.paused_until).where(ACCOUNTS.c.paused_until > now)
-    return {(facility, account): until for facility, account, until in connection.execute(query)}
+def restraints(connection: Connection, now: float) -> tuple[dict[Key, float], dict[Key, int]]:
+    """``({key: the end of its pause}, {key: its ramp})``: every account paused at ``now``, and
+    every account ramping up after a pause (at most that many calls in flight)."""
+    query = select(ACCOUNTS.c.facility, ACCOUNTS.c.account, ACCOUNTS.c.paused_until, ACCOUNTS.c.ramp).where(
+        (ACCOUNTS.c.paused_until > now) | ACCOUNTS.c.ramp.is_not(None)
+    )
+    pauses: dict[Key, float] = {}
+    ramps: dict[Key, int] = {}
+    for facility, account, until, ramp in connection.execute(query):
+        if until is not None and until > now:
+            pauses[facility, account] = until
+        if ramp is not None:
+            ramps[facility, account] = ramp
+    return pauses, ramps
 
 
-def hold_back(connection: Connection, key: Key, until: float, now: float) -> None:
-    """Make the account's requests that fall due before ``until`` (and no worker holds) due then.
+def hold_back(connection: Connection, key: Key, until: float, now: float, operations: Iterable[str] | None = None) -> None:
+    """Make the account's requests that fall due before ``until`` (and no worker holds) due then
+    (those whose next call is one of ``operations`` only, when given).
 
     Rows another transaction has locked are skipped, never waited for: a concurrent claim holds
     them as its candidates while it waits for the account's row, which the caller may hold (a
@@ -89,7 +115,24 @@ def hold_back(connection: Connection, key: Key, until: float, now: float) -> Non
         )
         .with_for_update(skip_locked=True)
     )
+    if operations is not None:
+        rows = rows.where(REQUESTS.c.operation.in_(sorted(operations)))
     connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(rows.scalar_subquery())).values(next_poll_at=until))
+
+
+def window(connection: Connection, key: Key, scope: str, since: float) -> list[float]:
+    """The starts of the account's calls of ``scope`` (``read``, ``write``) after ``since``,
+    oldest first; the older ones are deleted (the account's row is locked by ``lock``)."""
+    where = (ACCOUNT_CALLS.c.facility == key[0], ACCOUNT_CALLS.c.account == key[1], ACCOUNT_CALLS.c.scope == scope)
+    connection.execute(delete(ACCOUNT_CALLS).where(*where, ACCOUNT_CALLS.c.started_at <= since))
+    return list(connection.scalars(select(ACCOUNT_CALLS.c.started_at).where(*where).order_by(ACCOUNT_CALLS.c.started_at)))
+
+
+def log_calls(connection: Connection, calls: list[tuple[Key, str, float]]) -> None:
+    """Count calls in their accounts' windows: ``(key, scope, start)`` each."""
+    if calls:
+        rows = [{"facility": f, "account": a, "scope": scope, "started_at": start} for (f, a), scope, start in calls]
+        connection.execute(ACCOUNT_CALLS.insert(), rows)
 
 
 def _ensure(connection: Connection, keys: list[Key], now: float) -> None:
@@ -118,21 +161,39 @@ def set_next_start(connection: Connection, key: Key, next_start: float, now: flo
 
 
 def pause(connection: Connection, key: Key, until: float, detail: str, now: float) -> None:
-    """Pause the account until ``until`` (a later pause already set stands), count the throttle
-    and keep the facility's ``detail`` (already redacted: it is the request's detail too)."""
+    """Pause the account until ``until`` (a later pause already set stands), count the throttle,
+    keep the facility's ``detail`` (already redacted: it is the request's detail too) and make it
+    resume with one call in flight (``ramp`` 1)."""
     _ensure(connection, [key], now)
     where = (ACCOUNTS.c.facility == key[0], ACCOUNTS.c.account == key[1])
     later = case((ACCOUNTS.c.paused_until > until, ACCOUNTS.c.paused_until), else_=until)
     connection.execute(
-        update(ACCOUNTS).where(*where).values(paused_until=later, pause_detail=detail[:500], throttles=ACCOUNTS.c.throttles + 1, updated_at=now)
+        update(ACCOUNTS)
+        .where(*where)
+        .values(paused_until=later, pause_detail=detail[:500], throttles=ACCOUNTS.c.throttles + 1, ramp=1, updated_at=now)
     )
+
+
+def ramp_up(connection: Connection, answered: dict[Key, int], now: float) -> None:
+    """Widen each ramping account's ramp by the calls of it ``answered`` without a throttle. An
+    account not ramping is not touched (nor locked)."""
+    for (facility, account), count in sorted(answered.items()):
+        where = (ACCOUNTS.c.facility == facility, ACCOUNTS.c.account == account, ACCOUNTS.c.ramp.is_not(None))
+        connection.execute(update(ACCOUNTS).where(*where).values(ramp=ACCOUNTS.c.ramp + count, updated_at=now))
+
+
+def end_ramp(connection: Connection, key: Key, now: float) -> None:
+    """The account's ramp has reached its allowance: it is no longer held below it."""
+    where = (ACCOUNTS.c.facility == key[0], ACCOUNTS.c.account == key[1])
+    connection.execute(update(ACCOUNTS).where(*where).values(ramp=None, updated_at=now))
 
 
 def view(connection: Connection, now: float) -> list[dict[str, Any]]:
     """Every account the workers have called: ``facility``, ``account`` (an allocation id as
     text, or ``""`` for an allowance the facility's accounts share), ``in_flight``,
-    ``paused_seconds`` (left of its pause; None when not paused), ``pause_detail`` of the latest
-    throttle and ``throttles`` counted so far."""
+    ``paused_seconds`` (left of its pause; None when not paused), ``ramp`` (the calls it may
+    have in flight while it resumes after a pause; None: its whole allowance), ``pause_detail``
+    of the latest throttle and ``throttles`` counted so far."""
     calls = in_flight(connection, now)
     rows = connection.execute(select(ACCOUNTS).order_by(ACCOUNTS.c.facility, ACCOUNTS.c.account)).all()
     return [
@@ -141,6 +202,7 @@ def view(connection: Connection, now: float) -> list[dict[str, Any]]:
             "account": row.account,
             "in_flight": calls.get((row.facility, row.account), 0),
             "paused_seconds": round(row.paused_until - now, 3) if row.paused_until is not None and row.paused_until > now else None,
+            "ramp": row.ramp,
             "pause_detail": row.pause_detail,
             "throttles": row.throttles,
         }

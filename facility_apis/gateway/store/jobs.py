@@ -9,6 +9,7 @@ account, for every worker at once (``accounts.py``).
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from ...core.outcome import Outcome, State
 from ...core.redact import get_logger
 from ..crypto import SealError
 from ..models import ALLOCATIONS, REQUESTS
-from ..pacing import FacilityLimit
+from ..pacing import RATE_HORIZON, SCOPES, FacilityLimit
 from ..policy import Schedule, next_step
 from . import accounts
 from .allocations import ALLOCATION_FIELDS, Allocations
@@ -47,6 +48,8 @@ class Job:
     interrupted: bool = False
     #: UNIX time before which the call must not start (the account's ``min_interval`` spacing).
     not_before: float = 0.0
+    #: The account is ramping up after a throttle pause: an answer widens its ramp.
+    ramping: bool = False
 
 
 def _default_limit(_facility: str) -> FacilityLimit:
@@ -96,8 +99,12 @@ class Jobs:
         account's) allowance (``limits(facility)``, default ``FacilityLimit()``), shared with
         every other worker on the database (see ``accounts.py``): due requests beyond the free
         slots stay due for a later claim; those of a paused account are made due at the
-        pause's end; with a ``min_interval``, each job's ``not_before`` is its start time, at most
-        ``lease / 4`` ahead (later starts are left for a later claim).
+        pause's end; an account resuming after a pause has at most its ramp's calls in flight
+        (one, then one more for each answer that is not a throttle: ``accounts.py``); with a
+        ``min_interval`` or a rate, each job's ``not_before`` is its start time, at most
+        ``lease / 4`` ahead (later starts are left for a later claim) and, under a rate, at most
+        ``RATE_HORIZON`` (the account's requests of that scope are then made due when the window
+        has room).
 
         A request whose allocation's credentials do not open (altered at rest: a wrong key is
         refused at start-up) is not claimed: it waits, its status unchanged and the reason in its
@@ -108,11 +115,11 @@ class Jobs:
         jobs: list[Job] = []
         with self._database.connection() as connection:
             calls = accounts.in_flight(connection, now)
-            pauses = accounts.paused(connection, now)
+            pauses, ramps = accounts.restraints(connection, now)
             for key, until in pauses.items():
                 accounts.hold_back(connection, key, until, now)
             # Accounts (or whole facilities) with no free slot: their requests stay due.
-            full = []
+            full = [key for key, ramp in ramps.items() if calls.get(key, 0) >= ramp]
             for (facility, account), count in calls.items():
                 allowance = limit_of(facility)
                 if (account != accounts.WHOLE) == allowance.per_account and count >= allowance.concurrency:
@@ -120,7 +127,7 @@ class Jobs:
             skip_allocations = sorted({int(a) for f, a in [*full, *pauses] if a != accounts.WHOLE})
             skip_facilities = sorted({f for f, a in full if a == accounts.WHOLE})
             due = (
-                select(REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.allocation_id)
+                select(REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.allocation_id, REQUESTS.c.operation)
                 .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
                 .order_by(REQUESTS.c.next_poll_at)
                 .limit(limit)
@@ -143,8 +150,12 @@ class Jobs:
                 # now that the accounts are locked. (SQLite ran this whole transaction alone.)
                 calls = accounts.in_flight(connection, now, {f for f, _, _ in keys})
             ids: list[int] = []
+            ramping: set[int] = set()
+            ramp_ended: set[accounts.Key] = set()
             starts: dict[int, float] = {}
             next_starts: dict[accounts.Key, float] = {}
+            windows: dict[tuple[accounts.Key, str], list[float]] = {}
+            rated: list[tuple[accounts.Key, str, float]] = []
             for candidate in candidates:
                 allowance = limit_of(candidate.facility)
                 account = accounts.account_of(candidate.facility, candidate.allocation_id)
@@ -157,16 +168,44 @@ class Jobs:
                     continue
                 if calls.get(key, 0) >= allowance.concurrency:
                     continue
+                ramp = None if account in ramp_ended else rows[account].ramp
+                if ramp is not None and ramp >= allowance.concurrency:
+                    accounts.end_ramp(connection, account, now)
+                    ramp_ended.add(account)
+                elif ramp is not None:
+                    if calls.get(account, 0) >= ramp:
+                        continue
+                    ramping.add(candidate.id)
+                start = now
                 if allowance.min_interval > 0:
-                    start = max(now, next_starts.get(key, rows[key].next_start))
-                    if start > now + lease / 4:
-                        continue  # too far ahead: the lease must outlast the wait and the call
-                    starts[candidate.id] = start
+                    start = max(start, next_starts.get(key, rows[key].next_start))
+                rate = allowance.rate(candidate.operation)
+                if rate is not None:
+                    scope = SCOPES[candidate.operation]
+                    if (account, scope) not in windows:
+                        windows[account, scope] = accounts.window(connection, account, scope, now - rate.window)
+                    window = windows[account, scope]
+                    if len(window) >= rate.calls:
+                        start = max(start, window[-rate.calls] + rate.window)  # when the window has room
+                        if start > now + RATE_HORIZON:
+                            accounts.hold_back(connection, account, start, now, [op for op, s in SCOPES.items() if s == scope])
+                            continue
+                if start > now + lease / 4:
+                    continue  # too far ahead: the lease must outlast the wait and the call
+                if allowance.min_interval > 0:
                     next_starts[key] = start + allowance.min_interval
+                if rate is not None:
+                    bisect.insort(window, start)
+                    rated.append((account, scope, start))
+                if allowance.min_interval > 0 or rate is not None:
+                    starts[candidate.id] = start
                 calls[key] = calls.get(key, 0) + 1
+                if key != account:
+                    calls[account] = calls.get(account, 0) + 1
                 ids.append(candidate.id)
             for key, next_start in next_starts.items():
                 accounts.set_next_start(connection, key, next_start, now)
+            accounts.log_calls(connection, rated)
             if not ids:
                 return []
             connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
@@ -208,7 +247,7 @@ class Jobs:
                     attempted_at=attempted_at,
                     followup_request_id=row.followup_request_id,
                 )
-                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted, starts.get(row.id, 0.0)))
+                jobs.append(Job(row.id, row.facility, row.operation, request, owner, interrupted, starts.get(row.id, 0.0), row.id in ramping))
         return jobs
 
     def defer(self, job: Job, until: float | None = None) -> None:
@@ -256,6 +295,8 @@ class Jobs:
 
         A throttle (``State.THROTTLED`` with ``poll_after``) also pauses the facility account
         for every worker (``accounts.pause``), and the lease ending frees the account's slot.
+        Any other answer to a call of an account ramping up after a pause widens its ramp
+        (``accounts.ramp_up``).
 
         Returns False (and writes nothing of the request; a throttle's pause stands) when the
         lease was lost meanwhile: another worker owns the request now and its result wins.
@@ -278,6 +319,12 @@ class Jobs:
             raise ValueError("record_many records one outcome per request")
         with self._database.connection() as connection:
             rows = {row.id: row for row in connection.execute(select(REQUESTS).where(REQUESTS.c.id.in_(sorted(ids))).order_by(REQUESTS.c.id).with_for_update())}
+            answered: dict[accounts.Key, int] = {}
+            for recording in recordings:  # before the throttles: one among them starts the ramp again
+                if recording.job.ramping and recording.outcome.state is not State.THROTTLED:
+                    key = accounts.account_of(recording.job.facility, recording.job.request.allocation.id)
+                    answered[key] = answered.get(key, 0) + 1
+            accounts.ramp_up(connection, answered, now)
             pending = PendingRows()
             for i in order:
                 results[i] = self._apply(connection, recordings[i], *prepared[i], now, rows.get(ids[i]), pending)
