@@ -98,6 +98,11 @@ def _serve(kind: str, options: dict[str, Any], conn) -> None:  # runs in the chi
                 with server._lock:  # one pass over the stored points (photometry(obj) is a scan each)
                     points = Counter(p["obj_id"] for p in server._points.values() if p["obj_id"] in wanted)
                 conn.send(({i: server.statuses(i) for i in ids}, {o: points.get(o, 0) for o in obj_ids}))
+            elif command == "uploads":  # photometry uploads (PUT /api/photometry) received, by object
+                uploads = Counter(
+                    json.loads(r.body)["obj_id"] for r in server.requests if r.method == "PUT" and r.path == "/api/photometry"
+                )
+                conn.send(dict(uploads))
             else:
                 conn.send(ValueError(f"unknown command {command!r}"))
 
@@ -193,6 +198,11 @@ class Services:
     def received(self, targets: list[BenchTarget]) -> tuple[dict[int, list[str]], dict[str, int]]:
         return self.skyportal.call("received", ([t.followup_id for t in targets], [t.obj_id for t in targets]))
 
+    def uploads(self) -> dict[str, int]:
+        """Photometry uploads the stub received, counted by object: a repeated delivery shows
+        here, though SkyPortal's ``PUT`` stores its points once."""
+        return self.skyportal.call("uploads")
+
     def close(self) -> None:
         self.skyportal.close()
         self.atlas.close()
@@ -283,13 +293,28 @@ def database(url: str | None, scratch: str) -> Iterator[tuple[str, dict[str, Any
         admin.dispose()
 
 
-def make_store(url: str, options: dict[str, Any], poll: float):
-    """A gateway store whose schedule polls every ``poll`` seconds and retries as quickly."""
+def postgresql_reachable(url: str = POSTGRES_URL) -> bool:
+    """Whether the PostgreSQL server at ``url`` answers (the benchmarks' default server)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            return True
+    except Exception:  # noqa: BLE001 - any failure to reach it
+        return False
+    finally:
+        engine.dispose()
+
+
+def make_store(url: str, options: dict[str, Any], poll: float, key: str | None = None):
+    """A gateway store whose schedule polls every ``poll`` seconds and retries as quickly; its
+    credentials sealed with ``key`` (default: a new one)."""
     from facility_apis.gateway.crypto import SecretBox, generate_key
     from facility_apis.gateway.policy import Schedule
     from facility_apis.gateway.store import Store
 
-    store = Store(url, SecretBox(generate_key()), schedule=Schedule(default_poll=poll, backoff_base=poll, backoff_cap=10 * poll), **options)
+    store = Store(url, SecretBox(key or generate_key()), schedule=Schedule(default_poll=poll, backoff_base=poll, backoff_cap=10 * poll), **options)
     owner = store.clients.authenticate(store.clients.add("bench"))
     store.allocations.put(owner, ALLOCATION_ID, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=list(GROUP_IDS))
     return store
