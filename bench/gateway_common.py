@@ -53,7 +53,7 @@ def _serve(kind: str, options: dict[str, Any], conn) -> None:  # runs in the chi
             tokens={ATLAS_TOKEN: ATLAS_USER},
             rows=options["rows"],
             max_queued=10**9,
-            write_rate=10**9,
+            write_rate=options["write_rate"],
             read_rate=options["read_rate"],
             throttle_period=options["throttle_period"],
             finish_after_reads=options["finish_after_reads"],
@@ -138,10 +138,26 @@ class _Child:
 class Services:
     """The ATLAS emulator and the SkyPortal stub, each in its own child process."""
 
-    def __init__(self, *, rows: int = 20, finish_after_reads: int = 3, latency: float = 0.02, read_rate: int = 10**9, throttle_period: float = 60.0):
+    def __init__(
+        self,
+        *,
+        rows: int = 20,
+        finish_after_reads: int = 3,
+        latency: float = 0.02,
+        read_rate: int = 10**9,
+        write_rate: int = 10**9,
+        throttle_period: float = 60.0,
+    ):
         self.atlas = _Child(
             "atlas",
-            {"rows": rows, "finish_after_reads": finish_after_reads, "latency": latency, "read_rate": read_rate, "throttle_period": throttle_period},
+            {
+                "rows": rows,
+                "finish_after_reads": finish_after_reads,
+                "latency": latency,
+                "read_rate": read_rate,
+                "write_rate": write_rate,
+                "throttle_period": throttle_period,
+            },
         )
         try:
             self.skyportal = _Child("skyportal", {})
@@ -270,13 +286,24 @@ def database(url: str | None, scratch: str) -> Iterator[tuple[str, dict[str, Any
         admin.dispose()
 
 
-def make_store(url: str, options: dict[str, Any], poll: float):
-    """A gateway store whose schedule polls every ``poll`` seconds and retries as quickly."""
+def process_url(url: str, options: dict[str, Any]) -> str:
+    """``url`` and the engine ``options`` of ``database()`` as one URL, for a gateway started as a
+    process of its own (``facility-apis serve --database-url``): a PostgreSQL schema's
+    ``search_path`` travels as libpq's ``options`` parameter."""
+    from urllib.parse import quote
+
+    extra = (options.get("connect_args") or {}).get("options")
+    return f"{url}{'&' if '?' in url else '?'}options={quote(extra)}" if extra else url
+
+
+def make_store(url: str, options: dict[str, Any], poll: float, key: str | None = None):
+    """A gateway store whose schedule polls every ``poll`` seconds and retries as quickly, its
+    credentials sealed with ``key`` (default: a fresh one)."""
     from facility_apis.gateway.crypto import SecretBox, generate_key
     from facility_apis.gateway.policy import Schedule
     from facility_apis.gateway.store import Store
 
-    store = Store(url, SecretBox(generate_key()), schedule=Schedule(default_poll=poll, backoff_base=poll, backoff_cap=10 * poll), **options)
+    store = Store(url, SecretBox(key or generate_key()), schedule=Schedule(default_poll=poll, backoff_base=poll, backoff_cap=10 * poll), **options)
     owner = store.clients.authenticate(store.clients.add("bench"))
     store.allocations.put(owner, ALLOCATION_ID, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=list(GROUP_IDS))
     return store
