@@ -290,7 +290,9 @@ def acceptance_failures(label: str, results, targets: list[BenchTarget], stored:
         extra = sorted(set(stored) - set(answered))[:5]
         missing = sorted(set(answered) - set(stored))[:5]
         wrong = sorted(i for i in set(answered) & set(stored) if answered[i] != stored[i])[:5]
-        failures.append(f"{label}: stored rows differ from the answers: {len(stored)} rows for {len(answered)} ids (extra {extra}, missing {missing}, wrong {wrong})")
+        failures.append(
+            f"{label}: stored rows differ from the answers: {len(stored)} rows for {len(answered)} ids (extra {extra}, missing {missing}, wrong {wrong})"
+        )
     return failures
 
 
@@ -402,7 +404,8 @@ def measure(deployment: str, name: str, index: int, services: Services, scratch:
         failures.append(f"{label}: a gateway process exited with status {codes} (see its log)")
     got = delivered(services, drain_targets, ROWS)
     if not drained or got.lost or drain_states.get("completed", 0) != tasks:
-        failures.append(f"{label}: drain not finished: {tasks - drain_states.get('completed', 0)} tasks not completed, {got.lost} not delivered (e.g. {got.missing[:5]})")
+        not_completed = tasks - drain_states.get("completed", 0)
+        failures.append(f"{label}: drain not finished: {not_completed} tasks not completed, {got.lost} not delivered (e.g. {got.missing[:5]})")
     during = [r for r in drain_results if ended is None or r[0] < ended]
     idle, busy = Phase.of(idle_results), Phase.of(during)
     ratio = busy.p99 / idle.p99 if idle.p99 > 0 else float("inf")
@@ -431,10 +434,8 @@ def _states(store, allocation_id: int) -> dict[str, int]:
     from facility_apis.gateway.models import REQUESTS
 
     with store.database.connection() as connection:
-        rows = connection.execute(
-            select(REQUESTS.c.state, func.count()).where(REQUESTS.c.allocation_id == allocation_id).group_by(REQUESTS.c.state)
-        ).all()
-    return {state: count for state, count in rows}
+        rows = connection.execute(select(REQUESTS.c.state, func.count()).where(REQUESTS.c.allocation_id == allocation_id).group_by(REQUESTS.c.state)).all()
+    return dict(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -465,25 +466,29 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     # write_rate 0 over an hour: every ATLAS submission is refused with Retry-After: 3600, so the
     # posted requests' account is paused and the worker follows the drain only.
-    with Services(rows=ROWS, finish_after_reads=args.polls, latency=args.latency, write_rate=0, throttle_period=3600.0) as services:
-        with tempfile.TemporaryDirectory(prefix="fa-intake-") as scratch:
-            index = 0
-            for name in databases:
-                for deployment in deployments:
-                    label, figures, problems = measure(deployment, name, index, services, Path(scratch), args, requests, tasks)
-                    index += 1
-                    results[label] = figures
-                    failures += problems
-                    idle, busy = Phase(**figures["idle"]), Phase(**figures["drain"])
-                    drain_time = f"{figures['drain_seconds']:.1f} s" if figures["drain_seconds"] else "not finished"
-                    print(f"  {label}: {DEPLOYMENTS[deployment]}")
-                    print(f"    idle   {idle.line()}")
-                    print(f"    drain  {busy.line()}  ({figures['posted_during_drain']:,} of {requests:,} sent before the drain ended, in {drain_time}; "
-                          f"{figures['drain_completed']:,}/{tasks:,} tasks completed, {figures['drain_delivered']:,} delivered)")
-                    print(f"    accepted {figures['accepted']:,} of {figures['posted']:,} posted; {figures['stored']:,} rows stored; "
-                          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-                    verdict = "MET" if figures["target_met"] else "MISSED"
-                    print(f"ratio p99 during drain / idle p99 ({label}): {figures['ratio']:.2f}  (target ≤ {TARGET_RATIO:g})  {verdict}", flush=True)
+    services = Services(rows=ROWS, finish_after_reads=args.polls, latency=args.latency, write_rate=0, throttle_period=3600.0)
+    with services, tempfile.TemporaryDirectory(prefix="fa-intake-") as scratch:
+        index = 0
+        for name in databases:
+            for deployment in deployments:
+                label, figures, problems = measure(deployment, name, index, services, Path(scratch), args, requests, tasks)
+                index += 1
+                results[label] = figures
+                failures += problems
+                idle, busy = Phase(**figures["idle"]), Phase(**figures["drain"])
+                drain_time = f"{figures['drain_seconds']:.1f} s" if figures["drain_seconds"] else "not finished"
+                print(f"  {label}: {DEPLOYMENTS[deployment]}")
+                print(f"    idle   {idle.line()}")
+                print(
+                    f"    drain  {busy.line()}  ({figures['posted_during_drain']:,} of {requests:,} sent before the drain ended, in {drain_time}; "
+                    f"{figures['drain_completed']:,}/{tasks:,} tasks completed, {figures['drain_delivered']:,} delivered)"
+                )
+                print(
+                    f"    accepted {figures['accepted']:,} of {figures['posted']:,} posted; {figures['stored']:,} rows stored; "
+                    f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+                )
+                verdict = "MET" if figures["target_met"] else "MISSED"
+                print(f"ratio p99 during drain / idle p99 ({label}): {figures['ratio']:.2f}  (target ≤ {TARGET_RATIO:g})  {verdict}", flush=True)
 
     first = next(iter(results.values()))
     return report(

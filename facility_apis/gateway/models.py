@@ -170,7 +170,8 @@ class OutboxRow(Base):
 
 
 #: The Core tables of the rows above, for the store's hot paths (no ORM unit of work).
-ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX, ACCOUNTS = (
+CLIENTS, ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX, ACCOUNTS = (
+    Client.__table__,
     AllocationRow.__table__,
     RequestRow.__table__,
     HistoryRow.__table__,

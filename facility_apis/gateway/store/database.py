@@ -1,8 +1,10 @@
 """The gateway's database: SQLite (embedded default) or PostgreSQL, through SQLAlchemy 2.0.
 
-Every transaction here takes the write lock at once: SQLite starts it with ``BEGIN IMMEDIATE``
-(so a read that later writes cannot deadlock) and this process's threads queue on one lock
-before it; PostgreSQL runs them concurrently. The schema version is checked on opening.
+Every transaction that may write takes the write lock at once: SQLite starts it with ``BEGIN
+IMMEDIATE`` (so a read that later writes cannot deadlock) and this process's threads queue on one
+lock before it; PostgreSQL runs them concurrently. A transaction that only reads (``reading()``)
+takes no lock: on SQLite in WAL mode it reads a snapshot while a writer works, so answering an
+API call's reads never waits for the worker's writes. The schema version is checked on opening.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def _private_file(path: str | None) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+#: The execution option marking a connection whose transaction only reads (``Database.reading``).
+_READ_ONLY = "facility_apis_read_only"
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -50,8 +56,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        # Take the write lock up front: a read that later writes cannot then deadlock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Take the write lock up front: a read that later writes cannot then deadlock. A
+        # transaction that only reads (``Database.reading``) reads a WAL snapshot instead.
+        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -106,6 +113,25 @@ class Database:
         """A Core connection in a transaction (the queue's hot paths: no ORM unit of work)."""
         with self._serial, self.engine.begin() as connection:
             yield connection
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A Core connection in a transaction that only reads (a write in it is an error): it
+        takes no write lock, so it neither waits for a writer nor holds one up (SQLite reads a
+        snapshot of the last commit; PostgreSQL's reads never waited)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{_READ_ONLY: True})
+            if self.dialect == "sqlite":
+                with connection.begin():
+                    connection.exec_driver_sql("PRAGMA query_only=ON")
+                    try:
+                        yield connection
+                    finally:
+                        connection.exec_driver_sql("PRAGMA query_only=OFF")
+            else:
+                with connection.begin():
+                    connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    yield connection
 
     def _check_schema(self, create: bool) -> None:
         """Create the tables in an empty database; refuse a database of another schema version."""

@@ -10,11 +10,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from ...core.interface import Target
 from ...core.outcome import State
-from ..models import ALLOCATIONS, HISTORY, OUTBOX, REQUESTS, TRANSACTIONS, AllocationRow, HistoryRow, RequestRow
+from ..models import ALLOCATIONS, HISTORY, OUTBOX, REQUESTS, TRANSACTIONS
 from ..policy import Schedule, deleted_here_only
 from .database import Database
 from .errors import Conflict, NotFound
@@ -95,36 +95,37 @@ class Requests:
         observing window it asks for, epoch seconds), whichever is later. ``NotFound`` for an
         allocation ``owner_id`` lacks."""
         now = time.time() if now is None else now
-        with self._database.session() as session:
-            allocation = session.get(AllocationRow, allocation_id)
+        state = State.PENDING if remote_id is None else State.SUBMITTED
+        status = "pending submission" if remote_id is None else "submitted"
+        with self._database.connection() as connection:
+            allocation = connection.execute(select(ALLOCATIONS.c.facility, ALLOCATIONS.c.owner_id).where(ALLOCATIONS.c.id == allocation_id)).one_or_none()
             if allocation is None or (owner_id is not None and allocation.owner_id != owner_id):
                 raise NotFound(f"no allocation {allocation_id}")
-            state = State.PENDING if remote_id is None else State.SUBMITTED
-            row = RequestRow(
-                allocation_id=allocation_id,
-                facility=allocation.facility,
-                followup_request_id=followup_request_id,
-                obj_id=target.id,
-                ra=target.ra,
-                dec=target.dec,
-                payload=dict(payload),
-                requester=requester,
-                remote_id=remote_id,
-                state=state.value,
-                status="pending submission" if remote_id is None else "submitted",
-                detail="",
-                operation="submit" if remote_id is None else "get",
-                next_poll_at=now,
-                attempts=0,
-                failures=0,
-                give_up_at=max(now, window_end or now) + self._schedule.horizon,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            session.flush()
-            session.add(HistoryRow(request_id=row.id, at=now, state=row.state, status=row.status))
-            return row.id
+            row = {
+                "allocation_id": allocation_id,
+                "facility": allocation.facility,
+                "followup_request_id": followup_request_id,
+                "obj_id": target.id,
+                "ra": target.ra,
+                "dec": target.dec,
+                "payload": dict(payload),
+                "requester": requester,
+                "remote_id": remote_id,
+                "state": state.value,
+                "status": status,
+                "detail": "",
+                "operation": "submit" if remote_id is None else "get",
+                "next_poll_at": now,
+                "attempts": 0,
+                "failures": 0,
+                "give_up_at": max(now, window_end or now) + self._schedule.horizon,
+                "cancel_requested": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            request_id = connection.execute(insert(REQUESTS).values(row)).inserted_primary_key[0]
+            connection.execute(insert(HISTORY).values(request_id=request_id, at=now, state=state.value, status=status))
+            return request_id
 
     def view(self, request_id: int, owner_id: int | None = None) -> dict[str, Any]:
         """A request as the API shows it: its stored fields, ``state``, ``status``, ``detail``,
@@ -150,8 +151,7 @@ class Requests:
             "history": [{"at": h.at, "state": h.state, "status": h.status} for h in history],
             "transactions": [{"at": t.at, "operation": t.operation, **t.record} for t in transactions],
             "deliveries": [
-                {"kind": o.kind, "delivered_at": o.delivered_at, "attempts": o.attempts, "dead": o.dead, "last_error": o.last_error}
-                for o in outbox
+                {"kind": o.kind, "delivered_at": o.delivered_at, "attempts": o.attempts, "dead": o.dead, "last_error": o.last_error} for o in outbox
             ],
         }
 
