@@ -95,3 +95,36 @@ def test_a_read_neither_waits_for_a_writer_nor_writes(gateway_store):
     with pytest.raises(DBAPIError), gateway_store.database.reading() as connection:
         connection.execute(CLIENTS.update().values(name="mallory"))
     assert gateway_store.clients.authenticate(token) is not None
+
+
+def test_on_sqlite_a_write_a_client_waits_on_goes_before_the_background_writes_waiting():
+    from facility_apis.gateway.store.database import _WriterTurns
+
+    turns, order = _WriterTurns(), []
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with turns.turn(False):
+            holding.set()
+            release.wait(30)
+
+    def write(name: str, for_client: bool) -> None:
+        with turns.turn(for_client):
+            order.append(name)
+
+    first = threading.Thread(target=hold)
+    first.start()
+    assert holding.wait(10)
+    background = threading.Thread(target=write, args=("worker", False))
+    background.start()
+    background.join(0.3)  # waiting for its turn, before the client's write arrives
+    client = threading.Thread(target=write, args=("client", True))
+    client.start()
+    for _ in range(500):
+        if turns._clients_waiting:
+            break
+        client.join(0.01)
+    release.set()
+    for thread in (first, background, client):
+        thread.join(10)
+    assert order == ["client", "worker"]

@@ -121,7 +121,7 @@ class Requests:
         ``NotFound`` when an allocation is missing or not its ``owner_id``'s: then none is stored."""
         now = time.time() if now is None else now
         wanted = sorted({request.allocation_id for request in requests})
-        with self._database.connection() as connection:
+        with self._database.connection(for_client=True) as connection:
             query = select(ALLOCATIONS.c.id, ALLOCATIONS.c.facility, ALLOCATIONS.c.owner_id).where(ALLOCATIONS.c.id.in_(wanted))
             allocations = {row.id: row for row in connection.execute(query)}
             rows = []
