@@ -170,13 +170,20 @@ class GatewayProcesses:
     def _start(self, name: str, *verb: str) -> str:
         log = open(self.folder / f"{name}.log", "a", encoding="utf-8")  # noqa: SIM115 - the process holds it
         command = [sys.executable, "-m", "facility_apis", *verb, "--config", str(self.config)]
-        process = subprocess.Popen(command, env=self.environment, stdout=subprocess.PIPE, stderr=log, text=True)
+        # Run from the scratch folder (``-m`` would import a package in the working directory)
+        # with the package this process imported first on the path: the code measured is ours.
+        import facility_apis
+
+        package_root = str(Path(facility_apis.__file__).resolve().parent.parent)
+        environment = dict(self.environment, PYTHONPATH=os.pathsep.join(filter(None, [package_root, self.environment.get("PYTHONPATH")])))
+        process = subprocess.Popen(command, env=environment, cwd=self.folder, stdout=subprocess.PIPE, stderr=log, text=True)
         log.close()
         self.processes.append(process)
         line = process.stdout.readline()
         if not line:
             process.wait(10)
-            raise RuntimeError(f"{' '.join(verb)} did not start (exit {process.returncode}); see {self.folder / f'{name}.log'}")
+            tail = (self.folder / f"{name}.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"{' '.join(verb)} did not start (exit {process.returncode}): " + " | ".join(tail))
         return line.strip()
 
     def start(self) -> str:
