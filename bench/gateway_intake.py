@@ -18,6 +18,8 @@ the two deployments docs/gateway.md describes, each on a fresh database:
 - one:    ``serve``: HTTP API, worker and outbox deliverer in one process (threads);
 - split:  ``serve --no-worker`` (the API and a deliverer) and ``worker`` (worker and deliverer).
 
+(``--deployments``: both by default, ``one`` with ``--quick``.)
+
 The ATLAS emulator and the SkyPortal stub run in child processes (``gateway_common.py``). The
 posted requests go to an ATLAS allocation of their own whose submissions ATLAS throttles for an
 hour (the emulator's write throttle: no writes allowed, ``Retry-After: 3600``), so the worker
@@ -404,11 +406,14 @@ def measure(deployment: str, name: str, index: int, services: Services, scratch:
         finally:
             store.close()
     stored = {row.id: row.followup_request_id for row in rows}
-    idle_ids = {r[3] for r in idle_results}
-    failures += acceptance_failures(f"{label}, idle", idle_results, idle_targets, {i: f for i, f in stored.items() if i in idle_ids})
-    failures += acceptance_failures(f"{label}, drain", drain_results, drain_posted, {i: f for i, f in stored.items() if i not in idle_ids})
+    for phase, results, targets in ((f"{label}, idle", idle_results, idle_targets), (f"{label}, drain", drain_results, drain_posted)):
+        mine = {t.followup_id for t in targets}
+        failures += acceptance_failures(phase, results, targets, {i: f for i, f in stored.items() if f in mine})
+    strays = [i for i, f in stored.items() if f not in {t.followup_id for t in idle_targets + drain_posted}]
+    if strays:
+        failures.append(f"{label}: {len(strays)} stored requests were never posted (e.g. {strays[:5]})")
     if any(code != 0 for code in codes):
-        failures.append(f"{label}: a gateway process exited with status {codes} (see its log)")
+        failures.append(f"{label}: a gateway process exited with status {codes} on SIGTERM")
     got = delivered(services, drain_targets, ROWS)
     if not drained or got.lost or drain_states.get("completed", 0) != tasks:
         not_completed = tasks - drain_states.get("completed", 0)
@@ -450,14 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=None, help="requests posted in each phase (default 2000; --quick 60)")
     parser.add_argument("--in-flight", type=int, default=16, help="requests the poster has in flight at once (default 16)")
     parser.add_argument("--tasks", type=int, default=None, help="ATLAS tasks of the drain (default 1000; --quick 20)")
-    parser.add_argument("--deployments", default="one,split", help="one, split or both, comma-separated (default one,split)")
+    parser.add_argument("--deployments", default=None, help="one, split or both, comma-separated (default one,split; --quick one)")
     add_common_arguments(parser, database_help="sqlite (default), postgresql, a URL, or several, comma-separated")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up on a phase after this many seconds")
-    parser.add_argument("--quick", action="store_true", help="60 requests, 20 tasks (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="60 requests, 20 tasks, one process (smoke test)")
     args = parser.parse_args(argv)
     requests = args.requests or (60 if args.quick else 2000)
     tasks = args.tasks or (20 if args.quick else 1000)
-    deployments = [name.strip() for name in args.deployments.split(",") if name.strip()]
+    deployments = [name.strip() for name in (args.deployments or ("one" if args.quick else "one,split")).split(",") if name.strip()]
     unknown = [name for name in deployments if name not in DEPLOYMENTS]
     if unknown or not deployments:
         parser.error(f"--deployments: {', '.join(unknown) or 'none given'}: choose among {', '.join(DEPLOYMENTS)}")

@@ -36,7 +36,7 @@ def check(figures: dict, labels: list[str], requests: int, tasks: int) -> None:
 
 
 def test_gateway_intake_quick(tmp_path):
-    done, figures = run("--requests", "24", "--tasks", "8", "--json-out", str(tmp_path / "intake.json"))
+    done, figures = run("--requests", "24", "--tasks", "8", "--deployments", "one,split", "--json-out", str(tmp_path / "intake.json"))
     assert "ratio p99 during drain / idle p99 (one, SQLite):" in done.stdout
     assert "ratio p99 during drain / idle p99 (split, SQLite):" in done.stdout
     check(figures, ["one, SQLite", "split, SQLite"], 24, 8)
