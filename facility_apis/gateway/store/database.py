@@ -1,8 +1,8 @@
 """The gateway's database: SQLite (embedded default) or PostgreSQL, through SQLAlchemy 2.0.
 
 Every transaction that may write takes the write lock at once: SQLite starts it with ``BEGIN
-IMMEDIATE`` (so a read that later writes cannot deadlock) and this process's threads queue on one
-lock before it; PostgreSQL runs them concurrently. A transaction that only reads (``reading()``)
+IMMEDIATE`` (so a read that later writes cannot deadlock) and this process's threads take turns
+before it, a write an API client waits on first; PostgreSQL runs them concurrently. A transaction that only reads (``reading()``)
 takes no lock: on SQLite in WAL mode it reads a snapshot while a writer works, so answering an
 API call's reads never waits for the worker's writes. The schema version is checked on opening.
 """
