@@ -55,7 +55,7 @@ def _serve(kind: str, options: dict[str, Any], conn) -> None:  # runs in the chi
             tokens={ATLAS_TOKEN: ATLAS_USER},
             rows=options["rows"],
             max_queued=10**9,
-            write_rate=UNTHROTTLED,
+            write_rate=options["write_rate"],
             read_rate=options["read_rate"],
             throttle_period=options["throttle_period"],
             finish_after_reads=options["finish_after_reads"],
@@ -145,11 +145,27 @@ class _Child:
 class Services:
     """The ATLAS emulator and the SkyPortal stub, each in its own child process."""
 
-    def __init__(self, *, rows: int = 20, finish_after_reads: int = 3, latency: float = 0.02, read_rate: int = UNTHROTTLED, throttle_period: float = 60.0):
-        self.read_rate, self.throttle_period = read_rate, throttle_period
+    def __init__(
+        self,
+        *,
+        rows: int = 20,
+        finish_after_reads: int = 3,
+        latency: float = 0.02,
+        read_rate: int = UNTHROTTLED,
+        write_rate: int = UNTHROTTLED,
+        throttle_period: float = 60.0,
+    ):
+        self.read_rate, self.write_rate, self.throttle_period = read_rate, write_rate, throttle_period
         self.atlas = _Child(
             "atlas",
-            {"rows": rows, "finish_after_reads": finish_after_reads, "latency": latency, "read_rate": read_rate, "throttle_period": throttle_period},
+            {
+                "rows": rows,
+                "finish_after_reads": finish_after_reads,
+                "latency": latency,
+                "read_rate": read_rate,
+                "write_rate": write_rate,
+                "throttle_period": throttle_period,
+            },
         )
         try:
             self.skyportal = _Child("skyportal", {})
@@ -172,15 +188,21 @@ class Services:
 
         return EgressPolicy.allowing(self.atlas_url, self.skyportal_url)
 
-    def atlas_limit(self, concurrency: int, *, rate_known: bool = True):
-        """The allowance to give the gateway for this emulator: ``concurrency`` calls at once and
-        the emulator's own read throttle as the read rate (as an admin configures ATLAS's real
-        one; the default is ATLAS's documented 600 reads a minute), none where it has none or
-        when not ``rate_known`` (the gateway then learns it from 429s)."""
-        from facility_apis.gateway.pacing import FacilityLimit, Rate
+    def atlas_rates(self, *, rate_known: bool = True) -> dict[str, list | None]:
+        """The emulator's own throttles as the gateway's ``read_rate``/``write_rate`` settings
+        (``[calls, seconds]``), as an admin configures ATLAS's real ones (the default is ATLAS's
+        documented 600 reads and 60 writes a minute); ``None`` where it has none (or allows
+        nothing), or when not ``rate_known``: the gateway then learns the rate from 429s."""
+        rates = {"read_rate": self.read_rate, "write_rate": self.write_rate}
+        return {key: [calls, self.throttle_period] if rate_known and 0 < calls < UNTHROTTLED else None for key, calls in rates.items()}
 
-        read = Rate(self.read_rate, self.throttle_period) if self.read_rate < UNTHROTTLED and rate_known else None
-        return FacilityLimit(concurrency=concurrency, rates={"read": read, "write": None})
+    def atlas_limit(self, concurrency: int, *, rate_known: bool = True):
+        """The allowance to give the gateway's workers for this emulator: ``concurrency`` calls at
+        once and ``atlas_rates``."""
+        from facility_apis.gateway.pacing import RATE_KEYS, FacilityLimit, Rate
+
+        rates = self.atlas_rates(rate_known=rate_known)
+        return FacilityLimit(concurrency=concurrency, rates={RATE_KEYS[key]: None if rate is None else Rate(*rate) for key, rate in rates.items()})
 
     def create_tasks(self, coordinates: list[tuple[float, float]]) -> list[str]:
         """Tasks already submitted to ATLAS; their URLs (the gateway's ``remote_id``)."""
@@ -307,9 +329,19 @@ def postgresql_reachable(url: str = POSTGRES_URL) -> bool:
         engine.dispose()
 
 
+def process_url(url: str, options: dict[str, Any]) -> str:
+    """``url`` and the engine ``options`` of ``database()`` as one URL, for a gateway started as a
+    process of its own (``facility-apis serve --database-url``): a PostgreSQL schema's
+    ``search_path`` travels as libpq's ``options`` parameter."""
+    from urllib.parse import quote
+
+    extra = (options.get("connect_args") or {}).get("options")
+    return f"{url}{'&' if '?' in url else '?'}options={quote(extra)}" if extra else url
+
+
 def make_store(url: str, options: dict[str, Any], poll: float, key: str | None = None):
-    """A gateway store whose schedule polls every ``poll`` seconds and retries as quickly; its
-    credentials sealed with ``key`` (default: a new one)."""
+    """A gateway store whose schedule polls every ``poll`` seconds and retries as quickly, its
+    credentials sealed with ``key`` (default: a fresh one)."""
     from facility_apis.gateway.crypto import SecretBox, generate_key
     from facility_apis.gateway.policy import Schedule
     from facility_apis.gateway.store import Store

@@ -25,8 +25,11 @@ from ..core.redact import get_logger, redact_everywhere
 from ..core.registry import Registry
 from ..skyportal.client import SkyPortalClient
 from .api_schemas import MAX_ID
+from .batching import GroupCommit
 from .crypto import SecretBox
+from .loops import store_unavailable
 from .store import Conflict, NotFound, Store
+from .store.requests import NewRequest
 
 log = get_logger("facility_apis.gateway.api")
 
@@ -124,6 +127,17 @@ class Gateway:
     loops: Callable[[], dict[str, Any]] | None = None
     _facilities: dict[str, Facility] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Requests accepted at the same moment are stored in one transaction (``batching.py``).
+    _intake: GroupCommit[NewRequest, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._intake = GroupCommit(self.store.requests.add_many, retry_alone=lambda exc: not store_unavailable(exc))
+
+    def accept(self, request: NewRequest) -> int:
+        """Store an accepted request (blocking: call it on the executor); its id. Requests
+        accepted meanwhile by other threads share its transaction, each stored exactly once;
+        ``NotFound`` as ``Requests.add``."""
+        return self._intake.submit(request)
 
     def facility_class(self, name: str) -> type[Facility]:
         """A stored allocation's facility class; a 500 if it is no longer installed."""

@@ -11,6 +11,7 @@ from ..core.redact import redact_everywhere
 from ..skyportal.client import SkyPortalError
 from .api_base import ApiError, BaseHandler, parse_id, under
 from .api_schemas import FollowupRequestBody, body_errors
+from .store.requests import NewRequest
 
 #: Why a plan delivery is not taken (docs/gateway.md): its status could reach no one in SkyPortal.
 PLAN_REASON = (
@@ -99,17 +100,17 @@ class FollowupRequestsHandler(_RequestBodyHandler):
             payload = await self.blocking(facility.validate_payload, payload, target)
         except PayloadError as exc:
             raise ApiError.invalid("follow-up request", under("payload", exc.errors)) from None
-        followup_request_id = body.get("followup_request_id")
-        request_id = await self.blocking(
-            self.gateway.store.requests.add,
+        followup_request_id = None if body.get("followup_request_id") is None else int(body["followup_request_id"])
+        accepted = NewRequest(
             allocation_id,
             target,
             payload,
             owner_id=self.client_id,
-            followup_request_id=None if followup_request_id is None else int(followup_request_id),
+            followup_request_id=followup_request_id,
             requester=body.get("requester"),
             window_end=_window_end(facility, payload),
         )
+        request_id = await self.blocking(self.gateway.accept, accepted)
         self.success({"id": request_id, "state": "pending", "ignored": ignored})
 
     async def _resolve(self, obj_id: str) -> Target:

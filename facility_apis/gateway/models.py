@@ -185,7 +185,8 @@ class OutboxRow(Base):
 
 
 #: The Core tables of the rows above, for the store's hot paths (no ORM unit of work).
-ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX, ACCOUNTS, ACCOUNT_CALLS = (
+CLIENTS, ALLOCATIONS, REQUESTS, HISTORY, TRANSACTIONS, OUTBOX, ACCOUNTS, ACCOUNT_CALLS = (
+    Client.__table__,
     AllocationRow.__table__,
     RequestRow.__table__,
     HistoryRow.__table__,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ...core.errors import ConfigurationError
 from ...core.interface import Allocation
 from ..crypto import SealError, SecretBox
-from ..models import AllocationRow, Meta
+from ..models import ALLOCATIONS, AllocationRow, Meta
 from .database import Database
 from .errors import NotFound
 
@@ -98,9 +98,11 @@ class Allocations:
 
     def summary(self, allocation_id: int, owner_id: int) -> dict[str, Any]:
         """An allocation as the API shows it: ``id``, ``facility`` and ``ALLOCATION_FIELDS``,
-        never the credentials. ``NotFound`` unless ``owner_id`` owns it."""
-        with self._database.session() as session:
-            row = session.get(AllocationRow, allocation_id)
+        never the credentials. ``NotFound`` unless ``owner_id`` owns it. A read only: it never
+        waits for the worker's writes."""
+        columns = [ALLOCATIONS.c[name] for name in ("id", "owner_id", "facility", *ALLOCATION_FIELDS)]
+        with self._database.reading() as connection:
+            row = connection.execute(select(*columns).where(ALLOCATIONS.c.id == allocation_id)).one_or_none()
         if row is None or row.owner_id != owner_id:
             raise NotFound(f"no allocation {allocation_id}")
         return {"id": row.id, "facility": row.facility, **{name: getattr(row, name) for name in ALLOCATION_FIELDS}}

@@ -1,8 +1,10 @@
 """The gateway's database: SQLite (embedded default) or PostgreSQL, through SQLAlchemy 2.0.
 
-Every transaction here takes the write lock at once: SQLite starts it with ``BEGIN IMMEDIATE``
-(so a read that later writes cannot deadlock) and this process's threads queue on one lock
-before it; PostgreSQL runs them concurrently. The schema version is checked on opening.
+Every transaction that may write takes the write lock at once: SQLite starts it with ``BEGIN
+IMMEDIATE`` (so a read that later writes cannot deadlock) and this process's threads take turns
+before it, a write an API client waits on first; PostgreSQL runs them concurrently. A transaction that only reads (``reading()``)
+takes no lock: on SQLite in WAL mode it reads a snapshot while a writer works, so answering an
+API call's reads never waits for the worker's writes. The schema version is checked on opening.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def _private_file(path: str | None) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+#: The execution option marking a connection whose transaction only reads (``Database.reading``).
+_READ_ONLY = "facility_apis_read_only"
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -50,8 +56,38 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        # Take the write lock up front: a read that later writes cannot then deadlock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Take the write lock up front: a read that later writes cannot then deadlock. A
+        # transaction that only reads (``Database.reading``) reads a WAL snapshot instead.
+        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+class _WriterTurns:
+    """SQLite's one writer, taken in turns by this process's threads. A thread a client is
+    waiting on (``for_client``) goes before the background loops' writes waiting at the time:
+    a request accepted over HTTP waits for at most the transaction under way, not for the
+    worker's queue of claims and recorded outcomes."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._busy = False
+        self._clients_waiting = 0
+
+    @contextlib.contextmanager
+    def turn(self, for_client: bool) -> Iterator[None]:
+        with self._condition:
+            self._clients_waiting += for_client
+            try:
+                while self._busy or (not for_client and self._clients_waiting):
+                    self._condition.wait()
+            finally:
+                self._clients_waiting -= for_client
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
 
 
 class Database:
@@ -66,10 +102,10 @@ class Database:
         except (ArgumentError, ImportError, ValueError) as exc:
             raise ConfigurationError(f"the database URL is not usable: {_reason(exc)}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite has one writer at a time and every transaction here takes the write lock: this
-        # process's threads queue on a lock rather than in SQLite's busy handler, which sleeps
-        # (up to 100 ms) while the lock may already be free.
-        self._serial = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        # SQLite has one writer at a time and every transaction here but ``reading()`` takes the
+        # write lock: this process's threads queue for turns rather than in SQLite's busy
+        # handler, which sleeps (up to 100 ms) while the lock may already be free.
+        self._turns = _WriterTurns() if self.dialect == "sqlite" else None
         try:
             if self.dialect == "sqlite":
                 _private_file(self.engine.url.database)
@@ -95,17 +131,42 @@ class Database:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _writer(self, for_client: bool) -> contextlib.AbstractContextManager[None]:
+        """This process's turn at SQLite's one writer (PostgreSQL: no turns)."""
+        return self._turns.turn(for_client) if self._turns is not None else contextlib.nullcontext()
+
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """An ORM session in a transaction (the admin paths: clients, allocations)."""
-        with self._serial, self._sessions.begin() as session:
+        with self._writer(False), self._sessions.begin() as session:
             yield session
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """A Core connection in a transaction (the queue's hot paths: no ORM unit of work)."""
-        with self._serial, self.engine.begin() as connection:
+    def connection(self, *, for_client: bool = False) -> Iterator[Connection]:
+        """A Core connection in a transaction (the queue's hot paths: no ORM unit of work).
+        ``for_client``: an API call is waiting on it; on SQLite it takes the writer before the
+        background loops' transactions waiting then."""
+        with self._writer(for_client), self.engine.begin() as connection:
             yield connection
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A Core connection in a transaction that only reads (a write in it is an error): it
+        takes no write lock, so it neither waits for a writer nor holds one up (SQLite reads a
+        snapshot of the last commit; PostgreSQL's reads never waited)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{_READ_ONLY: True})
+            if self.dialect == "sqlite":
+                with connection.begin():
+                    connection.exec_driver_sql("PRAGMA query_only=ON")
+                    try:
+                        yield connection
+                    finally:
+                        connection.exec_driver_sql("PRAGMA query_only=OFF")
+            else:
+                with connection.begin():
+                    connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    yield connection
 
     def _check_schema(self, create: bool) -> None:
         """Create the tables in an empty database; refuse a database of another schema version."""

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from ...core.interface import Target
 from ...core.outcome import State
-from ..models import ALLOCATIONS, HISTORY, OUTBOX, REQUESTS, TRANSACTIONS, AllocationRow, HistoryRow, RequestRow
+from ..models import ALLOCATIONS, HISTORY, OUTBOX, REQUESTS, TRANSACTIONS
 from ..policy import Schedule, deleted_here_only
 from .database import Database
 from .errors import Conflict, NotFound
@@ -67,6 +68,23 @@ def _owned(connection: Connection, request_id: int, owner_id: int | None) -> Any
     return row
 
 
+@dataclass(frozen=True)
+class NewRequest:
+    """A request to accept (``Requests.add`` and ``add_many``): its allocation, target and
+    validated payload; ``owner_id`` the client that must own the allocation (None: anyone);
+    SkyPortal's ``followup_request_id``; ``remote_id`` when the facility holds it already;
+    ``window_end`` the end of the observing window it asks for (UNIX seconds)."""
+
+    allocation_id: int
+    target: Target
+    payload: Mapping[str, Any]
+    owner_id: int | None = None
+    followup_request_id: int | None = None
+    requester: str | None = None
+    remote_id: str | None = None
+    window_end: float | None = None
+
+
 class Requests:
     """The request records. ``owner_id`` (a client id) restricts a call to that client's
     allocations: another client's request is ``NotFound``, as a missing one is. Times are UNIX
@@ -94,37 +112,56 @@ class Requests:
         given up the schedule's horizon after now or after ``window_end`` (the end of the
         observing window it asks for, epoch seconds), whichever is later. ``NotFound`` for an
         allocation ``owner_id`` lacks."""
+        request = NewRequest(allocation_id, target, payload, owner_id, followup_request_id, requester, remote_id, window_end)
+        return self.add_many([request], now)[0]
+
+    def add_many(self, requests: Sequence[NewRequest], now: float | None = None) -> list[int]:
+        """Accept each of ``requests`` as ``add`` does, all in one transaction (a group commit:
+        one commit for the requests the API receives at once); their ids, in the same order.
+        ``NotFound`` when an allocation is missing or not its ``owner_id``'s: then none is stored."""
         now = time.time() if now is None else now
-        with self._database.session() as session:
-            allocation = session.get(AllocationRow, allocation_id)
-            if allocation is None or (owner_id is not None and allocation.owner_id != owner_id):
-                raise NotFound(f"no allocation {allocation_id}")
-            state = State.PENDING if remote_id is None else State.SUBMITTED
-            row = RequestRow(
-                allocation_id=allocation_id,
-                facility=allocation.facility,
-                followup_request_id=followup_request_id,
-                obj_id=target.id,
-                ra=target.ra,
-                dec=target.dec,
-                payload=dict(payload),
-                requester=requester,
-                remote_id=remote_id,
-                state=state.value,
-                status="pending submission" if remote_id is None else "submitted",
-                detail="",
-                operation="submit" if remote_id is None else "get",
-                next_poll_at=now,
-                attempts=0,
-                failures=0,
-                give_up_at=max(now, window_end or now) + self._schedule.horizon,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            session.flush()
-            session.add(HistoryRow(request_id=row.id, at=now, state=row.state, status=row.status))
-            return row.id
+        wanted = sorted({request.allocation_id for request in requests})
+        with self._database.connection(for_client=True) as connection:
+            query = select(ALLOCATIONS.c.id, ALLOCATIONS.c.facility, ALLOCATIONS.c.owner_id).where(ALLOCATIONS.c.id.in_(wanted))
+            allocations = {row.id: row for row in connection.execute(query)}
+            rows = []
+            for request in requests:
+                allocation = allocations.get(request.allocation_id)
+                if allocation is None or (request.owner_id is not None and allocation.owner_id != request.owner_id):
+                    raise NotFound(f"no allocation {request.allocation_id}")
+                rows.append(self._row(request, allocation.facility, now))
+            inserted = connection.execute(insert(REQUESTS).returning(REQUESTS.c.id, sort_by_parameter_order=True), rows)
+            ids = [row.id for row in inserted]
+            history = [{"request_id": i, "at": now, "state": row["state"], "status": row["status"]} for i, row in zip(ids, rows, strict=True)]
+            connection.execute(insert(HISTORY), history)
+        return ids
+
+    def _row(self, request: NewRequest, facility: str, now: float) -> dict[str, Any]:
+        """The ``requests`` row of a request accepted ``now``."""
+        submitted = request.remote_id is not None
+        target = request.target
+        return {
+            "allocation_id": request.allocation_id,
+            "facility": facility,
+            "followup_request_id": request.followup_request_id,
+            "obj_id": target.id,
+            "ra": target.ra,
+            "dec": target.dec,
+            "payload": dict(request.payload),
+            "requester": request.requester,
+            "remote_id": request.remote_id,
+            "state": (State.SUBMITTED if submitted else State.PENDING).value,
+            "status": "submitted" if submitted else "pending submission",
+            "detail": "",
+            "operation": "get" if submitted else "submit",
+            "next_poll_at": now,
+            "attempts": 0,
+            "failures": 0,
+            "give_up_at": max(now, request.window_end or now) + self._schedule.horizon,
+            "cancel_requested": False,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def view(self, request_id: int, owner_id: int | None = None) -> dict[str, Any]:
         """A request as the API shows it: its stored fields, ``state``, ``status``, ``detail``,
@@ -150,8 +187,7 @@ class Requests:
             "history": [{"at": h.at, "state": h.state, "status": h.status} for h in history],
             "transactions": [{"at": t.at, "operation": t.operation, **t.record} for t in transactions],
             "deliveries": [
-                {"kind": o.kind, "delivered_at": o.delivered_at, "attempts": o.attempts, "dead": o.dead, "last_error": o.last_error}
-                for o in outbox
+                {"kind": o.kind, "delivered_at": o.delivered_at, "attempts": o.attempts, "dead": o.dead, "last_error": o.last_error} for o in outbox
             ],
         }
 
