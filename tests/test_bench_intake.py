@@ -19,7 +19,10 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 def run(*args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     out = Path(args[args.index("--json-out") + 1])
-    done = subprocess.run([sys.executable, str(BENCH / "gateway_intake.py"), "--quick", *args], capture_output=True, text=True, timeout=240)
+    # The bench gives up on a phase first (and stops the gateway processes it started), so a
+    # stall fails with its report instead of leaving orphans when the subprocess is killed.
+    command = [sys.executable, str(BENCH / "gateway_intake.py"), "--quick", "--timeout", "150", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FAIL" not in done.stdout, done.stdout
     return done, json.loads(out.read_text())

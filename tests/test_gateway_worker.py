@@ -237,3 +237,25 @@ def test_two_workers_on_postgresql_never_poll_one_job_at_once(postgres_schema, p
     assert overlaps == []
     by_worker = {w.name: sum(n for name, n in calls.items() if name.startswith(f"call:{w.name}")) for w in workers}
     assert all(count > 0 for count in by_worker.values()), by_worker
+
+
+def test_a_job_claimed_while_the_last_outcome_is_being_saved_waits_for_the_save_and_is_not_dropped(gateway_store, atlas, skyportal):
+    """A save commits (the request due again at once) before the thread that asked for it hears
+    so; a claim in between took the request under a new lease of this worker. Dropped, that job
+    held the request, uncalled, for the whole lease (300 s): seen as a drain that stalled for five
+    minutes under load. It now runs once the save is over."""
+    seed(gateway_store, skyportal, 1)
+    (request,) = gateway_store.requests.newest()
+    worker = make_worker(gateway_store, atlas)
+    try:
+        worker._saving.add(request["id"])  # the save of its previous outcome is under way
+        assert worker.run_once() == 0  # claimed, and held for that save
+        assert atlas.requests == [] and gateway_store.jobs.claim("other", 5, lease=30) == []  # still ours: no one else calls it
+        worker._saved(request["id"])  # the save is over: the job starts
+        deadline = time.monotonic() + 10
+        while worker._in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [r.method for r in atlas.requests if "/forcedphot/queue/" in r.path] == ["POST"]
+        assert gateway_store.requests.view(request["id"])["state"] == "submitted"
+    finally:
+        worker.close()

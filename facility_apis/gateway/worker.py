@@ -92,8 +92,11 @@ class Worker:
         self._in_flight: set[Future] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        #: Requests whose outcome is being saved again after a store failure (their lease is ours).
+        #: Requests whose outcome is being saved (their lease is ours), and the jobs claimed for
+        #: them meanwhile, started once that save is done (``_saved``).
         self._saving: set[int] = set()
+        self._after_save: dict[int, Job] = {}
+        self._saving_lock = threading.Lock()
         self._claiming = Backoff(f"worker {self.name}: claiming due requests", logger=log)
         self._saves = Backoff(f"worker {self.name}: saving outcomes", logger=log)
         #: Outcomes that arrive together are recorded in one transaction (see ``batching.py``).
@@ -164,7 +167,8 @@ class Worker:
         is ours until another worker claims the request, and the store refuses a save after
         that (False). On giving up (the worker is stopping) the lease is released, and a
         submission's remote id is logged, so that nothing the facility holds goes unrecorded."""
-        self._saving.add(job.request_id)
+        with self._saving_lock:
+            self._saving.add(job.request_id)
         try:
             return keep_trying(write, self._saves, self._stop)
         except GaveUp as exc:
@@ -174,7 +178,34 @@ class Worker:
                 self.store.jobs.defer(job)
             return True
         finally:
-            self._saving.discard(job.request_id)
+            self._saved(job.request_id)
+
+    def _saved(self, request_id: int) -> None:
+        """The save of ``request_id``'s outcome is over: start the job claimed for it meanwhile.
+
+        A save commits (and frees the request, often due again at once) before the thread that
+        asked for it learns so; a claim in between takes the request under a new lease of ours.
+        That job waits for the save rather than run beside it, and is never dropped: dropped, it
+        would hold the request, uncalled, until its lease ran out."""
+        with self._saving_lock:
+            self._saving.discard(request_id)
+            waiting = self._after_save.pop(request_id, None)
+        if waiting is None:
+            return
+        try:
+            if self._stop.is_set():
+                raise RuntimeError("the worker is stopping")
+            self._dispatch(waiting)
+        except RuntimeError:  # stopping (the pool takes no more work): give it back now
+            with contextlib.suppress(Exception):
+                self.store.jobs.defer(waiting)
+
+    def _dispatch(self, job: Job) -> None:
+        """Run ``job`` on the pool, counted in flight."""
+        self.facility(job.facility)
+        future = self._pool.submit(self._run, job)
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
 
     def _call(self, facility: Facility, job: Job) -> Outcome | None:
         request = job.request
@@ -200,12 +231,11 @@ class Worker:
         started = 0
         self._claimed_at = now = time.time()
         for job in self.store.jobs.claim(self.name, free, self.settings.lease, now, limits=self.limit):
-            if job.request_id in self._saving:
-                continue  # its outcome is being saved: that save ends the lease
-            self.facility(job.facility)
-            future = self._pool.submit(self._run, job)
-            self._in_flight.add(future)
-            future.add_done_callback(self._in_flight.discard)
+            with self._saving_lock:
+                if job.request_id in self._saving:
+                    self._after_save[job.request_id] = job  # started when that save is done (``_saved``)
+                    continue
+            self._dispatch(job)
             started += 1
         return started
 
