@@ -3,7 +3,7 @@
 The gateway runs in this process as ``facility-apis serve`` runs it: the HTTP API (``make_app``
 served from a thread), one ``Worker`` and one ``Deliverer``, on a SQLite file (or PostgreSQL).
 The ATLAS emulator and the SkyPortal stub run in child processes (``gateway_common.py``). For
-``--seconds`` (default 600; ``--quick`` 15), new follow-up requests arrive at a steady rate
+``--seconds`` (default 600; ``--quick`` 12), new follow-up requests arrive at a steady rate
 (``--rate``, default 5 a second) as ``POST /api/followup_request`` bodies, so the worker submits
 each to ATLAS (``POST queue/``), polls it (finished at its 3rd status read, one poll a second),
 fetches its result file (20 points) and the Deliverer sends its statuses and photometry to the
@@ -45,7 +45,9 @@ import threading
 import time
 import tracemalloc
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from gateway_common import (
     ATLAS_TOKEN,
@@ -69,6 +71,8 @@ TARGET_FDS_RATIO = 1.0
 FD_SLACK = 4
 ROWS = 20
 MB = 1024 * 1024
+#: Frames kept per traced allocation (``--tracemalloc``): enough to see which gateway code asked.
+TRACE_FRAMES = 12
 #: The allocation the benchmark's API client posts its requests on (its own, not gateway_common's).
 ALLOCATION_ID = 2
 
@@ -78,20 +82,68 @@ class Sample:
     at: float  # seconds since the load started
     rss: int
     fds: int
+    blocks: int  # memory blocks Python's allocator holds (``sys.getallocatedblocks``)
+    sqlite: int  # bytes SQLite's own allocator holds in this process (``sqlite3_memory_used``)
     arrived: int
     completed: int
     followed: int  # requests not finished yet
     backlog: int  # outbox messages owed to SkyPortal
     skyportal_down: bool
+    fd_kinds: Counter[str]  # the open fds by what they are (``FdKinds``)
+
+
+def sqlite_memory_used() -> Callable[[], int]:
+    """``sqlite3_memory_used()`` of the SQLite library this process's ``sqlite3`` module uses: its
+    page caches, statements and schema, which neither Python's allocator nor tracemalloc sees
+    (0 where the library cannot be loaded)."""
+    import ctypes
+    import ctypes.util
+    import sqlite3  # noqa: F401 - loads the library the process shares
+
+    name = ctypes.util.find_library("sqlite3")
+    try:
+        function = ctypes.CDLL(name).sqlite3_memory_used if name else None
+    except (OSError, AttributeError):
+        function = None
+    if function is None:
+        return lambda: 0
+    function.restype, function.argtypes = ctypes.c_int64, []
+    return function
+
+
+class FdKinds:
+    """Tells this process's open descriptors apart: sockets by the service at their other end
+    (ATLAS, SkyPortal, the API's server and client sides, PostgreSQL, other), files by name, and
+    the rest (pipes, event fds, epoll)."""
+
+    def __init__(self, process, ports: dict[int, str], api_port: int):
+        self._process, self._ports, self._api_port = process, ports, api_port
+
+    def __call__(self, total: int) -> Counter[str]:
+        kinds: Counter[str] = Counter()
+        for connection in self._process.net_connections(kind="all"):
+            if connection.laddr and not isinstance(connection.laddr, str) and connection.laddr.port == self._api_port:
+                kinds["API server" if connection.raddr else "API listening"] += 1
+            elif connection.raddr and not isinstance(connection.raddr, str):
+                kinds[self._ports.get(connection.raddr.port, "other sockets")] += 1
+            else:
+                kinds["other sockets"] += 1
+        for opened in self._process.open_files():
+            name = opened.path.rsplit("/", 1)[-1]
+            kinds["database " + name.rsplit("-", 1)[-1] if name.endswith(("-wal", "-shm")) else "database" if name.endswith(".db") else "other files"] += 1
+        kinds["pipes, events"] = total - sum(kinds.values())
+        return kinds
 
 
 class Sampler:
     """Reads RSS, open fds and the gateway's metrics every ``interval`` seconds, from a thread."""
 
-    def __init__(self, store, intake: Intake, outages: Outages, interval: float):
+    def __init__(self, store, intake: Intake, outages: Outages, interval: float, ports: dict[int, str], api_port: int):
         import psutil
 
         self._process = psutil.Process()
+        self._kinds = FdKinds(self._process, ports, api_port)
+        self._sqlite = sqlite_memory_used()
         self.store, self.intake, self.outages, self.interval = store, intake, outages, interval
         self.samples: list[Sample] = []
         self._stop = threading.Event()
@@ -105,15 +157,19 @@ class Sampler:
         metrics = self.store.metrics()
         states = metrics["requests"].get("atlas", {})
         followed = sum(count for state, count in states.items() if state in ("pending", "submitted", "queued", "running"))
+        fds = self._process.num_fds()
         return Sample(
             time.monotonic() - self.started,
             self._process.memory_info().rss,
-            self._process.num_fds(),
+            fds,
+            sys.getallocatedblocks(),
+            self._sqlite(),
             self.intake.arrived,
             states.get("completed", 0),
             followed,
             metrics["outbox_backlog"],
             self.outages.down,
+            self._kinds(fds),
         )
 
     def _run(self) -> None:
@@ -322,13 +378,22 @@ def check(store, services: Services, intake: Intake, targets: list[BenchTarget],
     return result
 
 
+def short(filename: str) -> str:
+    """A source file's name as a reader finds it: from the package (``facility_apis/...``,
+    ``sqlalchemy/...``) or the standard library's."""
+    for marker in ("site-packages/", "/work/", "lib/python"):
+        if marker in filename:
+            filename = filename.split(marker, 1)[-1]
+    return filename.split("/", 1)[-1] if filename.startswith(("3.", "wt/", "main/")) else filename
+
+
 def at_or_before(samples: list[Sample], t: float) -> Sample:
     return max((s for s in samples if s.at <= t), key=lambda s: s.at, default=samples[0])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=None, help="length of the steady load (default 600, --quick 15)")
+    parser.add_argument("--seconds", type=float, default=None, help="length of the steady load (default 600, --quick 12)")
     parser.add_argument("--rate", type=float, default=5.0, help="new requests per second (default 5)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds before the reference sample (default 20 %% of the run, 60 to half of it)")
     parser.add_argument("--sample", type=float, default=None, help="seconds between samples (default 2, --quick 0.25)")
@@ -336,9 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage-seconds", type=float, default=None, help="length of each outage (default 15, --quick 2)")
     parser.add_argument("--tracemalloc", action="store_true", help="trace allocations; print the lines that grew most after the warm-up")
     add_common_arguments(parser, poll_interval=1.0)
-    parser.add_argument("--quick", action="store_true", help="15 s, two 2 s outages (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="12 s, two 2 s outages (smoke test)")
     args = parser.parse_args(argv)
-    seconds = args.seconds or (15.0 if args.quick else 600.0)
+    seconds = args.seconds or (12.0 if args.quick else 600.0)
     warmup = args.warmup if args.warmup is not None else max(0.2 * seconds, min(60.0, 0.5 * seconds))
     interval = args.sample or (0.25 if args.quick else 2.0)
     outage_count = args.outages if args.outages is not None else (2 if args.quick else 4)
@@ -348,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not 0 < warmup < seconds:
         parser.error("--warmup must be shorter than --seconds")
+
+    from sqlalchemy.engine import make_url
 
     from facility_apis.gateway.api import make_app
     from facility_apis.gateway.outbox import Deliverer, DeliverySettings
@@ -370,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
             store.allocations.put(owner, ALLOCATION_ID, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=INSTRUMENT_ID, group_ids=list(GROUP_IDS))
             config = {"atlas": {"base_url": services.atlas_url, "poll_interval": args.poll_interval}}
             if args.tracemalloc:
-                tracemalloc.start()
+                tracemalloc.start(TRACE_FRAMES)
             app = AppThread(make_app(store, facility_config=config, egress=services.egress)).start()
             settings = WorkerSettings(concurrency=args.concurrency, default_limit=FacilityLimit(concurrency=args.concurrency), idle=0.2, egress=services.egress)
             worker = Worker(store, facility_config=config, settings=settings)
@@ -378,7 +445,10 @@ def main(argv: list[str] | None = None) -> int:
             loops = [threading.Thread(target=loop.run, name=f"bench-{name}", daemon=True) for name, loop in (("worker", worker), ("outbox", deliverer))]
             intake = Intake(app.url, token, targets, args.rate)
             outages = Outages(services, outage_count, outage_seconds, seconds)
-            sampler = Sampler(store, intake, outages, interval)
+            ports = {urlsplit(services.atlas_url).port: "ATLAS", urlsplit(services.skyportal_url).port: "SkyPortal", app.port: "API client"}
+            if label == "PostgreSQL":
+                ports[make_url(url).port or 5432] = "PostgreSQL"
+            sampler = Sampler(store, intake, outages, interval, ports, app.port)
             snapshots = []
             drained = False
             try:
@@ -440,13 +510,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{outage_count}× {outage_seconds:g} s (Python {sys.version.split()[0]}, {label}{', tracemalloc on' if args.tracemalloc else ''})"
     )
     print(f"  outages (s): {', '.join(f'{b:.0f}-{e:.0f} {m}' for b, e, m in outages.windows)}; warm-up {warmup:g} s; a sample every {interval:g} s")
-    print("       t   RSS MB   fds  arrived  completed  followed  outbox  SkyPortal")
+    print("       t   RSS MB  Python blocks  SQLite MB   fds  arrived  completed  followed  outbox  SkyPortal")
     step = max(interval, seconds / 20)
     decimals = 0 if step >= 10 else 1
     for mark in [k * step for k in range(int(seconds / step + 1e-9) + 1)]:
         s = at_or_before(samples, mark + 1e-6)
         print(
-            f"  {s.at:6.{decimals}f}s {s.rss / MB:8.1f} {s.fds:5d} {s.arrived:8,d} {s.completed:10,d} {s.followed:9,d} {s.backlog:7,d}  "
+            f"  {s.at:6.{decimals}f}s {s.rss / MB:8.1f} {s.blocks:14,d} {s.sqlite / MB:10.2f} {s.fds:5d} "
+            f"{s.arrived:8,d} {s.completed:10,d} {s.followed:9,d} {s.backlog:7,d}  "
             f"{'down' if s.skyportal_down else 'up'}"
         )
     peak = max(after, key=lambda s: s.rss)
@@ -454,15 +525,23 @@ def main(argv: list[str] | None = None) -> int:
         f"  after the warm-up: RSS {reference.rss / MB:.1f} -> {end.rss / MB:.1f} MB (peak {peak.rss / MB:.1f} at {peak.at:.0f} s), "
         f"slope {rss_slope:+.3f} MB/min; fds {reference.fds} -> {end.fds} (max {max(s.fds for s in after)}), slope {fds_slope:+.2f} fds/min"
     )
+    blocks_slope = slope_per_minute([(s.at, s.blocks) for s in after])
+    print(
+        f"  of which Python's allocator: {reference.blocks:,} -> {end.blocks:,} blocks (slope {blocks_slope:+,.0f}/min); "
+        f"SQLite's: {reference.sqlite / MB:.2f} -> {end.sqlite / MB:.2f} MB"
+    )
     print(
         f"  delivered: {checked.completed:,} completed, {checked.submissions:,} POST queue/ at ATLAS, SkyPortal accepted "
         f"{checked.statuses:,} statuses and {checked.points:,} points ({checked.retried:,} messages needed more than one attempt); "
         f"drained {drain_seconds:.1f} s after the load; outbox backlog {metrics['outbox_backlog']}, dead {metrics['outbox_dead']}"
     )
+    for name, sample in (("end of the warm-up", reference), ("end", end)):
+        print(f"  open fds at the {name}: " + ", ".join(f"{kind} {count}" for kind, count in sorted(sample.fd_kinds.items())))
     if len(snapshots) == 2:
-        print("  tracemalloc, the lines whose allocations grew most from the end of the warm-up to the end:")
-        for stat in snapshots[1].compare_to(snapshots[0], "lineno")[:15]:
-            print(f"    {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  {stat.traceback}")
+        print("  tracemalloc, the allocations that grew most from the end of the warm-up to the end (outermost frame first):")
+        for stat in snapshots[1].compare_to(snapshots[0], "traceback")[:15]:
+            frames = " > ".join(f"{short(frame.filename)}:{frame.lineno}" for frame in stat.traceback)
+            print(f"    {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  {frames}")
     print(
         f"RSS end/warm-up: {rss_ratio:.3f}  ({end.rss / MB:.1f} / {reference.rss / MB:.1f} MB; target ≤ {TARGET_RSS_RATIO})  {'MET' if rss_met else 'MISSED'}"
     )
@@ -493,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             "drained": drained,
             "rss_mb": {"warmup": reference.rss / MB, "end": end.rss / MB, "peak": peak.rss / MB, "slope_per_min": rss_slope},
             "fds": {"warmup": reference.fds, "end": end.fds, "max": max(s.fds for s in after), "slope_per_min": fds_slope},
-            "samples": [[round(s.at, 2), s.rss, s.fds] for s in samples],
+            "samples": [[round(s.at, 2), s.rss, s.fds, s.blocks, s.sqlite] for s in samples],  # seconds, bytes, fds, blocks, bytes
             "ratio": rss_ratio,
             "ratio_name": "RSS end/warm-up",
             "measured": f"{end.rss / MB:.1f} MB at the end",

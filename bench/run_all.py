@@ -31,6 +31,7 @@ BENCHMARKS = (
     ("gateway_drain.py", "worker+Deliverer drain", "one-at-a-time loop", None),
     ("gateway_throttled.py", "reads/min under 429s", "allowed reads/min", None),
     ("gateway_memory.py", "RSS growth, job backlog", "RSS before the worker", None),
+    ("gateway_steady.py", "RSS after steady load", "RSS after warm-up", None),
 )
 
 
