@@ -21,7 +21,8 @@ of it) the gateway's caches and connection pools are full and neither should gro
 - the least-squares slope of each over the samples after the warm-up (MB/min, fds/min).
 
 ``--tracemalloc`` also traces Python allocations (slower, and RSS then includes the tracing) and
-prints the 15 source lines whose allocations grew most from the end of the warm-up to the end.
+prints the 15 tracebacks whose live allocations grew most from the end of the warm-up to the end
+(each snapshot after a ``gc.collect()``: what is kept, not garbage awaiting the collector).
 
 Correctness (exit 1), checked once the load stops, SkyPortal is up and the gateway has drained:
 every request the API accepted was submitted to ATLAS once (``POST queue/`` counted there, and
@@ -38,6 +39,7 @@ Usage: python bench/gateway_steady.py [--quick] [--seconds S] [--rate N] [--warm
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import sys
 import tempfile
@@ -378,6 +380,13 @@ def check(store, services: Services, intake: Intake, targets: list[BenchTarget],
     return result
 
 
+def live_snapshot() -> tracemalloc.Snapshot:
+    """The traced allocations still reachable: unreachable cycles (which the collector frees at
+    its own pace) are collected first, so a difference of two snapshots is what was kept."""
+    gc.collect()
+    return tracemalloc.take_snapshot()
+
+
 def short(filename: str) -> str:
     """A source file's name as a reader finds it: from the package (``facility_apis/...``,
     ``sqlalchemy/...``) or the standard library's."""
@@ -459,12 +468,12 @@ def main(argv: list[str] | None = None) -> int:
                     part.start(started)
                 time.sleep(max(0.0, started + warmup - time.monotonic()))
                 if args.tracemalloc:
-                    snapshots.append(tracemalloc.take_snapshot())
+                    snapshots.append(live_snapshot())
                 time.sleep(max(0.0, started + seconds - time.monotonic()))
                 sampler.stop()  # its last sample is the end of the load: before the intake's client closes
                 intake.stop()
                 if args.tracemalloc:
-                    snapshots.append(tracemalloc.take_snapshot())
+                    snapshots.append(live_snapshot())
                 outages.stop()
                 load_end = time.monotonic()
                 drain_limit = 120.0 + 10 * outage_seconds
