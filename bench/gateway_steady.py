@@ -92,6 +92,7 @@ class Sample:
     sqlite: int  # bytes SQLite's own allocator holds in this process (``sqlite3_memory_used``)
     malloc_used: int  # bytes the C heap (glibc malloc, all arenas) has handed out, SQLite's included
     malloc_held: int  # bytes the C heap holds from the system, in use or free
+    statements: int  # compiled statements in the engine's cache (SQLAlchemy keeps up to 500)
     arrived: int
     completed: int
     followed: int  # requests not finished yet
@@ -200,6 +201,7 @@ class Sampler:
             sys.getallocatedblocks(),
             self._sqlite(),
             *self._c_heap(),
+            len(self.store.database.engine._compiled_cache or ()),
             self.intake.arrived,
             states.get("completed", 0),
             followed,
@@ -595,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  of which Python's allocator: {reference.blocks:,} -> {end.blocks:,} blocks (slope {blocks_slope:+,.0f}/min); "
         f"C heap in use {reference.malloc_used / MB:.1f} -> {end.malloc_used / MB:.1f} MB, held {reference.malloc_held / MB:.1f} -> "
-        f"{end.malloc_held / MB:.1f} MB, of which SQLite's {reference.sqlite / MB:.2f} -> {end.sqlite / MB:.2f} MB"
+        f"{end.malloc_held / MB:.1f} MB, of which SQLite's {reference.sqlite / MB:.2f} -> {end.sqlite / MB:.2f} MB; "
+        f"compiled statements cached {reference.statements} -> {end.statements}"
     )
     print(
         f"  delivered: {checked.completed:,} completed, {checked.submissions:,} POST queue/ at ATLAS, SkyPortal accepted "
