@@ -92,6 +92,16 @@ def _serve(kind: str, options: dict[str, Any], conn) -> None:  # runs in the chi
                     server.add_source(obj_id, ra, dec)  # found by id: the stub's object check stays O(1)
                     server.add_request(followup_id, obj_id=obj_id, instrument_id=INSTRUMENT_ID)
                 conn.send(None)
+            elif command == "down":  # SkyPortal or ATLAS failing every request ("drop" or "503") until "down" None
+                server.down(args) if args else server.up()
+                conn.send(None)
+            elif command == "submitted":  # -> (POST queue/ received, (ra, dec) of every task)
+                posts = sum(1 for r in server.requests if r.method == "POST" and r.path == "/forcedphot/queue/")
+                with server._lock:
+                    positions = [(task.fields["ra"], task.fields["dec"]) for task in server._tasks.values()]
+                conn.send((posts, positions))
+            elif command == "accepted":  # -> every message the stub accepted, in order: (kind, obj_id, detail, followup id)
+                conn.send([tuple(message) for message in server.accepted()])
             elif command == "received":  # (followup ids, obj ids) -> statuses by id, points by object
                 ids, obj_ids = args
                 wanted = set(obj_ids)
@@ -224,6 +234,19 @@ class Services:
         """Photometry uploads the stub received, counted by object: a repeated delivery shows
         here, though SkyPortal's ``PUT`` stores its points once."""
         return self.skyportal.call("uploads")
+    def skyportal_down(self, mode: str | None) -> None:
+        """SkyPortal fails every request from now on (``"drop"`` the connection or answer
+        ``"503"``), or answers again (``None``)."""
+        self.skyportal.call("down", mode)
+
+    def submissions(self) -> tuple[int, list[tuple[float, float]]]:
+        """``POST queue/`` requests ATLAS received, and the position (ra, dec) of every task it holds."""
+        return self.atlas.call("submitted")
+
+    def accepted(self) -> list[tuple[str, str, str | int, int | None]]:
+        """Every message SkyPortal accepted, in order: ``(kind, obj_id, detail, followup id)``
+        (``SkyPortalStub.accepted``)."""
+        return self.skyportal.call("accepted")
 
     def close(self) -> None:
         self.skyportal.close()
@@ -421,12 +444,13 @@ def request_states(store) -> dict[str, int]:
     return dict(store.metrics()["requests"].get("atlas", {}))
 
 
-def add_common_arguments(parser, *, database_help: str = "sqlite (default), postgresql or a URL") -> None:
-    """The options every gateway benchmark shares: the emulated task lives, the worker, the store."""
+def add_common_arguments(parser, *, database_help: str = "sqlite (default), postgresql or a URL", poll_interval: float = 0.05) -> None:
+    """The options every gateway benchmark shares: the emulated task lives, the worker, the store
+    (``poll_interval``: the default of ``--poll-interval``, seconds)."""
     parser.add_argument("--polls", type=int, default=3, help="status reads after which a task is finished (default 3)")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds before ATLAS answers a status read (default 0.02)")
     parser.add_argument("--concurrency", type=int, default=32, help="worker calls in flight (default 32)")
-    parser.add_argument("--poll-interval", type=float, default=0.05, help="the worker's ATLAS poll interval, seconds (default 0.05)")
+    parser.add_argument("--poll-interval", type=float, default=poll_interval, help=f"the worker's ATLAS poll interval, seconds (default {poll_interval:g})")
     parser.add_argument("--database", default="sqlite", help=database_help)
     parser.add_argument("--json-out", help="also write the figures to this JSON file")
 

@@ -32,6 +32,7 @@ BENCHMARKS = (
     ("gateway_throttled.py", "reads/min under 429s", "allowed reads/min", None),
     ("gateway_memory.py", "RSS growth, job backlog", "RSS before the worker", None),
     ("gateway_intake.py", "intake p99 during a drain", "idle intake p99", None),
+    ("gateway_steady.py", "RSS after steady load", "RSS after warm-up", None),
 )
 
 

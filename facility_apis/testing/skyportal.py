@@ -16,10 +16,11 @@ import json
 import math
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 import tornado.web
@@ -67,6 +68,17 @@ class _Request:
     def as_dict(self, request_id: int) -> dict[str, Any]:
         status = self.statuses[-1] if self.statuses else "pending submission"
         return {"id": request_id, "obj_id": self.obj_id, "allocation_id": self.allocation_id, "payload": self.payload, "status": status}
+
+
+class Accepted(NamedTuple):
+    """One message the stub accepted: ``kind`` ``"status"`` (``detail``: the new status, with
+    ``followup_request_id``) or ``"photometry"`` (``detail``: the upload's number of points of
+    ``obj_id``)."""
+
+    kind: str
+    obj_id: str
+    detail: str | int
+    followup_request_id: int | None = None
 
 
 def _mag_space_error(errors: dict[str, list[str]]) -> Refused:
@@ -152,6 +164,7 @@ class SkyPortalStub(LoopbackServer):
         self._sources: dict[str, dict[str, Any]] = {}
         self._points: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._point_ids = itertools.count(1)
+        self._accepted: list[Accepted] = []
 
     def routes(self) -> list[Any]:
         return [
@@ -206,6 +219,14 @@ class SkyPortalStub(LoopbackServer):
             request = self._requests_by_id.get(followup_request_id)
             return list(request.statuses) if request else []
 
+    def accepted(self) -> list[Accepted]:
+        """Every message the API accepted (answered with success), in the order it accepted them:
+        a status (``POST /api/facility``) or a photometry upload (``POST``/``PUT``, one entry per
+        object in it, counting its points, stored anew or already stored). A message delivered
+        twice shows twice; one refused or faulted, not at all."""
+        with self._lock:
+            return list(self._accepted)
+
     def photometry(self, obj_id: str) -> list[dict[str, Any]]:
         """The stored points of an object, by id."""
         with self._lock:
@@ -247,6 +268,7 @@ class SkyPortalStub(LoopbackServer):
             raise Refused(reason)
         with self._lock:
             request.statuses.append(data["new_status"])
+            self._accepted.append(Accepted("status", request.obj_id, data["new_status"], followup_request_id=request_id))
 
     def _model_view(self, request_id: int, request: _Request) -> Any:
         """The request as SkyPortal's models show it to a listener: ``id``, ``allocation`` (``id``,
@@ -294,6 +316,8 @@ class SkyPortalStub(LoopbackServer):
                     stored = point | {"id": next(self._point_ids), "flux": flux, "fluxerr": fluxerr, "upload_id": upload_id}
                     self._points[key] = stored | {"group_ids": body.get("group_ids", [])}
                 ids.append(self._points[key]["id"])
+            per_object = Counter(point["obj_id"] for point in points)
+            self._accepted += [Accepted("photometry", obj_id, count) for obj_id, count in per_object.items()]
         return {"ids": ids, "upload_id": upload_id}
 
     def _known_object(self, obj_id: str) -> bool:
