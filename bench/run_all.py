@@ -6,8 +6,9 @@ other databases, the throttled drain's 429s, the parse's memory): each is a row 
 Each benchmark runs as its own process (its full output is shown first), so one cannot warm the
 other up. Exit status: non-zero when a benchmark fails (e.g. ``import facility_apis`` imported a
 facility module, or the gateway lost a task); missed timing targets are reported, not failed.
-The full run takes about six minutes (the gateway benchmarks: ~1.5 min drain, ~2.2 min throttled,
-~1.5 min memory); ``--quick`` under a minute.
+The full run takes about 25 minutes (the gateway benchmarks: ~3.5 min drain with its worker
+processes, ~4.5 min throttled, ~1.5 min memory, ~4 min intake, 10 min steady load); ``--quick``
+one to two minutes.
 
 Usage: python bench/run_all.py [--quick]
 """

@@ -43,7 +43,7 @@ def test_atlas_parse_quick():
 
 def test_run_all_quick():
     done = subprocess.run(
-        [sys.executable, str(BENCH / "run_all.py"), "--quick"], capture_output=True, text=True, timeout=120
+        [sys.executable, str(BENCH / "run_all.py"), "--quick"], capture_output=True, text=True, timeout=360
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "summary" in done.stdout and "ratio" in done.stdout
