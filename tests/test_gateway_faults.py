@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import requests
@@ -180,15 +181,33 @@ def skyportal():
         yield stub
 
 
+T = TypeVar("T")
+
+
+def again(call: Callable[[], T]) -> T:
+    """The test's own store call, once more when it met a connection ``Killer.all()`` ended: the
+    pool hands out the dead connections it holds until one of them fails (then SQLAlchemy drops
+    them all), and a dead connection fails at its transaction's first statement, before anything
+    is written, so the call is made once."""
+    for _ in range(20):
+        try:
+            return call()
+        except sqlalchemy.exc.OperationalError:
+            time.sleep(0.05)
+    return call()
+
+
 def seed(store: Store, skyportal: SkyPortalStub, ids: range) -> list[int]:
     """An ATLAS allocation (added once) and one request per SkyPortal id; the gateway's ids."""
-    if not _has_allocation(store):
-        owner = store.clients.authenticate(store.clients.add("faults"))
-        store.allocations.put(owner, 1, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=1, group_ids=[1])
+    if not again(lambda: _has_allocation(store)):
+        token = again(lambda: store.clients.add("faults"))
+        owner = again(lambda: store.clients.authenticate(token))
+        again(lambda: store.allocations.put(owner, 1, "atlas", {"api_token": ATLAS_TOKEN}, instrument_id=1, group_ids=[1]))
     request_ids = []
     for followup_id in ids:
         skyportal.add_request(followup_id, obj_id=f"ZTF26f{followup_id}", instrument_id=1)
-        request_ids.append(store.requests.add(1, Target(f"ZTF26f{followup_id}", 10.0 + followup_id, -20.0), {}, followup_request_id=followup_id))
+        target = Target(f"ZTF26f{followup_id}", 10.0 + followup_id, -20.0)
+        request_ids.append(again(lambda target=target, followup_id=followup_id: store.requests.add(1, target, {}, followup_request_id=followup_id)))
     return request_ids
 
 

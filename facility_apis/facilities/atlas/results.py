@@ -168,7 +168,7 @@ def _photometry(numbers: list[np.ndarray], codes: np.ndarray, other_filters: dic
     unusable = int(np.count_nonzero(known)) - kept
     rows = np.flatnonzero(usable) if kept < len(usable) else slice(None)
     m, dm, f, df, chi_n, lim = (column.pop(name)[rows] for name in ("m", "dm", "uJy", "duJy", "chi/N", "mag5sig"))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # NaN and infinite values are rules, not errors
         detected = (df > 0) & np.isfinite(f) & np.isfinite(m) & np.isfinite(dm) & (f / df >= snr_threshold) & ~(chi_n > MAX_CHI_N) & ~(m > lim)
     del f, df, chi_n
 
