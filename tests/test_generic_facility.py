@@ -22,7 +22,7 @@ from facility_apis.testing.smtp import SMTPEmulator
 from facility_apis.testing.tls import make_tls_files
 
 API_TOKEN = "partner-api-token-4c7e21"
-SLACK_TOKEN = "genericSlackToken0042"
+SLACK_TOKEN = "FAKEgenericSlackToken"
 SMTP_PASSWORD = "generic-smtp-pw-77a1"
 TARGET = Target("ZTF21abcdefg", 150.1, 2.2)
 PAYLOAD = {
@@ -123,7 +123,7 @@ def test_every_example_branch_is_valid(mail_ready):
     [
         ({"notification_type": "API", "api_token": "tok-12345678"}, ["$.endpoint: is required"]),
         ({"notification_type": "API", "endpoint": "https://partner.example.org/api"}, ["$.api_token: is required"]),
-        ({"notification_type": "slack", "slack_workspace": "T1", "slack_token": "xoxtest12345678"}, ["$.slack_channel: is required"]),
+        ({"notification_type": "slack", "slack_workspace": "T1", "slack_token": "FAKEslackTokenForTests"}, ["$.slack_channel: is required"]),
         ({"notification_type": "email"}, ["$.email: is required"]),
         ({"notification_type": "fax"}, ["$.notification_type: must be one of ['API', 'slack', 'email']"]),
         ({}, ["$.notification_type: is required"]),

@@ -24,7 +24,7 @@ from facility_apis.testing.smtp import SMTPEmulator
 
 TOKEN = "qu3ue-t0ken-e2e-5c1d"
 PASSWORD = "ssh pass-e2e 9f2b"
-SLACK_TOKEN = "slackT0kenE2E4a7b"
+SLACK_TOKEN = "FAKEmmaSlackToken"
 
 
 def plan(fields=3, queue="ToO_S250818k_night1"):
@@ -282,10 +282,10 @@ def test_an_unreachable_server_is_a_failure_that_left_nothing(sftp_server):
 def test_slack_gets_a_readable_summary_within_block_kit_linking_the_plan(caplog):
     caplog.set_level(logging.DEBUG)
     with SlackWebhookEmulator() as slack:
-        slack.add_hook("T0123", "B0456", SLACK_TOKEN)
+        slack.add_hook("TEXAMPLE", "BEXAMPLE", SLACK_TOKEN)
         egress = loopback_egress(slack)
         facility = MMAFacility({"notify": {"slack_base_url": slack.url, "skyportal_url": "https://fritz.example.org", "app_title": "Fritz"}}, egress=egress)
-        altdata = {"allocation_type": "slack", "slack_workspace": "T0123", "slack_channel": "B0456", "slack_token": SLACK_TOKEN}
+        altdata = {"allocation_type": "slack", "slack_workspace": "TEXAMPLE", "slack_channel": "BEXAMPLE", "slack_token": SLACK_TOKEN}
         request = request_for(altdata, plan(5000))
         outcome = run(facility, "submit", request, egress)
         assert outcome.state is State.SUBMITTED and outcome.remote_id.startswith("slack:notice-")

@@ -25,7 +25,7 @@ from facility_apis.testing.slack import SlackWebhookEmulator
 from facility_apis.testing.smtp import SMTPEmulator
 
 SP_TOKEN = "notify-skyportal-token-51c2"
-SLACK_TOKEN = "gatewaySlackToken0099"
+SLACK_TOKEN = "FAKEgatewaySlackToken"
 SMTP_PASSWORD = "gateway-smtp-pw-3e8d"
 SLACK_PAYLOAD = {"observation_choices": ["ztfg"], "exposure_time": 60, "exposure_counts": 1}
 GENERIC_PAYLOAD = {

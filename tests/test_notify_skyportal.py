@@ -12,7 +12,7 @@ from facility_apis.testing.network import loopback_egress
 from facility_apis.testing.skyportal_models import AsyncSession, Comment, User, make_request, use_fake_models
 from facility_apis.testing.slack import SlackWebhookEmulator
 
-TOKEN = "skyportalSlackToken0123"
+TOKEN = "FAKEskyportalSlackToken"
 ALTDATA = {"notification_type": "slack", "slack_workspace": "T0SP", "slack_channel": "B0SP", "slack_token": TOKEN, "include_comments": True}
 PAYLOAD = {
     "observation_choices": ["ztfg"], "exposure_time": 300, "exposure_counts": 1, "maximum_airmass": 2,

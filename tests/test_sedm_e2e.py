@@ -27,7 +27,7 @@ from facility_apis.testing.slack import SlackWebhookEmulator
 
 GATEWAY_TOKEN = "sedm-e2e-gateway-token"
 ROBOT_TOKEN = "sedm-e2e-robot-token"
-SLACK_TOKEN = "sedmSlackToken0099"
+SLACK_TOKEN = "FAKEsedmSlackToken"
 PAYLOAD = {"observation_type": "3-shot+IFU", "priority": 4, "start_date": "2036-11-21", "end_date": "2036-11-28"}
 POINTS = (HostPoint(None, None, 120.0, 2.0, mjd=61001.30, filter="ztfr", mag=18.70), HostPoint(None, None, 80.0, 2.0, mjd=61000.50, filter="ztfg", mag=19.20))
 PRIOR = {"g": {"jd": 2461001.0, "mag": 19.2, "obsdate": "2025-11-21"}, "r": {"jd": 2461001.8, "mag": 18.7, "obsdate": "2025-11-22"}}

@@ -109,10 +109,10 @@ REFUSED = "rejected: Slack refused the message"
 )
 def test_slacks_error_answers_are_clear_rejections(slack, setup, status):
     setup(slack)
-    altdata = {"slack_token": "wrongToken000"} if status.endswith("slack_token)") else None
+    altdata = {"slack_token": "FAKEwrongSlackToken"} if status.endswith("slack_token)") else None
     outcome = run(slack, "submit", make_request(altdata))
     assert outcome.state is State.REJECTED and outcome.status == status and outcome.poll_after is None
-    assert slack.posts == [] and "wrongToken000" not in repr(outcome)
+    assert slack.posts == [] and "FAKEwrongSlackToken" not in repr(outcome)
 
 
 def test_an_unknown_webhook_is_no_service(slack):

@@ -495,7 +495,7 @@ def test_unusable_deployment_settings_are_refused(config, words):
 
 
 def test_an_accepted_too_is_announced_on_slack_and_a_failed_announcement_keeps_the_too():
-    token = "slackToken5f3e"
+    token = "FAKEswiftSlackToken"
     altdata = {**ALTDATA, "notification_type": "slack", "slack_workspace": "T0S", "slack_channel": "B0S", "slack_token": token}
     with SlackWebhookEmulator() as slack, responses.RequestsMock() as mock:
         mock.add_passthru(slack.url)

@@ -180,9 +180,9 @@ def test_a_long_source_id_is_refused_not_cut():
 
 def test_slack_notices_of_the_trigger_and_its_cancellation(winter):
     with SlackWebhookEmulator() as slack:
-        slack.add_hook("TW", "BW", "slackTokenWinter01")
+        slack.add_hook("TW", "BW", "FAKEwinterSlackToken")
         facility = WINTERFacility({"base_url": winter.url, "notify": {"slack_base_url": slack.url}}, egress=loopback_egress(winter, slack))
-        altdata = {**ALTDATA, "notification_type": "slack", "slack_workspace": "TW", "slack_channel": "BW", "slack_token": "slackTokenWinter01"}
+        altdata = {**ALTDATA, "notification_type": "slack", "slack_workspace": "TW", "slack_channel": "BW", "slack_token": "FAKEwinterSlackToken"}
         submitted = run(facility, "submit", request_for(altdata=altdata), winter, slack)
         assert submitted.status.endswith("; posted to Slack") and submitted.cursor.startswith("notice-")
         deleted = run(facility, "delete", request_for(altdata=altdata, remote_id=submitted.remote_id, cursor=submitted.cursor), winter, slack)
@@ -190,7 +190,7 @@ def test_slack_notices_of_the_trigger_and_its_cancellation(winter):
         posts = slack.posts
     assert [p.text.split(":")[0] for p in posts] == ["New follow-up request", "Cancelled follow-up request"]
     text = json.dumps([t.as_dict() for t in (*submitted.transactions, *deleted.transactions)])
-    assert "slackTokenWinter01" not in text and KEY not in text
+    assert "FAKEwinterSlackToken" not in text and KEY not in text
 
 
 def test_an_email_notice_and_a_failed_notice_never_fail_the_trigger(winter):
