@@ -150,6 +150,7 @@ class Jobs:
             next_starts: dict[accounts.Key, float] = {}
             windows: dict[tuple[accounts.Key, str], list[float]] = {}
             rated: list[tuple[accounts.Key, str, float]] = []
+            held_back: set[tuple[accounts.Key, str]] = set()
             for candidate in candidates:
                 allowance = limit_of(candidate.facility)
                 account = accounts.account_of(candidate.facility, candidate.allocation_id)
@@ -174,7 +175,9 @@ class Jobs:
                     if len(window) >= rate.calls:
                         start = max(start, window[-rate.calls] + rate.window)  # when the window has room
                         if start > now + RATE_HORIZON:
-                            accounts.hold_back(connection, account, start, now, [op for op, s in SCOPES.items() if s == scope])
+                            if (account, scope) not in held_back:  # once: the others of that scope are held with it
+                                held_back.add((account, scope))
+                                accounts.hold_back(connection, account, start, now, [op for op, s in SCOPES.items() if s == scope])
                             continue
                 if start > now + lease / 4:
                     continue  # too far ahead: the lease must outlast the wait and the call
