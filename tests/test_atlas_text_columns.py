@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import struct
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from facility_apis.core.errors import RemoteError
-from facility_apis.facilities.atlas import text_columns
+from facility_apis.facilities.atlas import results, text_columns
 from facility_apis.facilities.atlas.results import parse_results
 from facility_apis.facilities.atlas.text_columns import read_table
 
@@ -136,6 +137,11 @@ def fixture_text() -> str:
     return (FIXTURES / "result_edge_cases.txt").read_text()
 
 
+def columns_for_any_size():
+    """The column-wise path taken whatever the file's size (by default small files go row by row)."""
+    return mock.patch.object(results, "COLUMNS_FROM", 0)
+
+
 def with_comment(text: str) -> str:
     """The same file with a comment line after the header: it goes row by row."""
     header, body = text.split("\n", 1)
@@ -146,7 +152,8 @@ def with_comment(text: str) -> str:
 def test_both_paths_give_the_same_photometry(snr_threshold):
     text = fixture_text()
     assert read_table(text, text.index("\n"), 20, [0], 5, ("c", "o")) is not None  # fast path
-    fast, slow = parse_results(text, snr_threshold=snr_threshold), parse_results(with_comment(text), snr_threshold=snr_threshold)
+    with columns_for_any_size():
+        fast, slow = parse_results(text, snr_threshold=snr_threshold), parse_results(with_comment(text), snr_threshold=snr_threshold)
     assert fast == slow
     assert [bits(value) for value in fast.limiting_mag] == [bits(value) for value in slow.limiting_mag]
 
@@ -157,12 +164,28 @@ def test_both_paths_agree_on_random_rows(rows):
     header = "###MJD m dm uJy duJy F err chi/N RA Dec mag5sig"
     lines = [header] + [" ".join([*values[:5], band, "0", *values[5:]]) for band, values in rows]
     text = "\n".join(lines) + "\n"
-    fast, slow = parse_results(text), parse_results(with_comment(text))
+    with columns_for_any_size():
+        fast, slow = parse_results(text), parse_results(with_comment(text))
     assert fast == slow
     for column in ("mjd", "mag", "magerr", "limiting_mag", "ra", "dec"):
         assert [None if value is None else bits(value) for value in getattr(fast, column)] == [
             None if value is None else bits(value) for value in getattr(slow, column)
         ]
+
+
+@pytest.mark.parametrize("rows, column_wise", [(20, False), (400, True)])
+def test_small_files_go_row_by_row_and_large_ones_column_wise(rows, column_wise):
+    """numpy's per-call cost outweighs its speed on a small file (a gateway follows thousands of
+    20-row results at once): below ``COLUMNS_FROM`` bytes of rows the file is read row by row, with
+    the same values either way."""
+    header = "###MJD m dm uJy duJy F err chi/N RA Dec mag5sig"
+    text = header + "\n" + "".join(f"60000.{n:04d} 17.5 0.05 351.2 9.8 o 0 1.1 150.0 2.0 19.4\n" for n in range(rows))
+    assert (len(text) - len(header) >= results.COLUMNS_FROM) is column_wise
+    with mock.patch.object(results, "read_table", wraps=read_table) as column_reader:
+        photometry = parse_results(text)
+    assert column_reader.called is column_wise
+    with columns_for_any_size():
+        assert parse_results(text) == photometry
 
 
 def test_three_sigma_limit_has_the_bits_of_math_log10():

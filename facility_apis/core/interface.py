@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from .credentials import credential_errors
 from .egress import EgressPolicy
 from .errors import AltdataError, ConfigurationError, FieldError, NotImplementedOperation, PayloadError
 from .outcome import Outcome
-from .schemas import apply_defaults, available_schemas, field_errors, load_document, load_schema, secret_fields, validate
+from .schemas import apply_defaults, available_schemas, compiled, field_errors, load_document, load_schema, secret_fields, validate
 from .timeutil import DATE_PATTERN, INSTANT_PATTERN, parse_utc, utc_date, utc_instant, utcnow
 from .transport import HTTPCall, MessageCall, Transport
 
@@ -172,6 +173,24 @@ def common_config_keys(*keys: str) -> dict[str, str]:
     """The kit's meanings of the common deployment settings ``keys`` (``COMMON_CONFIG_KEYS``),
     for a facility's ``config_keys``; ``KeyError`` for a key the kit does not define."""
     return {key: COMMON_CONFIG_KEYS[key] for key in keys}
+
+
+@dataclass(frozen=True)
+class _AltdataForm:
+    """A facility class's allocation form, built once: its validator and its secret fields."""
+
+    validator: Any
+    secret_fields: frozenset[str]
+
+
+@functools.cache
+def _altdata_form(facility: type[Facility]) -> _AltdataForm:
+    """``facility.altdata_schema()`` compiled once per class: every operation checks its
+    allocation's altdata and masks its secrets, and building the form each time (a fresh copy of
+    the schema, its validator, a walk for ``writeOnly``) cost a gateway about as much CPU as a
+    status read's HTTP call (``bench/gateway_drain.py``)."""
+    schema = facility.altdata_schema()
+    return _AltdataForm(compiled(schema), frozenset(secret_fields(schema)))
 
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9_]*")
@@ -348,7 +367,7 @@ class Facility:
     @classmethod
     def secret_fields(cls) -> set[str]:
         """The altdata fields marked ``writeOnly`` (anywhere, branches included)."""
-        return secret_fields(cls.altdata_schema())
+        return set(_altdata_form(cls).secret_fields)
 
     @classmethod
     def secrets(cls, altdata: Mapping[str, Any]) -> list[str]:
@@ -378,7 +397,7 @@ class Facility:
             raise AltdataError.single("$", "must be an object")
         cleaned = self.normalise_altdata({key: value for key, value in altdata.items() if value not in (None, "")})
         # The schema's errors first; then the rules every facility's credentials obey.
-        errors = {error.path: error for error in field_errors(self.altdata_schema(), cleaned)}
+        errors = {error.path: error for error in field_errors(_altdata_form(type(self)).validator, cleaned)}
         for error in credential_errors(cleaned, self.secret_fields(), self.secrets_in_bodies):
             errors.setdefault(error.path, error)
         if errors:
