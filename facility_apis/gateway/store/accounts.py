@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, select, tuple_, update
+from sqlalchemy import Connection, bindparam, case, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -54,18 +54,36 @@ def allowance_of(facility: str, allocation_id: int, limit: FacilityLimit) -> Key
     return facility, str(allocation_id) if limit.per_account else WHOLE
 
 
+#: Statements of every claim, built once (``now``, ``facilities`` and ``keys`` are bound when run):
+#: building a statement and its cache key cost more than running it on SQLite.
+_IN_FLIGHT = (
+    select(REQUESTS.c.facility, REQUESTS.c.allocation_id, func.count())
+    .where(REQUESTS.c.lease_expires >= bindparam("now"))
+    .group_by(REQUESTS.c.facility, REQUESTS.c.allocation_id)
+)
+_IN_FLIGHT_OF = _IN_FLIGHT.where(REQUESTS.c.facility.in_(bindparam("facilities", expanding=True)))
+_PAUSED = select(ACCOUNTS.c.facility, ACCOUNTS.c.account, ACCOUNTS.c.paused_until).where(ACCOUNTS.c.paused_until > bindparam("now"))
+_LOCK = (
+    select(ACCOUNTS)
+    .where(tuple_(ACCOUNTS.c.facility, ACCOUNTS.c.account).in_(bindparam("keys", expanding=True)))
+    .order_by(ACCOUNTS.c.facility, ACCOUNTS.c.account)
+    .with_for_update()
+)
+_ENSURE = {
+    dialect: insert(ACCOUNTS).on_conflict_do_nothing(index_elements=["facility", "account"])
+    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+
+
 def in_flight(connection: Connection, now: float, facilities: Iterable[str] | None = None) -> dict[Key, int]:
     """Requests under a live lease (of ``facilities`` only, when given), counted by account and
     by whole facility (``(facility, WHOLE)``)."""
-    query = (
-        select(REQUESTS.c.facility, REQUESTS.c.allocation_id, func.count())
-        .where(REQUESTS.c.lease_expires >= now)
-        .group_by(REQUESTS.c.facility, REQUESTS.c.allocation_id)
-    )
-    if facilities is not None:
-        query = query.where(REQUESTS.c.facility.in_(sorted(set(facilities))))
+    if facilities is None:
+        rows = connection.execute(_IN_FLIGHT, {"now": now})
+    else:
+        rows = connection.execute(_IN_FLIGHT_OF, {"now": now, "facilities": sorted(set(facilities))})
     counts: dict[Key, int] = {}
-    for facility, allocation_id, count in connection.execute(query):
+    for facility, allocation_id, count in rows:
         counts[account_of(facility, allocation_id)] = count
         counts[facility, WHOLE] = counts.get((facility, WHOLE), 0) + count
     return counts
@@ -73,8 +91,7 @@ def in_flight(connection: Connection, now: float, facilities: Iterable[str] | No
 
 def paused(connection: Connection, now: float) -> dict[Key, float]:
     """``{(facility, account): the end of its pause}`` for every account paused at ``now``."""
-    query = select(ACCOUNTS.c.facility, ACCOUNTS.c.account, ACCOUNTS.c.paused_until).where(ACCOUNTS.c.paused_until > now)
-    return {(facility, account): until for facility, account, until in connection.execute(query)}
+    return {(facility, account): until for facility, account, until in connection.execute(_PAUSED, {"now": now})}
 
 
 def hold_back(connection: Connection, key: Key, until: float, now: float, operations: Iterable[str] | None = None) -> None:
@@ -118,21 +135,14 @@ def log_calls(connection: Connection, calls: list[tuple[Key, str, float]]) -> No
 
 def _ensure(connection: Connection, keys: list[Key], now: float) -> None:
     rows = [{"facility": f, "account": a, "next_start": 0.0, "throttles": 0, "updated_at": now} for f, a in keys]
-    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    connection.execute(insert(ACCOUNTS).on_conflict_do_nothing(index_elements=["facility", "account"]), rows)
+    connection.execute(_ENSURE[connection.dialect.name], rows)
 
 
 def lock(connection: Connection, keys: Iterable[Key], now: float) -> dict[Key, Any]:
     """The rows of ``keys``' accounts (created when missing), locked for this transaction."""
     ordered = sorted(set(keys))
     _ensure(connection, ordered, now)
-    query = (
-        select(ACCOUNTS)
-        .where(tuple_(ACCOUNTS.c.facility, ACCOUNTS.c.account).in_(ordered))
-        .order_by(ACCOUNTS.c.facility, ACCOUNTS.c.account)
-        .with_for_update()
-    )
-    return {(row.facility, row.account): row for row in connection.execute(query)}
+    return {(row.facility, row.account): row for row in connection.execute(_LOCK, {"keys": ordered})}
 
 
 def set_next_start(connection: Connection, key: Key, next_start: float, now: float) -> None:

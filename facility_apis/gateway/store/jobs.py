@@ -10,12 +10,13 @@ account, for every worker at once (``accounts.py``).
 from __future__ import annotations
 
 import bisect
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, Integer, bindparam, func, or_, select, update
 
 from ...core.interface import Allocation, FollowupRequest, Target
 from ...core.outcome import Outcome, State
@@ -52,6 +53,42 @@ class Job:
 
 def _default_limit(_facility: str) -> FacilityLimit:
     return FacilityLimit()
+
+
+# Statements run on every claim and every recorded outcome, built once with their values bound
+# when run: building a statement and its cache key cost more than running it on SQLite.
+_IDS = bindparam("ids", expanding=True)
+
+
+@functools.cache
+def _due(of_facilities: bool, skip_allocations: bool, skip_facilities: bool) -> Any:
+    """Due requests without a live lease, the longest overdue first: ``now`` and ``limit`` bound,
+    and ``facilities``, ``skip_allocations``, ``skip_facilities`` where the query has them."""
+    now = bindparam("now")
+    due = (
+        select(REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.allocation_id, REQUESTS.c.operation)
+        .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
+        .order_by(REQUESTS.c.next_poll_at)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+    if of_facilities:
+        due = due.where(REQUESTS.c.facility.in_(bindparam("facilities", expanding=True)))
+    if skip_allocations:
+        due = due.where(REQUESTS.c.allocation_id.not_in(bindparam("skip_allocations", expanding=True)))
+    if skip_facilities:
+        due = due.where(REQUESTS.c.facility.not_in(bindparam("skip_facilities", expanding=True)))
+    return due
+
+
+_LEASE = update(REQUESTS).where(REQUESTS.c.id.in_(_IDS)).values(lease_owner=bindparam("owner"), lease_expires=bindparam("expires"))
+_CLAIMED = (
+    select(REQUESTS, ALLOCATIONS.c.sealed_altdata.label("sealed_altdata"), *(ALLOCATIONS.c[name].label(f"allocation_{name}") for name in ALLOCATION_FIELDS))
+    .join(ALLOCATIONS, ALLOCATIONS.c.id == REQUESTS.c.allocation_id)
+    .where(REQUESTS.c.id.in_(_IDS))
+    .order_by(REQUESTS.c.next_poll_at)
+)
+_RECORDED = select(REQUESTS).where(REQUESTS.c.id.in_(_IDS)).order_by(REQUESTS.c.id).with_for_update()
 
 
 def _leased(connection: Connection, job: Job) -> Any:
@@ -122,20 +159,15 @@ class Jobs:
                     full.append((facility, account))
             skip_allocations = sorted({int(a) for f, a in [*full, *pauses] if a != accounts.WHOLE})
             skip_facilities = sorted({f for f, a in full if a == accounts.WHOLE})
-            due = (
-                select(REQUESTS.c.id, REQUESTS.c.facility, REQUESTS.c.allocation_id, REQUESTS.c.operation)
-                .where(REQUESTS.c.next_poll_at <= now, or_(REQUESTS.c.lease_expires.is_(None), REQUESTS.c.lease_expires < now))
-                .order_by(REQUESTS.c.next_poll_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
+            bound: dict[str, Any] = {"now": now, "limit": limit}
             if facilities is not None:
-                due = due.where(REQUESTS.c.facility.in_(list(facilities)))
+                bound["facilities"] = list(facilities)
             if skip_allocations:
-                due = due.where(REQUESTS.c.allocation_id.not_in(skip_allocations))
+                bound["skip_allocations"] = skip_allocations
             if skip_facilities:
-                due = due.where(REQUESTS.c.facility.not_in(skip_facilities))
-            candidates = connection.execute(due).all()
+                bound["skip_facilities"] = skip_facilities
+            due = _due(facilities is not None, bool(skip_allocations), bool(skip_facilities))
+            candidates = connection.execute(due, bound).all()
             if not candidates:
                 return []
             keys = {(c.facility, c.allocation_id, accounts.account_of(c.facility, c.allocation_id)) for c in candidates}
@@ -195,14 +227,8 @@ class Jobs:
             accounts.log_calls(connection, rated)
             if not ids:
                 return []
-            connection.execute(update(REQUESTS).where(REQUESTS.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
-            sealed = ALLOCATIONS.c.sealed_altdata.label("sealed_altdata")
-            rows = connection.execute(
-                select(REQUESTS, sealed, *(ALLOCATIONS.c[name].label(f"allocation_{name}") for name in ALLOCATION_FIELDS))
-                .join(ALLOCATIONS, ALLOCATIONS.c.id == REQUESTS.c.allocation_id)
-                .where(REQUESTS.c.id.in_(ids))
-                .order_by(REQUESTS.c.next_poll_at)
-            ).all()
+            connection.execute(_LEASE, {"ids": ids, "owner": owner, "expires": now + lease})
+            rows = connection.execute(_CLAIMED, {"ids": ids}).all()
             allocations: dict[int, Allocation | SealError] = {}
             for row in rows:
                 if row.allocation_id not in allocations:
@@ -303,7 +329,7 @@ class Jobs:
         if len(set(ids)) != len(ids):
             raise ValueError("record_many records one outcome per request")
         with self._database.connection() as connection:
-            rows = {row.id: row for row in connection.execute(select(REQUESTS).where(REQUESTS.c.id.in_(sorted(ids))).order_by(REQUESTS.c.id).with_for_update())}
+            rows = {row.id: row for row in connection.execute(_RECORDED, {"ids": sorted(ids)})}
             pending = PendingRows()
             for i in order:
                 results[i] = self._apply(connection, recordings[i], *prepared[i], now, rows.get(ids[i]), pending)
@@ -369,7 +395,7 @@ class Jobs:
         cursor = row.cursor if outcome.cursor is None else outcome.cursor
         values.update(
             remote_id=remote_id, cursor=cursor, operation=step.operation, next_poll_at=step.next_poll_at, failures=step.failures,
-            attempts=REQUESTS.c.attempts + 1, lease_owner=None, lease_expires=None, updated_at=now,
+            lease_owner=None, lease_expires=None, updated_at=now,
             # A lookup to be asked again still needs the time the lost submission left.
             submitting_since=row.submitting_since if step.operation == "find" else None,
         )  # fmt: skip
@@ -387,7 +413,7 @@ class Jobs:
         elif row.payload != job.request.payload and can_update and remote_id is not None and step.state.active and step.operation in (None, "get"):
             # The payload changed while this call was out: the facility holds the old one.
             values.update(operation="update", next_poll_at=now)
-        connection.execute(update(REQUESTS).where(REQUESTS.c.id == job.request_id).values(**values))
+        pending.attempted(job.request_id, values)
         return True
 
     def abandon(self, job: Job, detail: str, now: float | None = None) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, bindparam, func, insert, or_, select, update
 
 from ...core.answers import one_line
 from ...core.outcome import State
@@ -64,6 +64,38 @@ def _refused_before() -> Any:
     return (OUTBOX.c.kind == "status") & refused.exists()
 
 
+# Statements of every claim and every delivery, built once with their values bound when run:
+# building a statement and its cache key (two table aliases for ``_refused_before``) cost more
+# than running it on SQLite, and left reference cycles for the collector on each claim.
+_FIRST_PENDING = (
+    select(func.min(OUTBOX.c.id)).where(OUTBOX.c.delivered_at.is_(None), OUTBOX.c.dead.is_(False)).group_by(OUTBOX.c.request_id).scalar_subquery()
+)
+_DUE = (
+    select(OUTBOX.c.id)
+    .where(
+        OUTBOX.c.id.in_(_FIRST_PENDING),
+        OUTBOX.c.next_attempt_at <= bindparam("now"),
+        or_(OUTBOX.c.lease_expires.is_(None), OUTBOX.c.lease_expires < bindparam("now")),
+    )
+    .order_by(OUTBOX.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+_IDS = bindparam("ids", expanding=True)
+_LEASE = update(OUTBOX).where(OUTBOX.c.id.in_(_IDS)).values(lease_owner=bindparam("owner"), lease_expires=bindparam("expires"))
+_ADDRESSED = (
+    select(OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.body, OUTBOX.c.attempts, *(REQUESTS.c[name] for name in _ADDRESS), _refused_before())
+    .join(REQUESTS, OUTBOX.c.request_id == REQUESTS.c.id)
+    .where(OUTBOX.c.id.in_(_IDS))
+    .order_by(OUTBOX.c.id)
+)
+_DELIVERED = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id.in_(_IDS))
+    .values(delivered_at=bindparam("at"), attempts=OUTBOX.c.attempts + 1, lease_owner=None, lease_expires=None, last_error=None)
+)
+
+
 class Outbox:
     """Leasing owed messages to a deliverer and recording how their delivery went. Times are UNIX
     seconds; ``now`` defaults to the clock."""
@@ -75,31 +107,12 @@ class Outbox:
         """Lease to ``owner``, for ``lease`` seconds, the oldest undelivered row of up to ``limit``
         requests whose turn it is (``FOR UPDATE SKIP LOCKED``, so deliverers share the outbox)."""
         now = time.time() if now is None else now
-        first_pending = (
-            select(func.min(OUTBOX.c.id)).where(OUTBOX.c.delivered_at.is_(None), OUTBOX.c.dead.is_(False)).group_by(OUTBOX.c.request_id).scalar_subquery()
-        )
-        due = (
-            select(OUTBOX.c.id)
-            .where(OUTBOX.c.id.in_(first_pending), OUTBOX.c.next_attempt_at <= now, or_(OUTBOX.c.lease_expires.is_(None), OUTBOX.c.lease_expires < now))
-            .order_by(OUTBOX.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         with self._database.connection() as connection:
-            ids = list(connection.scalars(due))
+            ids = list(connection.scalars(_DUE, {"now": now, "limit": limit}))
             if not ids:
                 return []
-            connection.execute(update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(lease_owner=owner, lease_expires=now + lease))
-            addressed = (
-                OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.body, OUTBOX.c.attempts,
-                *(REQUESTS.c[name] for name in _ADDRESS), _refused_before(),
-            )  # fmt: skip
-            rows = connection.execute(
-                select(*addressed)
-                .join(REQUESTS, OUTBOX.c.request_id == REQUESTS.c.id)
-                .where(OUTBOX.c.id.in_(ids))
-                .order_by(OUTBOX.c.id)
-            ).all()
+            connection.execute(_LEASE, {"ids": ids, "owner": owner, "expires": now + lease})
+            rows = connection.execute(_ADDRESSED, {"ids": ids}).all()
         return [Delivery(*row) for row in rows]
 
     def delivered(self, deliveries: Sequence[Delivery], now: float | None = None) -> None:
@@ -107,11 +120,7 @@ class Outbox:
         if not deliveries:
             return
         with self._database.connection() as connection:
-            connection.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.id.in_([delivery.id for delivery in deliveries]))
-                .values(delivered_at=time.time() if now is None else now, attempts=OUTBOX.c.attempts + 1, lease_owner=None, lease_expires=None, last_error=None)
-            )
+            connection.execute(_DELIVERED, {"ids": [delivery.id for delivery in deliveries], "at": time.time() if now is None else now})
 
     def retry(self, delivery: Delivery, error: str, at: float, *, dead: bool = False) -> None:
         """Delivery failed: try again at ``at``, or (``dead``) never, keeping ``error`` (its first
