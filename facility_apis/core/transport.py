@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
@@ -205,6 +206,18 @@ def _guarded_pools(egress: EgressPolicy) -> dict[str, type]:
     return {"http": pool(HTTPConnectionPool, HTTPConnection, "http"), "https": pool(HTTPSConnectionPool, HTTPSConnection, "https")}
 
 
+class _SessionCookies(DefaultCookiePolicy):
+    """Keeps the cookies a service sets only inside ``Transport.cookie_session`` (``open``);
+    outside, none is kept, so none can ride along on a later call made with other credentials."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = False
+
+    def set_ok(self, cookie, request) -> bool:  # type: ignore[no-untyped-def]
+        return self.open and super().set_ok(cookie, request)
+
+
 class _GuardedAdapter(HTTPAdapter):
     def __init__(self, egress: EgressPolicy, **options: Any):
         self._egress = egress
@@ -265,6 +278,8 @@ class Transport:
         # No .netrc, proxy or environment overrides: what we set is what is sent, where we said.
         self.session.trust_env = False
         self.session.verify = True
+        self._cookies = _SessionCookies()
+        self.session.cookies = requests.cookies.RequestsCookieJar(self._cookies)
         self.session.headers["User-Agent"] = USER_AGENT
         retry = _Retry(
             total=retries,
@@ -333,14 +348,17 @@ class Transport:
     @contextlib.contextmanager
     def cookie_session(self) -> Iterator[None]:
         """Calls inside the block share the cookies the services set (a login's session cookie)
-        and no others: the cookie jar is emptied on entry and on exit. A transport is reused for
+        and no others: the cookie jar is emptied on entry and on exit, and outside a block no
+        cookie is kept at all. A transport is reused for
         other allocations' calls (the gateway keeps one per worker thread), so a session opened
         with one allocation's credentials must never ride along on another's call. Cookie values
         are masked whole in every record (``Cookie``/``Set-Cookie`` headers)."""
         self.session.cookies.clear()
+        self._cookies.open = True
         try:
             yield
         finally:
+            self._cookies.open = False
             self.session.cookies.clear()
 
     def send(self, call: HTTPCall) -> requests.Response:
