@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -386,9 +388,33 @@ class Transport:
         body = _body_text(prepared.body)
         return "\n".join(lines) + ("\n\n" + self.redactor.text(body) if body else "") + "\n"
 
-    def _prepare(self, method: str, url: str, **parts: Any) -> requests.PreparedRequest:
-        parts["headers"] = dict(parts.get("headers") or {})
-        return self.session.prepare_request(requests.Request(method.upper(), url, **parts))
+    def _prepare(
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, params: Any = None, data: Any = None, json: Any = None, files: Any = None
+    ) -> requests.PreparedRequest:
+        """The request as it goes on the wire: the session's headers (a ``None`` value drops one)
+        and, inside ``cookie_session``, its cookies. Built step by step rather than through
+        ``Session.prepare_request`` and ``Session.send``, whose merging of cookie jars, hooks, auth,
+        proxies and redirects this transport never uses: together they were a fifth to a quarter of
+        a status read's CPU (measured against a loopback server)."""
+        merged = CaseInsensitiveDict(self.session.headers)
+        merged.update(headers or {})
+        prepared = requests.PreparedRequest()
+        prepared.prepare_method(method.upper())
+        prepared.prepare_url(url, params)
+        prepared.prepare_headers({name: value for name, value in merged.items() if value is not None})
+        if self._cookies.open:
+            prepared.prepare_cookies(self.session.cookies)
+        prepared.prepare_body(data, files, json)
+        return prepared
+
+    def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        """Send through this transport's adapter, never following a redirect, the body read whole
+        (which frees the connection); inside ``cookie_session`` the cookies set are kept."""
+        response = self._adapter.send(prepared, stream=False, timeout=self.timeout, verify=True, proxies={})
+        if self._cookies.open:
+            extract_cookies_to_jar(self.session.cookies, prepared, response.raw)
+        response.content  # noqa: B018 - read the body now, as Session.send does
+        return response
 
     def request(
         self,
@@ -422,7 +448,7 @@ class Transport:
         token = _REPEATABLE.set(repeatable)
         try:
             self.egress.check(prepared.url or "", secret=self._carries_secret(prepared))
-            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
+            response = self._send(prepared)
         except EgressRefused as exc:
             refused = EgressRefused(self.redactor.text(str(exc)))
             self._record(prepared, None, time.monotonic() - started, str(refused))
