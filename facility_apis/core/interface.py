@@ -187,8 +187,8 @@ class _AltdataForm:
 def _altdata_form(facility: type[Facility]) -> _AltdataForm:
     """``facility.altdata_schema()`` compiled once per class: every operation checks its
     allocation's altdata and masks its secrets, and building the form each time (a fresh copy of
-    the schema, its validator, a walk for ``writeOnly``) cost a gateway about as much CPU as a
-    status read's HTTP call (``bench/gateway_drain.py``)."""
+    the schema, its validator, a walk for ``writeOnly``) was about a tenth of the CPU a gateway
+    spent on a followed task (``bench/gateway_drain.py``, profiled)."""
     schema = facility.altdata_schema()
     return _AltdataForm(compiled(schema), frozenset(secret_fields(schema)))
 

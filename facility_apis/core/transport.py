@@ -351,10 +351,10 @@ class Transport:
     def cookie_session(self) -> Iterator[None]:
         """Calls inside the block share the cookies the services set (a login's session cookie)
         and no others: the cookie jar is emptied on entry and on exit, and outside a block no
-        cookie is kept at all. A transport is reused for
-        other allocations' calls (the gateway keeps one per worker thread), so a session opened
-        with one allocation's credentials must never ride along on another's call. Cookie values
-        are masked whole in every record (``Cookie``/``Set-Cookie`` headers)."""
+        cookie is kept at all. A transport is reused for other allocations' calls (the gateway
+        keeps one per worker thread), so a session opened with one allocation's credentials must
+        never ride along on another's call. Cookie values are masked whole in every record
+        (``Cookie``/``Set-Cookie`` headers)."""
         self.session.cookies.clear()
         self._cookies.open = True
         try:

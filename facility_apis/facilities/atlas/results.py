@@ -126,8 +126,9 @@ def parse_results(text: str, *, snr_threshold: float = 3.0, origin: str = ORIGIN
     ``RemoteError`` when it is malformed.
 
     A regular file (ASCII, one row a line, see ``text_columns``) of at least ``COLUMNS_FROM`` bytes
-    of rows is read column-wise with numpy; any other goes row by row, which reads every irregular case and raises on a malformed one. Both
-    give the same values, those of ``float()`` on each value."""
+    of rows is read column-wise with numpy; any other goes row by row, which reads every irregular
+    case and raises on a malformed one. Both give the same values, those of ``float()`` on each
+    value."""
     lines = _lines(text)
     header, index = _header(lines)
     missing = [name for name in REQUIRED if name not in index]

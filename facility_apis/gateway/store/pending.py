@@ -1,10 +1,11 @@
 """Rows a transaction owes, gathered and then written with one statement per table.
 
 Recording many outcomes in one transaction (``Jobs.record_many``) would cost a statement per
-history row, outbox row and HTTP transaction; gathered here, they are written at ``flush`` with
-one multi-row statement each, in the order they were added, so a request's outbox rows keep
-their order (photometry before the status that announces it) and their ids say it. Whatever is
-written directly in the same transaction must come after a ``flush``.
+history row, outbox row, HTTP transaction and request updated; gathered here, they are written at
+``flush`` with one multi-row statement each (the requests' updates with one ``executemany`` per
+set of columns), in the order they were added, so a request's outbox rows keep their order
+(photometry before the status that announces it) and their ids say it. Whatever is written
+directly in the same transaction must come after a ``flush``.
 """
 
 from __future__ import annotations
