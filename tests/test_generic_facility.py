@@ -261,10 +261,10 @@ def test_a_name_resolving_to_a_private_address_is_refused_before_any_connection(
 def test_slack_mode_announces_submit_update_and_cancel(caplog):
     caplog.set_level(logging.DEBUG)
     with SlackWebhookEmulator() as slack:
-        slack.add_hook("T0G", "B0G", SLACK_TOKEN)
+        slack.add_hook("TFAKEG", "BFAKEG", SLACK_TOKEN)
         egress = loopback_egress(slack)
         facility = GenericFacility({"notify": {"slack_base_url": slack.url}}, egress=egress)
-        altdata = {"notification_type": "slack", "slack_workspace": "T0G", "slack_channel": "B0G", "slack_token": SLACK_TOKEN}
+        altdata = {"notification_type": "slack", "slack_workspace": "TFAKEG", "slack_channel": "BFAKEG", "slack_token": SLACK_TOKEN}
         submitted = run(facility, "submit", make_request(altdata), egress)
         updated = run(facility, "update", make_request(altdata, remote_id=submitted.remote_id, payload={**PAYLOAD, "priority": 1}), egress)
         deleted = run(facility, "delete", make_request(altdata, remote_id=submitted.remote_id), egress)

@@ -124,10 +124,10 @@ def test_every_documented_scp_status_is_the_codes():
 def test_the_documented_slack_and_email_statuses_are_the_codes():
     page = documented()
     with SlackWebhookEmulator() as slack, SMTPEmulator() as smtp:
-        slack.add_hook("T1", "B1", "t0ken1")
+        slack.add_hook("T1", "B1", "FAKEmmaDocsSlackToken")
         egress = loopback_egress(slack)
         facility = MMAFacility({"notify": {"slack_base_url": slack.url, "skyportal_url": "https://fritz.example.org", "smtp": smtp.config()}}, egress=egress)
-        posted = {"allocation_type": "slack", "slack_workspace": "T1", "slack_channel": "B1", "slack_token": "t0ken1"}
+        posted = {"allocation_type": "slack", "slack_workspace": "T1", "slack_channel": "B1", "slack_token": "FAKEmmaDocsSlackToken"}
         mailed = {"allocation_type": "email", "email": "night-desk@example.org"}
         with Transport(egress=egress) as transport:
             statuses = [perform(facility, "submit", request_for(altdata), transport) for altdata in (posted, mailed)]

@@ -127,7 +127,7 @@ def test_a_legacy_token_is_a_secret_wherever_it_is_held():
         ),
         ({**SCP, "directory": "/data/../etc"}, "$.directory", ""),
         ({k: v for k, v in SCP.items() if k != "host_key"}, "$.host_key", "required"),
-        ({"allocation_type": "slack", "slack_workspace": "T1", "slack_channel": "B1", "slack_token": "x1x1x1x1"}, "$.allocation_type", "notify.skyportal_url"),
+        ({"allocation_type": "slack", "slack_workspace": "T1", "slack_channel": "B1", "slack_token": "FAKEmmaSlackToken"}, "$.allocation_type", "notify.skyportal_url"),
         ({"allocation_type": "email", "email": "desk@example.org"}, "$.allocation_type", "SMTP"),
         ({"allocation_type": "ftp"}, "$.allocation_type", ""),
         ({**API, "emails": "x"}, "$.emails", "not an allowed property"),
@@ -313,7 +313,7 @@ def test_removal_without_a_recorded_delivery_removes_the_plans_queue_by_name():
 
 def test_a_slack_plan_needs_its_event_for_the_link():
     facility = MMAFacility({"notify": {"skyportal_url": "https://fritz.example.org"}}, egress=EgressPolicy())
-    altdata = {"allocation_type": "slack", "slack_workspace": "T1", "slack_channel": "B1", "slack_token": "x1x1x1x1"}
+    altdata = {"allocation_type": "slack", "slack_workspace": "T1", "slack_channel": "B1", "slack_token": "FAKEmmaSlackToken"}
     plan = {k: v for k, v in example_plan().items() if k != "event"}
     outcome = run("submit", dataclasses.replace(request_for(altdata, plan=plan)), facility)
     assert outcome.state is State.REJECTED and "$.observation_plan.event" in outcome.detail

@@ -43,7 +43,7 @@ GENERIC_PAYLOAD = {
 @pytest.fixture
 def slack():
     with SlackWebhookEmulator() as emulator:
-        emulator.add_hook("T0GW", "B0GW", SLACK_TOKEN)
+        emulator.add_hook("TFAKEGW", "BFAKEGW", SLACK_TOKEN)
         yield emulator
 
 
@@ -59,7 +59,7 @@ def skyportal():
         yield stub
 
 
-SLACK_ALTDATA = {"slack_workspace": "T0GW", "slack_channel": "B0GW", "slack_token": SLACK_TOKEN}
+SLACK_ALTDATA = {"slack_workspace": "TFAKEGW", "slack_channel": "BFAKEGW", "slack_token": SLACK_TOKEN}
 
 
 def facility_config(slack, smtp):

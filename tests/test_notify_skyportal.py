@@ -13,7 +13,7 @@ from facility_apis.testing.skyportal_models import AsyncSession, Comment, User, 
 from facility_apis.testing.slack import SlackWebhookEmulator
 
 TOKEN = "FAKEskyportalSlackToken"
-ALTDATA = {"notification_type": "slack", "slack_workspace": "T0SP", "slack_channel": "B0SP", "slack_token": TOKEN, "include_comments": True}
+ALTDATA = {"notification_type": "slack", "slack_workspace": "TFAKESP", "slack_channel": "BFAKESP", "slack_token": TOKEN, "include_comments": True}
 PAYLOAD = {
     "observation_choices": ["ztfg"], "exposure_time": 300, "exposure_counts": 1, "maximum_airmass": 2,
     "minimum_lunar_distance": 30, "priority": 3, "start_date": "2026-11-21", "end_date": "2026-11-28",
@@ -23,7 +23,7 @@ PAYLOAD = {
 @pytest.fixture
 def slack():
     with SlackWebhookEmulator() as emulator:
-        emulator.add_hook("T0SP", "B0SP", TOKEN)
+        emulator.add_hook("TFAKESP", "BFAKESP", TOKEN)
         notify = {"slack_base_url": emulator.url, "skyportal_url": "https://fritz.example.org"}
         configure(facilities={"generic": {"notify": notify}}, egress=loopback_egress(emulator))
         with use_fake_models():

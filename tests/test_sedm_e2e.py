@@ -154,10 +154,10 @@ def test_skyportals_default_endpoint_only_files_the_request(sedm):
 
 def test_each_action_is_announced_on_slack_and_a_failed_notice_costs_nothing(sedm):
     with SlackWebhookEmulator() as slack:
-        slack.add_hook("T0SEDM", "B0SEDM", SLACK_TOKEN)
+        slack.add_hook("TFAKESEDM", "BFAKESEDM", SLACK_TOKEN)
         egress = loopback_egress(sedm, slack)
         facility = SEDMFacility({"endpoint": f"{sedm.url}/add_request", "notify": {"slack_base_url": slack.url}}, egress=egress)
-        hook = {"slack_workspace": "T0SEDM", "slack_channel": "B0SEDM", "slack_token": SLACK_TOKEN}
+        hook = {"slack_workspace": "TFAKESEDM", "slack_channel": "BFAKESEDM", "slack_token": SLACK_TOKEN}
         allocation = Allocation(5, {"programname": "Transients", "notification_type": "slack", **hook}, group="Transients")
         request = FollowupRequest(11, Target("ZTF26note", 1.0, 2.0), allocation, PAYLOAD, requester="observer", followup_request_id=71)
         with Transport(egress=egress) as transport:
@@ -167,7 +167,7 @@ def test_each_action_is_announced_on_slack_and_a_failed_notice_costs_nothing(sed
                 11, request.target, allocation, changed, requester="observer", followup_request_id=71, remote_id="71", cursor=submitted.cursor
             )
             updated = perform(facility, "update", followed, transport)
-            slack.set_state("T0SEDM", "B0SEDM", "archived")
+            slack.set_state("TFAKESEDM", "BFAKESEDM", "archived")
             deleted = perform(facility, "delete", followed, transport)
         assert submitted.status == "submitted: SEDM: Accepted Request; posted to Slack" and submitted.cursor.startswith("notice-")
         assert updated.status == "submitted: SEDM: Accepted Edit; posted to Slack"
@@ -237,10 +237,10 @@ def test_through_the_gateway_a_failed_notice_leaves_the_accepted_request_submitt
     import logging
 
     with SlackWebhookEmulator() as slack:
-        slack.add_hook("T0GWN", "B0GWN", SLACK_TOKEN)
-        slack.set_state("T0GWN", "B0GWN", "archived")
+        slack.add_hook("TFAKEGWN", "BFAKEGWN", SLACK_TOKEN)
+        slack.set_state("TFAKEGWN", "BFAKEGWN", "archived")
         owner = gateway_store.clients.authenticate(gateway_store.clients.add("skyportal"))
-        hook = {"slack_workspace": "T0GWN", "slack_channel": "B0GWN", "slack_token": SLACK_TOKEN}
+        hook = {"slack_workspace": "TFAKEGWN", "slack_channel": "BFAKEGWN", "slack_token": SLACK_TOKEN}
         altdata = {"programname": "Transients", "notification_type": "slack", **hook}
         gateway_store.allocations.put(owner, 1, "sedm", altdata, instrument_id=4, instrument_name="SEDM", group_ids=[1])
         instrument = {"instrument_id": 4, "instrument_name": "SEDM", "api_classname": "SEDMAPI"}

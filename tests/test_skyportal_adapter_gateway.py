@@ -223,7 +223,7 @@ def test_a_handoff_with_a_filter_the_instrument_lacks_is_rejected_before_any_cal
     from facility_apis.skyportal.handoff import hand_off
     from facility_apis.skyportal.settings import Settings
 
-    altdata = {"slack_workspace": "T0HAND", "slack_channel": "B0HAND", "slack_token": "FAKEhandoffSlackToken"}
+    altdata = {"slack_workspace": "TFAKEHAND", "slack_channel": "BFAKEHAND", "slack_token": "FAKEhandoffSlackToken"}
     allocation = Allocation(5, altdata, instrument_id=3, instrument_name="Observatory", filters=("ztfg", "ztfr"))
     request = FollowupRequest(11, Target("ZTF26skyp", 210.5, 12.25), allocation, {"observation_choices": ["sdssu"]})
     result = hand_off(SlackFacility(), request, Settings(gateway_url=GATEWAY, gateway_token=GATEWAY_TOKEN))

@@ -496,16 +496,16 @@ def test_unusable_deployment_settings_are_refused(config, words):
 
 def test_an_accepted_too_is_announced_on_slack_and_a_failed_announcement_keeps_the_too():
     token = "FAKEswiftSlackToken"
-    altdata = {**ALTDATA, "notification_type": "slack", "slack_workspace": "T0S", "slack_channel": "B0S", "slack_token": token}
+    altdata = {**ALTDATA, "notification_type": "slack", "slack_workspace": "TFAKES", "slack_channel": "BFAKES", "slack_token": token}
     with SlackWebhookEmulator() as slack, responses.RequestsMock() as mock:
         mock.add_passthru(slack.url)
-        slack.add_hook("T0S", "B0S", token)
+        slack.add_hook("TFAKES", "BFAKES", token)
         egress = loopback_egress(slack)
         facility = SwiftFacility({"notify": {"slack_base_url": slack.url}}, egress=egress)
         login_ok(mock)
         mock.add(responses.POST, f"{API}/swift/too", json={"status": "Accepted", "too_id": 20020})
         announced = run("submit", make_request(altdata=altdata), facility, egress)
-        slack.set_state("T0S", "B0S", "archived")
+        slack.set_state("TFAKES", "BFAKES", "archived")
         login_ok(mock)
         mock.add(responses.POST, f"{API}/swift/too", json={"status": "Accepted", "too_id": 20021})
         unannounced = run("submit", make_request(altdata=altdata), facility, egress)
