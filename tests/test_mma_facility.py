@@ -127,7 +127,11 @@ def test_a_legacy_token_is_a_secret_wherever_it_is_held():
         ),
         ({**SCP, "directory": "/data/../etc"}, "$.directory", ""),
         ({k: v for k, v in SCP.items() if k != "host_key"}, "$.host_key", "required"),
-        ({"allocation_type": "slack", "slack_workspace": "T1", "slack_channel": "B1", "slack_token": "FAKEmmaSlackToken"}, "$.allocation_type", "notify.skyportal_url"),
+        (
+            {"allocation_type": "slack", "slack_workspace": "T1", "slack_channel": "B1", "slack_token": "FAKEmmaSlackToken"},
+            "$.allocation_type",
+            "notify.skyportal_url",
+        ),
         ({"allocation_type": "email", "email": "desk@example.org"}, "$.allocation_type", "SMTP"),
         ({"allocation_type": "ftp"}, "$.allocation_type", ""),
         ({**API, "emails": "x"}, "$.emails", "not an allowed property"),
