@@ -258,7 +258,7 @@ def field_errors(schema: dict[str, Any] | Draft7Validator, instance: Any) -> lis
     return sorted(seen.values(), key=lambda e: e.path)
 
 
-def validate(schema: dict[str, Any], instance: Any, error_class: type[ValidationFailed]) -> None:
+def validate(schema: dict[str, Any] | Draft7Validator, instance: Any, error_class: type[ValidationFailed]) -> None:
     """Raise ``error_class`` listing every failing field, or return quietly."""
     errors = field_errors(schema, instance)
     if errors:

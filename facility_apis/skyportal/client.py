@@ -6,23 +6,15 @@ error), so delivery that may be repeated uses ``PUT``.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import requests
 
 from ..core.egress import INTERNAL
 from ..core.errors import FacilityError, RemoteError
-from ..core.schemas import compiled, field_errors
+from ..core.schemas import field_errors
 from ..core.transport import Transport
 from .listener import FacilityMessageListener
-
-
-@functools.cache
-def _message_form() -> Any:
-    """The facility message's schema as SkyPortal enforces it, compiled once (every status
-    delivered is checked against it)."""
-    return compiled(FacilityMessageListener.complete_schema())
 
 
 class SkyPortalError(RemoteError):
@@ -68,7 +60,7 @@ class SkyPortalClient:
     def post_status(self, followup_request_id: int, new_status: str) -> None:
         """Set a follow-up request's status through ``POST /api/facility``."""
         message = {"followup_request_id": followup_request_id, "new_status": new_status}
-        errors = field_errors(_message_form(), message)
+        errors = field_errors(FacilityMessageListener.message_form(), message)
         if errors:
             raise FacilityError("invalid facility message: " + "; ".join(map(str, errors)))
         self._call("POST", "/api/facility", message)

@@ -16,12 +16,13 @@ token with its ACL set the status of any request on an instrument naming it.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from typing import Any, ClassVar
 
 from ..core.errors import FacilityError, PayloadError
 from ..core.redact import Redactor
-from ..core.schemas import load_schema, validate
+from ..core.schemas import compiled, load_schema, validate
 from .models import get_models
 
 
@@ -40,6 +41,11 @@ def inbound_record(handler: Any, message: dict[str, Any]) -> dict[str, Any]:
         "headers": redactor.headers(headers),
         "body": json.dumps(redactor.data(message)),
     }
+
+
+@functools.cache
+def _message_form(listener: type[Listener]) -> Any:
+    return compiled(listener.complete_schema())
 
 
 class Listener:
@@ -67,6 +73,12 @@ class Listener:
         return schema
 
     @classmethod
+    def message_form(cls) -> Any:
+        """``complete_schema()`` compiled once per listener class (``schemas.compiled``): what a
+        message is checked against, by SkyPortal's listener and by the gateway before it sends."""
+        return _message_form(cls)
+
+    @classmethod
     def get_acl_id(cls) -> str:
         """The ACL a token needs to post through this listener, e.g. ``Post from SEDMListener``."""
         return f"Post from {cls.__name__}"
@@ -92,7 +104,7 @@ class FacilityMessageListener(Listener):
         for an unknown request or one this listener refuses (:meth:`refusal`); nothing is
         changed then."""
         message = handler.get_json()
-        validate(cls.complete_schema(), message, PayloadError)
+        validate(cls.message_form(), message, PayloadError)
         models = get_models()
         request = await models.load_request(session, message["followup_request_id"])
         if request is None:
