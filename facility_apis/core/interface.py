@@ -378,7 +378,8 @@ class Facility:
         values = [dict(altdata)]
         with contextlib.suppress(AltdataError):  # refused anyway: mask what the form's keys hold
             values.append(cls.normalise_altdata(dict(altdata)))
-        return sorted({str(found[key]) for found in values for key in cls.secret_fields() if found.get(key) not in (None, "")})
+        fields = cls.secret_fields()
+        return sorted({str(found[key]) for found in values for key in fields if found.get(key) not in (None, "")})
 
     # -- validation ----------------------------------------------------------------------------
 
