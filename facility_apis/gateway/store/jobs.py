@@ -143,6 +143,7 @@ class Jobs:
         refused at start-up) is not claimed: it waits, its status unchanged and the reason in its
         ``detail``, for a backoff that doubles up to the schedule's cap, until the allocation is
         stored again; it stalls no one else."""
+        clock = now is None
         now = time.time() if now is None else now
         limit_of = limits or _default_limit
         jobs: list[Job] = []
@@ -173,6 +174,9 @@ class Jobs:
             keys = {(c.facility, c.allocation_id, accounts.account_of(c.facility, c.allocation_id)) for c in candidates}
             allowances = {accounts.allowance_of(f, a, limit_of(f)) for f, a, _ in keys}
             rows = accounts.lock(connection, allowances | {key for _, _, key in keys}, now)
+            # No call starts before its account's row was ours: on PostgreSQL the lock may have
+            # waited for another worker's claim, whose calls' starts lie past ``now`` by then.
+            locked_at = max(now, time.time()) if clock else now
             if self._database.dialect != "sqlite":
                 # Another worker may have claimed or paused since the reads above: count again,
                 # now that the accounts are locked. (SQLite ran this whole transaction alone.)
@@ -195,7 +199,7 @@ class Jobs:
                     continue
                 if calls.get(key, 0) >= allowance.concurrency:
                     continue
-                start = now
+                start = locked_at
                 if allowance.min_interval > 0:
                     start = max(start, next_starts.get(key, rows[key].next_start))
                 rate = allowance.rate(candidate.operation)
