@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...core.errors import ConfigurationError
+from ...core.json_text import encode_text
 from ..models import SCHEMA_VERSION, Base, Meta
 
 
@@ -91,14 +92,14 @@ class _WriterTurns:
 
 
 class Database:
-    """An engine on ``database_url`` (``engine_options`` go to ``create_engine``) and its
-    transactions. With ``create``, an empty database gets the tables; otherwise, and for a
+    """An engine on ``database_url`` (``engine_options`` go to ``create_engine``; JSON columns
+    are written by ``json_text``, read by the standard library) and its transactions. With ``create``, an empty database gets the tables; otherwise, and for a
     database of another schema version or with foreign tables of the same names, opening raises
     ``ConfigurationError``."""
 
     def __init__(self, database_url: str, *, create: bool = True, **engine_options: Any):
         try:
-            self.engine = create_engine(database_url, **engine_options)
+            self.engine = create_engine(database_url, **({"json_serializer": encode_text} | engine_options))
         except (ArgumentError, ImportError, ValueError) as exc:
             raise ConfigurationError(f"the database URL is not usable: {_reason(exc)}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
