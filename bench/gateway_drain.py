@@ -101,7 +101,8 @@ def baseline(services: Services, targets: list[BenchTarget], poll: float) -> tup
                 if outcome.state is State.THROTTLED or (outcome.state is State.FAILED and outcome.poll_after is not None):
                     continue  # transient: poll again (the gateway keeps the status too)
                 if outcome.photometry is not None and len(outcome.photometry):
-                    client.put_photometry(outcome.photometry.to_skyportal(target.obj_id, INSTRUMENT_ID, GROUP_IDS))
+                    for upload in outcome.photometry.uploads(target.obj_id, INSTRUMENT_ID, GROUP_IDS):
+                        client.put_photometry(upload)
                 if outcome.status != status:
                     status = outcome.status
                     client.post_status(target.followup_id, status)

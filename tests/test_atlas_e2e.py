@@ -59,8 +59,8 @@ def test_throttled_then_submitted_queued_running_completed_with_photometry():
     assert any("/results/" in t.url for t in outcome.transactions)
     expected = outcome.photometry
     assert len(points) == len(expected) == 30
-    assert [p["mjd"] for p in points] == expected.mjd
-    assert [p["limiting_mag"] for p in points] == expected.limiting_mag
+    assert [p["mjd"] for p in points] == expected.values("mjd")
+    assert [p["limiting_mag"] for p in points] == expected.values("limiting_mag")
     assert {p["filter"] for p in points} <= {"atlasc", "atlaso"}
     for point in points:
         assert point["origin"] == "fp" and point["magsys"] == "ab"
@@ -77,7 +77,9 @@ def test_photometry_delivery_is_idempotent_when_repeated():
     ):
         outcome, _, _ = run(atlas, skyportal)
         client = SkyPortalClient(skyportal.url, SP_TOKEN)
-        body = outcome.photometry.to_skyportal(OBJ, 3, (5, 2))
+        uploads = outcome.photometry.uploads(OBJ, 3, (5, 2))
+        assert len(uploads) == 1
+        (body,) = uploads
         first = client.put_photometry(body)
         again = client.put_photometry(body)
         assert first == again

@@ -590,7 +590,7 @@ def test_get_finished_downloads_and_converts_the_result(run, rsps):
     photometry = outcome.photometry
     assert len(photometry) == 5
     assert photometry.filter == ["atlaso", "atlasc", "atlaso", "atlasc", "atlaso"]
-    assert photometry.mag == [16.099, 16.422, None, None, 16.885]
+    assert photometry.values("mag") == [16.099, 16.422, None, None, 16.885]
     assert photometry.origin == "fp" and photometry.magsys == "ab"
 
 
@@ -787,7 +787,8 @@ def test_reduced_and_difference_image_photometry_are_marked_apart(run, rsps, use
     rsps.get(RESULT, body=fixture_text("result_pa_deg.txt"))
     outcome = run("get", following({**PAYLOAD, "use_reduced": use_reduced}))
     assert outcome.photometry.origin == origin
-    assert outcome.photometry.to_skyportal("ZTF26x", 1, (1,))["origin"] == origin
+    bodies = [json.loads(upload) for upload in outcome.photometry.uploads("ZTF26x", 1, (1,))]
+    assert len(bodies) == 1 and bodies[0]["origin"] == origin
 
 
 def test_get_before_submission_is_pending(run, rsps):

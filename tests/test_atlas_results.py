@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
+from photometry_support import fields
 
 from facility_apis.core.errors import RemoteError
 from facility_apis.core.photometry import Photometry
@@ -30,11 +31,11 @@ def parse(name: str, **kw) -> Photometry:
 
 
 def points(photometry: Photometry) -> dict[float, dict]:
-    """The parsed points keyed by MJD."""
+    """The parsed points keyed by MJD (``None`` where a number is missing)."""
     return {
         mjd: {"mag": mag, "magerr": magerr, "limiting_mag": lim, "filter": band, "ra": ra, "dec": dec}
         for mjd, mag, magerr, lim, band, ra, dec in zip(
-            photometry.mjd, photometry.mag, photometry.magerr, photometry.limiting_mag, photometry.filter, photometry.ra, photometry.dec, strict=True
+            *(photometry.values(name) for name in ("mjd", "mag", "magerr", "limiting_mag", "filter", "ra", "dec")), strict=True
         )
     }
 
@@ -72,31 +73,31 @@ def test_fixture_magnitudes_follow_the_documented_conversion():
 
 def test_new_format_with_pa_deg():
     photometry = parse("result_pa_deg.txt")
-    assert photometry.mjd == [60950.251734, 60950.262911, 60952.247105, 60953.301467, 60955.23882]
-    assert photometry.mag == [16.099, 16.422, None, None, 16.885]
-    assert photometry.magerr == [0.012, 0.022, None, None, 0.031]
-    assert photometry.limiting_mag == [19.87, 20.12, 19.64, 19.91, 19.78]
+    assert photometry.values("mjd") == [60950.251734, 60950.262911, 60952.247105, 60953.301467, 60955.23882]
+    assert photometry.values("mag") == [16.099, 16.422, None, None, 16.885]
+    assert photometry.values("magerr") == [0.012, 0.022, None, None, 0.031]
+    assert photometry.values("limiting_mag") == [19.87, 20.12, 19.64, 19.91, 19.78]
     assert photometry.filter == ["atlaso", "atlasc", "atlaso", "atlasc", "atlaso"]
-    assert photometry.ra == [150.00012, 150.00011, 150.00012, 150.00013, 150.0001]
-    assert photometry.dec == [2.49987, 2.49989, 2.49987, 2.49986, 2.49988]
+    assert photometry.values("ra") == [150.00012, 150.00011, 150.00012, 150.00013, 150.0001]
+    assert photometry.values("dec") == [2.49987, 2.49989, 2.49987, 2.49986, 2.49988]
     assert (photometry.magsys, photometry.origin, photometry.notes) == ("ab", "fp", ())
     assert photometry.summary() == "5 points (3 detections, 2 upper limits)"
 
 
 def test_old_format_without_pa_deg():
     photometry = parse("result_no_pa_deg.txt")
-    assert photometry.mjd == [57805.600468, 57807.583214, 57809.61223, 57811.598871]
-    assert photometry.mag == [19.473, 18.084, None, 17.704]
-    assert photometry.magerr == [0.184, 0.056, None, 0.043]
-    assert photometry.limiting_mag == [19.96, 19.41, 19.55, 20.01]
+    assert photometry.values("mjd") == [57805.600468, 57807.583214, 57809.61223, 57811.598871]
+    assert photometry.values("mag") == [19.473, 18.084, None, 17.704]
+    assert photometry.values("magerr") == [0.184, 0.056, None, 0.043]
+    assert photometry.values("limiting_mag") == [19.96, 19.41, 19.55, 20.01]
     assert photometry.filter == ["atlasc", "atlaso", "atlaso", "atlasc"]
-    assert photometry.dec == [-10.09221, -10.09223, -10.0922, -10.09222]
+    assert photometry.values("dec") == [-10.09221, -10.09223, -10.0922, -10.09222]
 
 
 def test_columns_are_found_by_name_not_position():
     shuffled = text("result_shuffled_columns.txt")
     assert shuffled.splitlines()[0].split()[:3] == ["###Obs", "F", "RA"]
-    assert parse_results(shuffled) == parse("result_pa_deg.txt")
+    assert fields(parse_results(shuffled)) == fields(parse("result_pa_deg.txt"))
 
 
 def test_header_only_file_gives_no_points_and_a_note():
@@ -109,7 +110,7 @@ def test_header_only_file_gives_no_points_and_a_note():
 def test_blank_lines_crlf_and_extra_spacing_are_tolerated():
     original = text("result_pa_deg.txt")
     messy = "\r\n\r\n" + "\r\n".join(line.replace(" ", "   ") + "  " for line in original.splitlines()) + "\r\n\r\n"
-    assert parse_results(messy) == parse_results(original)
+    assert fields(parse_results(messy)) == fields(parse_results(original))
 
 
 # -- filters ---------------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def test_several_unknown_filters_are_listed_in_the_note():
     lines[2] = lines[2].replace(" c ", " w ")
     lines[3] = lines[3].replace(" o ", " t ")
     photometry = parse_results("\n".join(lines))
-    assert photometry.mjd == [60953.301467, 60955.23882]
+    assert photometry.values("mjd") == [60953.301467, 60955.23882]
     assert photometry.notes == ("dropped points in filters other than c/o: 2 in 't', 1 in 'w'",)
 
 
@@ -221,12 +222,12 @@ def test_stray_non_numeric_tokens_read_as_nan():
     lines[1] = lines[1].replace(" 1320 ", "    - ", 1)
     photometry = parse_results("\n".join(lines))
     assert len(photometry) == 5
-    assert (photometry.mag[0], photometry.magerr[0], photometry.limiting_mag[0]) == (None, None, 19.87)
+    assert (photometry.values("mag")[0], photometry.values("magerr")[0], photometry.values("limiting_mag")[0]) == (None, None, 19.87)
 
 
 def test_edge_fixture_summary_and_order():
     photometry = parse("result_edge_cases.txt")
-    assert photometry.mjd == sorted(photometry.mjd)
+    assert photometry.values("mjd") == sorted(photometry.values("mjd"))
     assert len(photometry) == 13
     assert photometry.detections == 6
     assert all(math.isfinite(limit) for limit in photometry.limiting_mag)
@@ -275,24 +276,28 @@ def test_file_without_header_is_a_remote_error(body):
 # -- SkyPortal body --------------------------------------------------------------------------------
 
 
-def test_to_skyportal_body():
+def test_upload_body():
     photometry = parse("result_pa_deg.txt")
-    body = photometry.to_skyportal("ZTF26aatlas", 11, group_ids=[5, 2, 5, 1])
+    bodies = [json.loads(upload) for upload in photometry.uploads("ZTF26aatlas", 11, group_ids=[5, 2, 5, 1])]
+    assert len(bodies) == 1
+    (body,) = bodies
     assert set(body) == {"obj_id", "instrument_id", "magsys", "origin", "group_ids", "mjd", "mag", "magerr", "limiting_mag", "filter", "ra", "dec"}
     assert (body["obj_id"], body["instrument_id"], body["magsys"], body["origin"]) == ("ZTF26aatlas", 11, "ab", "fp")
     assert body["group_ids"] == [1, 2, 5]
-    assert body["mjd"] == photometry.mjd
+    assert body["mjd"] == photometry.values("mjd")
     assert body["mag"] == [16.099, 16.422, None, None, 16.885]
     assert body["magerr"] == [0.012, 0.022, None, None, 0.031]
     assert body["limiting_mag"] == [19.87, 20.12, 19.64, 19.91, 19.78]
     assert body["filter"] == ["atlaso", "atlasc", "atlaso", "atlasc", "atlaso"]
-    assert body["ra"] == photometry.ra and body["dec"] == photometry.dec
+    assert body["ra"] == photometry.values("ra") and body["dec"] == photometry.values("dec")
     assert len({len(body[key]) for key in ("mjd", "mag", "magerr", "limiting_mag", "filter", "ra", "dec")}) == 1
     json.dumps(body, allow_nan=False)
 
 
-def test_to_skyportal_body_without_groups_and_with_edge_cases_is_strict_json():
-    body = parse("result_edge_cases.txt").to_skyportal("ZTF26aatlas", 11)
+def test_upload_body_without_groups_and_with_edge_cases_is_strict_json():
+    bodies = [json.loads(upload) for upload in parse("result_edge_cases.txt").uploads("ZTF26aatlas", 11)]
+    assert len(bodies) == 1
+    (body,) = bodies
     assert "group_ids" not in body
     assert body["ra"][body["mjd"].index(60200.23)] is None
     json.dumps(body, allow_nan=False)  # no NaN reaches SkyPortal

@@ -238,7 +238,9 @@ def test_get_downloads_with_the_exact_request_and_maps_filters_limits_and_observ
         "running: on BHTOM's list at importance 8, cadence 12 h: 3 points brought back; "
         "1 point kept out so far: filter 'W1(WISE)' has no SkyPortal bandpass"
     )
-    body = outcome.photometry.to_skyportal("ZTF26aaexact", 1)
+    bodies = [json.loads(upload) for upload in outcome.photometry.uploads("ZTF26aaexact", 1)]
+    assert len(bodies) == 1
+    (body,) = bodies
     assert body["filter"] == ["bessellv", "sdssg", "gaia::g"]
     assert body["mag"] == [17.52, None, 16.1136]  # V + 0.02 (Vega to AB), limit, G + 0.1136
     assert body["magerr"] == [0.05, None, 0.02]
@@ -258,12 +260,12 @@ def test_only_new_points_are_delivered_across_polls(bhtom, facility, transport):
     assert len(first.photometry) == 2 and again.photometry is None and again.status == first.status
     bhtom.upload("ZTF26aaexact", [(61000.3, 17.2, 0.05, "T", "V(GaiaSP)", "o"), (61003.5, 17.4, -1.0, "T", "V(GaiaSP)", "o")])
     later = perform(facility, "get", followed(request, again), transport)
-    assert later.photometry.mjd == [61000.3, 61003.5] and "4 points brought back" in later.status
+    assert later.photometry.values("mjd") == [61000.3, 61003.5] and "4 points brought back" in later.status
     # A late upload between points already delivered: that night travels again, whole.
     request = followed(request, later)
     bhtom.upload("ZTF26aaexact", [(61000.15, 17.05, 0.05, "U", "V(GaiaSP)", "o")])
     late = perform(facility, "get", request, transport)
-    assert late.photometry.mjd == [61000.1, 61000.15, 61000.2, 61000.3]
+    assert late.photometry.values("mjd") == [61000.1, 61000.15, 61000.2, 61000.3]
     assert "3 of them delivered again with their night's late additions" in late.status
 
 

@@ -4,6 +4,7 @@ classes storing exchanged altdata, and per-point origin/altdata in Photometry.""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -97,9 +98,12 @@ def test_the_default_exchange_changes_nothing_and_sends_nothing():
 
 def test_photometry_with_per_point_origin_and_altdata():
     photometry = Photometry([1.0, 2.0], [17.0, None], [0.1, None], [19.0, 18.5], ["ztfg", "ztfr"], origin=["a", "b"], altdata=[{"o": 1}, {"o": 2}])
-    body = photometry.to_skyportal("ZTF1", 3)
+    bodies = [json.loads(upload) for upload in photometry.uploads("ZTF1", 3)]
+    assert len(bodies) == 1
+    (body,) = bodies
     assert body["origin"] == ["a", "b"] and body["altdata"] == [{"o": 1}, {"o": 2}]
-    assert "origin" not in Photometry([1.0], [None], [None], [19.0], ["ztfg"]).to_skyportal("ZTF1", 3)
+    without_origin = [json.loads(upload) for upload in Photometry([1.0], [None], [None], [19.0], ["ztfg"]).uploads("ZTF1", 3)]
+    assert len(without_origin) == 1 and "origin" not in without_origin[0]
     with pytest.raises(ValueError, match="differ in length"):
         Photometry([1.0], [None], [None], [19.0], ["ztfg"], altdata=[{}, {}])
 

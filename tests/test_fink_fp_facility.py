@@ -194,8 +194,8 @@ def test_fluxes_in_njy_become_ab_magnitudes_with_limits_below_the_threshold():
     assert photometry.filter == ["lsstg", "lssty", "lsstu"]
     assert photometry.mag[0] == pytest.approx(31.4 - 2.5 * math.log10(5000.0))
     assert photometry.magerr[0] == pytest.approx(1.0857 * 100.0 / 5000.0)
-    assert photometry.mag[1] is None and photometry.mag[2] is None
-    assert photometry.limiting_mag == [pytest.approx(31.4 - 2.5 * math.log10(300.0))] * 3
+    assert photometry.values("mag")[1] is None and photometry.values("mag")[2] is None
+    assert photometry.values("limiting_mag") == [pytest.approx(31.4 - 2.5 * math.log10(300.0))] * 3
     assert photometry.mjd[0] == pytest.approx(61000.5 - TAI_MINUS_UTC_DAYS) and photometry.origin == "fink_fp"
 
 
@@ -211,7 +211,7 @@ def test_unusable_points_and_the_mjd_window_are_counted_in_the_notes():
         {**point(), "r:psfFlux": None},  # NaN in Fink's JSON: an upper limit
     ]
     photometry, _ = convert(parsed, [BIG], mjd_start=60950.0, mjd_end=61050.0)
-    assert len(photometry) == 2 and photometry.mag[1] is None
+    assert len(photometry) == 2 and photometry.values("mag")[1] is None
     assert photometry.notes == (
         "dropped 2 point(s) outside the MJD window",
         "dropped 2 point(s) without a positive uncertainty",

@@ -3,6 +3,7 @@ one-transaction state changes with their outbox rows, cancellation, delivery ord
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -238,10 +239,11 @@ def test_photometry_is_queued_before_the_status_that_announces_it(gateway_store)
     gateway_store.jobs.record(_claim_one(gateway_store), outcome, can_poll=True)
     deliveries = gateway_store.outbox.claim("o", 10, 30)
     assert [d.kind for d in deliveries] == ["photometry"]  # one at a time per request, in order
-    assert deliveries[0].body["obj_id"] == "ZTF26abc" and deliveries[0].body["instrument_id"] == 1 and deliveries[0].body["group_ids"] == [3]
+    body = json.loads(deliveries[0].body)
+    assert body["obj_id"] == "ZTF26abc" and body["instrument_id"] == 1 and body["group_ids"] == [3]
     gateway_store.outbox.delivered(deliveries[:1])
     (status,) = gateway_store.outbox.claim("o", 10, 30)
-    assert (status.kind, status.body, status.followup_request_id) == ("status", {"new_status": "complete: 1 point"}, 11)
+    assert (status.kind, json.loads(status.body), status.followup_request_id) == ("status", {"new_status": "complete: 1 point"}, 11)
 
 
 def test_a_failed_delivery_waits_and_blocks_later_messages_of_its_request(gateway_store):

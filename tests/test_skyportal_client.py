@@ -1,5 +1,7 @@
 """The SkyPortal client: token auth, status messages, idempotent photometry, error envelopes."""
 
+import json
+
 import pytest
 import responses
 from responses import matchers
@@ -74,9 +76,9 @@ def test_photometry_goes_with_put_and_returns_ids():
     responses.put(
         f"{BASE}/api/photometry",
         json={"status": "success", "data": {"ids": [7], "upload_id": "u"}},
-        match=[AUTH, matchers.json_params_matcher(body)],
+        match=[AUTH, matchers.header_matcher({"Content-Type": "application/json"}), matchers.json_params_matcher(body)],
     )
-    assert client().put_photometry(body) == [7]
+    assert client().put_photometry(json.dumps(body).encode()) == [7]  # an encoded upload, as Photometry.uploads gives
 
 
 @responses.activate

@@ -105,7 +105,7 @@ class Deliverer:
         try:
             client = self._client()
             if delivery.kind == "photometry":
-                client.put_photometry(delivery.body)
+                client.put_photometry(delivery.body.encode())
             else:
                 followup_request_id = delivery.followup_request_id or self._resolve(client, delivery)
                 client.post_status(followup_request_id, self.store.outbox.status_to_send(delivery))

@@ -17,6 +17,7 @@ SkyPortal's handler commits, as it does for its own facilities.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, ClassVar
 
 from ..core.errors import AltdataError, FacilityError, PayloadError
@@ -394,8 +395,9 @@ class SkyPortalFacility(SkyPortalClass, metaclass=_FacilityType):
             if allocation.instrument_id is None:
                 raise FacilityError("the allocation names no instrument")
             for upload in result.photometry.uploads(core.target.id, allocation.instrument_id, allocation.group_ids):
-                await models.store_photometry(session, request, upload)
-                stored += len(upload["mjd"])
+                body = json.loads(upload)  # SkyPortal's own function takes Python values
+                await models.store_photometry(session, request, body)
+                stored += len(body["mjd"])
         except Exception as exc:  # noqa: BLE001 - any SkyPortal error becomes the status; it must not lose the transactions
             total = len(result.photometry)
             counted = f" ({stored} of {total} points stored)" if stored else ""

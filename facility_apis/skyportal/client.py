@@ -12,6 +12,7 @@ import requests
 
 from ..core.egress import INTERNAL
 from ..core.errors import FacilityError, RemoteError
+from ..core.json_text import encode
 from ..core.schemas import field_errors
 from ..core.transport import Transport
 from .listener import FacilityMessageListener
@@ -38,14 +39,14 @@ class SkyPortalClient:
         self.transport = transport or Transport(egress=INTERNAL)
         self.transport.add_secrets([token])
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Any:
-        response = self.transport.request(
-            method,
-            f"{self.base_url}{path}",
-            headers={"Authorization": f"token {self._token}", "Accept": "application/json"},
-            params=params,
-            json=body,
-        )
+    def _call(self, method: str, path: str, body: dict[str, Any] | bytes | None = None, params: dict[str, Any] | None = None) -> Any:
+        """SkyPortal's ``data`` from its answer to ``method path`` with ``body`` (a dict, or JSON
+        already encoded); ``SkyPortalError`` for a refusal or an unreadable answer."""
+        headers = {"Authorization": f"token {self._token}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = body if isinstance(body, bytes) else encode(body)
+        response = self.transport.request(method, f"{self.base_url}{path}", headers=headers, params=params, data=body)
         try:
             envelope = response.json()
         except requests.JSONDecodeError:
@@ -65,8 +66,9 @@ class SkyPortalClient:
             raise FacilityError("invalid facility message: " + "; ".join(map(str, errors)))
         self._call("POST", "/api/facility", message)
 
-    def put_photometry(self, body: dict[str, Any]) -> list[int]:
-        """Deliver photometry idempotently; returns SkyPortal's ids of the points."""
+    def put_photometry(self, body: bytes) -> list[int]:
+        """Deliver photometry idempotently: ``body`` is an encoded upload (``Photometry.uploads``);
+        returns SkyPortal's ids of the points."""
         data = self._call("PUT", "/api/photometry", body) or {}
         return list(data.get("ids", []))
 

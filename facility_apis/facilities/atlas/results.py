@@ -176,34 +176,22 @@ def _photometry(numbers: list[np.ndarray], codes: np.ndarray, other_filters: dic
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # NaN and infinite values are rules, not errors
         detected = (df > 0) & np.isfinite(f) & np.isfinite(m) & np.isfinite(dm) & (f / df >= snr_threshold) & ~(chi_n > MAX_CHI_N) & ~(m > lim)
     del f, df, chi_n
-
     notes = []
     if other_filters:
         listed = ", ".join(f"{count} in '{band}'" for band, count in sorted(other_filters.items()))
         notes.append(f"dropped points in filters other than c/o: {listed}")
     if unusable:
         notes.append(f"dropped {unusable} point(s) with no usable MJD or limiting magnitude")
-    mag, magerr, limit = _where(detected, m), _where(detected, dm), lim.tolist()
-    del m, dm, lim
-    mjd = column.pop("MJD")[rows].tolist()
-    ra, dec = (column.pop(name)[rows] for name in ("RA", "Dec"))
+    m[~detected] = NAN  # an upper limit has no magnitude
+    dm[~detected] = NAN
     return Photometry(
-        mjd,
-        mag,
-        magerr,
-        limit,
-        _FILTER_NAMES[codes[rows]].tolist(),
-        _where(np.isfinite(ra), ra),
-        _where(np.isfinite(dec), dec),
+        column.pop("MJD")[rows],
+        m,
+        dm,
+        lim,
+        _FILTER_NAMES[codes[rows]].tolist(),  # references to the two names, not a text per point
+        column.pop("RA")[rows],
+        column.pop("Dec")[rows],
         origin=origin,
         notes=tuple(notes),
     )
-
-
-def _where(condition: np.ndarray, values: np.ndarray) -> list[float | None]:
-    """``values`` as a list, ``None`` where ``condition`` is false (only the kept values boxed)."""
-    if condition.all():
-        return values.tolist()
-    column = np.empty(len(values), object)  # all None
-    column[condition] = values[condition]
-    return column.tolist()

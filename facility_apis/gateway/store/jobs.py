@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, bindparam, func, or_, select, update
 
 from ...core.interface import Allocation, FollowupRequest, Target
+from ...core.json_text import Fragment
 from ...core.outcome import Outcome, State
 from ...core.redact import get_logger
 from ..crypto import SealError
@@ -343,7 +344,7 @@ class Jobs:
         return results
 
     @staticmethod
-    def _prepare(recording: Recording, now: float) -> tuple[Outcome, list[dict[str, Any]], list[dict[str, Any]]]:
+    def _prepare(recording: Recording, now: float) -> tuple[Outcome, list[bytes], list[dict[str, Any]]]:
         job, outcome = recording.job, recording.outcome
         photometry = outcome.photometry if outcome.photometry is not None and len(outcome.photometry) else None
         allocation = job.request.allocation
@@ -361,7 +362,7 @@ class Jobs:
         connection: Connection,
         recording: Recording,
         outcome: Outcome,
-        uploads: list[dict[str, Any]],
+        uploads: list[bytes],
         records: list[dict[str, Any]],
         now: float,
         row: Any,
@@ -393,7 +394,7 @@ class Jobs:
         )
         pending.transactions += records
         for upload in uploads:
-            pending.owe(job.request_id, "photometry", upload, now)
+            pending.owe(job.request_id, "photometry", Fragment(upload), now)  # stored as encoded
         remote_id = outcome.remote_id or row.remote_id
         values = pending.change_state(job.request_id, row.status, step.state, step.status, step.detail, now)
         cursor = row.cursor if outcome.cursor is None else outcome.cursor

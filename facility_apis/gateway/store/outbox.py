@@ -3,12 +3,13 @@ and leased to a deliverer (``gateway/outbox.py``) one request at a time, in ``id
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, Text, bindparam, cast, func, insert, or_, select, update
 
 from ...core.answers import one_line
 from ...core.outcome import State
@@ -23,12 +24,13 @@ _ADDRESS = ("followup_request_id", "obj_id", "allocation_id")
 class Delivery:
     """A leased outbox row, with what is needed to address it: ``kind`` is ``status`` (``body``
     is ``{"new_status": ...}``) or ``photometry`` (``body`` is the ``PUT /api/photometry`` body);
+    ``body`` is the JSON text as stored, sent as it is (a large upload is never decoded);
     ``followup_request_id`` is SkyPortal's id of the request, None until it is known."""
 
     id: int
     request_id: int
     kind: str
-    body: dict[str, Any]
+    body: str
     attempts: int
     followup_request_id: int | None
     obj_id: str
@@ -84,7 +86,8 @@ _DUE = (
 _IDS = bindparam("ids", expanding=True)
 _LEASE = update(OUTBOX).where(OUTBOX.c.id.in_(_IDS)).values(lease_owner=bindparam("owner"), lease_expires=bindparam("expires"))
 _ADDRESSED = (
-    select(OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.body, OUTBOX.c.attempts, *(REQUESTS.c[name] for name in _ADDRESS), _refused_before())
+    select(OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, cast(OUTBOX.c.body, Text), OUTBOX.c.attempts)
+    .add_columns(*(REQUESTS.c[name] for name in _ADDRESS), _refused_before())
     .join(REQUESTS, OUTBOX.c.request_id == REQUESTS.c.id)
     .where(OUTBOX.c.id.in_(_IDS))
     .order_by(OUTBOX.c.id)
@@ -139,7 +142,7 @@ class Outbox:
         did not store are never announced: the message then says how many were stored and why
         the rest were not, and the request records that status (with its history row) while it
         still stands at the one announced."""
-        announced = delivery.body["new_status"]
+        announced = json.loads(delivery.body)["new_status"]
         if not delivery.refused_before:
             return announced
         now = time.time() if now is None else now

@@ -40,8 +40,9 @@ class PendingRows:
         #: ``(request id, new status)`` of every change of status gathered (``flush`` keeps them).
         self.changed: list[tuple[int, str]] = []
 
-    def owe(self, request_id: int, kind: str, body: dict[str, Any], now: float) -> None:
-        """An outbox row (``kind`` ``status`` or ``photometry``), after those already owed."""
+    def owe(self, request_id: int, kind: str, body: Any, now: float) -> None:
+        """An outbox row (``kind`` ``status`` or ``photometry``), after those already owed;
+        ``body`` is a JSON-able dict or an encoded ``json_text.Fragment``."""
         self.outbox.append({"request_id": request_id, "kind": kind, "body": body, "created_at": now, "attempts": 0, "next_attempt_at": now, "dead": False})
 
     def change_state(self, request_id: int, status: str, new_state: State, new_status: str, detail: str, now: float) -> dict[str, Any]:
