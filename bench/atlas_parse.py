@@ -126,6 +126,7 @@ def reference(text: str) -> list[tuple]:
     return points
 
 
+OBJ_ID, INSTRUMENT_ID, GROUP_IDS = "ZTF26aatlasbench", 11, [1, 2]
 #: The columns the conversion reads (the header names MJD ``###MJD``).
 NEEDED = ("MJD", "m", "dm", "uJy", "duJy", "F", "chi/N", "RA", "Dec", "mag5sig")
 
@@ -133,7 +134,7 @@ NEEDED = ("MJD", "m", "dm", "uJy", "duJy", "F", "chi/N", "RA", "Dec", "mag5sig")
 def pandas_photometry(path: str, pandas, numpy, snr_threshold: float = 3.0):
     """The baseline: what a pandas user would write instead of ``parse_results`` — read the needed
     columns with ``pandas.read_csv``, convert them with vectorised numpy by the same rules, and
-    give the same ``Photometry`` columns (lists, ``None`` where there is no value)."""
+    give the same ``Photometry`` columns (NaN where there is no value)."""
     from facility_apis.core.photometry import Photometry
 
     frame = pandas.read_csv(path, sep=r"\s+", usecols=lambda name: name.lstrip("#") in NEEDED)
@@ -148,16 +149,26 @@ def pandas_photometry(path: str, pandas, numpy, snr_threshold: float = 3.0):
         finite = numpy.isfinite(flux) & numpy.isfinite(m) & numpy.isfinite(dm)
         detected = (error > 0) & finite & (flux / error >= snr_threshold) & ~(chi_n > 10.0) & ~(m > limit)
     band = numpy.where(frame["F"].to_numpy()[keep] == "c", "atlasc", "atlaso").tolist()
-    return Photometry(
-        mjd.tolist(),
-        numpy.where(detected, m, None).tolist(),
-        numpy.where(detected, dm, None).tolist(),
-        limit.tolist(),
-        band,
-        numpy.where(numpy.isfinite(ra), ra, None).tolist(),
-        numpy.where(numpy.isfinite(dec), dec, None).tolist(),
-        origin="fp",
-    )
+    nan = numpy.nan
+    return Photometry(mjd, numpy.where(detected, m, nan), numpy.where(detected, dm, nan), limit, band, ra, dec, origin="fp")
+
+
+def json_uploads(photometry, numpy, obj_id: str, instrument_id: int, group_ids: list[int], rows: int = 10_000) -> list[bytes]:
+    """The baseline's upload bodies: the columns as lists (``None`` for NaN), by ``json.dumps``,
+    in uploads of ``rows`` points (what ``requests``' ``json=`` sends for such a body)."""
+    columns = {"mjd": photometry.mjd, "mag": photometry.mag, "magerr": photometry.magerr, "limiting_mag": photometry.limiting_mag}
+    columns |= {"filter": numpy.asarray(photometry.filter, dtype=object), "ra": photometry.ra, "dec": photometry.dec}
+    fixed = {"obj_id": obj_id, "instrument_id": instrument_id, "magsys": "ab", "origin": "fp", "group_ids": group_ids}
+    bodies = []
+    for start in range(0, len(photometry), rows):
+        body = dict(fixed)
+        for name, values in columns.items():
+            part = values[start : start + rows]
+            if part.dtype == numpy.float64:
+                part = numpy.where(numpy.isnan(part), None, part)
+            body[name] = part.tolist()
+        bodies.append(json.dumps(body).encode())
+    return bodies
 
 
 def bits(value: float | str | None) -> bytes | str | None:
@@ -167,7 +178,7 @@ def bits(value: float | str | None) -> bytes | str | None:
 
 def points_of(photometry) -> list[tuple]:
     """The points of ``photometry`` as ``reference`` gives them."""
-    columns = (photometry.mjd, photometry.mag, photometry.magerr, photometry.limiting_mag, photometry.filter, photometry.ra, photometry.dec)
+    columns = [photometry.values(name) for name in ("mjd", "mag", "magerr", "limiting_mag", "filter", "ra", "dec")]
     return list(zip(*columns, strict=True))
 
 
@@ -176,6 +187,16 @@ def differences(photometry, points: list[tuple]) -> int:
     ours = points_of(photometry)
     different = sum(1 for a, b in zip(ours, points, strict=False) if [bits(v) for v in a] != [bits(v) for v in b])
     return different + abs(len(ours) - len(points))
+
+
+def _peak(function) -> int:
+    """The peak traced memory (bytes) of one call of ``function``."""
+    gc.collect()
+    tracemalloc.start()
+    function()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
 
 
 def _timed(function) -> float:
@@ -230,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         def read():
             return pandas.read_csv(path, sep=r"\s+", usecols=lambda name: name.lstrip("#") in NEEDED)
 
+        def ours_uploads():
+            return ours().uploads(OBJ_ID, INSTRUMENT_ID, GROUP_IDS)
+
+        def theirs_uploads():
+            return json_uploads(theirs(), numpy, OBJ_ID, INSTRUMENT_ID, GROUP_IDS)
+
         # Warm-up (and sanity): pandas reads every row, ours gives every value exactly, and the
         # baseline gives ours (the same work).
         photometry, frame = ours(), read()
@@ -239,18 +266,18 @@ def main(argv: list[str] | None = None) -> int:
         wrong = differences(photometry, expected)
         del expected
         unlike = differences(photometry, points_of(theirs()))
+        # The bodies sent: the same values (repr: exact, -0.0 apart from 0.0), however written.
+        bodies_differ = repr([json.loads(body) for body in ours_uploads()]) != repr([json.loads(body) for body in theirs_uploads()])
 
-        times: dict[str, list[float]] = {"ours": [], "pandas": [], "read": []}
+        times: dict[str, list[float]] = {"ours": [], "pandas": [], "read": [], "ours_uploads": [], "pandas_uploads": []}
         for _ in range(repeat):  # interleaved rounds
             times["ours"].append(_timed(ours))
             times["pandas"].append(_timed(theirs))
             times["read"].append(_timed(read))
+            times["ours_uploads"].append(_timed(ours_uploads))
+            times["pandas_uploads"].append(_timed(theirs_uploads))
 
-        gc.collect()
-        tracemalloc.start()
-        ours()
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        peak, peak_uploads = _peak(ours), _peak(ours_uploads)
 
         medians = {name: statistics.median(values) for name, values in times.items()}
         ratio = medians["ours"] / medians["pandas"]
@@ -264,16 +291,23 @@ def main(argv: list[str] | None = None) -> int:
             ("ours", "read + parse_results (read, parse, convert)"),
             ("pandas", "pandas.read_csv(sep=r'\\s+', usecols) + numpy conversion (same result)"),
             ("read", "pandas.read_csv alone (the baseline's reading; informational)"),
+            ("ours_uploads", "the same + Photometry.uploads (the encoded bodies of PUT /api/photometry)"),
+            ("pandas_uploads", "the baseline + json.dumps of the same bodies (columns as lists)"),
         )
         for name, label in labels:
             values = times[name]
-            print(f"  {name:<7}{medians[name] * 1e3:9.1f} ms   (best {min(values) * 1e3:.1f}, max {max(values) * 1e3:.1f})   {label}")
+            print(f"  {name:<15}{medians[name] * 1e3:9.1f} ms   (best {min(values) * 1e3:.1f}, max {max(values) * 1e3:.1f})   {label}")
         print(f"ratio ours/pandas: {ratio:.2f}  (target ≤ {TARGET_RATIO} (ours no slower))  {'MET' if met else 'MISSED'}")
+        to_skyportal = medians["ours_uploads"] / medians["pandas_uploads"]
+        print(f"ratio ours/pandas, file to upload bodies: {to_skyportal:.2f}  (informational)")
         print(f"  peak traced memory of read + parse_results: {peak / 1e6:.1f} MB ({peak / rows:.0f} B/row; file {size_mb:.1f} MB)")
         memory = peak / 1e6 / size_mb
         print(f"peak memory / file size: {memory:.1f}  (target ≤ {TARGET_MEMORY:g})  {'MET' if memory <= TARGET_MEMORY else 'MISSED'}")
         print(f"points differing from the row-by-row reference in any bit: {wrong}  (must be 0)")
         print(f"points differing from the pandas baseline's in any bit: {unlike}  (must be 0: the same work)")
+        memory_uploads = peak_uploads / 1e6 / size_mb
+        print(f"  peak traced memory of read + parse_results + uploads: {peak_uploads / 1e6:.1f} MB ({memory_uploads:.1f} file sizes; informational)")
+        print(f"upload bodies differing from the baseline's in any value: {int(bodies_differ)}  (must be 0)")
 
         if args.profile:
             import cProfile
@@ -302,11 +336,18 @@ def main(argv: list[str] | None = None) -> int:
                             {"label": "peak memory, read+parse", "base_label": "file size", "value": f"{peak / 1e6:.1f} MB",
                              "baseline": f"{size_mb:.1f} MB", "ratio": memory, "ratio_name": "peak/file size",
                              "target": f"≤ {TARGET_MEMORY:g}", "target_met": memory <= TARGET_MEMORY},
+                            {"label": "file to upload bodies", "base_label": "pandas + json.dumps",
+                             "value": f"{medians['ours_uploads'] * 1e3:.1f} ms", "baseline": f"{medians['pandas_uploads'] * 1e3:.1f} ms",
+                             "ratio": to_skyportal, "ratio_name": "ours/baseline", "target": "informational", "target_met": None},
+                            {"label": "peak memory, read+parse+uploads", "base_label": "file size", "value": f"{peak_uploads / 1e6:.1f} MB",
+                             "baseline": f"{size_mb:.1f} MB", "ratio": memory_uploads, "ratio_name": "peak/file size",
+                             "target": "informational", "target_met": None},
                         ],
                         "differing_points": wrong,
                         "differing_from_baseline": unlike,
                         "failures": [f"{wrong} points differ from the reference"] * bool(wrong)
-                        + [f"{unlike} points differ from the pandas baseline"] * bool(unlike),
+                        + [f"{unlike} points differ from the pandas baseline"] * bool(unlike)
+                        + ["the upload bodies differ from the baseline's"] * bodies_differ,
                     },
                     handle,
                     indent=2,
@@ -318,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL: {wrong} points differ from the row-by-row reference")
     if unlike:
         print(f"FAIL: {unlike} points differ from the pandas baseline's: the comparison is not of the same work")
-    return 1 if wrong or unlike else 0
+    if bodies_differ:
+        print("FAIL: the upload bodies differ from the baseline's")
+    return 1 if wrong or unlike or bodies_differ else 0
 
 
 if __name__ == "__main__":

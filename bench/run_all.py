@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for more in figures.get("more", ()):  # the script's other figures, each against its own baseline
                 ratio = f"{more['ratio']:.2f}" if isinstance(more["ratio"], float) else str(more["ratio"])
-                verdict = "met" if more["target_met"] else "MISSED"
+                verdict = "-" if more["target_met"] is None else "met" if more["target_met"] else "MISSED"  # None: informational
                 rows.append(("", more["label"], more["base_label"], more["value"], more["baseline"], ratio, more["ratio_name"], more["target"], verdict))
 
     header = ("benchmark", "measured", "baseline", "value", "baseline value", "ratio", "ratio of", "target", "result")

@@ -93,8 +93,9 @@ class _WriterTurns:
 
 class Database:
     """An engine on ``database_url`` (``engine_options`` go to ``create_engine``; JSON columns
-    are written by ``json_text``, read by the standard library) and its transactions. With ``create``, an empty database gets the tables; otherwise, and for a
-    database of another schema version or with foreign tables of the same names, opening raises
+    are written by ``json_text``, read by the standard library) and its transactions. With
+    ``create``, an empty database gets the tables; otherwise, and for a database of another
+    schema version or with foreign tables of the same names, opening raises
     ``ConfigurationError``."""
 
     def __init__(self, database_url: str, *, create: bool = True, **engine_options: Any):

@@ -24,7 +24,7 @@ _ADDRESS = ("followup_request_id", "obj_id", "allocation_id")
 class Delivery:
     """A leased outbox row, with what is needed to address it: ``kind`` is ``status`` (``body``
     is ``{"new_status": ...}``) or ``photometry`` (``body`` is the ``PUT /api/photometry`` body);
-    ``body`` is the JSON text as stored, sent as it is (a large upload is never decoded);
+    ``body`` is the row's JSON text as stored, so an upload is sent as it is, never decoded;
     ``followup_request_id`` is SkyPortal's id of the request, None until it is known."""
 
     id: int
