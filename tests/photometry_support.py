@@ -16,7 +16,5 @@ def fields(photometry: Photometry) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in dataclass_fields(photometry):
         value = getattr(photometry, field.name)
-        if field.name in NUMBER_COLUMNS and value is not None:
-            value = [None if number != number else number for number in value.tolist()]  # NaN != NaN
-        out[field.name] = value
+        out[field.name] = photometry.values(field.name) if field.name in NUMBER_COLUMNS and value is not None else value
     return out

@@ -158,3 +158,9 @@ def test_ra_and_dec_go_together_and_a_missing_column_is_named():
         Photometry([1.0], [None], [None], [19.0], ["ztfg"], ra=[1.0])
     with pytest.raises(KeyError, match="no column 'ra'"):
         Photometry([1.0], [None], [None], [19.0], ["ztfg"]).values("ra")
+
+
+@pytest.mark.parametrize("rows", [20, 400])  # row by row, column-wise
+def test_both_parse_paths_give_contiguous_columns_the_encoder_writes_directly(rows):
+    photometry = parse_results(atlas_file(rows))
+    assert all(getattr(photometry, name).flags.c_contiguous for name in ("mjd", "mag", "magerr", "limiting_mag", "ra", "dec"))

@@ -147,14 +147,15 @@ def parse_results(text: str, *, snr_threshold: float = 3.0, origin: str = ORIGIN
 
 
 def _columns(filters: list[str], numbers: array) -> tuple[list[np.ndarray], np.ndarray, dict[str, int]]:
-    """The row-by-row table in ``read_table``'s form."""
+    """The row-by-row table in ``read_table``'s form, each column contiguous (as the encoder of
+    the upload bodies writes it directly)."""
     code = {band: index for index, band in enumerate(BANDS)}
     codes = np.array([code.get(band, len(BANDS)) for band in filters], np.uint8)
     other: dict[str, int] = {}
     for band in filters:
         if band not in code:
             other[band] = other.get(band, 0) + 1
-    return list(np.frombuffer(numbers, np.float64).reshape(-1, len(NUMBERS)).T), codes, other
+    return list(np.ascontiguousarray(np.frombuffer(numbers, np.float64).reshape(-1, len(NUMBERS)).T)), codes, other
 
 
 def _photometry(numbers: list[np.ndarray], codes: np.ndarray, other_filters: dict[str, int], snr_threshold: float, origin: str) -> Photometry:
